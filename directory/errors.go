@@ -1,0 +1,32 @@
+package directory
+
+import (
+	"errors"
+)
+
+// Sentinel errors. Callers test them with errors.Is; every error that leaves
+// this package wraps exactly one of them.
+var (
+	ErrNotFound           = errors.New("directory: user not found")
+	ErrAmbiguous          = errors.New("directory: more than one entry matches")
+	ErrPolicy             = errors.New("directory: password rejected by policy")
+	ErrUnavailable        = errors.New("directory: unavailable")
+	ErrInsufficientRights = errors.New("directory: insufficient access rights")
+	ErrTLS                = errors.New("directory: TLS failure")
+	ErrInvalidCredentials = errors.New("directory: invalid credentials")
+	ErrMustChange         = errors.New("directory: password must be changed")
+	ErrLocked             = errors.New("directory: account locked")
+	ErrDisabled           = errors.New("directory: account disabled")
+	ErrAccountExpired     = errors.New("directory: account expired")
+	ErrPasswordExpired    = errors.New("directory: password expired")
+)
+
+// PolicyError carries the server's reason for refusing a password.
+type PolicyError struct {
+	Reason string // the server's own text, e.g. "the password is too short"
+}
+
+func (e *PolicyError) Error() string { return "directory: password rejected by policy: " + e.Reason }
+
+// Is makes errors.Is(err, ErrPolicy) true for a *PolicyError.
+func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }

@@ -1,0 +1,58 @@
+package enroll
+
+import "time"
+
+// State is the life-cycle state of an enrollment.
+type State string
+
+const (
+	StatePending     State = "pending"     // activated, phone not yet verified
+	StateActive      State = "active"      // phone verified; SMS commands accepted
+	StateFrozen      State = "frozen"      // NOT ME or an admin froze it; commands refused
+	StateDeactivated State = "deactivated" // an admin turned it off
+)
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	switch s {
+	case StatePending, StateActive, StateFrozen, StateDeactivated:
+		return true
+	}
+	return false
+}
+
+// Enrollment links a directory username to a verified phone number.
+type Enrollment struct {
+	Username  string    `json:"username"`
+	Phone     string    `json:"phone"` // E.164, e.g. +15555550101; empty while pending
+	Language  string    `json:"language"`
+	State     State     `json:"state"`
+	Method    string    `json:"method,omitempty"` // sms | voice | app | helpdesk
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// VerifiedAt is when the phone was verified (zero while pending).
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+}
+
+// Event is one append-only audit record. It never holds a secret.
+type Event struct {
+	Seq      uint64    `json:"seq"` // assigned by the store, strictly increasing
+	Time     time.Time `json:"time"`
+	Actor    string    `json:"actor"`  // "sms:+1555…", "admin:jdoe", "cli", "system"
+	Action   string    `json:"action"` // e.g. "reset", "unlock", "enroll", "stop"
+	Username string    `json:"username,omitempty"`
+	Phone    string    `json:"phone,omitempty"`
+	Outcome  string    `json:"outcome"` // "ok", "denied", "error", "rate_limited", ...
+	Detail   string    `json:"detail,omitempty"`
+	SourceIP string    `json:"source_ip,omitempty"`
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	Username string
+	Action   string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+	AfterSeq uint64    // only events with Seq > AfterSeq
+	Limit    int       // 0 = no limit
+}

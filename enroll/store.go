@@ -11,32 +11,50 @@ var (
 	ErrNotFound   = errors.New("enroll: not found")
 	ErrPhoneTaken = errors.New("enroll: phone number already belongs to another active enrollment")
 	ErrClosed     = errors.New("enroll: store closed")
+	// ErrInvalid wraps every input a store (or NormalizePhone) rejects:
+	// an empty username, a phone not in E.164 form, an unknown State, ...
+	// Nothing is changed when it is returned.
+	ErrInvalid = errors.New("enroll: invalid input")
 )
 
 // Store is durable storage for enrollments, the phone index, the audit
 // trail, processed webhook message IDs, opt-outs and rate-limit windows.
 // Implementations must pass storetest.Run.
+//
+// Common rules: usernames match case-insensitively (the record keeps the
+// spelling last written); phone numbers are E.164 (see NormalizePhone);
+// every "now" comes from the caller and must not be zero. Bad input gives an
+// error wrapping ErrInvalid, a done ctx gives ctx.Err() (wrapped), a closed
+// store ErrClosed; none of these changes anything.
 type Store interface {
 	// PutEnrollment creates or replaces the enrollment for e.Username and
 	// keeps the phone index in step in the same transaction: an active or
 	// frozen enrollment owns its phone; a phone owned by another username
 	// gives ErrPhoneTaken and changes nothing.
+	// An active or frozen enrollment needs a phone; a pending or
+	// deactivated one may keep one without owning it.
 	PutEnrollment(ctx context.Context, e Enrollment) error
+	// Enrollment returns the enrollment for username or ErrNotFound.
 	Enrollment(ctx context.Context, username string) (Enrollment, error)
-	// EnrollmentByPhone returns the enrollment that owns phone (E.164).
+	// EnrollmentByPhone returns the enrollment that owns phone (E.164):
+	// only an active or frozen one does; otherwise ErrNotFound.
 	EnrollmentByPhone(ctx context.Context, phone string) (Enrollment, error)
-	// Enrollments lists all enrollments ordered by username.
+	// Enrollments lists all enrollments ordered by username, case-insensitively.
 	Enrollments(ctx context.Context) ([]Enrollment, error)
-	// DeleteEnrollment removes the enrollment and its phone index entry.
+	// DeleteEnrollment removes the enrollment and its phone index entry;
+	// ErrNotFound if there is none.
 	DeleteEnrollment(ctx context.Context, username string) error
 
-	// AppendAudit stores ev with the next sequence number and returns it.
+	// AppendAudit stores ev with the next sequence number and returns it;
+	// ev.Seq is ignored. ev needs an Action and a Time.
 	AppendAudit(ctx context.Context, ev Event) (uint64, error)
-	// Audit returns matching events in sequence order.
+	// Audit returns matching events in sequence order (Username matches
+	// case-insensitively, Action exactly); Limit keeps the first matches.
 	Audit(ctx context.Context, f AuditFilter) ([]Event, error)
 
 	// MarkMessage records a webhook MessageSid; it returns false if the
-	// SID was already recorded and has not expired. Check-and-insert is atomic.
+	// SID was already recorded and has not expired (it expires at now+ttl,
+	// and counts as absent from then on). Check-and-insert is atomic.
 	MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (first bool, err error)
 
 	// SetOptOut records STOP (true) or START (false) for a phone number.
@@ -44,11 +62,13 @@ type Store interface {
 	OptedOut(ctx context.Context, phone string) (bool, error)
 
 	// Allow is a sliding-window rate limiter: it records a hit for key and
-	// returns true if key had fewer than limit hits within window before now.
-	// A refused hit is not recorded.
+	// returns true if key had fewer than limit hits within window before now,
+	// that is in (now-window, now]. A refused hit is not recorded.
+	// Check-and-record is atomic.
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
 
-	// Purge removes expired message IDs and rate-limit hits older than now.
+	// Purge removes expired message IDs and the rate-limit hits that have
+	// left their window by now (the window of the key's latest Allow).
 	Purge(ctx context.Context, now time.Time) error
 
 	Close() error

@@ -1,0 +1,242 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// BoltStore is the Store kept in one bbolt data file. It is safe for
+// concurrent use; bbolt runs one writer at a time, which is what makes the
+// check-and-insert methods atomic.
+type BoltStore struct {
+	db     *bolt.DB
+	path   string
+	closed atomic.Bool
+}
+
+var _ Store = (*BoltStore)(nil)
+
+// Bucket names. Keys and values:
+//
+//	meta         "schema" → big-endian uint64 schema version
+//	enrollments  lower-cased username → JSON Enrollment
+//	phones       E.164 → lower-cased username of the active or frozen owner
+//	audit        big-endian uint64 sequence → JSON Event (append-only)
+//	messages     MessageSid → big-endian expiry (Unix ns)
+//	optout       E.164 → big-endian time of the STOP (Unix ns)
+//	ratelimit    key → window and hit times (see ratelimit.go)
+var (
+	bucketMeta        = []byte("meta")
+	bucketEnrollments = []byte("enrollments")
+	bucketPhones      = []byte("phones")
+	bucketAudit       = []byte("audit")
+	bucketMessages    = []byte("messages")
+	bucketOptOut      = []byte("optout")
+	bucketRateLimit   = []byte("ratelimit")
+
+	allBuckets = [][]byte{bucketMeta, bucketEnrollments, bucketPhones, bucketAudit,
+		bucketMessages, bucketOptOut, bucketRateLimit}
+
+	keySchema = []byte("schema")
+)
+
+// schemaVersion is the layout this code reads and writes. A file with a
+// higher version was written by a newer replyreset and is refused rather
+// than misread.
+const schemaVersion = 1
+
+// ErrInUse is returned by OpenBolt when another process holds the data file.
+var ErrInUse = errors.New("enroll: data file is in use by another replyreset process")
+
+type inUseError struct{ path string }
+
+func (e inUseError) Error() string {
+	return fmt.Sprintf("data file %s is in use by another replyreset process", e.path)
+}
+
+func (e inUseError) Is(target error) bool { return target == ErrInUse }
+
+// BoltOption configures OpenBolt.
+type BoltOption func(*boltConfig)
+
+type boltConfig struct {
+	lockTimeout time.Duration
+}
+
+// WithLockTimeout sets how long OpenBolt waits for another process to
+// release the data file before it gives up with ErrInUse (default 1s).
+func WithLockTimeout(d time.Duration) BoltOption {
+	return func(c *boltConfig) { c.lockTimeout = d }
+}
+
+// OpenBolt opens (creating it with mode 0600 if needed) the bbolt data file
+// at path and creates any missing bucket. The file's directory must exist.
+// Only one process may hold the file: a second one gets an error matching
+// ErrInUse once the lock timeout has passed.
+func OpenBolt(path string, opts ...BoltOption) (*BoltStore, error) {
+	cfg := boltConfig{lockTimeout: time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.lockTimeout <= 0 {
+		// bbolt waits forever on 0; a stuck start-up is worse than an error.
+		cfg.lockTimeout = time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.lockTimeout})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, inUseError{path}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: open data file %s: %w", path, err)
+	}
+	if err := db.Update(initSchema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("enroll: data file %s: %w", path, err)
+	}
+	return &BoltStore{db: db, path: path}, nil
+}
+
+// initSchema creates the buckets and checks or records the schema version.
+func initSchema(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	v := meta.Get(keySchema)
+	switch {
+	case v == nil:
+		return meta.Put(keySchema, u64Bytes(schemaVersion))
+	case len(v) != 8:
+		return fmt.Errorf("schema version is corrupt (%d bytes)", len(v))
+	case bytesU64(v) > schemaVersion:
+		return fmt.Errorf("schema version %d was written by a newer replyreset (this one reads up to %d)",
+			bytesU64(v), schemaVersion)
+	}
+	return nil
+}
+
+// Path returns the data file's path.
+func (s *BoltStore) Path() string { return s.path }
+
+// Close releases the data file, waiting for running transactions. Closing
+// twice is harmless; any other method then returns ErrClosed.
+func (s *BoltStore) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("enroll: close data file %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole data file to w while the
+// store stays in use (a read transaction sees one snapshot) and returns the
+// number of bytes written. The copy opens with OpenBolt.
+func (s *BoltStore) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := s.view(context.Background(), func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("enroll: backup %s: %w", s.path, err)
+	}
+	return n, nil
+}
+
+// Check runs bbolt's consistency check over the whole file and returns
+// every problem found, joined. It runs in a write transaction that is rolled
+// back, because a read-only check is unsafe while writers run.
+func (s *BoltStore) Check() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return s.txErr(err)
+	}
+	defer tx.Rollback()
+	var errs []error
+	for err := range tx.Check() {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("enroll: data file %s is inconsistent: %w", s.path, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Purge removes expired message IDs and the rate-limit hits whose window
+// has passed by now (each key's window is the one its last Allow used).
+func (s *BoltStore) Purge(ctx context.Context, now time.Time) error {
+	if err := checkNow(now); err != nil {
+		return err
+	}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		if err := purgeMessages(ctx, tx.Bucket(bucketMessages), now); err != nil {
+			return err
+		}
+		return purgeRateLimits(ctx, tx.Bucket(bucketRateLimit), now)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: purge: %w", err)
+	}
+	return nil
+}
+
+// view runs fn in a read transaction after checking ctx and the store.
+func (s *BoltStore) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	return s.txErr(s.db.View(fn))
+}
+
+// update runs fn in a write transaction after checking ctx and the store.
+// bbolt commits only if fn returns nil, so a failed check changes nothing.
+func (s *BoltStore) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := s.begin(ctx); err != nil {
+		return err
+	}
+	return s.txErr(s.db.Update(fn))
+}
+
+func (s *BoltStore) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// txErr maps bbolt's "not open" (a Close racing the call) to ErrClosed.
+func (s *BoltStore) txErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
+	}
+	return err
+}
+
+// checkCtxEvery is how many records a long scan reads between context checks.
+const checkCtxEvery = 1024
+
+// errIfDone returns ctx's error on every checkCtxEvery-th call.
+func errIfDone(ctx context.Context, i int) error {
+	if i%checkCtxEvery != 0 {
+		return nil
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,44 @@
+package enroll
+
+import (
+	"encoding/binary"
+	"math"
+	"time"
+)
+
+// Fixed-width big-endian encodings. Unsigned keys sort bytewise in numeric
+// order, which is the order bbolt cursors iterate in.
+
+func u64Bytes(v uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v)
+}
+
+func bytesU64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// unixNano is t in Unix nanoseconds, clamped to int64 so that a far-future
+// expiry (now + a huge ttl) stays far in the future instead of wrapping.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(maxTime):
+		return math.MaxInt64
+	case t.Before(minTime):
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	maxTime = time.Unix(0, math.MaxInt64)
+	minTime = time.Unix(0, math.MinInt64)
+)
+
+func appendNano(b []byte, ns int64) []byte {
+	return binary.BigEndian.AppendUint64(b, uint64(ns))
+}
+
+func appendTime(b []byte, t time.Time) []byte { return appendNano(b, unixNano(t)) }
+
+func timeBytes(t time.Time) []byte { return appendTime(make([]byte, 0, 8), t) }
+
+// bytesNano decodes 8 bytes written by appendTime.
+func bytesNano(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }

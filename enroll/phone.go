@@ -1,0 +1,211 @@
+package enroll
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Why NormalizePhone rejected a number; a *PhoneError matches one of these
+// and ErrInvalid with errors.Is.
+var (
+	ErrPhoneEmpty     = errors.New("phone number is empty")
+	ErrPhoneNotNumber = errors.New("not a phone number")
+	ErrPhoneInvalid   = errors.New("not a valid phone number")
+)
+
+// PhoneError explains a rejected phone number. It never repeats the input:
+// errors end up in logs and a phone number is personal data.
+type PhoneError struct {
+	Reason error  // ErrPhoneEmpty, ErrPhoneNotNumber or ErrPhoneInvalid
+	Region string // for ErrPhoneInvalid: ISO 3166 code of the country whose plan it fails
+	Detail string // optional, e.g. "unexpected character 'x'"
+}
+
+func (e *PhoneError) Error() string {
+	msg := "enroll: " + e.Reason.Error()
+	if e.Region != "" {
+		msg += " for " + e.Region
+		if cc := phonenumbers.GetCountryCodeForRegion(e.Region); cc != 0 {
+			msg += fmt.Sprintf(" (+%d)", cc)
+		}
+	}
+	if e.Detail != "" {
+		msg += ": " + e.Detail
+	}
+	return msg
+}
+
+// Unwrap lets errors.Is match both the reason and ErrInvalid.
+func (e *PhoneError) Unwrap() []error { return []error{e.Reason, ErrInvalid} }
+
+// maxPhoneRunes bounds the input; the longest sane form ("tel:" + IDD +
+// 15 digits + separators) is far shorter.
+const maxPhoneRunes = 50
+
+// NormalizePhone turns a phone number typed in any common national or
+// international format into E.164 ("+33612345678"). It accepts spaces, dashes,
+// dots, slashes and parentheses as separators, a leading "+", "00" or the
+// region's own international prefix, a "tel:" prefix, the "(0)" of
+// "+44 (0)20 …" and full-width or Arabic-Indic digits. defaultRegion (an ISO
+// 3166 code such as "US"; case-insensitive) is the country of numbers typed
+// without a country code; with "" such numbers are rejected.
+//
+// The number must be valid in its country's numbering plan. Its type is not
+// checked: a landline is accepted (it can take a voice call).
+func NormalizePhone(input, defaultRegion string) (string, error) {
+	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
+	if region != "" && !KnownRegion(region) {
+		return "", fmt.Errorf("enroll: unknown default region %q", defaultRegion)
+	}
+	cleaned, err := cleanPhone(input)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(cleaned, "+") && region == "" {
+		return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: "no country code (start with + and the country code)"}
+	}
+	num, err := phonenumbers.Parse(cleaned, region)
+	if strings.HasPrefix(cleaned, "00") && (err != nil || !phonenumbers.IsValidNumber(num)) {
+		// "00" is the international prefix of most of the world, even
+		// where the region's own is another (011 in the US).
+		if n2, err2 := phonenumbers.Parse("+"+cleaned[2:], region); err2 == nil && phonenumbers.IsValidNumber(n2) {
+			num, err = n2, nil
+		}
+	}
+	if err != nil {
+		return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: parseDetail(err)}
+	}
+	if !phonenumbers.IsValidNumber(num) {
+		r := region
+		if strings.HasPrefix(cleaned, "+") || r == "" {
+			r = regionOfCode(int(num.GetCountryCode()))
+		}
+		if r == "" {
+			return "", &PhoneError{Reason: ErrPhoneInvalid, Detail: fmt.Sprintf("unknown country code +%d", num.GetCountryCode())}
+		}
+		return "", &PhoneError{Reason: ErrPhoneInvalid, Region: r}
+	}
+	return phonenumbers.Format(num, phonenumbers.E164), nil
+}
+
+// cleanPhone checks input's characters and returns it reduced to ASCII
+// digits, with a leading "+" if it had one.
+func cleanPhone(input string) (string, error) {
+	s := strings.TrimSpace(input)
+	if s == "" {
+		return "", &PhoneError{Reason: ErrPhoneEmpty}
+	}
+	if !utf8.ValidString(s) {
+		return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: "not valid UTF-8"}
+	}
+	if utf8.RuneCountInString(s) > maxPhoneRunes {
+		return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: "too long"}
+	}
+	if len(s) >= 4 && strings.EqualFold(s[:4], "tel:") {
+		s = strings.TrimSpace(s[4:])
+	}
+	// The "(0)" of "+44 (0)20 7946 0958" is the trunk prefix, dialled only
+	// nationally; libphonenumber strips a national prefix after a country
+	// code, so dropping the parentheses is enough.
+	var b strings.Builder
+	b.Grow(len(s))
+	digits := 0
+	for _, r := range s {
+		switch {
+		case r == '+' || r == '＋':
+			if b.Len() > 0 {
+				return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: "\"+\" is only allowed at the start"}
+			}
+			b.WriteByte('+')
+		case asciiDigit(r) >= 0:
+			digits++
+			b.WriteByte(byte('0' + asciiDigit(r)))
+		case isPhoneSeparator(r):
+		default:
+			return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: fmt.Sprintf("unexpected character %q", r)}
+		}
+	}
+	switch {
+	case digits == 0:
+		return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: "no digits"}
+	case digits > 20: // 15 (E.164) + the longest international prefixes
+		return "", &PhoneError{Reason: ErrPhoneNotNumber, Detail: "too many digits"}
+	}
+	return b.String(), nil
+}
+
+// asciiDigit returns the value of an ASCII, full-width or Arabic-Indic
+// digit, or -1.
+func asciiDigit(r rune) int {
+	for _, zero := range []rune{'0', '０', '٠', '۰'} {
+		if r >= zero && r <= zero+9 {
+			return int(r - zero)
+		}
+	}
+	return -1
+}
+
+// isPhoneSeparator reports whether r is punctuation people put in phone
+// numbers: spaces, dashes, dots, slashes, parentheses and brackets.
+func isPhoneSeparator(r rune) bool {
+	if unicode.IsSpace(r) || unicode.Is(unicode.Pd, r) {
+		return true
+	}
+	switch r {
+	case '.', '/', '(', ')', '[', ']', '−', '．', '／', '（', '）', '［', '］', '\u200b', '\u2060', '\u00ad':
+		return true
+	}
+	return false
+}
+
+// parseDetail turns a libphonenumber parse error into words for the user.
+func parseDetail(err error) string {
+	switch {
+	case errors.Is(err, phonenumbers.ErrInvalidCountryCode):
+		return "unknown country code"
+	case errors.Is(err, phonenumbers.ErrTooShortNSN), errors.Is(err, phonenumbers.ErrTooShortAfterIDD):
+		return "too short"
+	case errors.Is(err, phonenumbers.ErrNumTooLong):
+		return "too long"
+	}
+	return ""
+}
+
+// regionOfCode returns the main region of a country calling code, or "" for
+// an unknown or non-geographic (+800, +882, …) code.
+func regionOfCode(cc int) string {
+	r := phonenumbers.GetRegionCodeForCountryCode(cc)
+	if r == phonenumbers.UNKNOWN_REGION || r == "001" {
+		return ""
+	}
+	return r
+}
+
+// PhoneCountry returns the ISO 3166 region code ("US", "FR", …) of an
+// E.164 number, telling apart regions that share a calling code (+1 US/CA),
+// or "" when it has none (not E.164, unknown or non-geographic code).
+func PhoneCountry(e164 string) string {
+	if !isE164(e164) {
+		return ""
+	}
+	num, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return ""
+	}
+	if r := phonenumbers.GetRegionCodeForNumber(num); r != "" && r != phonenumbers.UNKNOWN_REGION && r != "001" {
+		return r
+	}
+	return regionOfCode(int(num.GetCountryCode()))
+}
+
+// KnownRegion reports whether code (upper-case ISO 3166, e.g. "GB") is a
+// region NormalizePhone knows, for validating sms.default_region and
+// sms.allowed_countries.
+func KnownRegion(code string) bool {
+	return phonenumbers.GetSupportedRegions()[code]
+}

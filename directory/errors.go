@@ -30,3 +30,7 @@ func (e *PolicyError) Error() string { return "directory: password rejected by p
 
 // Is makes errors.Is(err, ErrPolicy) true for a *PolicyError.
 func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }
+
+// ErrPartial means the password was set but a follow-up change (a flag, an
+// unlock) failed: the new password is in force and must reach the user.
+var ErrPartial = errors.New("directory: password set, but a follow-up change failed")

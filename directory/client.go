@@ -1,0 +1,210 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Client is the LDAP implementation of Directory for both dialects.
+type Client struct {
+	cfg     Config
+	dialect dialect
+	pool    *pool
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+var _ Directory = (*Client)(nil)
+
+// Options tune a Client; the zero value is the production default.
+type Options struct {
+	PoolSize    int           // open service connections at most (default 8)
+	FallbackTTL time.Duration // how long a connection to a fallback URL is kept (default 30s)
+	Logger      *slog.Logger
+}
+
+// New returns a Client for cfg. It does not dial: the first operation (or
+// Ping) does, so a directory outage does not stop the gateway from starting.
+func New(cfg Config, opt Options) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for key, attr := range map[string]string{"username_attribute": cfg.EffectiveUsernameAttribute(), "mail_attribute": cfg.MailAttribute, "mobile_attribute": cfg.MobileAttribute} {
+		if !validAttributeName(attr) {
+			return nil, fmt.Errorf("directory.%s: %q is not an attribute name", key, attr)
+		}
+	}
+	if opt.PoolSize <= 0 {
+		opt.PoolSize = 8
+	}
+	if opt.FallbackTTL <= 0 {
+		opt.FallbackTTL = 30 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{cfg: cfg, log: opt.Logger, now: time.Now}
+	switch cfg.Dialect {
+	case DialectAD:
+		c.dialect = &adDialect{cfg: cfg}
+	case DialectOpenLDAP:
+		c.dialect = &openldapDialect{cfg: cfg}
+	}
+	c.pool = newPool(dialer{cfg: cfg}, opt.PoolSize, opt.FallbackTTL)
+	return c, nil
+}
+
+// dialect is what differs between Active Directory and OpenLDAP.
+type dialect interface {
+	// attributes to read for a User.
+	attributes() []string
+	// user builds a User from a search entry.
+	user(conn *ldap.Conn, e *ldap.Entry, now time.Time) User
+	// setPassword writes a new password (and flags) as the service account.
+	setPassword(conn *ldap.Conn, u User, password string, opt SetPasswordOptions) error
+	// unlock clears a lockout.
+	unlock(conn *ldap.Conn, u User) error
+	// bindRequest and bindError shape a user bind and read its outcome.
+	bindRequest(dn, password string) *ldap.SimpleBindRequest
+	bindError(res *ldap.SimpleBindResult, err error) error
+}
+
+func (c *Client) FindUser(ctx context.Context, username string) (User, error) {
+	return c.findBy(ctx, c.cfg.EffectiveUsernameAttribute(), username)
+}
+
+func (c *Client) FindByMail(ctx context.Context, mail string) (User, error) {
+	return c.findBy(ctx, c.cfg.MailAttribute, mail)
+}
+
+func (c *Client) FindByMobile(ctx context.Context, mobile string) (User, error) {
+	return c.findBy(ctx, c.cfg.MobileAttribute, mobile)
+}
+
+func (c *Client) findBy(ctx context.Context, attr, value string) (User, error) {
+	if strings.TrimSpace(value) == "" {
+		return User{}, fmt.Errorf("find by %s: empty value: %w", attr, ErrNotFound)
+	}
+	if strings.ContainsFunc(value, unicode.IsControl) || !utf8.ValidString(value) {
+		// Some servers (Samba) cut a value at NUL and would match a prefix.
+		return User{}, fmt.Errorf("find by %s: value holds control characters or invalid UTF-8: %w", attr, ErrNotFound)
+	}
+	var u User
+	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+		var err error
+		u, err = c.search(ctx, conn, attr, value)
+		return err
+	})
+	return u, err
+}
+
+// search finds exactly one user whose attr equals value.
+func (c *Client) search(ctx context.Context, conn *ldap.Conn, attr, value string) (User, error) {
+	req := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		2, int(c.cfg.Timeout/time.Second), false,
+		userEqualityFilter(c.cfg.EffectiveUserFilter(), attr, value), c.dialect.attributes(), nil)
+	var res *ldap.SearchResult
+	err := withCtx(ctx, conn, c.cfg.Timeout, func() error {
+		var err error
+		res, err = conn.Search(req)
+		return err
+	})
+	if err != nil && !(ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) && res != nil) {
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+			return User{}, fmt.Errorf("find by %s: base DN %q does not exist: %w", attr, c.cfg.BaseDN, ErrUnavailable)
+		}
+		return User{}, classify("find by "+attr, err)
+	}
+	switch n := len(res.Entries); {
+	case n == 0:
+		return User{}, fmt.Errorf("find by %s: %w", attr, ErrNotFound)
+	case n > 1:
+		return User{}, fmt.Errorf("find by %s: %w", attr, ErrAmbiguous)
+	}
+	return c.dialect.user(conn, res.Entries[0], c.now()), nil
+}
+
+func (c *Client) SetPassword(ctx context.Context, u User, password string, opt SetPasswordOptions) error {
+	if u.DN == "" {
+		return fmt.Errorf("set password: user has no DN: %w", ErrNotFound)
+	}
+	if password == "" {
+		return fmt.Errorf("set password: %w", &PolicyError{Reason: "empty password"})
+	}
+	return c.pool.do(ctx, func(conn *ldap.Conn) error {
+		return withCtx(ctx, conn, c.cfg.Timeout, func() error {
+			return c.dialect.setPassword(conn, u, password, opt)
+		})
+	})
+}
+
+func (c *Client) Unlock(ctx context.Context, u User) error {
+	if u.DN == "" {
+		return fmt.Errorf("unlock: user has no DN: %w", ErrNotFound)
+	}
+	return c.pool.do(ctx, func(conn *ldap.Conn) error {
+		return withCtx(ctx, conn, c.cfg.Timeout, func() error { return c.dialect.unlock(conn, u) })
+	})
+}
+
+// Authenticate binds as the user on a connection of its own, so the pooled
+// service connections never change identity.
+func (c *Client) Authenticate(ctx context.Context, username, password string) (User, error) {
+	u, err := c.FindUser(ctx, username)
+	if err != nil {
+		return User{}, err
+	}
+	if password == "" { // an empty password would be an anonymous bind
+		return u, fmt.Errorf("authenticate: %w", ErrInvalidCredentials)
+	}
+	var errs []error
+	for _, raw := range c.cfg.URLs {
+		conn, err := dialer{cfg: c.cfg}.dial(ctx, raw)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var res *ldap.SimpleBindResult
+		err = withCtx(ctx, conn, c.cfg.Timeout, func() error {
+			var err error
+			res, err = conn.SimpleBind(c.dialect.bindRequest(u.DN, password))
+			return err
+		})
+		conn.Close()
+		return u, c.dialect.bindError(res, err)
+	}
+	return u, fmt.Errorf("authenticate: %w: %w", ErrUnavailable, errors.Join(errs...))
+}
+
+// Ping binds a service connection and reads the base DN entry.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.pool.do(ctx, func(conn *ldap.Conn) error {
+		return c.readBase(ctx, conn)
+	})
+}
+
+func (c *Client) readBase(ctx context.Context, conn *ldap.Conn) error {
+	req := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil)
+	err := withCtx(ctx, conn, c.cfg.Timeout, func() error { _, err := conn.Search(req); return err })
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return fmt.Errorf("base DN %q does not exist: %w: %w", c.cfg.BaseDN, ErrNotFound, err)
+	}
+	return classify("read base DN", err)
+}
+
+func (c *Client) Close() error {
+	c.pool.close()
+	return nil
+}
+
+// Dialect returns the configured dialect name.
+func (c *Client) Dialect() string { return c.cfg.Dialect }

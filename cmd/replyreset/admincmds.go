@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/templates"
+)
+
+// openStore opens the data file of cfg for an admin command.
+func openStore(cfg *Config) (*enroll.BoltStore, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	return enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
+}
+
+// runEnroll: the helpdesk enrolls a user in person. The user must exist in
+// the directory; the phone is normalised and taken as verified.
+func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("enroll", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	lang := fs.String("language", "", "the user's language (en|fr; default: the configured language)")
+	actor := fs.String("by", os.Getenv("USER"), "who is enrolling (recorded in the audit trail)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return fmt.Errorf("%w: want USER PHONE, e.g. replyreset enroll -config config.yaml jdoe '+1 555 555 0101'", errUsage)
+	}
+	username, rawPhone := fs.Arg(0), fs.Arg(1)
+	cfg, err := loadConfigFlag(*path)
+	if err != nil {
+		return err
+	}
+	language := cfg.Language
+	if *lang != "" {
+		if language = templates.NormalizeLanguage(*lang); language == "" {
+			return fmt.Errorf("%w: -language %q: must be en or fr", errUsage, *lang)
+		}
+	}
+	phone, err := enroll.NormalizePhone(rawPhone, cfg.SMS.DefaultRegion)
+	if err != nil {
+		return fmt.Errorf("phone %q: %w", rawPhone, err)
+	}
+	dir, err := directory.New(cfg.Directory, directory.Options{})
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Directory.Timeout)
+	defer cancel()
+	u, err := dir.FindUser(ctx, username)
+	if err != nil {
+		if errors.Is(err, directory.ErrNotFound) {
+			return fmt.Errorf("user %q is not in the directory (searched %s under %s)", username, cfg.Directory.EffectiveUsernameAttribute(), cfg.Directory.BaseDN)
+		}
+		return fmt.Errorf("user %q: %w", username, err)
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	now := time.Now().UTC()
+	e := enroll.Enrollment{Username: u.Username, Phone: phone, Language: language, State: enroll.StateActive,
+		Method: "helpdesk", CreatedAt: now, UpdatedAt: now, VerifiedAt: now}
+	if old, err := store.Enrollment(ctx, u.Username); err == nil {
+		e.CreatedAt = old.CreatedAt
+	}
+	if err := store.PutEnrollment(ctx, e); err != nil {
+		if errors.Is(err, enroll.ErrPhoneTaken) {
+			return fmt.Errorf("%s is already enrolled by another user; deactivate that enrollment first", phone)
+		}
+		return err
+	}
+	if _, err := store.AppendAudit(ctx, enroll.Event{Time: now, Actor: "cli:" + *actor, Action: "enroll",
+		Username: u.Username, Phone: phone, Outcome: "ok", Detail: "in person (helpdesk)"}); err != nil {
+		return fmt.Errorf("enrolled, but the audit event was not written: %w", err)
+	}
+	fmt.Fprintf(stdout, "enrolled %s with %s (%s)\n", u.Username, phone, language)
+	return nil
+}
+
+func runEnrollments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("enrollments", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	format := fs.String("format", "table", "table | json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return fmt.Errorf("%w: -format must be table or json", errUsage)
+	}
+	cfg, err := loadConfigFlag(*path)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	list, err := store.Enrollments(ctx)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return writeJSON(stdout, list)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USERNAME\tPHONE\tSTATE\tLANGUAGE\tMETHOD\tUPDATED")
+	for _, e := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Username, e.Phone, e.State, e.Language, e.Method, e.UpdatedAt.Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("audit", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	format := fs.String("format", "table", "table | json")
+	user := fs.String("user", "", "only events about this username")
+	action := fs.String("action", "", "only this action (reset, unlock, enroll, ...)")
+	since := fs.Duration("since", 0, "only events newer than this, e.g. 24h")
+	limit := fs.Int("limit", 0, "at most this many events (0 = all)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *format != "table" && *format != "json" {
+		return fmt.Errorf("%w: -format must be table or json", errUsage)
+	}
+	if *since < 0 || *limit < 0 {
+		return fmt.Errorf("%w: -since and -limit must not be negative", errUsage)
+	}
+	cfg, err := loadConfigFlag(*path)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	f := enroll.AuditFilter{Username: *user, Action: *action, Limit: *limit}
+	if *since > 0 {
+		f.Since = time.Now().Add(-*since)
+	}
+	events, err := store.Audit(ctx, f)
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		return writeJSON(stdout, events)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tUSER\tOUTCOME\tDETAIL")
+	for _, ev := range events {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, ev.Time.Format(time.RFC3339), ev.Actor, ev.Action, ev.Username, ev.Outcome, ev.Detail)
+	}
+	return tw.Flush()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/web"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfigFlag(*path)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	app, err := openApp(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return serveHTTP(ctx, app.Handler(), ln, log)
+}
+
+// loadConfigFlag loads -config, saying what is missing.
+func loadConfigFlag(path string) (*Config, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: -config FILE is required (see config.example.yaml)", errUsage)
+	}
+	return LoadConfig(path)
+}
+
+// app is the wired product: logger → store → directory → gateway → web,
+// built explicitly and in that order.
+type app struct {
+	cfg     *Config
+	log     *slog.Logger
+	store   *enroll.BoltStore
+	dir     *directory.Client
+	catalog *templates.Catalog
+	webhook *gateway.Webhook
+}
+
+func openApp(cfg *Config, log *slog.Logger) (*app, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	store, err := enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, store: store}
+	if err := a.wire(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *app) wire() error {
+	var err error
+	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory")})
+	if err != nil {
+		return err
+	}
+	gen, err := directory.NewGenerator(a.cfg.Password)
+	if err != nil {
+		return fmt.Errorf("password: %w", err)
+	}
+	a.catalog, err = templates.LoadCatalog()
+	if err != nil {
+		return err
+	}
+	a.webhook = gateway.NewWebhook(gateway.Settings{
+		PublicURL:        a.cfg.PublicURL,
+		AuthToken:        a.cfg.SMS.Twilio.AuthToken,
+		DefaultLanguage:  a.cfg.Language,
+		MaxResetsPerHour: a.cfg.Reset.MaxPerHour,
+		Password:         directory.SetPasswordOptions{MustChange: a.cfg.Password.MustChange, Unlock: a.cfg.Password.Unlock},
+	}, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
+	return nil
+}
+
+// Handler returns the HTTP handler of the whole product.
+func (a *app) Handler() http.Handler {
+	return web.NewEcho(web.Deps{
+		Logger:     a.log.With("component", "web"),
+		SMSWebhook: a.webhook,
+		Directory:  a.dir,
+		Store:      storePinger{a.store},
+		Version:    version,
+	})
+}
+
+func (a *app) Close() {
+	if a.dir != nil {
+		a.dir.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+// storePinger reports the store ready when it can run a read transaction.
+type storePinger struct{ s *enroll.BoltStore }
+
+func (p storePinger) Ping(ctx context.Context) error {
+	_, err := p.s.OptedOut(ctx, "+10000000000")
+	return err
+}
+
+// serveHTTP serves until ctx ends, then shuts down gracefully: in-flight
+// requests (a RESET waiting on the directory) get up to 15 s to finish.
+func serveHTTP(ctx context.Context, h http.Handler, ln net.Listener, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("replyreset listening", "addr", ln.Addr().String(), "version", version)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+)
+
+// handle turns one authenticated inbound SMS into a reply text ("" = no
+// reply). It returns an error only when the store fails, in which case
+// nothing was done.
+func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
+	now := w.now()
+	first, err := w.store.MarkMessage(ctx, in.sid, now, w.set.MessageTTL)
+	if err != nil {
+		return "", fmt.Errorf("record MessageSid: %w", err)
+	}
+	if !first {
+		w.log.InfoContext(ctx, "webhook replay ignored", "message_sid", in.sid)
+		return "", nil
+	}
+	cmd := ParseCommand(in.body)
+	phone, phoneErr := enroll.NormalizePhone(in.from, "")
+	if phoneErr != nil {
+		// Short codes and alphanumeric senders can enroll nothing.
+		return w.msgs.Text(w.set.DefaultLanguage, "sms.generic", nil), nil
+	}
+	c := &conversation{w: w, ctx: ctx, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage}
+
+	optedOut, err := w.store.OptedOut(ctx, phone)
+	if err != nil {
+		return "", fmt.Errorf("read opt-out: %w", err)
+	}
+	if optedOut && cmd.Kind != Start {
+		return "", nil // carrier rules: nothing after STOP until START
+	}
+	switch cmd.Kind {
+	case Stop:
+		return c.optOut(true, "sms.stop")
+	case Start:
+		return c.optOut(false, "sms.start")
+	case Help:
+		c.loadLanguage()
+		return c.text("sms.help", nil), nil
+	case Unknown:
+		c.loadLanguage()
+		return c.text("sms.generic", nil), nil
+	}
+	return c.enrolledCommand()
+}
+
+// conversation is the state of one inbound message being handled.
+type conversation struct {
+	w     *Webhook
+	ctx   context.Context
+	phone string
+	sid   string
+	cmd   Command
+	now   time.Time
+	lang  string
+	enr   *enroll.Enrollment
+}
+
+func (c *conversation) text(key string, args map[string]string) string {
+	return c.w.msgs.Text(c.lang, key, args)
+}
+
+// loadLanguage uses the sender's enrollment language when there is one.
+func (c *conversation) loadLanguage() {
+	e, err := c.w.store.EnrollmentByPhone(c.ctx, c.phone)
+	if err == nil {
+		c.enr = &e
+		if e.Language != "" {
+			c.lang = e.Language
+		}
+	}
+}
+
+func (c *conversation) audit(action, username, outcome, detail string) {
+	ev := enroll.Event{Time: c.now, Actor: "sms:" + c.phone, Action: action, Username: username,
+		Phone: c.phone, Outcome: outcome, Detail: detail}
+	if _, err := c.w.store.AppendAudit(c.ctx, ev); err != nil {
+		c.w.log.ErrorContext(c.ctx, "audit write failed", "action", action, "outcome", outcome, "err", err)
+	}
+}
+
+func (c *conversation) optOut(out bool, key string) (string, error) {
+	c.loadLanguage()
+	if err := c.w.store.SetOptOut(c.ctx, c.phone, out, c.now); err != nil {
+		return "", fmt.Errorf("record opt-out: %w", err)
+	}
+	username := ""
+	if c.enr != nil {
+		username = c.enr.Username
+	}
+	c.audit(c.cmd.Kind.String(), username, "ok", "")
+	return c.text(key, nil), nil
+}
+
+// enrolledCommand handles the commands that need an active enrollment.
+// Unknown and inactive senders get the same generic reply as an unknown word.
+func (c *conversation) enrolledCommand() (string, error) {
+	e, err := c.w.store.EnrollmentByPhone(c.ctx, c.phone)
+	if errors.Is(err, enroll.ErrNotFound) {
+		c.audit(c.cmd.Kind.String(), "", "unknown_sender", "")
+		return c.text("sms.generic", nil), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up enrollment: %w", err)
+	}
+	c.enr = &e
+	if e.Language != "" {
+		c.lang = e.Language
+	}
+	switch e.State {
+	case enroll.StateActive:
+	case enroll.StateFrozen:
+		c.audit(c.cmd.Kind.String(), e.Username, "frozen", "")
+		return c.text("sms.frozen", nil), nil
+	default:
+		c.audit(c.cmd.Kind.String(), e.Username, "not_active", string(e.State))
+		return c.text("sms.generic", nil), nil
+	}
+	switch c.cmd.Kind {
+	case Reset:
+		return c.reset()
+	case Unlock:
+		return c.unlock()
+	case Status:
+		return c.status()
+	case NotMe:
+		return c.notMe()
+	}
+	return c.text("sms.generic", nil), nil
+}
+
+// findUser looks the enrolled user up; on failure it returns the reply.
+func (c *conversation) findUser() (directory.User, string, bool) {
+	u, err := c.w.dir.FindUser(c.ctx, c.enr.Username)
+	if err != nil {
+		return u, c.directoryFailure(err), false
+	}
+	return u, "", true
+}
+
+// directoryFailure audits a failed directory call and picks the reply.
+func (c *conversation) directoryFailure(err error) string {
+	action := c.cmd.Kind.String()
+	if errors.Is(err, directory.ErrUnavailable) || errors.Is(err, directory.ErrTLS) || c.ctx.Err() != nil {
+		c.audit(action, c.enr.Username, "directory_unavailable", err.Error())
+		return c.text("sms.try_later", nil)
+	}
+	c.audit(action, c.enr.Username, "error", err.Error())
+	c.w.log.ErrorContext(c.ctx, "directory operation failed", "action", action, "err", err)
+	return c.text("sms.reset.failed", nil)
+}
+
+func (c *conversation) reset() (string, error) {
+	ok, err := c.w.store.Allow(c.ctx, "reset:"+c.phone, c.now, time.Hour, c.w.set.MaxResetsPerHour)
+	if err != nil {
+		return "", fmt.Errorf("rate limit: %w", err)
+	}
+	if !ok {
+		c.audit("reset", c.enr.Username, "rate_limited", "")
+		return c.text("sms.reset.rate_limited", map[string]string{"minutes": "60"}), nil
+	}
+	u, reply, found := c.findUser()
+	if !found {
+		return reply, nil
+	}
+	opt := c.w.set.Password
+	var password string
+	for attempt := 1; ; attempt++ {
+		password, err = c.w.gen.Generate(u)
+		if err != nil {
+			c.audit("reset", u.Username, "error", "password generation: "+err.Error())
+			return c.text("sms.reset.failed", nil), nil
+		}
+		err = c.w.dir.SetPassword(c.ctx, u, password, opt)
+		if !errors.Is(err, directory.ErrPolicy) || attempt >= c.w.set.PolicyRetries {
+			break
+		}
+		c.w.log.WarnContext(c.ctx, "directory refused a generated password; trying another", "attempt", attempt, "err", err)
+	}
+	switch {
+	case err == nil:
+		c.audit("reset", u.Username, "ok", resetDetail(opt))
+	case errors.Is(err, directory.ErrPartial):
+		// The new password is in force: the user must get it.
+		c.audit("reset", u.Username, "partial", err.Error())
+		c.w.log.ErrorContext(c.ctx, "password set but a follow-up change failed", "err", err)
+	case errors.Is(err, directory.ErrPolicy):
+		c.audit("reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", c.w.set.PolicyRetries, err))
+		return c.text("sms.reset.failed", nil), nil
+	default:
+		return c.directoryFailure(err), nil
+	}
+	key := "sms.reset.ok"
+	if opt.MustChange {
+		key = "sms.reset.ok_must_change"
+	}
+	return c.text(key, map[string]string{"username": u.Username, "password": password}), nil
+}
+
+func resetDetail(opt directory.SetPasswordOptions) string {
+	return "must_change=" + strconv.FormatBool(opt.MustChange) + " unlock=" + strconv.FormatBool(opt.Unlock)
+}
+
+func (c *conversation) unlock() (string, error) {
+	u, reply, found := c.findUser()
+	if !found {
+		return reply, nil
+	}
+	if !u.Locked {
+		c.audit("unlock", u.Username, "not_locked", "")
+		return c.text("sms.unlock.not_locked", map[string]string{"username": u.Username}), nil
+	}
+	if err := c.w.dir.Unlock(c.ctx, u); err != nil {
+		return c.directoryFailure(err), nil
+	}
+	c.audit("unlock", u.Username, "ok", "")
+	return c.text("sms.unlock.ok", map[string]string{"username": u.Username}), nil
+}
+
+func (c *conversation) status() (string, error) {
+	u, reply, found := c.findUser()
+	if !found {
+		return reply, nil
+	}
+	c.audit("status", u.Username, "ok", "")
+	return c.text("sms.status", map[string]string{"username": u.Username,
+		"locked": c.yesNo(u.Locked), "must_change": c.yesNo(u.MustChange)}), nil
+}
+
+func (c *conversation) yesNo(b bool) string {
+	if b {
+		return c.text("word.yes", nil)
+	}
+	return c.text("word.no", nil)
+}
+
+// notMe freezes the enrollment: no command is accepted from this phone
+// until an admin looks at it.
+func (c *conversation) notMe() (string, error) {
+	e := *c.enr
+	e.State = enroll.StateFrozen
+	e.UpdatedAt = c.now
+	if err := c.w.store.PutEnrollment(c.ctx, e); err != nil {
+		return "", fmt.Errorf("freeze enrollment: %w", err)
+	}
+	c.audit("not_me", e.Username, "frozen", "")
+	return c.text("sms.notme.ok", nil), nil
+}

@@ -1,0 +1,175 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	twilio "github.com/twilio/twilio-go/client"
+	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+)
+
+// Store is what the webhook needs from durable storage.
+type Store interface {
+	EnrollmentByPhone(ctx context.Context, phone string) (enroll.Enrollment, error)
+	PutEnrollment(ctx context.Context, e enroll.Enrollment) error
+	MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (bool, error)
+	SetOptOut(ctx context.Context, phone string, optedOut bool, now time.Time) error
+	OptedOut(ctx context.Context, phone string) (bool, error)
+	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
+	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+}
+
+// Directory is what the webhook needs from AD or OpenLDAP.
+type Directory interface {
+	FindUser(ctx context.Context, username string) (directory.User, error)
+	SetPassword(ctx context.Context, u directory.User, password string, opt directory.SetPasswordOptions) error
+	Unlock(ctx context.Context, u directory.User) error
+}
+
+// PasswordGenerator makes passwords that meet the directory's policy.
+type PasswordGenerator interface {
+	Generate(u directory.User) (string, error)
+}
+
+// Catalog renders localised message texts.
+type Catalog interface {
+	Text(lang, key string, args map[string]string) string
+}
+
+// Settings are the webhook's knobs, taken from the configuration.
+type Settings struct {
+	PublicURL        string // the URL Twilio signs, without trailing slash
+	AuthToken        string // Twilio auth token (signing key)
+	DefaultLanguage  string // for senders without an enrollment
+	MaxResetsPerHour int    // reset.max_per_hour, per phone number
+	Password         directory.SetPasswordOptions
+	MessageTTL       time.Duration // how long a MessageSid is remembered (default 7 days)
+	ReplyBudget      time.Duration // all directory work must end by then (default 12 s; Twilio waits 15 s)
+	PolicyRetries    int           // new passwords tried when the directory refuses one (default 3)
+}
+
+// Webhook handles POST /sms/twilio.
+type Webhook struct {
+	store     Store
+	dir       Directory
+	gen       PasswordGenerator
+	msgs      Catalog
+	log       *slog.Logger
+	set       Settings
+	validator twilio.RequestValidator
+	now       func() time.Time
+}
+
+// NewWebhook wires the webhook; log may be nil.
+func NewWebhook(s Settings, store Store, dir Directory, gen PasswordGenerator, msgs Catalog, log *slog.Logger) *Webhook {
+	if s.MessageTTL <= 0 {
+		s.MessageTTL = 7 * 24 * time.Hour
+	}
+	if s.ReplyBudget <= 0 {
+		s.ReplyBudget = 12 * time.Second
+	}
+	if s.PolicyRetries <= 0 {
+		s.PolicyRetries = 3
+	}
+	if s.MaxResetsPerHour <= 0 {
+		s.MaxResetsPerHour = 3
+	}
+	if s.DefaultLanguage == "" {
+		s.DefaultLanguage = "en"
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
+	return &Webhook{store: store, dir: dir, gen: gen, msgs: msgs, log: log, set: s,
+		validator: twilio.NewRequestValidator(s.AuthToken), now: time.Now}
+}
+
+// maxWebhookBody bounds a webhook form; Twilio's are a few hundred bytes.
+const maxWebhookBody = 64 << 10
+
+var messageSidRe = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
+
+// inbound is one parsed, authenticated webhook request.
+type inbound struct {
+	sid, from, to, body string
+}
+
+func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		rw.Header().Set("Allow", http.MethodPost)
+		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	r.Body = http.MaxBytesReader(rw, r.Body, maxWebhookBody)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(rw, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(rw, "malformed form body", http.StatusBadRequest)
+		return
+	}
+	sig := r.Header.Get("X-Twilio-Signature")
+	if sig == "" || !w.validSignature(r, sig) {
+		w.log.WarnContext(r.Context(), "webhook refused: bad or missing Twilio signature",
+			"remote", r.RemoteAddr, "has_signature", sig != "")
+		http.Error(rw, "forbidden", http.StatusForbidden)
+		return
+	}
+	in := inbound{sid: r.PostForm.Get("MessageSid"), from: r.PostForm.Get("From"),
+		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body")}
+	if !messageSidRe.MatchString(in.sid) || in.from == "" {
+		http.Error(rw, "MessageSid and From are required", http.StatusBadRequest)
+		return
+	}
+	// The reply must leave before Twilio's 15 s timeout, whatever the directory does.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), w.set.ReplyBudget)
+	defer cancel()
+	reply, err := w.handle(ctx, in)
+	if err != nil {
+		// Only the store can fail here; without it nothing is safe to do.
+		w.log.ErrorContext(ctx, "webhook failed", "err", err)
+		http.Error(rw, "temporarily unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	writeTwiML(rw, reply)
+}
+
+// validSignature checks X-Twilio-Signature over public_url + request URI
+// and the POST parameters.
+func (w *Webhook) validSignature(r *http.Request, sig string) bool {
+	params := make(map[string]string, len(r.PostForm))
+	for k, v := range r.PostForm {
+		if len(v) != 1 {
+			return false // Twilio never repeats a field; the signature scheme cannot cover it
+		}
+		params[k] = v[0]
+	}
+	return w.validator.Validate(w.set.PublicURL+r.URL.RequestURI(), params, sig)
+}
+
+// writeTwiML answers with a <Response>, holding one <Message> when text is set.
+func writeTwiML(rw http.ResponseWriter, text string) {
+	var verbs []twiml.Element
+	if text != "" {
+		verbs = append(verbs, &twiml.MessagingMessage{Body: text})
+	}
+	doc, err := twiml.Messages(verbs)
+	if err != nil {
+		http.Error(rw, "could not render reply", http.StatusInternalServerError)
+		return
+	}
+	rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	rw.Header().Set("Cache-Control", "no-store")
+	_, _ = rw.Write([]byte(doc))
+}

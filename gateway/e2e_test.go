@@ -1,0 +1,466 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/directory/ldaplab"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/web"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ldaplab.StopAll()
+	os.Exit(code)
+}
+
+const (
+	authToken = "e2e-test-auth-token-0123456789ab"
+	publicURL = "https://reset.example.test"
+)
+
+// harness is the product's real SMS path: Echo → webhook → bbolt store →
+// LDAP client → a real directory server.
+type harness struct {
+	t       *testing.T
+	lab     *ldaplab.Server
+	store   *enroll.BoltStore
+	dbPath  string
+	srv     *httptest.Server
+	catalog *templates.Catalog
+	sidSeq  atomic.Int64
+}
+
+func newHarness(t *testing.T, lab *ldaplab.Server, mutate func(*directory.Config, *gateway.Settings)) *harness {
+	t.Helper()
+	dcfg := directory.DefaultConfig()
+	dcfg.Dialect = lab.Dialect
+	dcfg.URLs = []string{lab.LDAPSURL}
+	dcfg.CAFile = lab.CAFile
+	dcfg.BindDN, dcfg.BindPassword = lab.ServiceDN, lab.ServicePassword
+	dcfg.BaseDN = lab.BaseDN
+	dcfg.Timeout = 3 * time.Second
+	set := gateway.Settings{PublicURL: publicURL, AuthToken: authToken, DefaultLanguage: "en", MaxResetsPerHour: 3,
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}}
+	if mutate != nil {
+		mutate(&dcfg, &set)
+	}
+	dir, err := directory.New(dcfg, directory.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dir.Close() })
+	dbPath := filepath.Join(t.TempDir(), "replyreset.db")
+	store, err := enroll.OpenBolt(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	gen, err := directory.NewGenerator(directory.DefaultPasswordConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := templates.LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh := gateway.NewWebhook(set, store, dir, gen, catalog, nil)
+	srv := httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
+	t.Cleanup(srv.Close)
+	return &harness{t: t, lab: lab, store: store, dbPath: dbPath, srv: srv, catalog: catalog}
+}
+
+// user creates a directory user and an active enrollment for phone.
+func (h *harness) user(phone, lang string) (username, dn, password string) {
+	h.t.Helper()
+	username = h.lab.UniqueName("e2e")
+	password = "Start#Pass1x"
+	dn = h.lab.AddUser(h.t, ldaplab.UserSpec{Username: username, Password: password, DisplayName: "E2E " + username,
+		Mail: username + "@example.test"})
+	now := time.Now()
+	err := h.store.PutEnrollment(context.Background(), enroll.Enrollment{Username: username, Phone: phone, Language: lang,
+		State: enroll.StateActive, Method: "helpdesk", CreatedAt: now, UpdatedAt: now, VerifiedAt: now})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return username, dn, password
+}
+
+// sign computes X-Twilio-Signature by Twilio's published algorithm:
+// base64(HMAC-SHA1(auth token, URL + each POST key and value, keys sorted)).
+func sign(token, fullURL string, form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(fullURL)
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteString(form.Get(k))
+	}
+	mac := hmac.New(sha1.New, []byte(token))
+	mac.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func (h *harness) newSID() string {
+	return fmt.Sprintf("SM%032x", time.Now().UnixNano()+h.sidSeq.Add(1))
+}
+
+type reply struct {
+	status int
+	body   string   // raw response
+	texts  []string // <Message> bodies
+}
+
+// post sends an inbound SMS form; signature "" means "sign correctly",
+// "-" means "no header", anything else is sent as is.
+func (h *harness) post(form url.Values, signature string) reply {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/sms/twilio", strings.NewReader(form.Encode()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	switch signature {
+	case "":
+		req.Header.Set("X-Twilio-Signature", sign(authToken, publicURL+"/sms/twilio", form))
+	case "-":
+	default:
+		req.Header.Set("X-Twilio-Signature", signature)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, body: string(raw)}
+	if resp.StatusCode == http.StatusOK {
+		var doc struct {
+			Messages []string `xml:"Message"`
+		}
+		if err := xml.Unmarshal(raw, &doc); err != nil {
+			h.t.Fatalf("reply is not TwiML: %v\n%s", err, raw)
+		}
+		r.texts = doc.Messages
+	}
+	return r
+}
+
+func (h *harness) sms(from, body string) (reply, url.Values) {
+	form := url.Values{"MessageSid": {h.newSID()}, "AccountSid": {"AC" + strings.Repeat("0", 32)},
+		"From": {from}, "To": {"+12015550000"}, "Body": {body}, "NumSegments": {"1"}}
+	return h.post(form, ""), form
+}
+
+func (h *harness) text(key string, args map[string]string) string {
+	return h.catalog.Text("en", key, args)
+}
+
+func oneText(t *testing.T, r reply) string {
+	t.Helper()
+	if r.status != http.StatusOK || len(r.texts) != 1 {
+		t.Fatalf("want one message, got status %d: %s", r.status, r.body)
+	}
+	return r.texts[0]
+}
+
+// passwordFrom takes the password from a reset reply: the line alone
+// after the first line.
+func passwordFrom(t *testing.T, text string) string {
+	t.Helper()
+	lines := strings.Split(text, "\n")
+	if len(lines) < 3 {
+		t.Fatalf("reset reply has no password line: %q", text)
+	}
+	return lines[1]
+}
+
+func (h *harness) audit(username string) []enroll.Event {
+	evs, err := h.store.Audit(context.Background(), enroll.AuditFilter{Username: username})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
+}
+
+func (h *harness) expectBind(dn, password string, want string) {
+	h.t.Helper()
+	err := h.lab.BindErr(dn, password)
+	got := "ok"
+	if be, ok := err.(*ldaplab.BindError); ok {
+		switch {
+		case be.ADCode == "773" || be.PPolicyError == 2:
+			got = "must-change"
+		case be.ADCode == "775" || be.PPolicyError == 1:
+			got = "locked"
+		default:
+			got = "invalid"
+		}
+	} else if err != nil {
+		h.t.Fatalf("bind: %v", err)
+	}
+	if got != want {
+		h.t.Fatalf("bind as %s: %s (%v), want %s", dn, got, err, want)
+	}
+}
+
+func forEachDirectory(t *testing.T, fn func(t *testing.T, lab *ldaplab.Server)) {
+	t.Run("SambaAD", func(t *testing.T) { fn(t, ldaplab.Samba(t)) })
+	t.Run("OpenLDAP", func(t *testing.T) { fn(t, ldaplab.OpenLDAP(t)) })
+}
+
+func TestResetBySMS(t *testing.T) {
+	forEachDirectory(t, func(t *testing.T, lab *ldaplab.Server) {
+		h := newHarness(t, lab, nil)
+		const phone = "+12015550101"
+		username, dn, oldPassword := h.user(phone, "en")
+		lab.LockOut(t, dn)
+
+		start := time.Now()
+		r, _ := h.sms(phone, "  Reset! ")
+		took := time.Since(start)
+		msg := oneText(t, r)
+		pw := passwordFrom(t, msg)
+		if !strings.Contains(msg, username) || !strings.Contains(msg, "change it at next logon") {
+			t.Errorf("reset reply = %q", msg)
+		}
+		// The password in the reply works (and must be changed), the old one
+		// does not, and the lockout is gone.
+		h.expectBind(dn, pw, "must-change")
+		h.expectBind(dn, oldPassword, "invalid")
+		if err := directory.MeetsComplexity(pw, directory.User{Username: username, DisplayName: "E2E " + username}); err != nil {
+			t.Errorf("texted password: %v", err)
+		}
+		t.Logf("RESET round trip %v", took.Round(time.Millisecond))
+
+		evs := h.audit(username)
+		if len(evs) != 1 || evs[0].Action != "reset" || evs[0].Outcome != "ok" || evs[0].Phone != phone {
+			t.Fatalf("audit = %+v, want one reset ok", evs)
+		}
+		h.assertNotStored(pw)
+	})
+}
+
+// assertNotStored fails if secret appears anywhere in the data file.
+func (h *harness) assertNotStored(secret string) {
+	h.t.Helper()
+	raw, err := os.ReadFile(h.dbPath)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if strings.Contains(string(raw), secret) {
+		h.t.Fatalf("the data file holds a secret in clear")
+	}
+}
+
+func TestWebhookRefusesForgedUnsignedAndReplayed(t *testing.T) {
+	forEachDirectory(t, func(t *testing.T, lab *ldaplab.Server) {
+		h := newHarness(t, lab, nil)
+		const phone = "+12015550102"
+		username, dn, oldPassword := h.user(phone, "en")
+
+		form := url.Values{"MessageSid": {h.newSID()}, "From": {phone}, "To": {"+12015550000"}, "Body": {"RESET"}}
+		good := sign(authToken, publicURL+"/sms/twilio", form)
+		forged := sign("not-the-token", publicURL+"/sms/twilio", form)
+		wrongURL := sign(authToken, "https://evil.example.test/sms/twilio", form)
+		for name, sig := range map[string]string{"unsigned": "-", "forged": forged, "wrong url": wrongURL, "garbage": "!!!"} {
+			if r := h.post(form, sig); r.status != http.StatusForbidden {
+				t.Errorf("%s: status %d, want 403", name, r.status)
+			}
+		}
+		// A body changed after signing is refused too.
+		tampered := url.Values{}
+		for k, v := range form {
+			tampered[k] = v
+		}
+		tampered.Set("From", "+12015550199")
+		if r := h.post(tampered, good); r.status != http.StatusForbidden {
+			t.Errorf("tampered: status %d, want 403", r.status)
+		}
+		if evs := h.audit(""); len(evs) != 0 {
+			t.Fatalf("refused requests left audit events: %+v", evs)
+		}
+		h.expectBind(dn, oldPassword, "ok")
+
+		// The genuine request works once; its replay changes nothing.
+		first := h.post(form, good)
+		pw := passwordFrom(t, oneText(t, first))
+		replay := h.post(form, good)
+		if replay.status != http.StatusOK || len(replay.texts) != 0 {
+			t.Fatalf("replay: status %d, body %s; want 200 and no message", replay.status, replay.body)
+		}
+		h.expectBind(dn, pw, "must-change")
+		if evs := h.audit(username); len(evs) != 1 {
+			t.Fatalf("after a replay, audit has %d events, want 1", len(evs))
+		}
+	})
+}
+
+func TestResetRateLimit(t *testing.T) {
+	h := newHarness(t, ldaplab.OpenLDAP(t), func(_ *directory.Config, s *gateway.Settings) { s.MaxResetsPerHour = 2 })
+	const phone = "+12015550103"
+	username, dn, _ := h.user(phone, "en")
+	var last string
+	for i := 0; i < 2; i++ {
+		r, _ := h.sms(phone, "RESET")
+		last = passwordFrom(t, oneText(t, r))
+	}
+	r, _ := h.sms(phone, "reset")
+	if got, want := oneText(t, r), h.text("sms.reset.rate_limited", map[string]string{"minutes": "60"}); got != want {
+		t.Fatalf("third reset: %q, want %q", got, want)
+	}
+	h.expectBind(dn, last, "must-change") // unchanged by the refused one
+	evs := h.audit(username)
+	if n := len(evs); n != 3 || evs[2].Outcome != "rate_limited" {
+		t.Fatalf("audit = %+v", evs)
+	}
+}
+
+func TestGenericReplyRevealsNothing(t *testing.T) {
+	h := newHarness(t, ldaplab.OpenLDAP(t), nil)
+	const enrolled, stranger = "+12015550104", "+12015550198"
+	h.user(enrolled, "en")
+	generic := h.text("sms.generic", nil)
+	for _, c := range []struct{ from, body string }{
+		{stranger, "RESET"}, {stranger, "unlock"}, {stranger, "STATUS"}, {stranger, "hello"},
+		{enrolled, "hello"}, {enrolled, "reset my password please"}, {stranger, "RESET 123456"},
+		{"ACME", "RESET"}, {enrolled, "\xff\xfe"}, {enrolled, strings.Repeat("🙂", 2000)},
+	} {
+		r, _ := h.sms(c.from, c.body)
+		if got := oneText(t, r); got != generic {
+			t.Errorf("%s %q: reply %q, want the generic reply", c.from, c.body, got)
+		}
+	}
+	// HELP is the same for everyone.
+	a, _ := h.sms(enrolled, "help")
+	b, _ := h.sms(stranger, "HELP")
+	if oneText(t, a) != oneText(t, b) {
+		t.Errorf("HELP differs between enrolled and unknown senders")
+	}
+}
+
+func TestStopStartStatusUnlock(t *testing.T) {
+	forEachDirectory(t, func(t *testing.T, lab *ldaplab.Server) {
+		h := newHarness(t, lab, nil)
+		const phone = "+12015550105"
+		username, dn, password := h.user(phone, "fr")
+
+		r, _ := h.sms(phone, "STATUT")
+		if got := oneText(t, r); !strings.Contains(got, username) || !strings.Contains(got, h.catalog.Text("fr", "word.no", nil)) {
+			t.Errorf("STATUT reply = %q", got)
+		}
+		lab.LockOut(t, dn)
+		r, _ = h.sms(phone, "débloquer")
+		if got, want := oneText(t, r), h.catalog.Text("fr", "sms.unlock.ok", map[string]string{"username": username}); got != want {
+			t.Fatalf("DÉBLOQUER reply = %q, want %q", got, want)
+		}
+		h.expectBind(dn, password, "ok")
+		r, _ = h.sms(phone, "UNLOCK")
+		if got := oneText(t, r); got != h.catalog.Text("fr", "sms.unlock.not_locked", map[string]string{"username": username}) {
+			t.Errorf("UNLOCK when not locked = %q", got)
+		}
+
+		r, _ = h.sms(phone, "STOP")
+		if got := oneText(t, r); got != h.catalog.Text("fr", "sms.stop", nil) {
+			t.Errorf("STOP reply = %q", got)
+		}
+		for _, body := range []string{"RESET", "HELP", "STATUS", "whatever"} {
+			if r, _ := h.sms(phone, body); r.status != http.StatusOK || len(r.texts) != 0 {
+				t.Errorf("after STOP, %q got %d %q; want no message", body, r.status, r.body)
+			}
+		}
+		h.expectBind(dn, password, "ok") // the RESET after STOP did nothing
+		r, _ = h.sms(phone, "start")
+		if got := oneText(t, r); got != h.catalog.Text("fr", "sms.start", nil) {
+			t.Errorf("START reply = %q", got)
+		}
+		r, _ = h.sms(phone, "RESET")
+		passwordFrom(t, oneText(t, r))
+	})
+}
+
+func TestDirectoryDown(t *testing.T) {
+	lab := ldaplab.OpenLDAP(t)
+	h := newHarness(t, lab, func(c *directory.Config, _ *gateway.Settings) {
+		c.URLs = []string{"ldaps://127.0.0.1:1"} // nothing listens there
+	})
+	const phone = "+12015550106"
+	username, dn, password := h.user(phone, "en")
+	start := time.Now()
+	r, _ := h.sms(phone, "RESET")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("reply took %v with the directory down", took)
+	}
+	if got := oneText(t, r); got != h.text("sms.try_later", nil) {
+		t.Fatalf("reply = %q, want try-later", got)
+	}
+	evs := h.audit(username)
+	if len(evs) != 1 || evs[0].Outcome != "directory_unavailable" {
+		t.Fatalf("audit = %+v", evs)
+	}
+	h.expectBind(dn, password, "ok")
+}
+
+func TestNotMeFreezes(t *testing.T) {
+	h := newHarness(t, ldaplab.OpenLDAP(t), nil)
+	const phone = "+12015550107"
+	username, dn, password := h.user(phone, "en")
+	r, _ := h.sms(phone, "not me")
+	if got := oneText(t, r); got != h.text("sms.notme.ok", nil) {
+		t.Fatalf("NOT ME reply = %q", got)
+	}
+	e, err := h.store.Enrollment(context.Background(), username)
+	if err != nil || e.State != enroll.StateFrozen {
+		t.Fatalf("enrollment after NOT ME = %+v, %v", e, err)
+	}
+	r, _ = h.sms(phone, "RESET")
+	if got := oneText(t, r); got != h.text("sms.frozen", nil) {
+		t.Fatalf("RESET when frozen = %q", got)
+	}
+	h.expectBind(dn, password, "ok")
+}
+
+func TestWebhookBadRequests(t *testing.T) {
+	h := newHarness(t, ldaplab.OpenLDAP(t), nil)
+	// Signed but incomplete: no MessageSid.
+	form := url.Values{"From": {"+12015550108"}, "Body": {"RESET"}}
+	if r := h.post(form, ""); r.status != http.StatusBadRequest {
+		t.Errorf("no MessageSid: %d, want 400", r.status)
+	}
+	// Oversized body.
+	big := url.Values{"MessageSid": {h.newSID()}, "From": {"+12015550108"}, "Body": {strings.Repeat("x", 300<<10)}}
+	if r := h.post(big, ""); r.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized: %d, want 413", r.status)
+	}
+	resp, err := http.Get(h.srv.URL + "/sms/twilio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /sms/twilio: %d", resp.StatusCode)
+	}
+}

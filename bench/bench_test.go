@@ -237,4 +237,16 @@ func BenchmarkStatusHelp(b *testing.B) {
 		fmt.Printf("%-7s %8d %10.0f %10s %10s\n", c.body, c.total, r.rate(), ms(r.pct(0.5)), ms(r.pct(0.99)))
 		b.ReportMetric(r.rate(), strings.ToLower(c.body)+"-req/s")
 	}
+	// The ceiling for STATUS: the same user search done directly, 8 connections.
+	conns := make([]*ldap.Conn, 8)
+	for i := range conns {
+		conns[i] = f.lab.Conn(b, f.lab.ServiceDN, f.lab.ServicePassword)
+	}
+	r := run(b, 8, 2000, func(w, i int) error {
+		_, err := conns[w].Search(ldap.NewSearchRequest(f.dcfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 10, false,
+			"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(f.users[i%len(f.users)])+"))",
+			[]string{"sAMAccountName", "msDS-User-Account-Control-Computed", "pwdLastSet"}, nil))
+		return err
+	})
+	fmt.Printf("%-7s %8d %10.0f %10s %10s   (raw go-ldap user search, the directory's own ceiling)\n", "search", 2000, r.rate(), ms(r.pct(0.5)), ms(r.pct(0.99)))
 }

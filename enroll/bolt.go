@@ -240,3 +240,8 @@ func errIfDone(ctx context.Context, i int) error {
 	}
 	return ctx.Err()
 }
+
+// Ping reports whether the store can run a read transaction.
+func (s *BoltStore) Ping(ctx context.Context) error {
+	return s.view(ctx, func(*bolt.Tx) error { return nil })
+}

@@ -79,6 +79,10 @@ func openApp(cfg *Config, log *slog.Logger) (*app, error) {
 }
 
 func (a *app) wire() error {
+	if a.cfg.Reset.RequireAppCode {
+		// Refuse rather than silently accept RESET without the code.
+		return errors.New("reset.require_app_code: authenticator-app enrollment is not available in this version; set it to false")
+	}
 	var err error
 	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory")})
 	if err != nil {
@@ -108,7 +112,7 @@ func (a *app) Handler() http.Handler {
 		Logger:     a.log.With("component", "web"),
 		SMSWebhook: a.webhook,
 		Directory:  a.dir,
-		Store:      storePinger{a.store},
+		Store:      a.store,
 		Version:    version,
 	})
 }
@@ -120,14 +124,6 @@ func (a *app) Close() {
 	if a.store != nil {
 		a.store.Close()
 	}
-}
-
-// storePinger reports the store ready when it can run a read transaction.
-type storePinger struct{ s *enroll.BoltStore }
-
-func (p storePinger) Ping(ctx context.Context) error {
-	_, err := p.s.OptedOut(ctx, "+10000000000")
-	return err
 }
 
 // serveHTTP serves until ctx ends, then shuts down gracefully: in-flight

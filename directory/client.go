@@ -196,7 +196,7 @@ func (c *Client) readBase(ctx context.Context, conn *ldap.Conn) error {
 		"(objectClass=*)", []string{"1.1"}, nil)
 	err := withCtx(ctx, conn, c.cfg.Timeout, func() error { _, err := conn.Search(req); return err })
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		return fmt.Errorf("base DN %q does not exist: %w: %w", c.cfg.BaseDN, ErrNotFound, err)
+		return fmt.Errorf("base DN %q does not exist (check directory.base_dn): %w", c.cfg.BaseDN, err)
 	}
 	return classify("read base DN", err)
 }

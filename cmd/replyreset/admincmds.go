@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
 	"text/tabwriter"
 	"time"
@@ -30,7 +31,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("enroll", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	lang := fs.String("language", "", "the user's language (en|fr; default: the configured language)")
-	actor := fs.String("by", os.Getenv("USER"), "who is enrolling (recorded in the audit trail)")
+	actor := fs.String("by", currentUser(), "who is enrolling (recorded in the audit trail)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,7 +80,11 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if err := store.PutEnrollment(ctx, e); err != nil {
 		if errors.Is(err, enroll.ErrPhoneTaken) {
-			return fmt.Errorf("%s is already enrolled by another user; deactivate that enrollment first", phone)
+			holder := "another user"
+			if other, err := store.EnrollmentByPhone(ctx, phone); err == nil {
+				holder = other.Username
+			}
+			return fmt.Errorf("%s is already enrolled by %s; deactivate that enrollment first", phone, holder)
 		}
 		return err
 	}
@@ -115,6 +120,9 @@ func runEnrollments(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if *format == "json" {
+		if list == nil {
+			list = []enroll.Enrollment{} // [] rather than null for scripts
+		}
 		return writeJSON(stdout, list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -132,7 +140,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	user := fs.String("user", "", "only events about this username")
 	action := fs.String("action", "", "only this action (reset, unlock, enroll, ...)")
 	since := fs.Duration("since", 0, "only events newer than this, e.g. 24h")
-	limit := fs.Int("limit", 0, "at most this many events (0 = all)")
+	limit := fs.Int("limit", 0, "only the newest N events (0 = all)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -151,7 +159,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer store.Close()
-	f := enroll.AuditFilter{Username: *user, Action: *action, Limit: *limit}
+	f := enroll.AuditFilter{Username: *user, Action: *action}
 	if *since > 0 {
 		f.Since = time.Now().Add(-*since)
 	}
@@ -159,7 +167,13 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if *limit > 0 && len(events) > *limit {
+		events = events[len(events)-*limit:]
+	}
 	if *format == "json" {
+		if events == nil {
+			events = []enroll.Event{}
+		}
 		return writeJSON(stdout, events)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -168,6 +182,18 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, ev.Time.Format(time.RFC3339), ev.Actor, ev.Action, ev.Username, ev.Outcome, ev.Detail)
 	}
 	return tw.Flush()
+}
+
+// currentUser names the person running a CLI command for the audit trail,
+// even where $USER is unset (cron, systemd, docker exec).
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid-%d", os.Getuid())
 }
 
 func writeJSON(w io.Writer, v any) error {

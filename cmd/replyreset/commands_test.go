@@ -728,7 +728,7 @@ func TestUnknownCommand(t *testing.T) {
 	for _, help := range []string{"help", "-h", "--help"} {
 		r = runCLI(t, help)
 		wantCode(t, r, 0)
-		wantLine(t, r, r.stderr, "usage: replyreset <command> [flags]")
+		wantLine(t, r, r.stdout, "usage: replyreset <command> [flags]")
 	}
 }
 

@@ -175,17 +175,19 @@ func (c *conversation) reset() (string, error) {
 	}
 	opt := c.w.set.Password
 	var password string
-	for attempt := 1; ; attempt++ {
+	attempts := 0
+	for {
+		attempts++
 		password, err = c.w.gen.Generate(u)
 		if err != nil {
 			c.audit("reset", u.Username, "error", "password generation: "+err.Error())
 			return c.text("sms.reset.failed", nil), nil
 		}
 		err = c.w.dir.SetPassword(c.ctx, u, password, opt)
-		if !errors.Is(err, directory.ErrPolicy) || attempt >= c.w.set.PolicyRetries {
+		if !errors.Is(err, directory.ErrPolicy) || attempts >= c.w.set.PolicyRetries {
 			break
 		}
-		c.w.log.WarnContext(c.ctx, "directory refused a generated password; trying another", "attempt", attempt, "err", err)
+		c.w.log.WarnContext(c.ctx, "directory refused a generated password; trying another", "attempt", attempts, "err", err)
 	}
 	switch {
 	case err == nil:
@@ -195,7 +197,7 @@ func (c *conversation) reset() (string, error) {
 		c.audit("reset", u.Username, "partial", err.Error())
 		c.w.log.ErrorContext(c.ctx, "password set but a follow-up change failed", "err", err)
 	case errors.Is(err, directory.ErrPolicy):
-		c.audit("reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", c.w.set.PolicyRetries, err))
+		c.audit("reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", attempts, err))
 		return c.text("sms.reset.failed", nil), nil
 	default:
 		return c.directoryFailure(err), nil

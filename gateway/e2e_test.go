@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
@@ -463,4 +465,41 @@ func TestWebhookBadRequests(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /sms/twilio: %d", resp.StatusCode)
 	}
+}
+
+// TestResetPolicyRefusalIsBounded gives one OpenLDAP user a policy no
+// generated password can meet: the gateway tries a bounded number of
+// passwords, then says so, and nothing changes.
+func TestResetPolicyRefusalIsBounded(t *testing.T) {
+	lab := ldaplab.OpenLDAP(t)
+	h := newHarness(t, lab, nil)
+	const phone = "+12015550109"
+	username, dn, password := h.user(phone, "en")
+
+	admin := lab.AdminConn(t)
+	policyDN := "cn=strict-" + username + ",ou=policies," + lab.BaseDN
+	add := ldap.NewAddRequest(policyDN, nil)
+	add.Attribute("objectClass", []string{"device", "pwdPolicy"})
+	add.Attribute("cn", []string{"strict-" + username})
+	add.Attribute("pwdAttribute", []string{"userPassword"})
+	add.Attribute("pwdMinLength", []string{"40"})
+	add.Attribute("pwdCheckQuality", []string{"2"})
+	if err := admin.Add(add); err != nil {
+		t.Fatalf("add strict policy: %v", err)
+	}
+	m := ldap.NewModifyRequest(dn, nil)
+	m.Replace("pwdPolicySubentry", []string{policyDN})
+	if err := admin.Modify(m); err != nil {
+		t.Fatalf("assign strict policy: %v", err)
+	}
+
+	r, _ := h.sms(phone, "RESET")
+	if got := oneText(t, r); got != h.text("sms.reset.failed", nil) {
+		t.Fatalf("reply = %q, want the reset-failed text", got)
+	}
+	evs := h.audit(username)
+	if len(evs) != 1 || evs[0].Outcome != "policy_rejected" || !strings.Contains(evs[0].Detail, "3 generated passwords refused") {
+		t.Fatalf("audit = %+v", evs)
+	}
+	h.expectBind(dn, password, "ok")
 }

@@ -64,6 +64,9 @@ func explain(se *StepError) error {
 		hint = "check that the server runs and that no firewall blocks the port"
 	case StepTLS:
 		hint = "check directory.ca_file (the CA that signed the server certificate) and that the URL's host name is in the certificate"
+		if !errors.Is(se.Err, ErrTLS) {
+			hint = "the server accepted the connection but did not complete a TLS handshake (is it an LDAPS port? is it overloaded?)"
+		}
 		var le *ldap.Error
 		if errors.As(se.Err, &le) && le.ResultCode == ldap.LDAPResultProtocolError {
 			hint = "the server refused StartTLS; use ldaps:// or enable TLS on the server"

@@ -103,6 +103,10 @@ func (d dialer) dial(ctx context.Context, raw string) (*ldap.Conn, error) {
 		tlsConn := tls.Client(raw0, tc)
 		if err := tlsConn.HandshakeContext(ctx); err != nil {
 			raw0.Close()
+			if ctx.Err() != nil || !isTLSError(err) {
+				// A timeout or a dropped connection is not a certificate problem.
+				return nil, fail(StepTLS, ErrUnavailable, err)
+			}
 			return nil, fail(StepTLS, ErrTLS, err)
 		}
 		conn := ldap.NewConn(tlsConn, true)
@@ -137,15 +141,12 @@ func (d dialer) dialBound(ctx context.Context, raw string) (*ldap.Conn, error) {
 	err = withCtx(ctx, conn, d.cfg.Timeout, func() error { return conn.Bind(d.cfg.BindDN, d.cfg.BindPassword) })
 	if err != nil {
 		conn.Close()
-		kind := kindOf(err)
-		if errors.Is(kind, ErrInvalidCredentials) || kind == nil {
-			kind = ErrInvalidCredentials
+		if kind := kindOf(err); errors.Is(kind, ErrTLS) || errors.Is(kind, ErrUnavailable) {
+			return nil, &StepError{URL: raw, Step: StepBind, Err: fmt.Errorf("%w: %w", kind, err)}
 		}
-		if !errors.Is(kind, ErrUnavailable) && !errors.Is(kind, ErrTLS) {
-			// A refused service bind is a configuration problem, never the user's.
-			return nil, &StepError{URL: raw, Step: StepBind, Err: fmt.Errorf("service account %q: %w: %w", d.cfg.BindDN, kind, err)}
-		}
-		return nil, &StepError{URL: raw, Step: StepBind, Err: fmt.Errorf("%w: %w", kind, err)}
+		// A refused service bind is a configuration problem, never the
+		// user's: it must not read as the user's invalid credentials.
+		return nil, &StepError{URL: raw, Step: StepBind, Err: fmt.Errorf("%w: service account %q refused: %v", ErrUnavailable, d.cfg.BindDN, err)}
 	}
 	return conn, nil
 }
@@ -171,6 +172,10 @@ func withCtx(ctx context.Context, conn *ldap.Conn, max time.Duration, call func(
 	err := call()
 	if !stop() && ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+	if err != nil && kindOf(err) == nil && conn.IsClosing() {
+		// Whatever go-ldap said, the connection is gone: a network failure.
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
 }

@@ -5,9 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -53,7 +55,12 @@ func kindOf(err error) error {
 		return nil
 	}
 	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, net.ErrClosed) {
+	if errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		return ErrUnavailable
+	}
+	// go-ldap reports a connection the server closed while a request was
+	// outstanding as a plain error from its reader goroutine.
+	if strings.HasPrefix(err.Error(), "unable to read LDAP response packet") {
 		return ErrUnavailable
 	}
 	return nil

@@ -5,7 +5,8 @@ import (
 )
 
 // Sentinel errors. Callers test them with errors.Is; every error that leaves
-// this package wraps exactly one of them.
+// this package wraps exactly one of them, except ErrPartial, which also
+// carries the kind of the follow-up change that failed.
 var (
 	ErrNotFound           = errors.New("directory: user not found")
 	ErrAmbiguous          = errors.New("directory: more than one entry matches")

@@ -36,7 +36,7 @@ func newPool(d dialer, size int, fallbackTTL time.Duration) *pool {
 	return &pool{d: d, urls: d.cfg.URLs, sem: make(chan struct{}, size), fallbackTTL: fallbackTTL}
 }
 
-var errPoolClosed = errors.New("directory: client closed")
+var errPoolClosed = fmt.Errorf("%w: client closed", ErrUnavailable)
 
 func (p *pool) get(ctx context.Context) (*pooledConn, error) {
 	select {
@@ -75,7 +75,15 @@ func (p *pool) get(ctx context.Context) (*pooledConn, error) {
 		}
 	}
 	<-p.sem
-	return nil, fmt.Errorf("%w: no directory server could be used: %w", ErrUnavailable, errors.Join(errs...))
+	// One kind for the caller: TLS when every server failed on TLS (a
+	// configuration problem), otherwise unavailable.
+	kind := ErrTLS
+	for _, err := range errs {
+		if !errors.Is(err, ErrTLS) {
+			kind = ErrUnavailable
+		}
+	}
+	return nil, fmt.Errorf("%w: no directory server could be used: %v", kind, errors.Join(errs...))
 }
 
 // put returns pc to the pool, or closes it when the operation's error says

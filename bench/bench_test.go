@@ -132,7 +132,7 @@ func (f *fixture) webhook(from, body string) error {
 // user, then set the password, must-change and unlock in one modify.
 func (f *fixture) rawReset(conn *ldap.Conn, username string) error {
 	res, err := conn.Search(ldap.NewSearchRequest(f.dcfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 10, false,
-		"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(username)+"))",
+		"(&"+f.dcfg.EffectiveUserFilter()+"(sAMAccountName="+ldap.EscapeFilter(username)+"))",
 		[]string{"sAMAccountName", "displayName", "mail", "mobile", "lockoutTime", "msDS-User-Account-Control-Computed", "pwdLastSet", "userAccountControl"}, nil))
 	if err != nil || len(res.Entries) != 1 {
 		return fmt.Errorf("search %s: %v", username, err)
@@ -244,7 +244,7 @@ func BenchmarkStatusHelp(b *testing.B) {
 	}
 	r := run(b, 8, 2000, func(w, i int) error {
 		_, err := conns[w].Search(ldap.NewSearchRequest(f.dcfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 10, false,
-			"(&(objectCategory=person)(objectClass=user)(sAMAccountName="+ldap.EscapeFilter(f.users[i%len(f.users)])+"))",
+			"(&"+f.dcfg.EffectiveUserFilter()+"(sAMAccountName="+ldap.EscapeFilter(f.users[i%len(f.users)])+"))",
 			[]string{"sAMAccountName", "msDS-User-Account-Control-Computed", "pwdLastSet"}, nil))
 		return err
 	})

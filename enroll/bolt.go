@@ -19,6 +19,7 @@ type BoltStore struct {
 	db     *bolt.DB
 	path   string
 	closed atomic.Bool
+	writes groupCommit
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -100,7 +101,7 @@ func OpenBolt(path string, opts ...BoltOption) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("enroll: data file %s: %w", path, err)
 	}
-	return &BoltStore{db: db, path: path}, nil
+	return &BoltStore{db: db, path: path, writes: groupCommit{db: db}}, nil
 }
 
 // initSchema creates the buckets and checks or records the schema version.
@@ -205,11 +206,12 @@ func (s *BoltStore) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 
 // update runs fn in a write transaction after checking ctx and the store.
 // bbolt commits only if fn returns nil, so a failed check changes nothing.
+// Concurrent writes share transactions (group commit, bolt_commit.go).
 func (s *BoltStore) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	return s.txErr(s.db.Update(fn))
+	return s.txErr(s.writes.update(fn))
 }
 
 func (s *BoltStore) begin(ctx context.Context) error {

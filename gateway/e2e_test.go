@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -502,4 +503,40 @@ func TestResetPolicyRefusalIsBounded(t *testing.T) {
 		t.Fatalf("audit = %+v", evs)
 	}
 	h.expectBind(dn, password, "ok")
+}
+
+// TestReplyWithinBudget: a directory that accepts connections and never
+// answers cannot hold the reply past the budget Twilio allows.
+func TestReplyWithinBudget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // hold it open, say nothing
+		}
+	}()
+	h := newHarness(t, ldaplab.OpenLDAP(t), func(c *directory.Config, s *gateway.Settings) {
+		c.URLs = []string{"ldaps://" + ln.Addr().String()}
+		c.Timeout = 30 * time.Second // longer than the budget on purpose
+		s.ReplyBudget = 2 * time.Second
+	})
+	const phone = "+12015550110"
+	h.user(phone, "en")
+	start := time.Now()
+	r, _ := h.sms(phone, "RESET")
+	took := time.Since(start)
+	if got := oneText(t, r); got != h.text("sms.try_later", nil) {
+		t.Fatalf("reply = %q, want try-later", got)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("reply took %v with a 2 s budget", took)
+	}
+	t.Logf("reply with a silent directory after %v", took.Round(time.Millisecond))
 }

@@ -2,9 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +22,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 )
@@ -55,12 +52,7 @@ type fixture struct {
 func newFixture(b *testing.B, nUsers int) *fixture {
 	lab := ldaplab.Samba(b)
 	f := &fixture{lab: lab}
-	f.dcfg = directory.DefaultConfig()
-	f.dcfg.Dialect = lab.Dialect
-	f.dcfg.URLs = []string{lab.LDAPSURL}
-	f.dcfg.CAFile = lab.CAFile
-	f.dcfg.BindDN, f.dcfg.BindPassword = lab.ServiceDN, lab.ServicePassword
-	f.dcfg.BaseDN = lab.BaseDN
+	f.dcfg = lab.DirectoryConfig()
 	dir, err := directory.New(f.dcfg, directory.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -102,20 +94,9 @@ func newFixture(b *testing.B, nUsers int) *fixture {
 func (f *fixture) webhook(from, body string) error {
 	form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", f.sid.Add(1))}, "From": {from},
 		"To": {"+12015550000"}, "Body": {body}}
-	keys := make([]string, 0, len(form))
-	for k := range form {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	payload := publicURL + "/sms/twilio"
-	for _, k := range keys {
-		payload += k + form.Get(k)
-	}
-	mac := hmac.New(sha1.New, []byte(authToken))
-	mac.Write([]byte(payload))
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/sms/twilio", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	req.Header.Set("X-Twilio-Signature", twiliotest.Sign(authToken, publicURL+"/sms/twilio", form))
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/directorytest"
@@ -19,13 +18,8 @@ func TestMain(m *testing.M) {
 
 // labConfig is the product configuration for a lab server, bound as bindDN.
 func labConfig(s *ldaplab.Server, bindDN, bindPassword string) directory.Config {
-	c := directory.DefaultConfig()
-	c.Dialect = s.Dialect
-	c.URLs = []string{s.LDAPSURL}
-	c.CAFile = s.CAFile
+	c := s.DirectoryConfig()
 	c.BindDN, c.BindPassword = bindDN, bindPassword
-	c.BaseDN = s.BaseDN
-	c.Timeout = 5 * time.Second
 	return c
 }
 

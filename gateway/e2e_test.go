@@ -2,9 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -14,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,6 +22,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 )
@@ -55,12 +52,7 @@ type harness struct {
 
 func newHarness(t *testing.T, lab *ldaplab.Server, mutate func(*directory.Config, *gateway.Settings)) *harness {
 	t.Helper()
-	dcfg := directory.DefaultConfig()
-	dcfg.Dialect = lab.Dialect
-	dcfg.URLs = []string{lab.LDAPSURL}
-	dcfg.CAFile = lab.CAFile
-	dcfg.BindDN, dcfg.BindPassword = lab.ServiceDN, lab.ServicePassword
-	dcfg.BaseDN = lab.BaseDN
+	dcfg := lab.DirectoryConfig()
 	dcfg.Timeout = 3 * time.Second
 	set := gateway.Settings{PublicURL: publicURL, AuthToken: authToken, DefaultLanguage: "en", MaxResetsPerHour: 3,
 		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}}
@@ -108,25 +100,6 @@ func (h *harness) user(phone, lang string) (username, dn, password string) {
 	return username, dn, password
 }
 
-// sign computes X-Twilio-Signature by Twilio's published algorithm:
-// base64(HMAC-SHA1(auth token, URL + each POST key and value, keys sorted)).
-func sign(token, fullURL string, form url.Values) string {
-	keys := make([]string, 0, len(form))
-	for k := range form {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(fullURL)
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteString(form.Get(k))
-	}
-	mac := hmac.New(sha1.New, []byte(token))
-	mac.Write([]byte(b.String()))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
-
 func (h *harness) newSID() string {
 	return fmt.Sprintf("SM%032x", time.Now().UnixNano()+h.sidSeq.Add(1))
 }
@@ -148,7 +121,7 @@ func (h *harness) post(form url.Values, signature string) reply {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	switch signature {
 	case "":
-		req.Header.Set("X-Twilio-Signature", sign(authToken, publicURL+"/sms/twilio", form))
+		req.Header.Set("X-Twilio-Signature", twiliotest.Sign(authToken, publicURL+"/sms/twilio", form))
 	case "-":
 	default:
 		req.Header.Set("X-Twilio-Signature", signature)
@@ -286,9 +259,9 @@ func TestWebhookRefusesForgedUnsignedAndReplayed(t *testing.T) {
 		username, dn, oldPassword := h.user(phone, "en")
 
 		form := url.Values{"MessageSid": {h.newSID()}, "From": {phone}, "To": {"+12015550000"}, "Body": {"RESET"}}
-		good := sign(authToken, publicURL+"/sms/twilio", form)
-		forged := sign("not-the-token", publicURL+"/sms/twilio", form)
-		wrongURL := sign(authToken, "https://evil.example.test/sms/twilio", form)
+		good := twiliotest.Sign(authToken, publicURL+"/sms/twilio", form)
+		forged := twiliotest.Sign("not-the-token", publicURL+"/sms/twilio", form)
+		wrongURL := twiliotest.Sign(authToken, "https://evil.example.test/sms/twilio", form)
 		for name, sig := range map[string]string{"unsigned": "-", "forged": forged, "wrong url": wrongURL, "garbage": "!!!"} {
 			if r := h.post(form, sig); r.status != http.StatusForbidden {
 				t.Errorf("%s: status %d, want 403", name, r.status)

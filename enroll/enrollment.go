@@ -32,6 +32,13 @@ type Enrollment struct {
 	UpdatedAt time.Time `json:"updated_at"`
 	// VerifiedAt is when the phone was verified (zero while pending).
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// Mail is where notices go (from the directory at activation).
+	Mail string `json:"mail,omitempty"`
+	// TOTPSealed is the authenticator app's secret, sealed (Sealer), when
+	// the user set the app up; LastTOTPStep is the last time step accepted,
+	// so a code is never accepted twice.
+	TOTPSealed   []byte `json:"totp_sealed,omitempty"`
+	LastTOTPStep int64  `json:"last_totp_step,omitempty"`
 }
 
 // Event is one append-only audit record. It never holds a secret.

@@ -1,0 +1,71 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Activation is a pending enrollment: created when an admin activates a
+// user, keyed by the hash of the single-use token mailed to the user, and
+// carrying the phone verification in progress. It is deleted when the
+// enrollment completes (the token is then used) or replaced when the user
+// is activated again.
+type Activation struct {
+	TokenHash string    `json:"token_hash"` // hex SHA-256 of the token; the token itself is never stored
+	Username  string    `json:"username"`
+	Mail      string    `json:"mail"`
+	Language  string    `json:"language"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Phone verification in progress (all zero until a number is entered).
+	Phone        string    `json:"phone,omitempty"`         // E.164 being verified
+	CodeHash     string    `json:"code_hash,omitempty"`     // hex HMAC-SHA-256 of the 6-digit code
+	CodeExpires  time.Time `json:"code_expires,omitzero"`   // code_ttl after it was made
+	CodeSentAt   time.Time `json:"code_sent_at,omitzero"`   // last send (SMS or call), for resend_after
+	CodeAttempts int       `json:"code_attempts,omitempty"` // wrong tries on the current code
+	LockedUntil  time.Time `json:"locked_until,omitzero"`   // refusal after too many wrong tries
+
+	// Authenticator app set-up in progress: the TOTP secret, sealed.
+	TOTPSealed   []byte `json:"totp_sealed,omitempty"`
+	LastTOTPStep int64  `json:"last_totp_step,omitempty"` // a time step is accepted once
+}
+
+// Expired reports whether the activation can no longer be used at now.
+func (a Activation) Expired(now time.Time) bool { return !now.Before(a.ExpiresAt) }
+
+// Activation errors.
+var (
+	// ErrTokenUnknown: no activation has this token hash (never issued,
+	// already used, or replaced by a newer activation).
+	ErrTokenUnknown = errors.New("enroll: activation link unknown or already used")
+	// ErrTokenExpired: the activation exists but has expired.
+	ErrTokenExpired = errors.New("enroll: activation link expired")
+)
+
+// ActivationStore keeps activations. Implementations must pass the
+// activation part of storetest.
+type ActivationStore interface {
+	// PutActivation stores a, replacing any other activation of the same
+	// username (its token stops working) in the same transaction.
+	PutActivation(ctx context.Context, a Activation) error
+	// ActivationByToken returns the activation whose TokenHash is hash
+	// (ErrTokenUnknown when none).
+	ActivationByToken(ctx context.Context, hash string) (Activation, error)
+	// ActivationByUser returns the username's current activation.
+	ActivationByUser(ctx context.Context, username string) (Activation, error)
+	// UpdateActivation reads the activation, lets fn change it and writes it
+	// back in one transaction; fn returning an error changes nothing (and the
+	// error is returned). fn must not change TokenHash or Username.
+	UpdateActivation(ctx context.Context, hash string, fn func(*Activation) error) error
+	// CompleteActivation stores e (with its phone index) and deletes the
+	// activation in one transaction, so the token works once. ErrPhoneTaken
+	// (another username owns e.Phone) changes nothing.
+	CompleteActivation(ctx context.Context, hash string, e Enrollment) error
+	// DeleteActivation removes the activation (ErrTokenUnknown when none).
+	DeleteActivation(ctx context.Context, hash string) error
+	// PurgeActivations removes activations expired before now.
+	PurgeActivations(ctx context.Context, now time.Time) (int, error)
+}

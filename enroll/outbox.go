@@ -1,0 +1,83 @@
+package enroll
+
+import (
+	"context"
+	"time"
+)
+
+// Outbound message kinds.
+const (
+	KindSMS  = "sms"
+	KindCall = "call" // a voice call; the body is TwiML
+)
+
+// Outbound message statuses. Queued and retry are waiting to be sent; sent
+// means the provider accepted it; delivered, undelivered and failed are
+// final provider reports; rejected is a final refusal at send time (such as
+// Twilio 21610 opted out or 21211 invalid number); expired means the retry
+// budget ran out.
+const (
+	StatusQueued      = "queued"
+	StatusRetry       = "retry"
+	StatusSent        = "sent"
+	StatusDelivered   = "delivered"
+	StatusUndelivered = "undelivered"
+	StatusFailed      = "failed"
+	StatusRejected    = "rejected"
+	StatusExpired     = "expired"
+)
+
+// Outbound priorities: lower runs first.
+const (
+	PriorityHigh = 0 // codes, resets, alerts
+	PriorityLow  = 9 // reminders
+)
+
+// OutboundMessage is one SMS or call in the durable outbox. The body may
+// hold a code or a password, so it is stored sealed (Sealer) and opened only
+// to send it.
+type OutboundMessage struct {
+	ID          uint64    `json:"id"` // assigned by the store, increasing
+	Kind        string    `json:"kind"`
+	To          string    `json:"to"` // E.164
+	Sealed      []byte    `json:"sealed"`
+	Purpose     string    `json:"purpose"` // "code", "enrolled", "lockout", ...: for people and metrics
+	Username    string    `json:"username,omitempty"`
+	Priority    int       `json:"priority"`
+	Status      string    `json:"status"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	ProviderID  string    `json:"provider_id,omitempty"` // Twilio SM…/CA… SID once accepted
+	ErrorCode   int       `json:"error_code,omitempty"`  // provider error code (21610, 21211, 30003, ...)
+	LastError   string    `json:"last_error,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Pending reports whether the message still waits to be sent.
+func (m OutboundMessage) Pending() bool {
+	return m.Status == StatusQueued || m.Status == StatusRetry
+}
+
+// OutboxFilter selects outbox messages; zero fields match everything.
+type OutboxFilter struct {
+	To       string
+	Username string
+	Limit    int // newest first when set
+}
+
+// OutboxStore keeps the durable outbox.
+type OutboxStore interface {
+	// EnqueueMessage stores m with the next ID (m.ID is ignored) and returns it.
+	EnqueueMessage(ctx context.Context, m OutboundMessage) (uint64, error)
+	// DueMessages returns up to limit pending messages whose NextAttempt is
+	// not after now, by priority then ID.
+	DueMessages(ctx context.Context, now time.Time, limit int) ([]OutboundMessage, error)
+	// UpdateMessage reads message id, lets fn change it and writes it back
+	// in one transaction; it keeps a provider-ID index in step.
+	UpdateMessage(ctx context.Context, id uint64, fn func(*OutboundMessage) error) error
+	// MessageByProviderID finds a message by its provider SID.
+	MessageByProviderID(ctx context.Context, providerID string) (OutboundMessage, error)
+	// Messages lists messages, newest first.
+	Messages(ctx context.Context, f OutboxFilter) ([]OutboundMessage, error)
+}

@@ -1,0 +1,123 @@
+package enroll
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// Sealer protects the secrets the data file must hold (TOTP secrets,
+// queued message bodies) and keys the hashes of codes and tokens. Its key
+// lives in a separate file (data_dir/replyreset.key, mode 0600), so a copy
+// of the data file alone reveals no secret and allows no offline guessing of
+// 6-digit codes.
+type Sealer struct {
+	aead   cipher.AEAD
+	macKey []byte
+}
+
+// keySize is the length of the key file: AES-256 key and HMAC key.
+const keySize = 64
+
+// ErrSealed is returned when sealed data cannot be opened (wrong key,
+// corrupted, or sealed for another purpose).
+var ErrSealed = errors.New("enroll: sealed data cannot be opened")
+
+// LoadOrCreateKey reads the key file at path, creating it (mode 0600, 64
+// random bytes) when it does not exist. A key file readable by group or
+// others is refused.
+func LoadOrCreateKey(path string) (*Sealer, error) {
+	key, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		key = make([]byte, keySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("enroll: create key file: %w", err)
+		}
+		if _, err := f.Write(key); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("enroll: write key file %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("enroll: write key file %s: %w", path, err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("enroll: write key file %s: %w", path, err)
+		}
+		return NewSealer(key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("enroll: read key file: %w", err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: key file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("enroll: key file %s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
+	}
+	return NewSealer(key)
+}
+
+// NewSealer makes a Sealer from a 64-byte key.
+func NewSealer(key []byte) (*Sealer, error) {
+	if len(key) != keySize {
+		return nil, fmt.Errorf("enroll: key must be %d bytes, not %d", keySize, len(key))
+	}
+	block, err := aes.NewCipher(key[:32])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead, macKey: append([]byte(nil), key[32:]...)}, nil
+}
+
+// Seal encrypts plain for purpose (for example "totp:jdoe" or "outbox"):
+// data sealed for one purpose does not open for another.
+func (s *Sealer) Seal(plain []byte, purpose string) []byte {
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		panic("enroll: crypto/rand failed: " + err.Error()) // cannot happen since Go 1.24
+	}
+	return s.aead.Seal(nonce, nonce, plain, []byte(purpose))
+}
+
+// Open decrypts data sealed for purpose.
+func (s *Sealer) Open(sealed []byte, purpose string) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n+s.aead.Overhead() {
+		return nil, ErrSealed
+	}
+	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(purpose))
+	if err != nil {
+		return nil, ErrSealed
+	}
+	return plain, nil
+}
+
+// Hash is the keyed hash (HMAC-SHA-256, hex) under which codes and tokens
+// are stored and looked up; purpose separates uses ("token", "code").
+func (s *Sealer) Hash(purpose, secret string) string {
+	m := hmac.New(sha256.New, s.macKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(secret))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Equal compares two hashes in constant time.
+func Equal(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }

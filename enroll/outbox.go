@@ -8,7 +8,7 @@ import (
 // Outbound message kinds.
 const (
 	KindSMS  = "sms"
-	KindCall = "call" // a voice call; the body is TwiML
+	KindCall = "call" // a voice call reading the body aloud
 )
 
 // Outbound message statuses. Queued and retry are waiting to be sent; sent
@@ -37,11 +37,14 @@ const (
 // hold a code or a password, so it is stored sealed (Sealer) and opened only
 // to send it.
 type OutboundMessage struct {
-	ID          uint64    `json:"id"` // assigned by the store, increasing
-	Kind        string    `json:"kind"`
-	To          string    `json:"to"` // E.164
+	ID   uint64 `json:"id"` // assigned by the store, increasing
+	Kind string `json:"kind"`
+	To   string `json:"to"` // E.164
+	// Sealed is the body sealed for purpose "outbox": the SMS text, or for a
+	// call the text to read aloud (the sender wraps it in TwiML <Say>).
 	Sealed      []byte    `json:"sealed"`
-	Purpose     string    `json:"purpose"` // "code", "enrolled", "lockout", ...: for people and metrics
+	Language    string    `json:"language"` // en | fr: the voice of a call
+	Purpose     string    `json:"purpose"`  // "code", "enrolled", "lockout", ...: for people and metrics
 	Username    string    `json:"username,omitempty"`
 	Priority    int       `json:"priority"`
 	Status      string    `json:"status"`

@@ -1,0 +1,205 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+)
+
+// UserFinder is what enrollment needs from the directory.
+type UserFinder interface {
+	FindUser(ctx context.Context, username string) (directory.User, error)
+}
+
+// Mail is one email to send; Text and HTML are both filled.
+type Mail struct {
+	To      string
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Mailer sends email; a nil Mailer means mail is off.
+type Mailer interface {
+	Send(ctx context.Context, m Mail) error
+}
+
+// MailRenderer renders localised emails (templates package).
+type MailRenderer interface {
+	// RenderMail renders template name ("activation", "enrolled") in lang.
+	RenderMail(lang, name string, data map[string]string) (subject, text, html string, err error)
+}
+
+// Catalog renders localised SMS texts.
+type Catalog interface {
+	Text(lang, key string, args map[string]string) string
+}
+
+// ServiceStore is the storage the enrollment journey needs.
+type ServiceStore interface {
+	Store
+	ActivationStore
+	OutboxStore
+}
+
+// ServiceDeps wires a Service. Only cmd builds it.
+type ServiceDeps struct {
+	Store     ServiceStore
+	Directory UserFinder
+	Mailer    Mailer // nil: mail off (activation then fails clearly)
+	Mails     MailRenderer
+	Messages  Catalog
+	Sealer    *Sealer
+	// Notify wakes the outbox worker after messages were queued; may be nil.
+	Notify func()
+	Log    *slog.Logger
+	Now    func() time.Time // default time.Now
+}
+
+// ServiceSettings are the enrollment knobs from the configuration.
+type ServiceSettings struct {
+	Config                    // enrollment: activation_ttl, code_ttl, resend_after, max_attempts, methods
+	PublicURL        string   // links in emails: PublicURL + "/enroll/" + token
+	DefaultLanguage  string   // en | fr
+	DefaultRegion    string   // for numbers typed without a country code
+	AllowedCountries []string // ISO codes; empty = all
+	Issuer           string   // shown in authenticator apps (default "ReplyReset")
+	LockoutFor       time.Duration
+}
+
+// Step is where the user is in the enrollment journey.
+type Step string
+
+const (
+	StepPhone  Step = "phone"  // enter the mobile number
+	StepVerify Step = "verify" // a code was sent: type it, call me, or use the app
+	StepDone   Step = "done"   // enrolled (shown once, right after success)
+)
+
+// Page is what the enrollment site shows for a token.
+type Page struct {
+	Username     string
+	DisplayName  string
+	Language     string
+	Step         Step
+	Phone        string   // E.164 being verified (StepVerify) or enrolled (StepDone)
+	PrefillPhone string   // from the directory's mobile attribute, for StepPhone
+	Methods      []string // allowed methods: sms, voice, app
+	ResendAt     time.Time
+	CodeExpires  time.Time
+	AttemptsLeft int
+	LockedUntil  time.Time
+	ExpiresAt    time.Time // the activation link's expiry
+}
+
+// AppSetup is what the page needs to show an authenticator QR code.
+type AppSetup struct {
+	URI    string // otpauth://totp/...
+	Secret string // base32, for typing in by hand
+	QRPNG  []byte // the URI as a QR code
+}
+
+// ActivationResult tells the admin what was sent.
+type ActivationResult struct {
+	Username  string
+	Mail      string
+	ExpiresAt time.Time
+}
+
+// Errors the enrollment site shows to the user, each with its own message.
+var (
+	ErrNoMail            = errors.New("enroll: the user has no mail address in the directory")
+	ErrMailOff           = errors.New("enroll: mail is not configured, so no activation email can be sent")
+	ErrCountryNotAllowed = errors.New("enroll: numbers from this country are not accepted")
+	ErrCodeWrong         = errors.New("enroll: the code is wrong")
+	ErrCodeExpired       = errors.New("enroll: the code has expired; send a new one")
+	ErrNoCode            = errors.New("enroll: no code was sent yet")
+	ErrMethodOff         = errors.New("enroll: this verification method is turned off")
+)
+
+// ResendError: a code may not be sent again before At.
+type ResendError struct{ At time.Time }
+
+func (e *ResendError) Error() string {
+	return fmt.Sprintf("enroll: a new send is possible at %s", e.At.Format(time.RFC3339))
+}
+
+// LockedError: too many wrong codes; refused until Until.
+type LockedError struct{ Until time.Time }
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("enroll: too many wrong codes; try again after %s", e.Until.Format(time.RFC3339))
+}
+
+// WrongCodeError: the code was wrong; AttemptsLeft more tries remain. It
+// matches ErrCodeWrong.
+type WrongCodeError struct{ AttemptsLeft int }
+
+func (e *WrongCodeError) Error() string {
+	return fmt.Sprintf("enroll: the code is wrong (%d tries left)", e.AttemptsLeft)
+}
+func (e *WrongCodeError) Is(target error) bool { return target == ErrCodeWrong }
+
+// Service runs the enrollment journey: activation, phone entry, code by
+// SMS or voice call, or authenticator app, and completion.
+type Service struct {
+	deps ServiceDeps
+	set  ServiceSettings
+}
+
+// NewService returns a Service; it validates nothing the config loader
+// has not validated already.
+func NewService(deps ServiceDeps, set ServiceSettings) *Service {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if set.Issuer == "" {
+		set.Issuer = "ReplyReset"
+	}
+	if set.LockoutFor <= 0 {
+		set.LockoutFor = 10 * time.Minute
+	}
+	return &Service{deps: deps, set: set}
+}
+
+// The methods below are the contract the web pages and the CLI code
+// against; service_*.go implement them.
+//
+//	Activate(ctx, username, actor string) (ActivationResult, error)
+//	    Looks the user up (directory.ErrNotFound → clear error, nothing stored;
+//	    no mail → ErrNoMail), makes a 32-byte token, stores its hash with
+//	    activation_ttl, replacing any older activation, mails the link
+//	    PublicURL/enroll/<token> (text + HTML, user's language), audits.
+//	    If the mail cannot be sent the activation is removed again.
+//	Open(ctx, token string) (Page, error)
+//	    ErrTokenUnknown / ErrTokenExpired, else the page state.
+//	SetLanguage(ctx, token, lang string) (Page, error)
+//	SendCode(ctx, token, rawPhone, method string) (Page, error)
+//	    method "sms" or "voice". Normalises the phone (PhoneError),
+//	    checks allowed countries (ErrCountryNotAllowed) and that no other
+//	    user's enrollment owns it (ErrPhoneTaken), makes a 6-digit code
+//	    (crypto/rand, stored as Sealer.Hash("code", ...), code_ttl) and
+//	    queues it (SMS text sms.code, or a call reading the digits).
+//	Resend(ctx, token, method string) (Page, error)
+//	    The same code again, once resend_after has passed (*ResendError).
+//	VerifyCode(ctx, token, code string) (Page, error)
+//	    *WrongCodeError, ErrCodeExpired, ErrNoCode, *LockedError (after
+//	    max_attempts wrong tries the code dies and LockoutFor refusal
+//	    starts); on success the enrollment completes.
+//	StartApp(ctx, token, rawPhone string) (AppSetup, error)
+//	    Checks the phone like SendCode, makes (or reuses) a TOTP secret
+//	    (sealed in the activation) and returns the otpauth URI and QR PNG.
+//	VerifyApp(ctx, token, code string) (Page, error)
+//	    Checks a TOTP code (±1 step, each step once); on success completes
+//	    the enrollment with the app secret.
+//
+// Completion: enrollment active with phone, language, mail and method,
+// activation deleted (CompleteActivation), confirmation SMS sms.enrolled
+// queued, "enrolled" email sent when mail is on, audit event "enroll".

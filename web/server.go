@@ -49,7 +49,8 @@ func NewEcho(d Deps) *echo.Echo {
 	e.Use(middleware.Recover())
 	// 2. request ID: every log line of a request carries it;
 	e.Use(middleware.RequestID())
-	// 3. access log, without query strings or bodies (they may hold tokens);
+	// 3. access log with the route pattern, never the raw path, query or body
+	//    (they may hold tokens);
 	e.Use(requestLogger(d.Logger))
 	// 4. body limit before anything reads a body;
 	e.Use(middleware.BodyLimit(maxBody))
@@ -72,7 +73,7 @@ func NewEcho(d Deps) *echo.Echo {
 
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
+		LogStatus: true, LogRoutePath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogRemoteIP: true,
 		LogError: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			level := slog.LevelInfo
@@ -81,7 +82,8 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			}
 			log.LogAttrs(c.Request().Context(), level, "http request",
 				slog.String("request_id", v.RequestID), slog.String("method", v.Method),
-				slog.String("path", v.URIPath), slog.Int("status", v.Status),
+				// The route pattern, never the path: /enroll/:token must not log the token.
+				slog.String("route", v.RoutePath), slog.Int("status", v.Status),
 				slog.Duration("latency", v.Latency), slog.String("remote_ip", v.RemoteIP))
 			return nil
 		},

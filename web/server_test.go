@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -118,5 +119,17 @@ func TestClientIPIgnoresForwardedHeaders(t *testing.T) {
 	e.ServeHTTP(httptest.NewRecorder(), req)
 	if seen != "192.0.2.10" {
 		t.Fatalf("RealIP = %q, want the TCP peer 192.0.2.10", seen)
+	}
+}
+
+func TestAccessLogNeverHoldsThePath(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	e := NewEcho(Deps{Logger: log})
+	e.GET("/enroll/:token", func(c echo.Context) error { return c.NoContent(204) })
+	e.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/enroll/SECRET-TOKEN-123?x=SECRET-Q", nil))
+	out := buf.String()
+	if strings.Contains(out, "SECRET") || !strings.Contains(out, `"route":"/enroll/:token"`) {
+		t.Fatalf("access log: %s", out)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -17,21 +16,13 @@ import (
 	"github.com/replyreset/replyreset/templates"
 )
 
-// openStore opens the data file of cfg for an admin command.
-func openStore(cfg *Config) (*enroll.BoltStore, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
-	}
-	return enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
-}
-
 // runEnroll: the helpdesk enrolls a user in person. The user must exist in
 // the directory; the phone is normalised and taken as verified.
-func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runEnroll(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("enroll", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	lang := fs.String("language", "", "the user's language (en|fr; default: the configured language)")
-	actor := fs.String("by", currentUser(), "who is enrolling (recorded in the audit trail)")
+	actor := fs.String("by", env.user(), "who is enrolling (recorded in the audit trail)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -53,11 +44,18 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("phone %q: %w", rawPhone, err)
 	}
-	dir, err := directory.New(cfg.Directory, directory.Options{})
+	// The store first: while a server holds it, the command moves there
+	// before doing any work.
+	store, release, err := env.openStore(cfg)
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
+	defer release()
+	dir, releaseDir, err := env.openDirectory(cfg)
+	if err != nil {
+		return err
+	}
+	defer releaseDir()
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Directory.Timeout)
 	defer cancel()
 	u, err := dir.FindUser(ctx, username)
@@ -67,11 +65,6 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return fmt.Errorf("user %q: %w", username, err)
 	}
-	store, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 	now := time.Now().UTC()
 	e := enroll.Enrollment{Username: u.Username, Phone: phone, Language: language, State: enroll.StateActive,
 		Method: "helpdesk", CreatedAt: now, UpdatedAt: now, VerifiedAt: now}
@@ -96,7 +89,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func runEnrollments(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("enrollments", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	format := fs.String("format", "table", "table | json")
@@ -110,11 +103,11 @@ func runEnrollments(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, release, err := env.openStore(cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer release()
 	list, err := store.Enrollments(ctx)
 	if err != nil {
 		return err
@@ -133,7 +126,7 @@ func runEnrollments(ctx context.Context, args []string, stdout, stderr io.Writer
 	return tw.Flush()
 }
 
-func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	format := fs.String("format", "table", "table | json")
@@ -154,11 +147,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	store, err := openStore(cfg)
+	store, release, err := env.openStore(cfg)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer release()
 	f := enroll.AuditFilter{Username: *user, Action: *action}
 	if *since > 0 {
 		f.Since = time.Now().Add(-*since)
@@ -187,6 +180,10 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // currentUser names the person running a CLI command for the audit trail,
 // even where $USER is unset (cron, systemd, docker exec).
 func currentUser() string {
+	return osUser()
+}
+
+func osUser() string {
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}

@@ -12,7 +12,7 @@ import (
 
 // runCheckConfig validates the file (every problem at once) and then dials
 // each directory URL step by step, saying precisely what failed.
-func runCheckConfig(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runCheckConfig(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check-config", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	offline := fs.Bool("offline", false, "only validate the file; dial nothing")

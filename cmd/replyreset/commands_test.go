@@ -411,11 +411,11 @@ func seedAudit(t *testing.T, f configFile, events []enroll.Event) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := openStore(cfg)
+	st, release, err := (&cmdEnv{}).openStore(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer release()
 	for _, ev := range events {
 		if _, err := st.AppendAudit(t.Context(), ev); err != nil {
 			t.Fatal(err)
@@ -533,7 +533,7 @@ func startServe(t *testing.T, f configFile, addr string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{addr: addr, cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
-	go func() { s.done <- runServe(ctx, []string{"-config", f.Path}, io.Discard, s.stderr) }()
+	go func() { s.done <- runServe(&cmdEnv{}, ctx, []string{"-config", f.Path}, io.Discard, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -635,11 +635,23 @@ func TestServeHealthyAndGracefulShutdown(t *testing.T) {
 		t.Errorf("the log does not say where replyreset listens:\n%s", log)
 	}
 
-	// The admin commands share the data file: while serve holds it they
-	// say so plainly instead of hanging.
-	r := runCLI(t, "enrollments", "-config", f.Path)
+	// While serve holds the data file, the admin commands run inside it
+	// through the control socket: same output, same exit codes.
+	user := s.UniqueName("live")
+	s.AddUser(t, ldaplab.UserSpec{Username: user})
+	r := runCLI(t, "enroll", "-config", f.Path, "-by", "helpdesk-ann", user, "+1 201 555 0177")
+	wantCode(t, r, 0)
+	wantContains(t, r, r.stdout, "enrolled "+user+" with +12015550177")
+	list := listEnrollments(t, f)
+	if len(list) != 1 || list[0].Username != user || list[0].Phone != "+12015550177" {
+		t.Errorf("enrollments through the running server = %+v", list)
+	}
+	r = runCLI(t, "audit", "-config", f.Path, "-format", "json")
+	wantCode(t, r, 0)
+	wantContains(t, r, r.stdout, `"actor": "cli:helpdesk-ann"`)
+	r = runCLI(t, "enroll", "-config", f.Path, "nobody-"+user, "+1 201 555 0178")
 	wantCode(t, r, 1)
-	wantContains(t, r, r.stderr, "is in use by another replyreset process")
+	wantContains(t, r, r.stderr, "is not in the directory")
 
 	srv.stop(t)
 	if conn, err := net.DialTimeout("tcp", c.Listen, time.Second); err == nil {

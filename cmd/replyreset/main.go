@@ -21,20 +21,23 @@ var version = "dev"
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+	run     func(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error
+	// shared: the command works on the data file, so while a server holds
+	// it the command runs inside that server (control.go).
+	shared bool
 }
 
 func commands() []command {
 	return []command{
-		{"serve", "run the gateway (webhook, pages, API)", runServe},
-		{"check-config", "validate a configuration file and dial the directory", runCheckConfig},
-		{"enroll", "enroll USER PHONE in person (helpdesk): the phone is taken as verified", runEnroll},
-		{"enrollments", "list enrollments", runEnrollments},
-		{"audit", "print the audit trail", runAudit},
-		{"version", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
+		{"serve", "run the gateway (webhook, pages, API)", runServe, false},
+		{"check-config", "validate a configuration file and dial the directory", runCheckConfig, false},
+		{"enroll", "enroll USER PHONE in person (helpdesk): the phone is taken as verified", runEnroll, true},
+		{"enrollments", "list enrollments", runEnrollments, true},
+		{"audit", "print the audit trail", runAudit, true},
+		{"version", "print the version", func(_ *cmdEnv, _ context.Context, _ []string, out, _ io.Writer) error {
 			_, err := fmt.Fprintln(out, "replyreset", version)
 			return err
-		}},
+		}, false},
 	}
 }
 
@@ -58,6 +61,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runIn(&cmdEnv{}, ctx, args, stdout, stderr)
+}
+
+// runIn runs one command line in env: the CLI's own, or a running server's.
+func runIn(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
@@ -70,7 +78,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
+		if env.server != nil && !c.shared {
+			fmt.Fprintf(stderr, "replyreset %s: cannot run inside the server\n", c.name)
+			return 2
+		}
+		err := c.run(env, ctx, args[1:], stdout, stderr)
+		var busy *serverRunningError
+		if errors.As(err, &busy) && env.server == nil {
+			return forward(ctx, busy.socket, args, stdout, stderr)
+		}
 		switch {
 		case err == nil:
 			return 0

@@ -19,7 +19,7 @@ import (
 	"github.com/replyreset/replyreset/web"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runServe(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	if err := parseFlags(fs, args); err != nil {
@@ -36,6 +36,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer app.Close()
 
+	stopControl, err := serveControl(ctx, app, log)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -104,26 +103,7 @@ type inbound struct {
 }
 
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		rw.Header().Set("Allow", http.MethodPost)
-		http.Error(rw, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	r.Body = http.MaxBytesReader(rw, r.Body, maxWebhookBody)
-	if err := r.ParseForm(); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(rw, "request body too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(rw, "malformed form body", http.StatusBadRequest)
-		return
-	}
-	sig := r.Header.Get("X-Twilio-Signature")
-	if sig == "" || !w.validSignature(r, sig) {
-		w.log.WarnContext(r.Context(), "webhook refused: bad or missing Twilio signature",
-			"remote", r.RemoteAddr, "has_signature", sig != "")
-		http.Error(rw, "forbidden", http.StatusForbidden)
+	if !acceptTwilioPost(rw, r, w.validator, w.set.PublicURL, w.log, "webhook") {
 		return
 	}
 	in := inbound{sid: r.PostForm.Get("MessageSid"), from: r.PostForm.Get("From"),
@@ -143,19 +123,6 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeTwiML(rw, reply)
-}
-
-// validSignature checks X-Twilio-Signature over public_url + request URI
-// and the POST parameters.
-func (w *Webhook) validSignature(r *http.Request, sig string) bool {
-	params := make(map[string]string, len(r.PostForm))
-	for k, v := range r.PostForm {
-		if len(v) != 1 {
-			return false // Twilio never repeats a field; the signature scheme cannot cover it
-		}
-		params[k] = v[0]
-	}
-	return w.validator.Validate(w.set.PublicURL+r.URL.RequestURI(), params, sig)
 }
 
 // writeTwiML answers with a <Response>, holding one <Message> when text is set.

@@ -1,0 +1,359 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/replyreset/replyreset/enroll"
+)
+
+// OutboxQueue is what the outbox worker needs from the store.
+type OutboxQueue interface {
+	DueMessages(ctx context.Context, now time.Time, limit int) ([]enroll.OutboundMessage, error)
+	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
+}
+
+// BodyOpener opens sealed message bodies (enroll.Sealer).
+type BodyOpener interface {
+	Open(sealed []byte, purpose string) ([]byte, error)
+}
+
+// outboxSealPurpose is the Sealer purpose of queued message bodies.
+const outboxSealPurpose = "outbox"
+
+// OutboxOptions tune the worker; zero fields take the defaults.
+type OutboxOptions struct {
+	Batch       int           // messages read per pass (default 20)
+	MaxAttempts int           // sends tried before a message expires (default 12)
+	MaxAge      time.Duration // age after which an unsent message expires (default 24h)
+	BackoffBase time.Duration // wait after the first failure, doubled after each (default 5s)
+	BackoffMax  time.Duration // longest wait between attempts (default 10m)
+	// RatePerSecond paces low-priority messages (sms.rate_per_second);
+	// high-priority ones are never held back. 0 means no pacing.
+	RatePerSecond float64
+	// Poll is how often the queue is read when nothing wakes the worker,
+	// which catches retries scheduled before a restart (default 15s).
+	Poll time.Duration
+	// SendTimeout bounds one provider call (default 30s).
+	SendTimeout time.Duration
+	Now         func() time.Time
+}
+
+func (o *OutboxOptions) defaults() {
+	if o.Batch <= 0 {
+		o.Batch = 20
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 12
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = 24 * time.Hour
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 5 * time.Second
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 10 * time.Minute
+	}
+	if o.BackoffMax < o.BackoffBase {
+		o.BackoffMax = o.BackoffBase
+	}
+	if o.Poll <= 0 {
+		o.Poll = 15 * time.Second
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 30 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Outbox is the durable outbox worker: it sends the queued messages, in
+// priority order, and records what became of each.
+//
+// Delivery is at least once. Before calling the provider the worker claims
+// the message in the store: one more attempt counted, the next attempt
+// moved past a backoff delay, status still queued or retry. If the process
+// dies during the call, the message is therefore sent again after that
+// delay, and a message that keeps killing the process still expires after
+// MaxAttempts. The price is a rare duplicate when the provider accepted a
+// message whose outcome was never recorded; a code sent twice is harmless,
+// a code never sent is a user locked out.
+//
+// Only one Run may be active per store: bbolt is single-process, and
+// within the process Run refuses to run twice.
+type Outbox struct {
+	store  OutboxQueue
+	opener BodyOpener
+	sender Sender
+	log    *slog.Logger
+	opt    OutboxOptions
+
+	wake    chan struct{}
+	running atomic.Bool
+
+	// Owned by the Run goroutine.
+	retries  []time.Time // retry times scheduled by this process, to wake for
+	failures int         // provider failures in a row, for the worker's own pause
+	nextLow  time.Time   // earliest send of the next low-priority message
+}
+
+// NewOutbox wires the worker; log may be nil.
+func NewOutbox(store OutboxQueue, opener BodyOpener, sender Sender, log *slog.Logger, opt OutboxOptions) *Outbox {
+	opt.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt,
+		wake: make(chan struct{}, 1)}
+}
+
+// Notify wakes Run at once, after a message was queued. It never blocks.
+func (o *Outbox) Notify() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+// errOutboxRunning is returned by a second concurrent Run.
+var errOutboxRunning = errors.New("gateway: the outbox worker is already running")
+
+// Run sends due messages until ctx ends, then returns nil once the send in
+// progress, if any, is recorded.
+func (o *Outbox) Run(ctx context.Context) error {
+	if !o.running.CompareAndSwap(false, true) {
+		return errOutboxRunning
+	}
+	defer o.running.Store(false)
+	for {
+		wait := o.pass(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-o.wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// outcome is what became of one message.
+type outcome int
+
+const (
+	outcomeDone  outcome = iota // sent, or settled for good (rejected, expired, skipped)
+	outcomeRetry                // the provider failed; the message waits
+	outcomeHeld                 // store trouble: stop the pass
+)
+
+// pass sends what is due and returns how long to sleep.
+func (o *Outbox) pass(ctx context.Context) time.Duration {
+	for ctx.Err() == nil {
+		now := o.opt.Now()
+		msgs, err := o.store.DueMessages(ctx, now, o.opt.Batch)
+		if err != nil {
+			if ctx.Err() == nil {
+				o.log.ErrorContext(ctx, "outbox: cannot read due messages", "err", err)
+			}
+			return o.opt.BackoffBase
+		}
+		for _, m := range msgs {
+			if ctx.Err() != nil {
+				return 0
+			}
+			if m.Priority > enroll.PriorityHigh && o.opt.RatePerSecond > 0 {
+				// Messages come by priority: the rest of the batch is low too.
+				if now := o.opt.Now(); now.Before(o.nextLow) {
+					return o.nextLow.Sub(now)
+				}
+				o.nextLow = o.opt.Now().Add(time.Duration(float64(time.Second) / o.opt.RatePerSecond))
+			}
+			switch o.deliver(ctx, m) {
+			case outcomeRetry:
+				// The provider is failing: pause the queue rather than
+				// hammer it with the rest of the batch.
+				o.failures++
+				return o.backoff(o.failures)
+			case outcomeHeld:
+				return o.opt.BackoffBase
+			default:
+				o.failures = 0
+			}
+		}
+		if len(msgs) < o.opt.Batch {
+			break
+		}
+	}
+	return o.idle()
+}
+
+// idle is the sleep when nothing is due: until the earliest retry this
+// process scheduled, at most Poll.
+func (o *Outbox) idle() time.Duration {
+	now := o.opt.Now()
+	o.retries = slices.DeleteFunc(o.retries, func(t time.Time) bool { return !t.After(now) })
+	wait := o.opt.Poll
+	for _, t := range o.retries {
+		wait = min(wait, t.Sub(now))
+	}
+	return wait
+}
+
+// backoff is the wait before attempt n+1 after n failures: BackoffBase
+// doubled n-1 times, at most BackoffMax, with up to half of it taken off at
+// random so that retries spread out.
+func (o *Outbox) backoff(n int) time.Duration {
+	d := o.opt.BackoffBase
+	for i := 1; i < n && d < o.opt.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, o.opt.BackoffMax)
+	return d - rand.N(d/2+1)
+}
+
+// deliver claims m, sends it and records the result.
+func (o *Outbox) deliver(ctx context.Context, m enroll.OutboundMessage) outcome {
+	// Once claimed, finish the message even if ctx ends: a send cut short
+	// would only be repeated after a restart.
+	ctx = context.WithoutCancel(ctx)
+	now := o.opt.Now()
+	lease := o.backoff(m.Attempts + 1)
+	var claimed enroll.OutboundMessage
+	err := o.store.UpdateMessage(ctx, m.ID, func(c *enroll.OutboundMessage) error {
+		if !c.Pending() || c.NextAttempt.After(now) {
+			return errUnchanged // settled or claimed since DueMessages
+		}
+		c.UpdatedAt = now
+		if reason := o.spent(*c, now); reason != "" {
+			c.Status, c.LastError = enroll.StatusExpired, reason
+		} else {
+			c.Attempts++
+			c.NextAttempt = now.Add(lease)
+		}
+		claimed = *c
+		return nil
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		return outcomeDone
+	case err != nil:
+		o.log.ErrorContext(ctx, "outbox: cannot claim message", "message_id", m.ID, "err", err)
+		return outcomeHeld
+	case claimed.Status == enroll.StatusExpired:
+		o.log.WarnContext(ctx, "outbox: message expired", o.attrs(claimed, "reason", claimed.LastError)...)
+		return outcomeDone
+	}
+	o.retries = append(o.retries, claimed.NextAttempt)
+
+	body, err := o.opener.Open(claimed.Sealed, outboxSealPurpose)
+	if err != nil {
+		return o.finish(ctx, claimed, "", &SendError{Final: true,
+			Message: "the body cannot be opened (was the key file replaced?)"})
+	}
+	sctx, cancel := context.WithTimeout(ctx, o.opt.SendTimeout)
+	defer cancel()
+	var r Receipt
+	switch claimed.Kind {
+	case enroll.KindSMS:
+		r, err = o.sender.SendSMS(sctx, claimed.To, string(body))
+	case enroll.KindCall:
+		r, err = o.sender.Call(sctx, claimed.To, string(body), claimed.Language)
+	default:
+		err = &SendError{Final: true, Message: fmt.Sprintf("unknown message kind %q", claimed.Kind)}
+	}
+	if err == nil && r.ProviderID == "" {
+		err = &SendError{Message: "the provider gave no message ID"}
+	}
+	if err != nil {
+		return o.finish(ctx, claimed, string(body), err)
+	}
+	err = o.store.UpdateMessage(ctx, claimed.ID, func(c *enroll.OutboundMessage) error {
+		c.Status, c.ProviderID, c.ErrorCode, c.LastError = enroll.StatusSent, r.ProviderID, 0, ""
+		c.UpdatedAt = o.opt.Now()
+		return nil
+	})
+	if err != nil {
+		// The message left but the store does not know: it will be sent
+		// again once its claim runs out.
+		o.log.ErrorContext(ctx, "outbox: sent, but the result cannot be recorded",
+			o.attrs(claimed, "provider_id", r.ProviderID, "err", err)...)
+		return outcomeHeld
+	}
+	claimed.Status = enroll.StatusSent
+	o.log.InfoContext(ctx, "outbox: sent", o.attrs(claimed, "provider_id", r.ProviderID)...)
+	return outcomeDone
+}
+
+// finish records a failed send: rejected when final, otherwise retry after
+// a backoff, or expired when the attempts or the age are spent.
+func (o *Outbox) finish(ctx context.Context, m enroll.OutboundMessage, body string, sendErr error) outcome {
+	var se *SendError
+	if !errors.As(sendErr, &se) {
+		se = &SendError{Message: sendErr.Error()}
+	}
+	// Nothing that might echo the body reaches the store or the log.
+	text := scrubBody(scrubBody(sendErr.Error(), body), spellDigits(body))
+	now := o.opt.Now()
+	delay := o.backoff(m.Attempts)
+	var stored enroll.OutboundMessage
+	err := o.store.UpdateMessage(ctx, m.ID, func(c *enroll.OutboundMessage) error {
+		c.ErrorCode, c.LastError, c.UpdatedAt = se.Code, text, now
+		switch {
+		case se.Final:
+			c.Status = enroll.StatusRejected
+		case o.spent(*c, now) != "":
+			c.Status = enroll.StatusExpired
+			c.LastError = o.spent(*c, now) + "; last error: " + text
+		default:
+			c.Status, c.NextAttempt = enroll.StatusRetry, now.Add(delay)
+		}
+		stored = *c
+		return nil
+	})
+	if err != nil {
+		o.log.ErrorContext(ctx, "outbox: cannot record a failed send", o.attrs(m, "err", err)...)
+		return outcomeHeld
+	}
+	switch stored.Status {
+	case enroll.StatusRejected:
+		o.log.WarnContext(ctx, "outbox: message rejected", o.attrs(stored, "error_code", se.Code, "err", text)...)
+		return outcomeDone
+	case enroll.StatusExpired:
+		o.log.WarnContext(ctx, "outbox: message expired", o.attrs(stored, "error_code", se.Code, "err", text)...)
+	default:
+		o.retries = append(o.retries, stored.NextAttempt)
+		o.log.WarnContext(ctx, "outbox: send failed, will retry", o.attrs(stored,
+			"error_code", se.Code, "next_attempt", stored.NextAttempt, "err", text)...)
+	}
+	return outcomeRetry
+}
+
+// spent says why m may not be tried again, or "".
+func (o *Outbox) spent(m enroll.OutboundMessage, now time.Time) string {
+	switch {
+	case m.Attempts >= o.opt.MaxAttempts:
+		return fmt.Sprintf("not sent after %d attempts", m.Attempts)
+	case now.Sub(m.CreatedAt) >= o.opt.MaxAge:
+		return fmt.Sprintf("not sent within %s", o.opt.MaxAge)
+	}
+	return ""
+}
+
+// attrs are the log attributes of m: never the number or the body.
+func (o *Outbox) attrs(m enroll.OutboundMessage, more ...any) []any {
+	return append([]any{"message_id", m.ID, "kind", m.Kind, "purpose", m.Purpose,
+		"attempts", m.Attempts, "status", m.Status}, more...)
+}

@@ -1,0 +1,499 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/twiliotest"
+)
+
+func openStore(t *testing.T) *enroll.BoltStore {
+	t.Helper()
+	s, err := enroll.OpenBolt(filepath.Join(t.TempDir(), "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// testSealer always has the same key, so every call opens what another sealed.
+func testSealer(t *testing.T) *enroll.Sealer {
+	t.Helper()
+	s, err := enroll.NewSealer(bytes.Repeat([]byte{7}, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func enqueue(t *testing.T, store *enroll.BoltStore, sealer *enroll.Sealer, kind, to, body string, priority int) uint64 {
+	t.Helper()
+	now := time.Now()
+	id, err := store.EnqueueMessage(t.Context(), enroll.OutboundMessage{Kind: kind, To: to,
+		Sealed: sealer.Seal([]byte(body), "outbox"), Language: "en", Purpose: "code", Username: "jdoe",
+		Priority: priority, Status: enroll.StatusQueued, NextAttempt: now, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func message(t *testing.T, store *enroll.BoltStore, id uint64) enroll.OutboundMessage {
+	t.Helper()
+	all, err := store.Messages(t.Context(), enroll.OutboxFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all {
+		if m.ID == id {
+			return m
+		}
+	}
+	t.Fatalf("message %d not in the store", id)
+	return enroll.OutboundMessage{}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// rig is an outbox on a bbolt store sending through twilio-go to the fake.
+type rig struct {
+	t      *testing.T
+	store  *enroll.BoltStore
+	sealer *enroll.Sealer
+	fake   *twiliotest.Fake
+	sender gateway.Sender
+	logs   *lockedBuffer
+}
+
+func newRig(t *testing.T) *rig {
+	f := newFake(t)
+	return &rig{t: t, store: openStore(t), sealer: testSealer(t), fake: f,
+		sender: twilioSender(t, f, nil, nil), logs: &lockedBuffer{}}
+}
+
+func (r *rig) enqueue(kind, to, body string, priority int) uint64 {
+	r.t.Helper()
+	return enqueue(r.t, r.store, r.sealer, kind, to, body, priority)
+}
+
+func (r *rig) message(id uint64) enroll.OutboundMessage {
+	r.t.Helper()
+	return message(r.t, r.store, id)
+}
+
+// start runs an outbox with fast test timings; stop ends Run and waits.
+func (r *rig) start(opt gateway.OutboxOptions) (ob *gateway.Outbox, stop func()) {
+	r.t.Helper()
+	if opt.BackoffBase == 0 {
+		opt.BackoffBase = 20 * time.Millisecond
+	}
+	if opt.BackoffMax == 0 {
+		opt.BackoffMax = 200 * time.Millisecond
+	}
+	if opt.Poll == 0 {
+		opt.Poll = 50 * time.Millisecond
+	}
+	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ob = gateway.NewOutbox(r.store, r.sealer, r.sender, log, opt)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					r.t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				r.t.Error("Run did not return after its context ended")
+			}
+		})
+	}
+	r.t.Cleanup(stop)
+	return ob, stop
+}
+
+// accepted counts the messages and calls the fake accepted for to.
+func (r *rig) accepted(to string) int {
+	n := 0
+	for _, res := range r.fake.Resources() {
+		if res.To == to {
+			n++
+		}
+	}
+	return n
+}
+
+// attempts counts every request the fake got for to.
+func (r *rig) attempts(to string) int {
+	n := 0
+	for _, req := range r.fake.Requests() {
+		if req.Form.Get("To") == to {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *rig) waitStatus(id uint64, status string) enroll.OutboundMessage {
+	r.t.Helper()
+	var m enroll.OutboundMessage
+	eventually(r.t, fmt.Sprintf("message %d to become %s", id, status), func() bool {
+		m = r.message(id)
+		return m.Status == status
+	})
+	return m
+}
+
+func TestOutboxDelivers(t *testing.T) {
+	r := newRig(t)
+	ob, _ := r.start(gateway.OutboxOptions{Poll: time.Hour}) // only Notify wakes it
+	time.Sleep(20 * time.Millisecond)                        // let the first pass find nothing
+	sms := r.enqueue(enroll.KindSMS, "+15550001001", "Your code is 314159", enroll.PriorityHigh)
+	call := r.enqueue(enroll.KindCall, "+15550001002", "Your code is 271828", enroll.PriorityHigh)
+	ob.Notify()
+	m := r.waitStatus(sms, enroll.StatusSent)
+	c := r.waitStatus(call, enroll.StatusSent)
+	for _, got := range []enroll.OutboundMessage{m, c} {
+		res, ok := r.fake.Resource(got.ProviderID)
+		if !ok || got.Attempts != 1 || got.ErrorCode != 0 || got.LastError != "" {
+			t.Errorf("message %+v (fake: %v)", got, ok)
+		}
+		switch got.Kind {
+		case enroll.KindSMS:
+			if res.Body != "Your code is 314159" || res.To != "+15550001001" {
+				t.Errorf("fake got SMS %+v", res)
+			}
+		case enroll.KindCall:
+			if !strings.Contains(res.Twiml, "2 7 1 8 2 8") || !strings.Contains(res.Twiml, `language="en-US"`) {
+				t.Errorf("fake got call TwiML %s", res.Twiml)
+			}
+		}
+	}
+}
+
+func TestOutboxNotifyNeverBlocks(t *testing.T) {
+	ob := gateway.NewOutbox(openStore(t), testSealer(t), gateway.LocalSender{}, nil, gateway.OutboxOptions{})
+	done := make(chan struct{})
+	go func() {
+		for range 100 {
+			ob.Notify()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Notify blocked without a running worker")
+	}
+}
+
+func TestOutboxRunsOnce(t *testing.T) {
+	r := newRig(t)
+	ob, _ := r.start(gateway.OutboxOptions{})
+	time.Sleep(10 * time.Millisecond)
+	if err := ob.Run(t.Context()); err == nil {
+		t.Error("a second Run on the same Outbox started")
+	}
+}
+
+func TestOutboxRetriesUntilTheProviderRecovers(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		outage func(f *twiliotest.Fake)
+	}{
+		{"down", func(f *twiliotest.Fake) { f.Down(300 * time.Millisecond) }},
+		{"rate limited", func(f *twiliotest.Fake) { f.FailNext(4, 429, 20429) }},
+		{"unavailable", func(f *twiliotest.Fake) { f.FailNext(3, 503, 0) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			tc.outage(r.fake)
+			var ids []uint64
+			for i := range 3 {
+				ids = append(ids, r.enqueue(enroll.KindSMS, fmt.Sprintf("+1555000200%d", i), "Your code is 112358", enroll.PriorityHigh))
+			}
+			r.start(gateway.OutboxOptions{})
+			for i, id := range ids {
+				m := r.waitStatus(id, enroll.StatusSent)
+				to := fmt.Sprintf("+1555000200%d", i)
+				if n := r.accepted(to); n != 1 {
+					t.Errorf("message %d was delivered %d times", id, n)
+				}
+				if i == 0 && m.Attempts < 2 {
+					t.Errorf("first message sent after %d attempts; the outage should have cost some", m.Attempts)
+				}
+			}
+			// Failed attempts were spaced by the backoff, not fired in a burst.
+			var last time.Time
+			for _, req := range r.fake.Requests() {
+				if req.Status < 400 {
+					continue
+				}
+				if !last.IsZero() && req.Time.Sub(last) < 10*time.Millisecond {
+					t.Errorf("failed requests %v apart; the backoff is at least 10ms", req.Time.Sub(last))
+				}
+				last = req.Time
+			}
+			// Nothing more is sent later.
+			time.Sleep(300 * time.Millisecond)
+			for i := range ids {
+				if n := r.accepted(fmt.Sprintf("+1555000200%d", i)); n != 1 {
+					t.Errorf("message %d delivered %d times", i, n)
+				}
+			}
+		})
+	}
+}
+
+func TestOutboxFinalErrorsAreNotRetried(t *testing.T) {
+	r := newRig(t)
+	r.fake.Reject("+15550003001", 400, 21610)
+	r.fake.Reject("+15550003002", 400, 21211)
+	optedOut := r.enqueue(enroll.KindSMS, "+15550003001", "Your code is 999111", enroll.PriorityHigh)
+	invalid := r.enqueue(enroll.KindCall, "+15550003002", "Your code is 999222", enroll.PriorityHigh)
+	fine := r.enqueue(enroll.KindSMS, "+15550003003", "Your code is 999333", enroll.PriorityHigh)
+	r.start(gateway.OutboxOptions{})
+	r.waitStatus(fine, enroll.StatusSent)
+	for id, code := range map[uint64]int{optedOut: 21610, invalid: 21211} {
+		m := r.waitStatus(id, enroll.StatusRejected)
+		if m.ErrorCode != code || m.Attempts != 1 || m.LastError == "" || m.ProviderID != "" {
+			t.Errorf("rejected message %+v, want error code %d after 1 attempt", m, code)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // longer than BackoffMax
+	for _, to := range []string{"+15550003001", "+15550003002"} {
+		if n := r.attempts(to); n != 1 {
+			t.Errorf("%s was tried %d times after a final error", to, n)
+		}
+	}
+}
+
+func TestOutboxExpires(t *testing.T) {
+	r := newRig(t)
+	r.fake.Down(time.Hour)
+	id := r.enqueue(enroll.KindSMS, "+15550004001", "Your code is 555666", enroll.PriorityHigh)
+	r.start(gateway.OutboxOptions{MaxAttempts: 3, BackoffMax: 40 * time.Millisecond})
+	m := r.waitStatus(id, enroll.StatusExpired)
+	if m.Attempts != 3 || r.attempts("+15550004001") != 3 || !strings.Contains(m.LastError, "3 attempts") {
+		t.Errorf("expired message %+v after %d requests, want 3", m, r.attempts("+15550004001"))
+	}
+
+	// Too old to be worth sending: expired without a request.
+	r2 := newRig(t)
+	old := time.Now().Add(-25 * time.Hour)
+	id2, err := r2.store.EnqueueMessage(t.Context(), enroll.OutboundMessage{Kind: enroll.KindSMS, To: "+15550004002",
+		Sealed: r2.sealer.Seal([]byte("stale"), "outbox"), Priority: enroll.PriorityHigh, Status: enroll.StatusQueued,
+		NextAttempt: old, CreatedAt: old, UpdatedAt: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.start(gateway.OutboxOptions{})
+	r2.waitStatus(id2, enroll.StatusExpired)
+	if n := len(r2.fake.Requests()); n != 0 {
+		t.Errorf("a message older than MaxAge cost %d requests", n)
+	}
+}
+
+func TestOutboxContinuesAfterRestart(t *testing.T) {
+	r := newRig(t)
+	r.fake.Down(time.Hour)
+	var ids []uint64
+	for i := range 3 {
+		ids = append(ids, r.enqueue(enroll.KindSMS, fmt.Sprintf("+1555000500%d", i), "Your code is 424242", enroll.PriorityHigh))
+	}
+	_, stop := r.start(gateway.OutboxOptions{})
+	eventually(t, "a failed attempt", func() bool { return r.message(ids[0]).Status == enroll.StatusRetry })
+	stop()
+	before := len(r.fake.Requests())
+	time.Sleep(100 * time.Millisecond)
+	if after := len(r.fake.Requests()); after != before {
+		t.Errorf("%d requests after Run returned", after-before)
+	}
+	r.fake.Up()
+
+	// A new worker on the same store, never notified: it finds the work itself.
+	r.start(gateway.OutboxOptions{})
+	for i, id := range ids {
+		r.waitStatus(id, enroll.StatusSent)
+		if n := r.accepted(fmt.Sprintf("+1555000500%d", i)); n != 1 {
+			t.Errorf("message %d delivered %d times", id, n)
+		}
+	}
+}
+
+func TestOutboxResendsAMessageClaimedBeforeACrash(t *testing.T) {
+	r := newRig(t)
+	id := r.enqueue(enroll.KindSMS, "+15550006001", "Your code is 808080", enroll.PriorityHigh)
+	// What a worker leaves when it dies during the provider call.
+	err := r.store.UpdateMessage(t.Context(), id, func(m *enroll.OutboundMessage) error {
+		m.Attempts, m.NextAttempt = 1, time.Now().Add(150*time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r.start(gateway.OutboxOptions{})
+	m := r.waitStatus(id, enroll.StatusSent)
+	if time.Since(start) < 100*time.Millisecond || m.Attempts != 2 {
+		t.Errorf("resent after %v with %d attempts; want it after the claim ran out, as attempt 2", time.Since(start), m.Attempts)
+	}
+}
+
+func TestOutboxPriorityOrder(t *testing.T) {
+	r := newRig(t)
+	var low, high []uint64
+	for i := range 3 {
+		low = append(low, r.enqueue(enroll.KindSMS, fmt.Sprintf("+1555000700%d", i), "Reminder", enroll.PriorityLow))
+	}
+	for i := range 3 {
+		high = append(high, r.enqueue(enroll.KindSMS, fmt.Sprintf("+1555000800%d", i), "Your code is 1", enroll.PriorityHigh))
+	}
+	r.start(gateway.OutboxOptions{Batch: 2, RatePerSecond: 20})
+	for _, id := range append(high, low...) {
+		r.waitStatus(id, enroll.StatusSent)
+	}
+	var order []string
+	var lowTimes []time.Time
+	for _, res := range r.fake.Resources() {
+		order = append(order, res.To)
+		if res.Body == "Reminder" {
+			lowTimes = append(lowTimes, res.Created)
+		}
+	}
+	want := []string{"+15550008000", "+15550008001", "+15550008002", "+15550007000", "+15550007001", "+15550007002"}
+	if strings.Join(order, ",") != strings.Join(want, ",") {
+		t.Errorf("send order %v, want %v", order, want)
+	}
+	// 20 per second: low-priority sends at least 50ms apart.
+	for i := 1; i < len(lowTimes); i++ {
+		if d := lowTimes[i].Sub(lowTimes[i-1]); d < 40*time.Millisecond {
+			t.Errorf("low-priority sends %v apart, want ≥ 50ms", d)
+		}
+	}
+}
+
+// echoingSender fails with an error that repeats what it was asked to send.
+type echoingSender struct{ final bool }
+
+func (s echoingSender) SendSMS(_ context.Context, to, body string) (gateway.Receipt, error) {
+	return gateway.Receipt{}, &gateway.SendError{Final: s.final, Code: 21617, Message: "cannot send " + body}
+}
+
+func (s echoingSender) Call(_ context.Context, to, text, _ string) (gateway.Receipt, error) {
+	return gateway.Receipt{}, errors.New("cannot say " + text)
+}
+
+func TestOutboxNeverLogsOrStoresTheBody(t *testing.T) {
+	const (
+		code     = "Your code is 602214"
+		password = "Your new password is Qx7-Mv2-Lp9"
+		spoken   = "Your code is 161803"
+	)
+	r := newRig(t)
+	r.fake.FailNext(2, 500, 20500)
+	r.fake.Reject("+15550009002", 400, 21610)
+	ids := []uint64{
+		r.enqueue(enroll.KindSMS, "+15550009001", code, enroll.PriorityHigh),
+		r.enqueue(enroll.KindSMS, "+15550009002", password, enroll.PriorityHigh),
+		r.enqueue(enroll.KindCall, "+15550009003", spoken, enroll.PriorityHigh),
+	}
+	r.start(gateway.OutboxOptions{})
+	r.waitStatus(ids[0], enroll.StatusSent)
+	r.waitStatus(ids[1], enroll.StatusRejected)
+	r.waitStatus(ids[2], enroll.StatusSent)
+
+	// A sender whose errors echo the body, final and not.
+	r2 := newRig(t)
+	r2.logs = r.logs
+	r2.sender = echoingSender{final: true}
+	e1 := r2.enqueue(enroll.KindSMS, "+15550009004", password, enroll.PriorityHigh)
+	_, stop := r2.start(gateway.OutboxOptions{})
+	r2.waitStatus(e1, enroll.StatusRejected)
+	stop()
+	r2.sender = echoingSender{}
+	e2 := r2.enqueue(enroll.KindCall, "+15550009005", spoken, enroll.PriorityHigh)
+	r2.start(gateway.OutboxOptions{MaxAttempts: 2})
+	r2.waitStatus(e2, enroll.StatusExpired)
+
+	logs := r.logs.String()
+	if !strings.Contains(logs, "outbox: sent") || !strings.Contains(logs, "will retry") || !strings.Contains(logs, "rejected") {
+		t.Errorf("the logs miss the expected events:\n%s", logs)
+	}
+	stored := ""
+	for _, s := range []*enroll.BoltStore{r.store, r2.store} {
+		all, err := s.Messages(t.Context(), enroll.OutboxFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range all {
+			stored += m.LastError + "\n"
+		}
+	}
+	for _, secret := range []string{code, password, spoken, "602214", "Qx7-Mv2-Lp9", "161803", "1 6 1 8 0 3"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the logs hold %q:\n%s", secret, logs)
+		}
+		if strings.Contains(stored, secret) {
+			t.Errorf("a stored error holds %q:\n%s", secret, stored)
+		}
+	}
+	for _, phone := range []string{"+15550009001", "+15550009002", "+15550009003"} {
+		if strings.Contains(logs, phone) {
+			t.Errorf("the logs hold the phone number %s", phone)
+		}
+	}
+}
+
+func TestOutboxWithLocalSender(t *testing.T) {
+	r := newRig(t)
+	r.sender = gateway.LocalSender{}
+	id := r.enqueue(enroll.KindSMS, "+15550009101", "demo", enroll.PriorityHigh)
+	r.start(gateway.OutboxOptions{})
+	m := r.waitStatus(id, enroll.StatusSent)
+	if !strings.HasPrefix(m.ProviderID, "OB") || len(r.fake.Requests()) != 0 {
+		t.Errorf("local send gave %+v and %d provider requests", m, len(r.fake.Requests()))
+	}
+}

@@ -1,0 +1,381 @@
+package twiliotest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fake is an in-process stand-in for the parts of Twilio's REST API the
+// gateway uses, served on 127.0.0.1:
+//
+//	POST /2010-04-01/Accounts/{AccountSid}/Messages.json        create an SMS
+//	POST /2010-04-01/Accounts/{AccountSid}/Calls.json           create a call
+//	POST /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  update (Body="" redacts)
+//
+// It checks HTTP basic auth (account SID and auth token) and answers with
+// Twilio's JSON shapes: resources with SM…/CA… SIDs and status "queued",
+// errors as {code, message, more_info, status}. Every request is recorded
+// for assertions. Tests can make it fail the next requests, answer late,
+// be down for a while, or refuse a number for good; and it can post signed
+// status callbacks as Twilio does. All methods are safe for concurrent use.
+type Fake struct {
+	URL        string // base URL for sms.twilio.api_base_url
+	AccountSID string
+	AuthToken  string
+
+	srv    *httptest.Server
+	client *http.Client
+
+	mu        sync.Mutex
+	requests  []Request
+	resources []Resource
+	bySID     map[string]int // SID → index in resources
+	failN     int
+	failWith  twilioError
+	delay     time.Duration
+	downUntil time.Time
+	rejects   map[string]twilioError // To → permanent refusal
+}
+
+// Request is one request the fake received.
+type Request struct {
+	Method     string
+	Path       string
+	Form       url.Values // every form field as sent
+	Time       time.Time
+	Authorized bool // basic auth matched AccountSID and AuthToken
+	Status     int  // the HTTP status the fake answered; 0 while in progress
+}
+
+// Resource is a message or call the fake accepted.
+type Resource struct {
+	SID                 string // SM… or CA…
+	Kind                string // "sms" or "call"
+	To, From            string
+	MessagingServiceSID string
+	Body                string // SMS text; "" once redacted
+	Twiml               string // call instructions
+	StatusCallback      string
+	Redacted            bool // a Body="" update was received
+	Created             time.Time
+}
+
+type twilioError struct {
+	status, code int
+	message      string
+}
+
+// NewFake starts a fake for the given credentials. Close it when done
+// (t.Cleanup(f.Close)). The auth token must be letters and digits, as
+// twilio-go requires.
+func NewFake(accountSID, authToken string) *Fake {
+	f := &Fake{AccountSID: accountSID, AuthToken: authToken,
+		bySID: map[string]int{}, rejects: map[string]twilioError{},
+		client: &http.Client{Timeout: 10 * time.Second}}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic("twiliotest: listen on 127.0.0.1: " + err.Error())
+	}
+	f.srv.Listener = l
+	f.srv.Start()
+	f.URL = f.srv.URL
+	return f
+}
+
+// Close stops the server, cutting requests still delayed.
+func (f *Fake) Close() {
+	f.srv.CloseClientConnections()
+	f.srv.Close()
+}
+
+// FailNext makes the next n authorised requests fail with httpStatus and
+// the Twilio error code (0 answers {"code": null, ...}).
+func (f *Fake) FailNext(n, httpStatus, code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failN = n
+	f.failWith = twilioError{httpStatus, code, fmt.Sprintf("Injected failure %d", code)}
+}
+
+// Reject refuses every message and call to number with httpStatus and
+// code, as Twilio does for an opted-out (21610) or invalid (21211) number.
+func (f *Fake) Reject(number string, httpStatus, code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rejects[number] = twilioError{httpStatus, code, fmt.Sprintf("Refused for this number (%d)", code)}
+}
+
+// SetDelay makes every answer wait d (0 for none), to exercise timeouts.
+func (f *Fake) SetDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+// Down answers every request with 500 for the next d; Up ends it early.
+func (f *Fake) Down(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.downUntil = time.Now().Add(d)
+}
+
+// Up ends a Down period.
+func (f *Fake) Up() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.downUntil = time.Time{}
+}
+
+// Requests returns a copy of every request received so far, oldest first.
+func (f *Fake) Requests() []Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Request, len(f.requests))
+	for i, r := range f.requests {
+		r.Form = maps.Clone(r.Form)
+		out[i] = r
+	}
+	return out
+}
+
+// Resources returns the messages and calls accepted so far, oldest first.
+func (f *Fake) Resources() []Resource {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Resource(nil), f.resources...)
+}
+
+// Resource returns the message or call with sid.
+func (f *Fake) Resource(sid string) (Resource, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.bySID[sid]
+	if !ok {
+		return Resource{}, false
+	}
+	return f.resources[i], true
+}
+
+var (
+	createPath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/(Messages|Calls)\.json$`)
+	updatePath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/Messages/([^/]+)\.json$`)
+	e164       = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+)
+
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	user, pass, _ := r.BasicAuth()
+	authorized := user == f.AccountSID && pass == f.AuthToken
+	f.mu.Lock()
+	idx := len(f.requests)
+	f.requests = append(f.requests, Request{Method: r.Method, Path: r.URL.Path,
+		Form: maps.Clone(r.PostForm), Time: time.Now(), Authorized: authorized})
+	delay := f.delay
+	f.mu.Unlock()
+
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			f.answered(idx, 0)
+			return
+		}
+	}
+	status, body := f.route(r, authorized)
+	f.answered(idx, status)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (f *Fake) answered(idx, status int) {
+	f.mu.Lock()
+	f.requests[idx].Status = status
+	f.mu.Unlock()
+}
+
+// route decides the answer: down, auth, injected failures, then the API.
+func (f *Fake) route(r *http.Request, authorized bool) (int, any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case time.Now().Before(f.downUntil):
+		return errorBody(twilioError{http.StatusInternalServerError, 20500, "Internal Server Error"})
+	case !authorized:
+		return errorBody(twilioError{http.StatusUnauthorized, 20003, "Authenticate"})
+	case f.failN > 0:
+		f.failN--
+		return errorBody(f.failWith)
+	case r.Method != http.MethodPost:
+		return errorBody(twilioError{http.StatusMethodNotAllowed, 20004, "Method not allowed"})
+	}
+	if m := createPath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID {
+		if m[2] == "Messages" {
+			return f.createMessage(r.PostForm)
+		}
+		return f.createCall(r.PostForm)
+	}
+	if m := updatePath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID {
+		return f.updateMessage(m[2], r.PostForm)
+	}
+	return errorBody(twilioError{http.StatusNotFound, 20404,
+		"The requested resource " + r.URL.Path + " was not found"})
+}
+
+func (f *Fake) createMessage(form url.Values) (int, any) {
+	res := Resource{Kind: "sms", To: form.Get("To"), From: form.Get("From"),
+		MessagingServiceSID: form.Get("MessagingServiceSid"), Body: form.Get("Body"),
+		StatusCallback: form.Get("StatusCallback")}
+	switch {
+	case res.To == "":
+		return errorBody(twilioError{400, 21604, "A 'To' phone number is required."})
+	case !e164.MatchString(res.To):
+		return errorBody(twilioError{400, 21211, "Invalid 'To' Phone Number: " + res.To})
+	case res.From == "" && res.MessagingServiceSID == "":
+		return errorBody(twilioError{400, 21603, "A 'From' phone number is required."})
+	case res.Body == "":
+		return errorBody(twilioError{400, 21602, "Message body is required."})
+	}
+	if e, ok := f.rejects[res.To]; ok {
+		return errorBody(e)
+	}
+	f.add(&res, "SM")
+	return http.StatusCreated, f.messageJSON(res)
+}
+
+func (f *Fake) createCall(form url.Values) (int, any) {
+	res := Resource{Kind: "call", To: form.Get("To"), From: form.Get("From"),
+		Twiml: form.Get("Twiml"), StatusCallback: form.Get("StatusCallback")}
+	switch {
+	case res.To == "":
+		return errorBody(twilioError{400, 21201, "No 'To' number is specified"})
+	case !e164.MatchString(res.To):
+		return errorBody(twilioError{400, 21211, "Invalid 'To' Phone Number: " + res.To})
+	case res.From == "":
+		return errorBody(twilioError{400, 21213, "No 'From' number is specified"})
+	case res.Twiml == "" && form.Get("Url") == "" && form.Get("ApplicationSid") == "":
+		return errorBody(twilioError{400, 21205, "Url parameter is required"})
+	}
+	if e, ok := f.rejects[res.To]; ok {
+		return errorBody(e)
+	}
+	f.add(&res, "CA")
+	return http.StatusCreated, map[string]any{
+		"sid": res.SID, "account_sid": f.AccountSID, "to": res.To, "to_formatted": res.To,
+		"from": res.From, "from_formatted": res.From, "status": "queued",
+		"direction": "outbound-api", "api_version": "2010-04-01",
+		"date_created": nil, "date_updated": nil, "start_time": nil, "end_time": nil,
+		"duration": nil, "price": nil, "price_unit": "USD", "answered_by": nil,
+		"uri": f.base() + "/Calls/" + res.SID + ".json",
+	}
+}
+
+func (f *Fake) updateMessage(sid string, form url.Values) (int, any) {
+	i, ok := f.bySID[sid]
+	if !ok || f.resources[i].Kind != "sms" {
+		return errorBody(twilioError{http.StatusNotFound, 20404,
+			"The requested resource /2010-04-01/Accounts/" + f.AccountSID + "/Messages/" + sid + ".json was not found"})
+	}
+	if body, set := form["Body"]; set && len(body) == 1 && body[0] == "" {
+		f.resources[i].Body = ""
+		f.resources[i].Redacted = true
+	}
+	return http.StatusOK, f.messageJSON(f.resources[i])
+}
+
+// add gives res a new SID with prefix and keeps it; f.mu is held.
+func (f *Fake) add(res *Resource, prefix string) {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	res.SID = prefix + hex.EncodeToString(b[:])
+	res.Created = time.Now()
+	f.bySID[res.SID] = len(f.resources)
+	f.resources = append(f.resources, *res)
+}
+
+func (f *Fake) base() string { return "/2010-04-01/Accounts/" + f.AccountSID }
+
+func (f *Fake) messageJSON(res Resource) map[string]any {
+	created := res.Created.UTC().Format(time.RFC1123Z)
+	status := "queued"
+	var from, service any
+	if res.From != "" {
+		from = res.From
+	}
+	if res.MessagingServiceSID != "" {
+		service, status = res.MessagingServiceSID, "accepted"
+	}
+	return map[string]any{
+		"sid": res.SID, "account_sid": f.AccountSID, "api_version": "2010-04-01",
+		"body": res.Body, "to": res.To, "from": from, "messaging_service_sid": service,
+		"status": status, "direction": "outbound-api", "num_media": "0", "num_segments": "1",
+		"date_created": created, "date_updated": created, "date_sent": nil,
+		"error_code": nil, "error_message": nil, "price": nil, "price_unit": "USD",
+		"uri":              f.base() + "/Messages/" + res.SID + ".json",
+		"subresource_uris": map[string]string{"media": f.base() + "/Messages/" + res.SID + "/Media.json"},
+	}
+}
+
+func errorBody(e twilioError) (int, any) {
+	var code any
+	if e.code != 0 {
+		code = e.code
+	}
+	return e.status, map[string]any{"code": code, "message": e.message,
+		"more_info": "https://www.twilio.com/docs/errors/" + strconv.Itoa(e.code), "status": e.status}
+}
+
+// StatusCallback posts a delivery report for sid to callbackURL as Twilio
+// does, signed with authToken: MessageSid/MessageStatus (and the legacy
+// SmsSid/SmsStatus) for SM… SIDs, CallSid/CallStatus for CA… SIDs, plus
+// AccountSid, To, From and, when errorCode is not 0, ErrorCode. It returns
+// the HTTP status of the answer.
+func (f *Fake) StatusCallback(ctx context.Context, callbackURL, authToken, sid, status string, errorCode int) (int, error) {
+	form := url.Values{"AccountSid": {f.AccountSID}, "ApiVersion": {"2010-04-01"}}
+	if res, ok := f.Resource(sid); ok {
+		form.Set("To", res.To)
+		if res.From != "" {
+			form.Set("From", res.From)
+		}
+	}
+	if strings.HasPrefix(sid, "CA") {
+		form.Set("CallSid", sid)
+		form.Set("CallStatus", status)
+	} else {
+		form.Set("MessageSid", sid)
+		form.Set("SmsSid", sid)
+		form.Set("MessageStatus", status)
+		form.Set("SmsStatus", status)
+	}
+	if errorCode != 0 {
+		form.Set("ErrorCode", strconv.Itoa(errorCode))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callbackURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", Sign(authToken, callbackURL, form))
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}

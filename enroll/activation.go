@@ -23,6 +23,8 @@ type Activation struct {
 	// Phone verification in progress (all zero until a number is entered).
 	Phone        string    `json:"phone,omitempty"`         // E.164 being verified
 	CodeHash     string    `json:"code_hash,omitempty"`     // hex HMAC-SHA-256 of the 6-digit code
+	CodeSealed   []byte    `json:"code_sealed,omitempty"`   // the code sealed for "code:"+TokenHash, to send the same code again
+	CodeMethod   string    `json:"code_method,omitempty"`   // sms | voice: how the code was last sent
 	CodeExpires  time.Time `json:"code_expires,omitzero"`   // code_ttl after it was made
 	CodeSentAt   time.Time `json:"code_sent_at,omitzero"`   // last send (SMS or call), for resend_after
 	CodeAttempts int       `json:"code_attempts,omitempty"` // wrong tries on the current code

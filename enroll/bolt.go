@@ -22,7 +22,11 @@ type BoltStore struct {
 	writes groupCommit
 }
 
-var _ Store = (*BoltStore)(nil)
+var (
+	_ Store           = (*BoltStore)(nil)
+	_ ActivationStore = (*BoltStore)(nil)
+	_ OutboxStore     = (*BoltStore)(nil)
+)
 
 // Bucket names. Keys and values:
 //
@@ -33,6 +37,12 @@ var _ Store = (*BoltStore)(nil)
 //	messages     MessageSid → big-endian expiry (Unix ns)
 //	optout       E.164 → big-endian time of the STOP (Unix ns)
 //	ratelimit    key → window and hit times (see ratelimit.go)
+//	activations       token hash → JSON Activation
+//	activation_users  lower-cased username → token hash of the current activation
+//	outbox            big-endian uint64 ID → JSON OutboundMessage
+//	outbox_due        priority (1 byte) | NextAttempt (8, ordered Unix ns) | ID (8) → empty,
+//	                  for pending messages only (see bolt_outbox.go)
+//	outbox_provider   provider SID → big-endian uint64 ID
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -42,8 +52,16 @@ var (
 	bucketOptOut      = []byte("optout")
 	bucketRateLimit   = []byte("ratelimit")
 
+	bucketActivations     = []byte("activations")
+	bucketActivationUsers = []byte("activation_users")
+	bucketOutbox          = []byte("outbox")
+	bucketOutboxDue       = []byte("outbox_due")
+	bucketOutboxProvider  = []byte("outbox_provider")
+
 	allBuckets = [][]byte{bucketMeta, bucketEnrollments, bucketPhones, bucketAudit,
-		bucketMessages, bucketOptOut, bucketRateLimit}
+		bucketMessages, bucketOptOut, bucketRateLimit,
+		bucketActivations, bucketActivationUsers,
+		bucketOutbox, bucketOutboxDue, bucketOutboxProvider}
 
 	keySchema = []byte("schema")
 )

@@ -31,6 +31,7 @@ var wantMessages = map[string][]string{
 	"sms.notme.ok":             nil,
 	"sms.lockout.alert":        {"time", "username"},
 	"sms.code":                 {"code", "minutes"},
+	"voice.code":               {"digits"},
 	"word.yes":                 nil,
 	"word.no":                  nil,
 }
@@ -79,6 +80,7 @@ func typicalArgs(c *Catalog, lang, username string) map[string]string {
 		"minutes":     "40",
 		"time":        "10:42",
 		"code":        "123456",
+		"digits":      "1, 2, 3, 4, 5, 6",
 		"locked":      c.Text(lang, "word.yes", nil),
 		"must_change": c.Text(lang, "word.no", nil),
 	}

@@ -64,6 +64,32 @@ func Run(t *testing.T, open Opener) {
 		{"CancelledContext", testCancelled},
 		{"Closed", testClosed},
 		{"Reopen", testReopen},
+
+		{"Activation/PutGet", testActivationPutGet},
+		{"Activation/ReplacedByReactivation", testActivationReplace},
+		{"Activation/Update", testActivationUpdate},
+		{"Activation/UpdateConcurrent", testActivationUpdateConcurrent},
+		{"Activation/Complete", testCompleteActivation},
+		{"Activation/CompleteOnce", testCompleteActivationOnce},
+		{"Activation/CompletePhoneTaken", testCompleteActivationPhoneTaken},
+		{"Activation/Delete", testDeleteActivation},
+		{"Activation/Purge", testPurgeActivations},
+		{"Activation/PurgeConcurrent", testPurgeActivationsConcurrent},
+		{"Activation/InvalidInput", testActivationInvalidInput},
+		{"Activation/CancelledContext", testActivationCancelled},
+		{"Activation/Closed", testActivationClosed},
+		{"Activation/Reopen", testActivationReopen},
+
+		{"Outbox/Enqueue", testOutboxEnqueue},
+		{"Outbox/Due", testOutboxDue},
+		{"Outbox/UpdateMovesDue", testOutboxUpdate},
+		{"Outbox/UpdateConcurrent", testOutboxUpdateConcurrent},
+		{"Outbox/ProviderID", testOutboxProviderID},
+		{"Outbox/Messages", testOutboxMessages},
+		{"Outbox/InvalidInput", testOutboxInvalidInput},
+		{"Outbox/CancelledContext", testOutboxCancelled},
+		{"Outbox/Closed", testOutboxClosed},
+		{"Outbox/Reopen", testOutboxReopen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

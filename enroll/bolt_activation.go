@@ -1,0 +1,321 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// An activation is stored under its token hash (activations) and found by
+// user through activation_users, which holds the hash of the user's one
+// current activation. Both are always written in the same transaction.
+
+// checkActivation validates a and returns its username key.
+func checkActivation(a Activation) (string, error) {
+	if err := checkKey("activation token hash", a.TokenHash); err != nil {
+		return "", err
+	}
+	key, err := usernameKey(a.Username)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case a.CreatedAt.IsZero():
+		return "", invalidf("activation of %s has no creation time", a.Username)
+	case a.ExpiresAt.IsZero():
+		return "", invalidf("activation of %s has no expiry", a.Username)
+	case a.CodeAttempts < 0:
+		return "", invalidf("activation of %s: negative code attempts", a.Username)
+	}
+	if a.Phone != "" {
+		if err := checkPhone(a.Phone); err != nil {
+			return "", fmt.Errorf("activation of %s: %w", a.Username, err)
+		}
+	}
+	return key, nil
+}
+
+// PutActivation stores a and makes it the current activation of
+// a.Username (matched case-insensitively). The user's previous activation,
+// if it has another token hash, is deleted in the same transaction, so its
+// link stops working. A token hash already used by another user's
+// activation is refused with ErrInvalid.
+func (s *BoltStore) PutActivation(ctx context.Context, a Activation) error {
+	ukey, err := checkActivation(a)
+	if err != nil {
+		return err
+	}
+	val, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("enroll: encode activation of %s: %w", a.Username, err)
+	}
+	h, u := []byte(a.TokenHash), []byte(ukey)
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		acts, users := tx.Bucket(bucketActivations), tx.Bucket(bucketActivationUsers)
+		if raw := acts.Get(h); raw != nil {
+			var cur Activation
+			if err := json.Unmarshal(raw, &cur); err != nil {
+				return fmt.Errorf("decode stored activation: %w", err)
+			}
+			if strings.ToLower(cur.Username) != ukey {
+				return invalidf("token hash already belongs to another user's activation")
+			}
+		}
+		if old := users.Get(u); old != nil && !bytes.Equal(old, h) {
+			if err := acts.Delete(bytes.Clone(old)); err != nil {
+				return err
+			}
+		}
+		if err := users.Put(u, h); err != nil {
+			return err
+		}
+		return acts.Put(h, val)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: put activation of %s: %w", a.Username, err)
+	}
+	return nil
+}
+
+// getActivation decodes the activation stored under hash into a, or
+// returns ErrTokenUnknown.
+func getActivation(tx *bolt.Tx, hash []byte, a *Activation) error {
+	raw := tx.Bucket(bucketActivations).Get(hash)
+	if raw == nil {
+		return ErrTokenUnknown
+	}
+	if err := json.Unmarshal(raw, a); err != nil {
+		return fmt.Errorf("decode stored activation: %w", err)
+	}
+	return nil
+}
+
+// deleteActivation removes the activation a, stored under hash, and its
+// user index entry if that still points to it.
+func deleteActivation(tx *bolt.Tx, hash []byte, a Activation) error {
+	users := tx.Bucket(bucketActivationUsers)
+	u := []byte(strings.ToLower(a.Username))
+	if bytes.Equal(users.Get(u), hash) {
+		if err := users.Delete(u); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketActivations).Delete(hash)
+}
+
+// ActivationByToken returns the activation stored under hash, expired or
+// not (the caller decides with Expired), or ErrTokenUnknown.
+func (s *BoltStore) ActivationByToken(ctx context.Context, hash string) (Activation, error) {
+	if err := checkKey("activation token hash", hash); err != nil {
+		return Activation{}, err
+	}
+	var a Activation
+	err := s.view(ctx, func(tx *bolt.Tx) error { return getActivation(tx, []byte(hash), &a) })
+	if err != nil {
+		// The hash is not in the message: it is as good as the token for a lookup.
+		return Activation{}, fmt.Errorf("enroll: activation by token: %w", err)
+	}
+	return a, nil
+}
+
+// ActivationByUser returns the current activation of username
+// (case-insensitive), or ErrNotFound.
+func (s *BoltStore) ActivationByUser(ctx context.Context, username string) (Activation, error) {
+	key, err := usernameKey(username)
+	if err != nil {
+		return Activation{}, err
+	}
+	var a Activation
+	err = s.view(ctx, func(tx *bolt.Tx) error {
+		h := tx.Bucket(bucketActivationUsers).Get([]byte(key))
+		if h == nil {
+			return ErrNotFound
+		}
+		return getActivation(tx, h, &a)
+	})
+	if err != nil {
+		return Activation{}, fmt.Errorf("enroll: activation of %s: %w", username, err)
+	}
+	return a, nil
+}
+
+// UpdateActivation lets fn change the activation stored under hash and
+// writes the result back in the same transaction. fn may be called more
+// than once (a shared transaction that failed is re-run), each time on a
+// fresh copy and perhaps on another goroutine, so it must do nothing but
+// change its argument. An error from fn is returned and nothing is
+// written; changing TokenHash or Username, or leaving an invalid
+// activation, gives ErrInvalid.
+func (s *BoltStore) UpdateActivation(ctx context.Context, hash string, fn func(*Activation) error) error {
+	if err := checkKey("activation token hash", hash); err != nil {
+		return err
+	}
+	if fn == nil {
+		return invalidf("update activation: nil function")
+	}
+	h := []byte(hash)
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		var a Activation
+		if err := getActivation(tx, h, &a); err != nil {
+			return err
+		}
+		tokenHash, username := a.TokenHash, a.Username
+		if err := fn(&a); err != nil {
+			return err
+		}
+		if a.TokenHash != tokenHash || a.Username != username {
+			return invalidf("update activation of %s: token hash and username cannot change", username)
+		}
+		if _, err := checkActivation(a); err != nil {
+			return err
+		}
+		val, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketActivations).Put(h, val)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: update activation: %w", err)
+	}
+	return nil
+}
+
+// CompleteActivation stores e with its phone index and deletes the
+// activation stored under hash, all in one transaction: of two requests
+// with the same token, one completes and the other gets ErrTokenUnknown.
+// e must be for the activation's user (ErrInvalid otherwise); ErrPhoneTaken
+// changes nothing, and the activation stays usable.
+func (s *BoltStore) CompleteActivation(ctx context.Context, hash string, e Enrollment) error {
+	if err := checkKey("activation token hash", hash); err != nil {
+		return err
+	}
+	ekey, err := checkEnrollment(e)
+	if err != nil {
+		return err
+	}
+	val, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("enroll: encode enrollment %s: %w", e.Username, err)
+	}
+	h := []byte(hash)
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		var a Activation
+		if err := getActivation(tx, h, &a); err != nil {
+			return err
+		}
+		if strings.ToLower(a.Username) != ekey {
+			return invalidf("enrollment %s does not match the activation's user", e.Username)
+		}
+		if err := putEnrollmentTx(tx, []byte(ekey), e, val); err != nil {
+			return err
+		}
+		return deleteActivation(tx, h, a)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: complete activation of %s: %w", e.Username, err)
+	}
+	return nil
+}
+
+// DeleteActivation removes the activation stored under hash and its user
+// index entry, or returns ErrTokenUnknown.
+func (s *BoltStore) DeleteActivation(ctx context.Context, hash string) error {
+	if err := checkKey("activation token hash", hash); err != nil {
+		return err
+	}
+	h := []byte(hash)
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		var a Activation
+		if err := getActivation(tx, h, &a); err != nil {
+			return err
+		}
+		return deleteActivation(tx, h, a)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: delete activation: %w", err)
+	}
+	return nil
+}
+
+// PurgeActivations deletes the activations Expired at now, with their user
+// index entries, and returns how many it deleted. Activations are few (one
+// per user being enrolled), so a scan is cheaper than an expiry index.
+func (s *BoltStore) PurgeActivations(ctx context.Context, now time.Time) (int, error) {
+	if err := checkNow(now); err != nil {
+		return 0, err
+	}
+	var n int
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		type expired struct {
+			hash []byte
+			a    Activation
+		}
+		var gone []expired
+		i := 0
+		err := tx.Bucket(bucketActivations).ForEach(func(k, v []byte) error {
+			i++
+			if err := errIfDone(ctx, i); err != nil {
+				return err
+			}
+			var a Activation
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode stored activation: %w", err)
+			}
+			if a.Expired(now) {
+				// Deleting during ForEach is not allowed; collect copies first.
+				gone = append(gone, expired{bytes.Clone(k), a})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, x := range gone {
+			if err := deleteActivation(tx, x.hash, x.a); err != nil {
+				return err
+			}
+		}
+		n = len(gone) // set, not added to: this function may be re-run
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("enroll: purge activations: %w", err)
+	}
+	return n, nil
+}
+
+// putEnrollmentTx writes e (encoded as val) under username key k and keeps
+// the phone index in step, inside tx: the body of PutEnrollment, shared so
+// that CompleteActivation writes an enrollment exactly the same way.
+// ErrPhoneTaken leaves tx unchanged.
+func putEnrollmentTx(tx *bolt.Tx, k []byte, e Enrollment, val []byte) error {
+	recs, phones := tx.Bucket(bucketEnrollments), tx.Bucket(bucketPhones)
+	if ownsPhone(e) {
+		if owner := phones.Get([]byte(e.Phone)); owner != nil && !bytes.Equal(owner, k) {
+			return ErrPhoneTaken
+		}
+	}
+	if raw := recs.Get(k); raw != nil {
+		var old Enrollment
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("decode stored enrollment: %w", err)
+		}
+		if ownsPhone(old) && (!ownsPhone(e) || old.Phone != e.Phone) {
+			if err := unindexPhone(phones, old.Phone, k); err != nil {
+				return err
+			}
+		}
+	}
+	if ownsPhone(e) {
+		if err := phones.Put([]byte(e.Phone), k); err != nil {
+			return err
+		}
+	}
+	return recs.Put(k, val)
+}

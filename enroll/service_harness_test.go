@@ -1,0 +1,348 @@
+package enroll_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/templates"
+)
+
+// The enrollment service is tested against the real bbolt store, the real
+// Sealer and the real message catalog; only the directory, the mail
+// transport and the clock are stand-ins (each tested elsewhere for real).
+
+// t0 is on a 30-second boundary, so TOTP steps are easy to reason about.
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// userMap is a directory of a few users, matched case-insensitively.
+type userMap map[string]directory.User
+
+func (m userMap) FindUser(_ context.Context, username string) (directory.User, error) {
+	for k, u := range m {
+		if strings.EqualFold(k, username) {
+			return u, nil
+		}
+	}
+	return directory.User{}, fmt.Errorf("find %q: %w", username, directory.ErrNotFound)
+}
+
+// recordingMailer keeps every mail it is asked to send; fail, when set,
+// decides per mail whether sending fails.
+type recordingMailer struct {
+	mu   sync.Mutex
+	sent []enroll.Mail
+	fail func(enroll.Mail) error
+}
+
+func (m *recordingMailer) Send(_ context.Context, mail enroll.Mail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.sent = append(m.sent, mail)
+	if m.fail != nil {
+		return m.fail(mail)
+	}
+	return nil
+}
+
+func (m *recordingMailer) Sent() []enroll.Mail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.sent)
+}
+
+type renderCall struct {
+	Lang, Name string
+	Data       map[string]string
+}
+
+// recordingRenderer renders a mail as "name|lang" with the data as
+// key=value lines, and remembers each call.
+type recordingRenderer struct {
+	mu    sync.Mutex
+	calls []renderCall
+}
+
+func (r *recordingRenderer) RenderMail(lang, name string, data map[string]string) (string, string, string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, renderCall{lang, name, maps.Clone(data)})
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(data)) {
+		fmt.Fprintf(&b, "%s=%s\n", k, data[k])
+	}
+	return name + "|" + lang, b.String(), "<pre>" + b.String() + "</pre>", nil
+}
+
+func (r *recordingRenderer) Calls() []renderCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+// syncBuffer is a log sink safe for the concurrent tests.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type harness struct {
+	t        *testing.T
+	ctx      context.Context
+	svc      *enroll.Service
+	store    *enroll.BoltStore
+	sealer   *enroll.Sealer
+	clock    *fakeClock
+	users    userMap
+	mailer   *recordingMailer
+	renderer *recordingRenderer
+	catalog  *templates.Catalog
+	logs     *syncBuffer
+	notified atomic.Int32
+	settings enroll.ServiceSettings
+}
+
+const (
+	phoneJdoe  = "+12015550123"
+	phoneOther = "+16135550181" // Canada
+	phoneFR    = "+33612345678"
+)
+
+// newHarness builds a Service over a fresh data file. tune may change the
+// deps and settings before the Service is made.
+func newHarness(t *testing.T, tune ...func(*enroll.ServiceDeps, *enroll.ServiceSettings)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := templates.LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{
+		t:      t,
+		ctx:    context.Background(),
+		store:  store,
+		sealer: sealer,
+		clock:  &fakeClock{now: t0},
+		users: userMap{
+			"jdoe":   {Username: "jdoe", DisplayName: "John Doe", Mail: "jdoe@example.com", Mobile: "(201) 555-0123"},
+			"asmith": {Username: "asmith", DisplayName: "Ann Smith", Mail: "asmith@example.com"},
+			"nomail": {Username: "nomail", DisplayName: "No Mail"},
+		},
+		mailer:   &recordingMailer{},
+		renderer: &recordingRenderer{},
+		catalog:  catalog,
+		logs:     &syncBuffer{},
+	}
+	deps := enroll.ServiceDeps{
+		Store:     store,
+		Directory: h.users,
+		Mailer:    h.mailer,
+		Mails:     h.renderer,
+		Messages:  catalog,
+		Sealer:    sealer,
+		Notify:    func() { h.notified.Add(1) },
+		Log:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:       h.clock.Now,
+	}
+	set := enroll.ServiceSettings{
+		Config:          enroll.DefaultConfig(),
+		PublicURL:       "https://reset.example.com",
+		DefaultLanguage: "en",
+		DefaultRegion:   "US",
+	}
+	for _, f := range tune {
+		f(&deps, &set)
+	}
+	h.settings = set
+	h.svc = enroll.NewService(deps, set)
+	return h
+}
+
+// activate activates username and returns the token from the mailed link.
+func (h *harness) activate(username string) string {
+	h.t.Helper()
+	if _, err := h.svc.Activate(h.ctx, username, "admin:root"); err != nil {
+		h.t.Fatalf("Activate(%s): %v", username, err)
+	}
+	return h.lastToken()
+}
+
+var linkRE = regexp.MustCompile(`link=(\S+)`)
+
+// lastToken returns the token of the newest activation link mailed.
+func (h *harness) lastToken() string {
+	h.t.Helper()
+	sent := h.mailer.Sent()
+	if len(sent) == 0 {
+		h.t.Fatal("no mail was sent")
+	}
+	m := linkRE.FindStringSubmatch(sent[len(sent)-1].Text)
+	if m == nil {
+		h.t.Fatalf("no link in the last mail: %q", sent[len(sent)-1].Text)
+	}
+	u, err := url.Parse(m[1])
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	token, ok := strings.CutPrefix(u.Path, "/enroll/")
+	if !ok || u.Scheme+"://"+u.Host != "https://reset.example.com" {
+		h.t.Fatalf("link %q is not https://reset.example.com/enroll/<token>", m[1])
+	}
+	return token
+}
+
+// messages returns the outbox, oldest first.
+func (h *harness) messages() []enroll.OutboundMessage {
+	h.t.Helper()
+	ms, err := h.store.Messages(h.ctx, enroll.OutboxFilter{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	slices.Reverse(ms)
+	return ms
+}
+
+// body opens a queued message's sealed body.
+func (h *harness) body(m enroll.OutboundMessage) string {
+	h.t.Helper()
+	plain, err := h.sealer.Open(m.Sealed, "outbox")
+	if err != nil {
+		h.t.Fatalf("message %d: open body: %v", m.ID, err)
+	}
+	return string(plain)
+}
+
+var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
+
+// lastCode returns the code in the newest code message (SMS or call).
+func (h *harness) lastCode() string {
+	h.t.Helper()
+	ms := h.messages()
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i].Purpose != "code" {
+			continue
+		}
+		body := h.body(ms[i])
+		if ms[i].Kind == enroll.KindCall {
+			body = strings.ReplaceAll(body, ", ", "")
+		}
+		if c := sixDigits.FindString(body); c != "" {
+			return c
+		}
+		h.t.Fatalf("no code in %q", body)
+	}
+	h.t.Fatal("no code message queued")
+	return ""
+}
+
+// sendCode enters phone and sends a code by SMS, failing the test on error.
+func (h *harness) sendCode(token, phone string) enroll.Page {
+	h.t.Helper()
+	p, err := h.svc.SendCode(h.ctx, token, phone, "sms")
+	if err != nil {
+		h.t.Fatalf("SendCode(%s): %v", phone, err)
+	}
+	return p
+}
+
+func (h *harness) activationOf(username string) enroll.Activation {
+	h.t.Helper()
+	a, err := h.store.ActivationByUser(h.ctx, username)
+	if err != nil {
+		h.t.Fatalf("ActivationByUser(%s): %v", username, err)
+	}
+	return a
+}
+
+func (h *harness) audit(action string) []enroll.Event {
+	h.t.Helper()
+	evs, err := h.store.Audit(h.ctx, enroll.AuditFilter{Action: action})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return evs
+}
+
+// dataFile closes the store and returns the bytes of the data file.
+func (h *harness) dataFile() []byte {
+	h.t.Helper()
+	if err := h.store.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	data, err := os.ReadFile(h.store.Path())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return data
+}
+
+// wantErr fails unless err matches want with errors.Is.
+func wantErr(t *testing.T, what string, err, want error) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: error %v, want %v", what, err, want)
+	}
+}
+
+// asErr fails unless err is a *E, and returns it.
+func asErr[E error](t *testing.T, what string, err error) E {
+	t.Helper()
+	var target E
+	if !errors.As(err, &target) {
+		t.Fatalf("%s: error %v (%T), want %T", what, err, err, target)
+	}
+	return target
+}

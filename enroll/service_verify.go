@@ -1,0 +1,302 @@
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SendCode checks the number typed on the page and sends it a 6-digit code
+// by SMS or voice call. The same number typed again gets the same code while
+// it is valid; another number gets a new one. Every send waits resend_after
+// after the previous one, and nothing is sent while the activation is
+// locked or to a number that cannot be enrolled.
+func (s *Service) SendCode(ctx context.Context, token, rawPhone, method string) (Page, error) {
+	if err := s.checkCodeMethod(method); err != nil {
+		return Page{}, err
+	}
+	_, a, err := s.activation(ctx, token)
+	if err != nil {
+		return Page{}, err
+	}
+	phone, err := s.enrollablePhone(ctx, a.Username, rawPhone)
+	if err != nil {
+		return Page{}, err
+	}
+	return s.sendCode(ctx, token, phone, method)
+}
+
+// Resend sends the current code again (a new one if it has expired or died)
+// to the number being verified, by SMS or voice call, once resend_after has
+// passed since the last send.
+func (s *Service) Resend(ctx context.Context, token, method string) (Page, error) {
+	if err := s.checkCodeMethod(method); err != nil {
+		return Page{}, err
+	}
+	_, a, err := s.activation(ctx, token)
+	if err != nil {
+		return Page{}, err
+	}
+	if a.Phone == "" {
+		return Page{}, ErrNoCode
+	}
+	// The number may have been enrolled by someone else since the first send.
+	phone, err := s.enrollablePhone(ctx, a.Username, a.Phone)
+	if err != nil {
+		return Page{}, err
+	}
+	return s.sendCode(ctx, token, phone, method)
+}
+
+func (s *Service) checkCodeMethod(method string) error {
+	if method != "sms" && method != "voice" {
+		return fmt.Errorf("%w: method must be sms or voice, not %q", ErrInvalid, method)
+	}
+	if !s.set.HasMethod(method) {
+		return ErrMethodOff
+	}
+	return nil
+}
+
+// enrollablePhone normalises raw and checks that username may enroll it: a
+// country allowed, and no other user's enrollment owning it. It runs before
+// anything is sent, so no message goes to a number that cannot be enrolled.
+func (s *Service) enrollablePhone(ctx context.Context, username, raw string) (string, error) {
+	phone, err := NormalizePhone(raw, s.set.DefaultRegion)
+	if err != nil {
+		return "", err
+	}
+	if len(s.set.AllowedCountries) > 0 {
+		country := PhoneCountry(phone)
+		if country == "" || !slices.ContainsFunc(s.set.AllowedCountries, func(c string) bool {
+			return strings.EqualFold(c, country)
+		}) {
+			return "", ErrCountryNotAllowed
+		}
+	}
+	owner, err := s.deps.Store.EnrollmentByPhone(ctx, phone)
+	switch {
+	case err == nil && !strings.EqualFold(owner.Username, username):
+		return "", ErrPhoneTaken
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return "", fmt.Errorf("enroll: check phone owner: %w", err)
+	}
+	return phone, nil
+}
+
+// sendCode records a send to phone (the live code for that number, or a
+// new one) and queues it.
+func (s *Service) sendCode(ctx context.Context, token, phone, method string) (Page, error) {
+	var (
+		a    Activation
+		code string
+	)
+	err := s.updateActivation(ctx, token, func(act *Activation, now time.Time) error {
+		if act.LockedUntil.After(now) {
+			return &LockedError{Until: act.LockedUntil}
+		}
+		if !act.CodeSentAt.IsZero() {
+			if at := act.CodeSentAt.Add(s.set.ResendAfter); now.Before(at) {
+				return &ResendError{At: at}
+			}
+		}
+		if act.Phone == phone && act.CodeHash != "" && now.Before(act.CodeExpires) {
+			plain, err := s.deps.Sealer.Open(act.CodeSealed, codePurpose(act.TokenHash))
+			if err != nil {
+				return fmt.Errorf("enroll: open the stored code: %w", err)
+			}
+			code = string(plain)
+		} else {
+			code = newCode()
+			act.Phone = phone
+			act.CodeHash = s.deps.Sealer.Hash("code", code)
+			act.CodeSealed = s.deps.Sealer.Seal([]byte(code), codePurpose(act.TokenHash))
+			act.CodeExpires = now.Add(s.set.CodeTTL)
+			act.CodeAttempts = 0
+		}
+		act.CodeSentAt = now
+		act.CodeMethod = method
+		a = *act
+		return nil
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	kind, key, args := KindSMS, "sms.code", map[string]string{
+		"code":    code,
+		"minutes": strconv.Itoa(ceilMinutes(a.CodeExpires.Sub(a.CodeSentAt))),
+	}
+	if method == "voice" {
+		kind, key, args = KindCall, "voice.code", map[string]string{"digits": spokenDigits(code)}
+	}
+	body := s.deps.Messages.Text(a.Language, key, args)
+	if err := s.queue(ctx, kind, phone, a.Language, "code", a.Username, body); err != nil {
+		return Page{}, err
+	}
+	s.deps.Log.Info("enroll: code queued", "username", a.Username, "method", method)
+	return s.page(ctx, a), nil
+}
+
+// codePurpose seals a code to its activation, so it opens nowhere else.
+func codePurpose(tokenHash string) string { return "code:" + tokenHash }
+
+func ceilMinutes(d time.Duration) int {
+	return max(1, int((d+time.Minute-1)/time.Minute))
+}
+
+// VerifyCode checks the code the user typed. A wrong code counts against
+// max_attempts; the last allowed wrong try kills the code and starts a
+// lockout_for refusal. The right code completes the enrollment.
+func (s *Service) VerifyCode(ctx context.Context, token, code string) (Page, error) {
+	var (
+		a      Activation
+		answer error
+	)
+	err := s.updateActivation(ctx, token, func(act *Activation, now time.Time) error {
+		answer = nil
+		switch {
+		case act.LockedUntil.After(now):
+			return &LockedError{Until: act.LockedUntil}
+		case act.CodeHash == "" || act.Phone == "":
+			return ErrNoCode
+		case !now.Before(act.CodeExpires):
+			return ErrCodeExpired
+		}
+		if !s.codeMatches(code, act.CodeHash) {
+			answer = s.wrongTry(act, now)
+		}
+		a = *act
+		return nil // a wrong try must be stored, so it is not fn's error
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	if answer != nil {
+		s.noteWrongTry(ctx, a, answer)
+		return Page{}, answer
+	}
+	method := a.CodeMethod
+	if method == "" {
+		method = "sms"
+	}
+	return s.complete(ctx, a, method)
+}
+
+// wrongTry counts a wrong code (SMS, call or app) in act and returns the
+// answer: tries left, or the lockout that the last try starts, which also
+// kills the live code.
+func (s *Service) wrongTry(act *Activation, now time.Time) error {
+	act.CodeAttempts++
+	if act.CodeAttempts < s.set.MaxAttempts {
+		return &WrongCodeError{AttemptsLeft: s.set.MaxAttempts - act.CodeAttempts}
+	}
+	act.CodeHash, act.CodeSealed, act.CodeExpires = "", nil, time.Time{}
+	act.CodeAttempts = 0
+	act.LockedUntil = now.Add(s.set.LockoutFor)
+	return &LockedError{Until: act.LockedUntil}
+}
+
+// noteWrongTry records a lockout in the audit trail; single wrong tries
+// are only logged.
+func (s *Service) noteWrongTry(ctx context.Context, a Activation, answer error) {
+	var locked *LockedError
+	if errors.As(answer, &locked) {
+		s.deps.Log.Warn("enroll: too many wrong codes; activation locked", "username", a.Username, "until", locked.Until)
+		s.audit(ctx, Event{Actor: "user:" + a.Username, Action: "enroll_locked", Username: a.Username,
+			Phone: a.Phone, Outcome: "denied", Detail: "too many wrong codes"})
+		return
+	}
+	s.deps.Log.Info("enroll: wrong code", "username", a.Username)
+}
+
+// complete turns the verified activation a into an active enrollment,
+// deleting the activation in the same transaction (the token then stops
+// working), and tells the user by SMS and email.
+func (s *Service) complete(ctx context.Context, a Activation, method string) (Page, error) {
+	now := s.deps.Now()
+	e := Enrollment{
+		Username:   a.Username,
+		Phone:      a.Phone,
+		Language:   a.Language,
+		State:      StateActive,
+		Method:     method,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+		VerifiedAt: now,
+		Mail:       a.Mail,
+	}
+	if e.Language == "" {
+		e.Language = s.set.DefaultLanguage
+	}
+	if method == "app" {
+		e.TOTPSealed, e.LastTOTPStep = a.TOTPSealed, a.LastTOTPStep
+	}
+	old, err := s.deps.Store.Enrollment(ctx, a.Username)
+	switch {
+	case err == nil && !old.CreatedAt.IsZero():
+		e.CreatedAt = old.CreatedAt
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return Page{}, fmt.Errorf("enroll: complete %s: %w", a.Username, err)
+	}
+	switch err := s.deps.Store.CompleteActivation(ctx, a.TokenHash, e); {
+	case errors.Is(err, ErrTokenUnknown) || errors.Is(err, ErrNotFound):
+		return Page{}, ErrTokenUnknown // completed (or replaced) meanwhile
+	case errors.Is(err, ErrPhoneTaken):
+		return Page{}, ErrPhoneTaken
+	case err != nil:
+		return Page{}, fmt.Errorf("enroll: complete %s: %w", a.Username, err)
+	}
+	actor := "user:" + a.Username
+	s.audit(ctx, Event{Actor: actor, Action: "enroll", Username: a.Username, Phone: e.Phone,
+		Outcome: "ok", Detail: "method=" + method})
+	s.deps.Log.Info("enroll: enrolled", "username", a.Username, "method", method)
+
+	// The enrollment stands from here on: a failed notice is logged and
+	// audited, never undone.
+	body := s.deps.Messages.Text(e.Language, "sms.enrolled", nil)
+	if err := s.queue(ctx, KindSMS, e.Phone, e.Language, "enrolled", e.Username, body); err != nil {
+		s.deps.Log.Error("enroll: confirmation SMS not queued", "username", e.Username, "err", err)
+		s.audit(ctx, Event{Actor: actor, Action: "enroll_notice", Username: e.Username, Outcome: "error",
+			Detail: "confirmation SMS not queued: " + err.Error()})
+	}
+
+	p := s.page(ctx, Activation{Username: a.Username, Language: e.Language, ExpiresAt: a.ExpiresAt})
+	p.Step, p.Phone = StepDone, e.Phone
+	if err := s.mailEnrolled(ctx, e, p.DisplayName); err != nil {
+		s.deps.Log.Error("enroll: enrolled email not sent", "username", e.Username, "err", err)
+		s.audit(ctx, Event{Actor: actor, Action: "enroll_notice", Username: e.Username, Outcome: "error",
+			Detail: "enrolled email not sent: " + err.Error()})
+	}
+	return p, nil
+}
+
+// mailEnrolled sends the "enrolled" email when mail is on and the user has
+// an address.
+func (s *Service) mailEnrolled(ctx context.Context, e Enrollment, name string) error {
+	if s.deps.Mailer == nil || s.deps.Mails == nil || e.Mail == "" {
+		return nil
+	}
+	subject, text, html, err := s.deps.Mails.RenderMail(e.Language, "enrolled", map[string]string{
+		"name":     name,
+		"username": e.Username,
+		"phone":    maskPhone(e.Phone),
+		"method":   e.Method,
+	})
+	if err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	return s.deps.Mailer.Send(ctx, Mail{To: e.Mail, Subject: subject, Text: text, HTML: html})
+}
+
+// maskPhone shows only the last 4 digits of an E.164 number, enough for the
+// user to recognise it in an email.
+func maskPhone(e164 string) string {
+	if len(e164) <= 5 {
+		return e164
+	}
+	return "+" + strings.Repeat("•", len(e164)-5) + e164[len(e164)-4:]
+}

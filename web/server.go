@@ -5,10 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/replyreset/replyreset/templates"
 )
 
 // Pinger is a dependency whose readiness /healthz reports.
@@ -20,10 +23,20 @@ type Pinger interface {
 type Deps struct {
 	Logger      *slog.Logger
 	SMSWebhook  http.Handler  // POST /sms/twilio
+	SMSStatus   http.Handler  // POST /sms/twilio/status (delivery reports)
 	Directory   Pinger        // readiness for /healthz
 	Store       Pinger        // readiness for /healthz
 	HealthCheck time.Duration // per-dependency timeout (default 2 s)
 	Version     string
+
+	// The enrollment site (GET /enroll/:token and the pages under it) is
+	// served when both Enrollment and Pages are set; /static/ with Pages.
+	Enrollment  Enrollment       // enroll.Service
+	Pages       Pages            // templates.Pages, loaded at start-up
+	RateLimiter RateLimiter      // enroll.BoltStore: POST limits per client address and per link; nil = none
+	PublicURL   string           // https://…: cookies are marked Secure
+	Language    string           // default page language (en | fr) when neither the enrollment nor the browser tells
+	Now         func() time.Time // default time.Now
 }
 
 // maxBody bounds every request body; forms and webhooks are small.
@@ -36,6 +49,17 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	if d.HealthCheck <= 0 {
 		d.HealthCheck = 2 * time.Second
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Language == "" {
+		d.Language = templates.DefaultLanguage
+	}
+	var site *enrollSite
+	if d.Enrollment != nil && d.Pages != nil {
+		site = &enrollSite{svc: d.Enrollment, pages: d.Pages, limiter: d.RateLimiter, log: d.Logger,
+			now: d.Now, lang: d.Language, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -54,7 +78,8 @@ func NewEcho(d Deps) *echo.Echo {
 	e.Use(requestLogger(d.Logger))
 	// 4. body limit before anything reads a body;
 	e.Use(middleware.BodyLimit(maxBody))
-	// 5. security headers on every answer.
+	// 5. security headers on every answer; HTML pages widen the CSP to
+	//    their own stylesheet, images and forms (pageCSP);
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection:         "0",
 		ContentTypeNosniff:    "nosniff",
@@ -63,12 +88,57 @@ func NewEcho(d Deps) *echo.Echo {
 		ContentSecurityPolicy: "default-src 'none'; frame-ancestors 'none'",
 		ReferrerPolicy:        "no-referrer",
 	}))
+	// 6. CSRF: a form post must carry the token of its cookie (or come from
+	//    a browser that says Sec-Fetch-Site: same-origin). Webhooks (signed)
+	//    and the bearer-token API carry no cookie and are exempt.
+	e.Use(csrf(site, strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")))
 
 	e.GET("/healthz", health(d))
+	if d.SMSStatus != nil {
+		e.POST("/sms/twilio/status", echo.WrapHandler(d.SMSStatus))
+	}
 	if d.SMSWebhook != nil {
 		e.POST("/sms/twilio", echo.WrapHandler(d.SMSWebhook))
 	}
+	if d.Pages != nil {
+		e.GET("/static/*", staticFiles(d.Pages.Static()))
+	}
+	if site != nil {
+		site.register(e)
+	}
 	return e
+}
+
+// csrf builds the CSRF middleware; a refused enrollment form gets a page
+// in the user's language, anything else the error handler's answer.
+func csrf(site *enrollSite, secure bool) echo.MiddlewareFunc {
+	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		// By route pattern, not path: what is exempt is the handler that
+		// runs. No route (404) has nothing to protect.
+		Skipper: func(c echo.Context) bool {
+			route := c.Path()
+			for _, prefix := range []string{"/sms/", "/api/", "/static/"} {
+				if strings.HasPrefix(route, prefix) {
+					return true
+				}
+			}
+			return route == "" || route == "/healthz" || route == "/metrics"
+		},
+		TokenLookup:    "form:" + csrfField,
+		ContextKey:     "csrf",
+		CookieName:     csrfCookie,
+		CookiePath:     "/",
+		CookieMaxAge:   24 * 3600,
+		CookieSecure:   secure,
+		CookieHTTPOnly: true,
+		CookieSameSite: http.SameSiteStrictMode,
+		ErrorHandler: func(err error, c echo.Context) error {
+			if site != nil && strings.HasPrefix(c.Path(), "/enroll/") {
+				return site.csrfRefused(c)
+			}
+			return echo.NewHTTPError(http.StatusForbidden, "invalid or missing form token: reload the page and try again")
+		},
+	})
 }
 
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {

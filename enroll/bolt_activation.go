@@ -289,33 +289,3 @@ func (s *BoltStore) PurgeActivations(ctx context.Context, now time.Time) (int, e
 	}
 	return n, nil
 }
-
-// putEnrollmentTx writes e (encoded as val) under username key k and keeps
-// the phone index in step, inside tx: the body of PutEnrollment, shared so
-// that CompleteActivation writes an enrollment exactly the same way.
-// ErrPhoneTaken leaves tx unchanged.
-func putEnrollmentTx(tx *bolt.Tx, k []byte, e Enrollment, val []byte) error {
-	recs, phones := tx.Bucket(bucketEnrollments), tx.Bucket(bucketPhones)
-	if ownsPhone(e) {
-		if owner := phones.Get([]byte(e.Phone)); owner != nil && !bytes.Equal(owner, k) {
-			return ErrPhoneTaken
-		}
-	}
-	if raw := recs.Get(k); raw != nil {
-		var old Enrollment
-		if err := json.Unmarshal(raw, &old); err != nil {
-			return fmt.Errorf("decode stored enrollment: %w", err)
-		}
-		if ownsPhone(old) && (!ownsPhone(e) || old.Phone != e.Phone) {
-			if err := unindexPhone(phones, old.Phone, k); err != nil {
-				return err
-			}
-		}
-	}
-	if ownsPhone(e) {
-		if err := phones.Put([]byte(e.Phone), k); err != nil {
-			return err
-		}
-	}
-	return recs.Put(k, val)
-}

@@ -21,35 +21,41 @@ func (s *BoltStore) PutEnrollment(ctx context.Context, e Enrollment) error {
 		return fmt.Errorf("enroll: encode enrollment %s: %w", e.Username, err)
 	}
 	k := []byte(key)
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		recs, phones := tx.Bucket(bucketEnrollments), tx.Bucket(bucketPhones)
-		if ownsPhone(e) {
-			if owner := phones.Get([]byte(e.Phone)); owner != nil && !bytes.Equal(owner, k) {
-				return ErrPhoneTaken
-			}
-		}
-		if raw := recs.Get(k); raw != nil {
-			var old Enrollment
-			if err := json.Unmarshal(raw, &old); err != nil {
-				return fmt.Errorf("decode stored enrollment: %w", err)
-			}
-			if ownsPhone(old) && (!ownsPhone(e) || old.Phone != e.Phone) {
-				if err := unindexPhone(phones, old.Phone, k); err != nil {
-					return err
-				}
-			}
-		}
-		if ownsPhone(e) {
-			if err := phones.Put([]byte(e.Phone), k); err != nil {
-				return err
-			}
-		}
-		return recs.Put(k, val)
-	})
+	err = s.update(ctx, func(tx *bolt.Tx) error { return putEnrollmentTx(tx, k, e, val) })
 	if err != nil {
 		return fmt.Errorf("enroll: put enrollment %s: %w", e.Username, err)
 	}
 	return nil
+}
+
+// putEnrollmentTx writes e (encoded as val) under username key k and keeps
+// the phone index in step, inside tx: the body of PutEnrollment, shared so
+// that CompleteActivation writes an enrollment exactly the same way.
+// ErrPhoneTaken leaves tx unchanged.
+func putEnrollmentTx(tx *bolt.Tx, k []byte, e Enrollment, val []byte) error {
+	recs, phones := tx.Bucket(bucketEnrollments), tx.Bucket(bucketPhones)
+	if ownsPhone(e) {
+		if owner := phones.Get([]byte(e.Phone)); owner != nil && !bytes.Equal(owner, k) {
+			return ErrPhoneTaken
+		}
+	}
+	if raw := recs.Get(k); raw != nil {
+		var old Enrollment
+		if err := json.Unmarshal(raw, &old); err != nil {
+			return fmt.Errorf("decode stored enrollment: %w", err)
+		}
+		if ownsPhone(old) && (!ownsPhone(e) || old.Phone != e.Phone) {
+			if err := unindexPhone(phones, old.Phone, k); err != nil {
+				return err
+			}
+		}
+	}
+	if ownsPhone(e) {
+		if err := phones.Put([]byte(e.Phone), k); err != nil {
+			return err
+		}
+	}
+	return recs.Put(k, val)
 }
 
 // unindexPhone removes phone from the index if username key k owns it.

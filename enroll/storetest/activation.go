@@ -543,7 +543,7 @@ func testActivationReopen(t *testing.T, open Opener) {
 func testPurgeActivationsConcurrent(t *testing.T, open Opener) {
 	_, as, _ := activationStore(t, open)
 	ctx := t.Context()
-	keep := activation("keep", tokenHash(-1))
+	keep := activation("keep", tokenHash(1<<20))
 	putActivation(t, as, keep)
 	var purged atomic.Int64
 	purge := func() {

@@ -166,3 +166,42 @@ func (s *BoltStore) DeleteEnrollment(ctx context.Context, username string) error
 	}
 	return nil
 }
+
+// UpdateEnrollment reads username's enrollment, lets fn change it and writes
+// it back with its phone index, in one transaction. fn may run more than
+// once and must only change the enrollment; its error changes nothing.
+func (s *BoltStore) UpdateEnrollment(ctx context.Context, username string, fn func(*Enrollment) error) error {
+	key, err := usernameKey(username)
+	if err != nil {
+		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: nil update function", ErrInvalid)
+	}
+	k := []byte(key)
+	err = s.update(ctx, func(tx *bolt.Tx) error {
+		var e Enrollment
+		if err := getEnrollment(tx, k, &e); err != nil {
+			return err
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+		newKey, err := checkEnrollment(e)
+		if err != nil {
+			return err
+		}
+		if newKey != key {
+			return fmt.Errorf("%w: an update must not change the username", ErrInvalid)
+		}
+		val, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode enrollment: %w", err)
+		}
+		return putEnrollmentTx(tx, k, e, val)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: update enrollment %s: %w", username, err)
+	}
+	return nil
+}

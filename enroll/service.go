@@ -69,6 +69,15 @@ type ServiceSettings struct {
 	AllowedCountries []string // ISO codes; empty = all
 	Issuer           string   // shown in authenticator apps (default "ReplyReset")
 	LockoutFor       time.Duration
+	Helpdesk         string         // how to reach IT, named in emails (e.g. the mail.from address)
+	Location         *time.Location // time zone of dates in emails (default the server's)
+}
+
+func (s ServiceSettings) location() *time.Location {
+	if s.Location == nil {
+		return time.Local
+	}
+	return s.Location
 }
 
 // Step is where the user is in the enrollment journey.

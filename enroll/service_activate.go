@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/templates"
 )
 
 // Activate looks username up in the directory, stores a new activation
@@ -63,11 +63,11 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 		ExpiresAt: now.Add(s.set.ActivationTTL),
 	}
 	subject, text, html, err := s.deps.Mails.RenderMail(lang, "activation", map[string]string{
-		"name":     displayName(user),
-		"username": username,
-		"link":     strings.TrimRight(s.set.PublicURL, "/") + "/enroll/" + token,
-		"expires":  a.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"),
-		"days":     strconv.Itoa(int((s.set.ActivationTTL + 12*time.Hour) / (24 * time.Hour))),
+		"display_name": displayName(user),
+		"username":     username,
+		"link":         strings.TrimRight(s.set.PublicURL, "/") + "/enroll/" + token,
+		"expires":      templates.FormatDateTime(lang, a.ExpiresAt.In(s.set.location())),
+		"helpdesk":     s.set.Helpdesk,
 	})
 	if err != nil {
 		return ActivationResult{}, "error", fmt.Errorf("enroll: render activation email: %w", err)

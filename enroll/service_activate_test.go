@@ -40,7 +40,7 @@ func TestActivateMailsLinkAndOpens(t *testing.T) {
 	}
 	calls := h.renderer.Calls()
 	if len(calls) != 1 || calls[0].Name != "activation" || calls[0].Lang != "en" ||
-		calls[0].Data["name"] != "John Doe" || calls[0].Data["username"] != "jdoe" || calls[0].Data["days"] != "7" {
+		calls[0].Data["display_name"] != "John Doe" || calls[0].Data["username"] != "jdoe" || calls[0].Data["expires"] == "" {
 		t.Errorf("render calls %+v", calls)
 	}
 

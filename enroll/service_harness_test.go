@@ -89,13 +89,23 @@ type renderCall struct {
 }
 
 // recordingRenderer renders a mail as "name|lang" with the data as
-// key=value lines, and remembers each call.
+// key=value lines, and remembers each call. Each call is also rendered by
+// the real templates, so data the real mails need cannot go missing.
 type recordingRenderer struct {
 	mu    sync.Mutex
 	calls []renderCall
 }
 
+var realMails = sync.OnceValues(templates.LoadMails)
+
 func (r *recordingRenderer) RenderMail(lang, name string, data map[string]string) (string, string, string, error) {
+	mails, err := realMails()
+	if err != nil {
+		return "", "", "", err
+	}
+	if _, _, _, err := mails.RenderMail(lang, name, data); err != nil {
+		return "", "", "", fmt.Errorf("the real %s mail: %w", name, err)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, renderCall{lang, name, maps.Clone(data)})

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/replyreset/replyreset/templates"
 )
 
 // SendCode checks the number typed on the page and sends it a 6-digit code
@@ -281,22 +283,13 @@ func (s *Service) mailEnrolled(ctx context.Context, e Enrollment, name string) e
 		return nil
 	}
 	subject, text, html, err := s.deps.Mails.RenderMail(e.Language, "enrolled", map[string]string{
-		"name":     name,
-		"username": e.Username,
-		"phone":    maskPhone(e.Phone),
-		"method":   e.Method,
+		"display_name": name,
+		"phone":        e.Phone, // the template masks it
+		"method":       e.Method,
+		"time":         templates.FormatDateTime(e.Language, e.VerifiedAt.In(s.set.location())),
 	})
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	return s.deps.Mailer.Send(ctx, Mail{To: e.Mail, Subject: subject, Text: text, HTML: html})
-}
-
-// maskPhone shows only the last 4 digits of an E.164 number, enough for the
-// user to recognise it in an email.
-func maskPhone(e164 string) string {
-	if len(e164) <= 5 {
-		return e164
-	}
-	return "+" + strings.Repeat("•", len(e164)-5) + e164[len(e164)-4:]
 }

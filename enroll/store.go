@@ -41,6 +41,10 @@ type Store interface {
 	EnrollmentByPhone(ctx context.Context, phone string) (Enrollment, error)
 	// Enrollments lists all enrollments ordered by username, case-insensitively.
 	Enrollments(ctx context.Context) ([]Enrollment, error)
+	// UpdateEnrollment reads the enrollment, lets fn change it and writes it
+	// back with its phone index in one transaction; fn's error (or
+	// ErrPhoneTaken) changes nothing. fn must not change the username.
+	UpdateEnrollment(ctx context.Context, username string, fn func(*Enrollment) error) error
 	// DeleteEnrollment removes the enrollment and its phone index entry;
 	// ErrNotFound if there is none.
 	DeleteEnrollment(ctx context.Context, username string) error

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -512,4 +515,75 @@ func TestReplyWithinBudget(t *testing.T) {
 		t.Fatalf("reply took %v with a 2 s budget", took)
 	}
 	t.Logf("reply with a silent directory after %v", took.Round(time.Millisecond))
+}
+
+// TestResetRequiresAppCode: with reset.require_app_code, RESET must carry
+// the current code of the enrolled authenticator app (computed here by
+// Debian's oathtool, independent of the code under test), once.
+func TestResetRequiresAppCode(t *testing.T) {
+	sealer, err := enroll.NewSealer(bytes.Repeat([]byte{7}, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, ldaplab.OpenLDAP(t), func(_ *directory.Config, s *gateway.Settings) {
+		s.RequireAppCode, s.Secrets = true, sealer
+	})
+	const phone, noApp = "+12015550111", "+12015550112"
+	username, dn, password := h.user(phone, "en")
+	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	err = h.store.UpdateEnrollment(context.Background(), username, func(e *enroll.Enrollment) error {
+		e.TOTPSealed, e.Method = sealer.Seal([]byte(secret), "totp:"+e.Username), "app"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect := func(body, key string) {
+		t.Helper()
+		r, _ := h.sms(phone, body)
+		if got := oneText(t, r); got != h.text(key, nil) {
+			t.Fatalf("%q: reply %q, want %s", body, got, key)
+		}
+	}
+	expect("RESET", "sms.reset.need_code")
+	code := oathtool(t, secret)
+	wrong := fmt.Sprintf("%06d", (atoi(t, code)+500000)%1000000)
+	expect("RESET "+wrong, "sms.reset.bad_code")
+	h.expectBind(dn, password, "ok")
+
+	r, _ := h.sms(phone, "reset "+code[:3]+" "+code[3:])
+	pw := passwordFrom(t, oneText(t, r))
+	h.expectBind(dn, pw, "must-change")
+	expect("RESET "+code, "sms.reset.bad_code") // the same code twice
+	h.expectBind(dn, pw, "must-change")
+
+	other, _, _ := h.user(noApp, "en")
+	r, _ = h.sms(noApp, "RESET 123456")
+	if got := oneText(t, r); got != h.text("sms.reset.no_app", nil) {
+		t.Fatalf("user without an app: %q", got)
+	}
+	for _, ev := range h.audit(other) {
+		if ev.Outcome != "no_app" {
+			t.Errorf("audit %+v", ev)
+		}
+	}
+	h.assertNotStored(secret)
+}
+
+func oathtool(t *testing.T, secret string) string {
+	t.Helper()
+	out, err := exec.Command("oathtool", "--totp", "-b", secret).Output()
+	if err != nil {
+		t.Fatalf("oathtool (apt-get install oathtool): %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

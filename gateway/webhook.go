@@ -19,6 +19,7 @@ import (
 type Store interface {
 	EnrollmentByPhone(ctx context.Context, phone string) (enroll.Enrollment, error)
 	PutEnrollment(ctx context.Context, e enroll.Enrollment) error
+	UpdateEnrollment(ctx context.Context, username string, fn func(*enroll.Enrollment) error) error
 	MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (bool, error)
 	SetOptOut(ctx context.Context, phone string, optedOut bool, now time.Time) error
 	OptedOut(ctx context.Context, phone string) (bool, error)
@@ -53,6 +54,15 @@ type Settings struct {
 	MessageTTL       time.Duration // how long a MessageSid is remembered (default 7 days)
 	ReplyBudget      time.Duration // all directory work must end by then (default 12 s; Twilio waits 15 s)
 	PolicyRetries    int           // new passwords tried when the directory refuses one (default 3)
+	// RequireAppCode: RESET must carry the current authenticator code
+	// (reset.require_app_code); Secrets opens the enrolled TOTP secrets.
+	RequireAppCode bool
+	Secrets        SecretOpener
+}
+
+// SecretOpener opens secrets sealed in the store (enroll.Sealer).
+type SecretOpener interface {
+	Open(sealed []byte, purpose string) ([]byte, error)
 }
 
 // Webhook handles POST /sms/twilio.

@@ -15,6 +15,7 @@ var wantMessages = map[string][]string{
 	"sms.reset.ok":             {"password", "username"},
 	"sms.reset.ok_must_change": {"password", "username"},
 	"sms.reset.rate_limited":   {"minutes"},
+	"sms.reset.no_app":         {},
 	"sms.reset.need_code":      nil,
 	"sms.reset.bad_code":       nil,
 	"sms.reset.failed":         nil,

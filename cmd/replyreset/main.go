@@ -31,9 +31,11 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway (webhook, pages, API)", runServe, false},
 		{"check-config", "validate a configuration file and dial the directory", runCheckConfig, false},
+		{"activate", "activate USER...: mail each user a single-use enrollment link", runActivate, true},
 		{"enroll", "enroll USER PHONE in person (helpdesk): the phone is taken as verified", runEnroll, true},
 		{"enrollments", "list enrollments", runEnrollments, true},
 		{"audit", "print the audit trail", runAudit, true},
+		{"outbox", "list queued, sent and failed SMS and calls", runOutbox, true},
 		{"version", "print the version", func(_ *cmdEnv, _ context.Context, _ []string, out, _ io.Writer) error {
 			_, err := fmt.Fprintln(out, "replyreset", version)
 			return err

@@ -15,6 +15,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 )
@@ -36,6 +37,9 @@ func runServe(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io
 	}
 	defer app.Close()
 
+	workers, stopWorkers := context.WithCancel(ctx)
+	waitWorkers := app.run(workers)
+	defer func() { stopWorkers(); waitWorkers() }()
 	stopControl, err := serveControl(ctx, app, log)
 	if err != nil {
 		return err
@@ -62,9 +66,16 @@ type app struct {
 	cfg     *Config
 	log     *slog.Logger
 	store   *enroll.BoltStore
+	sealer  *enroll.Sealer
 	dir     *directory.Client
 	catalog *templates.Catalog
+	pages   *templates.Pages
+	mails   *templates.Mails
+	mailer  *mailer.Mailer // nil when mail is off
+	outbox  *gateway.Outbox
+	status  *gateway.StatusHandler
 	webhook *gateway.Webhook
+	enroll  *enroll.Service
 }
 
 func openApp(cfg *Config, log *slog.Logger) (*app, error) {
@@ -77,18 +88,18 @@ func openApp(cfg *Config, log *slog.Logger) (*app, error) {
 	}
 	a := &app{cfg: cfg, log: log, store: store}
 	if err := a.wire(); err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	return a, nil
 }
 
 func (a *app) wire() error {
-	if a.cfg.Reset.RequireAppCode {
-		// Refuse rather than silently accept RESET without the code.
-		return errors.New("reset.require_app_code: authenticator-app enrollment is not available in this version; set it to false")
-	}
 	var err error
+	a.sealer, err = enroll.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "replyreset.key"))
+	if err != nil {
+		return err
+	}
 	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory")})
 	if err != nil {
 		return err
@@ -101,25 +112,82 @@ func (a *app) wire() error {
 	if err != nil {
 		return err
 	}
+	a.pages, err = templates.LoadPages()
+	if err != nil {
+		return err
+	}
+	a.mails, err = templates.LoadMails()
+	if err != nil {
+		return err
+	}
+	if a.cfg.Mail.Enabled() {
+		if a.mailer, err = mailer.New(a.cfg.Mail); err != nil {
+			return fmt.Errorf("mail: %w", err)
+		}
+	}
+	var sender gateway.Sender = gateway.LocalSender{}
+	if a.cfg.SMS.Provider == "twilio" {
+		if sender, err = gateway.NewTwilioSender(a.cfg.SMS.Twilio, a.cfg.PublicURL, nil); err != nil {
+			return fmt.Errorf("sms.twilio: %w", err)
+		}
+	}
+	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
+		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond})
+	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken},
+		a.store, a.log.With("component", "status"))
 	a.webhook = gateway.NewWebhook(gateway.Settings{
 		PublicURL:        a.cfg.PublicURL,
 		AuthToken:        a.cfg.SMS.Twilio.AuthToken,
 		DefaultLanguage:  a.cfg.Language,
 		MaxResetsPerHour: a.cfg.Reset.MaxPerHour,
 		Password:         directory.SetPasswordOptions{MustChange: a.cfg.Password.MustChange, Unlock: a.cfg.Password.Unlock},
+		RequireAppCode:   a.cfg.Reset.RequireAppCode,
+		Secrets:          a.sealer,
 	}, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
+	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mails: a.mails, Messages: a.catalog,
+		Sealer: a.sealer, Notify: a.outbox.Notify, Log: a.log.With("component", "enroll")}
+	if a.mailer != nil {
+		deps.Mailer = a.mailer
+	}
+	a.enroll = enroll.NewService(deps, enroll.ServiceSettings{
+		Config:           a.cfg.Enrollment,
+		PublicURL:        a.cfg.PublicURL,
+		DefaultLanguage:  a.cfg.Language,
+		DefaultRegion:    a.cfg.SMS.DefaultRegion,
+		AllowedCountries: a.cfg.SMS.AllowedCountries,
+		Helpdesk:         a.cfg.Mail.From,
+	})
 	return nil
 }
 
 // Handler returns the HTTP handler of the whole product.
 func (a *app) Handler() http.Handler {
 	return web.NewEcho(web.Deps{
-		Logger:     a.log.With("component", "web"),
-		SMSWebhook: a.webhook,
-		Directory:  a.dir,
-		Store:      a.store,
-		Version:    version,
+		Logger:      a.log.With("component", "web"),
+		SMSWebhook:  a.webhook,
+		SMSStatus:   a.status,
+		Directory:   a.dir,
+		Store:       a.store,
+		Version:     version,
+		Enrollment:  a.enroll,
+		Pages:       a.pages,
+		RateLimiter: a.store,
+		PublicURL:   a.cfg.PublicURL,
+		Language:    a.cfg.Language,
 	})
+}
+
+// run starts the background workers; they stop when ctx ends, and the
+// returned function waits for them.
+func (a *app) run(ctx context.Context) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := a.outbox.Run(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("outbox stopped", "err", err)
+		}
+	}()
+	return func() { <-done }
 }
 
 func (a *app) Close() {

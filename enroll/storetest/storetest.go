@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"Enrollment/List", testList},
 		{"Enrollment/Delete", testDelete},
 		{"Enrollment/CaseInsensitiveUsername", testCaseInsensitive},
+		{"Enrollment/Update", testUpdateEnrollment},
 		{"PhoneIndex/ActiveAndFrozenOwn", testActiveOwns},
 		{"PhoneIndex/NewPhoneFreesOld", testNewPhoneFreesOld},
 		{"PhoneIndex/PendingDoesNotOwn", testPendingDoesNotOwn},

@@ -257,23 +257,27 @@ func (s *Service) complete(ctx context.Context, a Activation, method string) (Pa
 		Outcome: "ok", Detail: "method=" + method})
 	s.deps.Log.Info("enroll: enrolled", "username", a.Username, "method", method)
 
-	// The enrollment stands from here on: a failed notice is logged and
-	// audited, never undone.
+	p := s.page(ctx, Activation{Username: a.Username, Language: e.Language, ExpiresAt: a.ExpiresAt})
+	p.Step, p.Phone = StepDone, e.Phone
+	s.notifyEnrolled(ctx, e, actor, p.DisplayName)
+	return p, nil
+}
+
+// notifyEnrolled queues the confirmation SMS and sends the "enrolled"
+// email. The enrollment stands whatever happens here: a failed notice is
+// logged and audited, never undone.
+func (s *Service) notifyEnrolled(ctx context.Context, e Enrollment, actor, displayName string) {
 	body := s.deps.Messages.Text(e.Language, "sms.enrolled", nil)
 	if err := s.queue(ctx, KindSMS, e.Phone, e.Language, "enrolled", e.Username, body); err != nil {
 		s.deps.Log.Error("enroll: confirmation SMS not queued", "username", e.Username, "err", err)
 		s.audit(ctx, Event{Actor: actor, Action: "enroll_notice", Username: e.Username, Outcome: "error",
 			Detail: "confirmation SMS not queued: " + err.Error()})
 	}
-
-	p := s.page(ctx, Activation{Username: a.Username, Language: e.Language, ExpiresAt: a.ExpiresAt})
-	p.Step, p.Phone = StepDone, e.Phone
-	if err := s.mailEnrolled(ctx, e, p.DisplayName); err != nil {
+	if err := s.mailEnrolled(ctx, e, displayName); err != nil {
 		s.deps.Log.Error("enroll: enrolled email not sent", "username", e.Username, "err", err)
 		s.audit(ctx, Event{Actor: actor, Action: "enroll_notice", Username: e.Username, Outcome: "error",
 			Detail: "enrolled email not sent: " + err.Error()})
 	}
-	return p, nil
 }
 
 // mailEnrolled sends the "enrolled" email when mail is on and the user has

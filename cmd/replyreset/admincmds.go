@@ -34,58 +34,37 @@ func runEnroll(env *cmdEnv, ctx context.Context, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	language := cfg.Language
-	if *lang != "" {
-		if language = templates.NormalizeLanguage(*lang); language == "" {
-			return fmt.Errorf("%w: -language %q: must be en or fr", errUsage, *lang)
-		}
+	if *lang != "" && templates.NormalizeLanguage(*lang) == "" {
+		return fmt.Errorf("%w: -language %q: must be en or fr", errUsage, *lang)
 	}
-	phone, err := enroll.NormalizePhone(rawPhone, cfg.SMS.DefaultRegion)
-	if err != nil {
+	// Check the number before anything else: a typo is the common mistake.
+	if _, err := enroll.NormalizePhone(rawPhone, cfg.SMS.DefaultRegion); err != nil {
 		return fmt.Errorf("phone %q: %w", rawPhone, err)
 	}
-	// The store first: while a server holds it, the command moves there
-	// before doing any work.
-	store, release, err := env.openStore(cfg)
+	a, release, err := env.openApp(cfg)
 	if err != nil {
 		return err
 	}
 	defer release()
-	dir, releaseDir, err := env.openDirectory(cfg)
-	if err != nil {
-		return err
-	}
-	defer releaseDir()
-	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Directory.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Directory.Timeout+30*time.Second)
 	defer cancel()
-	u, err := dir.FindUser(ctx, username)
-	if err != nil {
-		if errors.Is(err, directory.ErrNotFound) {
-			return fmt.Errorf("user %q is not in the directory (searched %s under %s)", username, cfg.Directory.EffectiveUsernameAttribute(), cfg.Directory.BaseDN)
+	e, err := a.enroll.EnrollInPerson(ctx, username, rawPhone, *lang, "cli:"+*actor)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		return fmt.Errorf("user %q is not in the directory (searched %s under %s)", username, cfg.Directory.EffectiveUsernameAttribute(), cfg.Directory.BaseDN)
+	case errors.Is(err, enroll.ErrPhoneTaken):
+		phone, _ := enroll.NormalizePhone(rawPhone, cfg.SMS.DefaultRegion)
+		holder := "another user"
+		if other, err := a.store.EnrollmentByPhone(ctx, phone); err == nil {
+			holder = other.Username
 		}
-		return fmt.Errorf("user %q: %w", username, err)
-	}
-	now := time.Now().UTC()
-	e := enroll.Enrollment{Username: u.Username, Phone: phone, Language: language, State: enroll.StateActive,
-		Method: "helpdesk", CreatedAt: now, UpdatedAt: now, VerifiedAt: now}
-	if old, err := store.Enrollment(ctx, u.Username); err == nil {
-		e.CreatedAt = old.CreatedAt
-	}
-	if err := store.PutEnrollment(ctx, e); err != nil {
-		if errors.Is(err, enroll.ErrPhoneTaken) {
-			holder := "another user"
-			if other, err := store.EnrollmentByPhone(ctx, phone); err == nil {
-				holder = other.Username
-			}
-			return fmt.Errorf("%s is already enrolled by %s; deactivate that enrollment first", phone, holder)
-		}
+		return fmt.Errorf("%s is already enrolled by %s; deactivate that enrollment first", phone, holder)
+	case errors.Is(err, enroll.ErrCountryNotAllowed):
+		return fmt.Errorf("phone %q: numbers from this country are not accepted (sms.allowed_countries)", rawPhone)
+	case err != nil:
 		return err
 	}
-	if _, err := store.AppendAudit(ctx, enroll.Event{Time: now, Actor: "cli:" + *actor, Action: "enroll",
-		Username: u.Username, Phone: phone, Outcome: "ok", Detail: "in person (helpdesk)"}); err != nil {
-		return fmt.Errorf("enrolled, but the audit event was not written: %w", err)
-	}
-	fmt.Fprintf(stdout, "enrolled %s with %s (%s)\n", u.Username, phone, language)
+	fmt.Fprintf(stdout, "enrolled %s with %s (%s); confirmation SMS queued\n", e.Username, e.Phone, e.Language)
 	return nil
 }
 

@@ -258,7 +258,12 @@ func TestEnroll(t *testing.T) {
 				s.AddUser(t, ldaplab.UserSpec{Username: user})
 
 				r := mustRun(t, "enroll", "-config", f.Path, user, enrollPhoneTyped)
-				wantLine(t, r, r.stdout, fmt.Sprintf("enrolled %s with %s (en)", user, enrollPhone))
+				wantLine(t, r, r.stdout, fmt.Sprintf("enrolled %s with %s (en); confirmation SMS queued", user, enrollPhone))
+				// The confirmation SMS waits in the outbox for the server to send.
+				r = mustRun(t, "outbox", "-config", f.Path, "-format", "json")
+				if !strings.Contains(r.stdout, `"purpose": "enrolled"`) || !strings.Contains(r.stdout, `"to": "`+enrollPhone+`"`) {
+					t.Errorf("outbox after enroll:\n%s", r.stdout)
+				}
 
 				// The table lists the user, normalised phone and state.
 				r = mustRun(t, "enrollments", "-config", f.Path)

@@ -71,6 +71,10 @@ type ServiceSettings struct {
 	LockoutFor       time.Duration
 	Helpdesk         string         // how to reach IT, named in emails (e.g. the mail.from address)
 	Location         *time.Location // time zone of dates in emails (default the server's)
+	// SMSNumber is the company number users text (sms.twilio.from): the
+	// page names it when a number that replied STOP must text START to it.
+	// Optional; without it the page says to reply START to our messages.
+	SMSNumber string
 }
 
 func (s ServiceSettings) location() *time.Location {
@@ -103,6 +107,9 @@ type Page struct {
 	AttemptsLeft int
 	LockedUntil  time.Time
 	ExpiresAt    time.Time // the activation link's expiry
+	// Delivery is what became of the newest code message to Phone (set by
+	// Open, StepVerify only): pending, sent, delivered, or failed and why.
+	Delivery DeliveryState
 }
 
 // AppSetup is what the page needs to show an authenticator QR code.

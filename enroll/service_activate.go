@@ -102,13 +102,18 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 	return ActivationResult{Username: username, Mail: user.Mail, ExpiresAt: a.ExpiresAt}, "ok", nil
 }
 
-// Open returns the enrollment page for token.
+// Open returns the enrollment page for token; while a code is being
+// verified, with what became of the newest code message (Page.Delivery).
 func (s *Service) Open(ctx context.Context, token string) (Page, error) {
 	_, a, err := s.activation(ctx, token)
 	if err != nil {
 		return Page{}, err
 	}
-	return s.page(ctx, a), nil
+	p := s.page(ctx, a)
+	if p.Step == StepVerify {
+		p.Delivery = s.delivery(ctx, a) // service_delivery.go
+	}
+	return p, nil
 }
 
 // SetLanguage changes the language of the pages, the code messages and the

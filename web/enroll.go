@@ -102,6 +102,8 @@ type pageView struct {
 	QR            string // URL of the QR image
 
 	Notice       *templates.Msg
+	Delivery     *deliveryView // the newest code's delivery (verify page)
+	Reload       bool          // the hint to reload the page for the delivery status
 	Error        *templates.Msg
 	ErrorField   string // "phone", "method", "code", or "" for the page
 	AttemptsLeft *templates.Msg
@@ -140,6 +142,9 @@ func (s *enrollSite) show(c echo.Context) error {
 	v := s.verifyView(p)
 	if m := c.QueryParam("sent"); m == "sms" || m == "voice" {
 		v.Notice = &templates.Msg{Key: "notice.sent." + m}
+		if v.Delivery != nil && !v.Delivery.Failed && p.Delivery.Status != enroll.DeliveryDelivered {
+			v.Delivery = nil // "being sent" would only repeat the notice
+		}
 	}
 	return s.renderPage(c, http.StatusOK, templates.PageVerify, token, p, v)
 }
@@ -359,12 +364,65 @@ func (s *enrollSite) verifyView(p enroll.Page) pageView {
 	if now.Before(p.ResendAt) {
 		v.ResendAt, v.ResendIn = s.clock(p.ResendAt), wait(p.ResendAt.Sub(now))
 	}
+	v.Delivery, v.Reload = deliveryOf(p)
 	for _, m := range p.Methods {
+		if m == "voice" && v.Delivery != nil && v.Delivery.Voice {
+			continue // offered above, as the way on
+		}
 		if m == "sms" || m == "voice" {
 			v.ResendMethods = append(v.ResendMethods, m)
 		}
 	}
 	return v
+}
+
+// deliveryView is what the verify page says about the newest code's
+// delivery (DESIGN: delivery receipts with fallback). The page has no
+// JavaScript: the user reloads it to see a newer state.
+type deliveryView struct {
+	Failed bool          // the code did not reach the phone: an alert
+	Text   templates.Msg // what happened, and what to do
+	Voice  bool          // offer the voice call as the next step
+	Change bool          // link to check or change the number
+}
+
+// deliveryOf maps p.Delivery to the page; reload is whether to suggest
+// reloading for news (the code is still on its way).
+func deliveryOf(p enroll.Page) (v *deliveryView, reload bool) {
+	d := p.Delivery
+	method := d.Method
+	if method != "voice" {
+		method = "sms"
+	}
+	phone := map[string]string{"phone": p.Phone}
+	switch d.Status {
+	case enroll.DeliveryPending:
+		return &deliveryView{Text: templates.Msg{Key: "delivery.pending"}}, true
+	case enroll.DeliverySent:
+		return &deliveryView{Text: templates.Msg{Key: "delivery.sent"}}, true
+	case enroll.DeliveryDelivered:
+		return &deliveryView{Text: templates.Msg{Key: "delivery.delivered." + method}}, false
+	case enroll.DeliveryFailed:
+	default:
+		return nil, false
+	}
+	voice := slices.Contains(p.Methods, "voice")
+	v = &deliveryView{Failed: true}
+	switch d.Reason {
+	case enroll.ReasonInvalidNumber:
+		v.Text, v.Change = templates.Msg{Key: "delivery.failed.invalid_number", Args: phone}, true
+	case enroll.ReasonOptedOut:
+		v.Text, v.Voice = templates.Msg{Key: "delivery.failed.opted_out_reply", Args: phone}, voice
+		if d.StartNumber != "" {
+			v.Text.Key, v.Text.Args = "delivery.failed.opted_out", map[string]string{"phone": p.Phone, "number": d.StartNumber}
+		}
+	case enroll.ReasonNotMobile:
+		v.Text, v.Voice, v.Change = templates.Msg{Key: "delivery.failed.not_mobile", Args: phone}, voice, !voice
+	default: // undelivered
+		v.Text, v.Voice, v.Change = templates.Msg{Key: "delivery.failed.undelivered." + method, Args: phone},
+			voice && method == "sms", true
+	}
+	return v, false
 }
 
 func (s *enrollSite) appPage(c echo.Context, status int, token string, p enroll.Page, pr *problem) error {

@@ -5,13 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/mailer"
+)
+
+// Test seams, nil in production: the HTTP client of the Twilio check, and
+// extra mailer options (a test SMTP server's CA) per mail configuration.
+var (
+	checkTwilioHTTPClient *http.Client
+	checkMailOptions      func(mailer.Config) []mailer.Option
+)
+
+// Time limits of the mail check (a whole SMTP session) and the Twilio
+// check (two REST reads); the directory's come from directory.timeout.
+const (
+	checkMailTimeout   = 20 * time.Second
+	checkTwilioTimeout = 20 * time.Second
 )
 
 // runCheckConfig validates the file (every problem at once) and then dials
-// each directory URL step by step, saying precisely what failed.
+// what the file names, one line each, saying precisely what failed: each
+// directory URL step by step, the data file, the SMTP server and the
+// Twilio account. It exits 1 when anything failed; -offline dials nothing.
 func runCheckConfig(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check-config", stderr)
 	path := fs.String("config", "", "configuration file (required)")
@@ -31,6 +57,27 @@ func runCheckConfig(env *cmdEnv, ctx context.Context, args []string, stdout, std
 	if *offline {
 		return nil
 	}
+	var failed []string
+	if n := checkDirectory(ctx, cfg, stdout); n > 0 {
+		failed = append(failed, fmt.Sprintf("%d of %d directory URLs failed", n, len(cfg.Directory.URLs)))
+	}
+	if !checkStore(ctx, cfg, stdout) {
+		failed = append(failed, "the data file check failed")
+	}
+	if !checkMail(ctx, cfg, stdout) {
+		failed = append(failed, "the mail check failed")
+	}
+	if !checkSMS(ctx, cfg, stdout) {
+		failed = append(failed, "the Twilio check failed")
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: errors.New(strings.Join(failed, "; "))}
+	}
+	return nil
+}
+
+// checkDirectory dials each directory URL and returns how many failed.
+func checkDirectory(ctx context.Context, cfg *Config, stdout io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Directory.Timeout*time.Duration(len(cfg.Directory.URLs))+5*time.Second)
 	defer cancel()
 	failed := 0
@@ -42,8 +89,204 @@ func runCheckConfig(env *cmdEnv, ctx context.Context, args []string, stdout, std
 		}
 		fmt.Fprintf(stdout, "directory %s: OK (%s)\n", c.URL, c.Detail)
 	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d directory URLs failed", failed, len(cfg.Directory.URLs))}
+	return failed
+}
+
+// checkStore opens the data file as serve would, counts the enrollments
+// and runs bbolt's consistency check. A file held by a running server is
+// not a problem: it is said and skipped. A file not created yet is fine
+// when serve can create it. It reports whether the check passed.
+func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
+	path := filepath.Join(cfg.DataDir, "replyreset.db")
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, "store %s: %s\n", path, fmt.Sprintf(format, a...)) }
+	if sock := controlSocket(cfg); controlAnswers(sock) {
+		say("held by the running server (control socket %s); not opened", sock)
+		return true
 	}
-	return nil
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := creatable(cfg.DataDir); err != nil {
+			say("FAILED: the data file does not exist and serve cannot create it: %v", err)
+			return false
+		}
+		say("OK (not created yet; serve creates it)")
+		return true
+	case err != nil:
+		say("FAILED: %v", err)
+		return false
+	case st.IsDir():
+		say("FAILED: this is a directory, not a data file")
+		return false
+	}
+	s, err := enroll.OpenBolt(path)
+	if errors.Is(err, enroll.ErrInUse) {
+		// No control socket answers, so not a server that check-config
+		// can name; another command, or a server starting or stopping.
+		say("in use by another replyreset process (a server or a command); not opened")
+		return true
+	}
+	if err != nil {
+		say("FAILED: %v", err)
+		return false
+	}
+	defer s.Close()
+	list, err := s.Enrollments(ctx)
+	if err != nil {
+		say("FAILED reading the enrollments: %v", err)
+		return false
+	}
+	if err := s.Check(); err != nil {
+		say("FAILED: %v (restore a backup)", err)
+		return false
+	}
+	n := strconv.Itoa(len(list)) + " enrollments"
+	if len(list) == 1 {
+		n = "1 enrollment"
+	}
+	say("OK (%s)", n)
+	return true
+}
+
+// creatable checks that dir exists as a writable directory, or can be
+// created (its nearest existing parent is a writable directory). It writes
+// and removes a temporary file to know.
+func creatable(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if errors.Is(err, fs.ErrNotExist) && filepath.Dir(d) != d {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", d)
+		}
+		f, err := os.CreateTemp(d, ".replyreset-check-*")
+		if err != nil {
+			return fmt.Errorf("%s is not writable: %w", d, err)
+		}
+		name := f.Name()
+		f.Close()
+		return os.Remove(name)
+	}
+}
+
+// mailStepHints say what to look at when a step of the SMTP session fails.
+var mailStepHints = map[mailer.Step]string{
+	mailer.StepDial: "check mail.host and mail.port, and that the server runs and no firewall blocks the port",
+	mailer.StepTLS:  "check the server's certificate and mail.tls",
+	mailer.StepAuth: "check mail.username and mail.password",
+}
+
+// checkMail connects to the SMTP server, does TLS and AUTH as configured,
+// and quits without sending.
+func checkMail(ctx context.Context, cfg *Config, stdout io.Writer) bool {
+	mc := cfg.Mail
+	if !mc.Enabled() {
+		fmt.Fprintln(stdout, "mail: off (mail.host is empty: activation emails cannot be sent)")
+		return true
+	}
+	implicit := mc.Port == 465 && mc.TLS != mailer.TLSNone
+	scheme := "smtp"
+	if implicit {
+		scheme = "smtps"
+	}
+	label := fmt.Sprintf("mail %s://%s", scheme, net.JoinHostPort(mc.Host, strconv.Itoa(mc.Port)))
+	var opts []mailer.Option
+	if checkMailOptions != nil {
+		opts = checkMailOptions(mc)
+	}
+	m, err := mailer.New(mc, opts...)
+	if err != nil {
+		fmt.Fprintf(stdout, "%s: FAILED: %v\n", label, err)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkMailTimeout)
+	defer cancel()
+	if err := m.Check(ctx); err != nil {
+		var me *mailer.Error
+		if !errors.As(err, &me) {
+			fmt.Fprintf(stdout, "%s: FAILED: %v\n", label, err)
+			return false
+		}
+		// The text is "mailer: <step>: <cause>", the password redacted.
+		cause := strings.TrimPrefix(me.Error(), "mailer: "+string(me.Step)+": ")
+		line := fmt.Sprintf("%s: FAILED at %s: %s", label, me.Step, cause)
+		if hint := mailStepHints[me.Step]; hint != "" {
+			line += " (" + hint + ")"
+		}
+		fmt.Fprintln(stdout, line)
+		return false
+	}
+	var tls string
+	switch {
+	case implicit:
+		tls = "implicit TLS"
+	case mc.TLS == mailer.TLSMandatory:
+		tls = "STARTTLS"
+	case mc.TLS == mailer.TLSOpportunistic:
+		tls = "STARTTLS when offered"
+	default:
+		tls = "no TLS"
+	}
+	auth := "no authentication"
+	if mc.Username != "" {
+		auth = "authenticated as " + mc.Username
+	}
+	fmt.Fprintf(stdout, "%s: OK (%s, %s)\n", label, tls, auth)
+	return true
+}
+
+// checkSMS checks the Twilio account and sender number without sending
+// anything; the outbox provider has nothing to check.
+func checkSMS(ctx context.Context, cfg *Config, stdout io.Writer) bool {
+	if cfg.SMS.Provider != "twilio" {
+		fmt.Fprintf(stdout, "sms: %s provider (nothing is sent)\n", cfg.SMS.Provider)
+		return true
+	}
+	tc := cfg.SMS.Twilio
+	label := "twilio account " + shortSID(tc.AccountSID)
+	s, err := gateway.NewTwilioSender(tc, cfg.PublicURL, checkTwilioHTTPClient)
+	if err != nil {
+		fmt.Fprintf(stdout, "%s: FAILED: %v\n", label, err)
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTwilioTimeout)
+	defer cancel()
+	acct, err := s.CheckAccount(ctx)
+	var ce *gateway.TwilioCheckError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Fprintf(stdout, "%s: FAILED at %s: %v\n", label, ce.Step, err)
+		return false
+	case err != nil:
+		fmt.Fprintf(stdout, "%s: FAILED: %v\n", label, err)
+		return false
+	case acct.From != "" && !acct.FromVoice && cfg.Enrollment.HasMethod("voice"):
+		fmt.Fprintf(stdout, "%s: FAILED at from: sms.twilio.from %s cannot place calls, but enrollment.methods offers voice\n",
+			label, acct.From)
+		return false
+	}
+	var details []string
+	if acct.Trial() {
+		details = append(details, "trial account: texts reach verified numbers only")
+	}
+	if acct.From != "" {
+		details = append(details, "from "+acct.From+", owned by the account")
+	}
+	if acct.MessagingServiceSID != "" {
+		details = append(details, "messaging service "+shortSID(acct.MessagingServiceSID)+" not checked")
+	}
+	fmt.Fprintf(stdout, "%s: OK (%s)\n", label, strings.Join(details, "; "))
+	return true
+}
+
+// shortSID shortens a Twilio SID for a report line: "AC0123…".
+func shortSID(sid string) string {
+	if len(sid) <= 6 {
+		return sid
+	}
+	return sid[:6] + "…"
 }

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 )
 
@@ -73,18 +72,6 @@ func (env *cmdEnv) openStore(cfg *Config) (*enroll.BoltStore, func(), error) {
 		return nil, nil, err
 	}
 	return s, func() { s.Close() }, nil
-}
-
-// openDirectory returns a directory client for cfg and a release function.
-func (env *cmdEnv) openDirectory(cfg *Config) (*directory.Client, func(), error) {
-	if env.server != nil {
-		return env.server.dir, func() {}, nil
-	}
-	d, err := directory.New(cfg.Directory, directory.Options{})
-	if err != nil {
-		return nil, nil, err
-	}
-	return d, func() { d.Close() }, nil
 }
 
 func (env *cmdEnv) sameDataDir(cfg *Config) error {

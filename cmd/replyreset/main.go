@@ -30,7 +30,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway (webhook, pages, API)", runServe, false},
-		{"check-config", "validate a configuration file and dial the directory", runCheckConfig, false},
+		{"check-config", "validate a configuration file and dial the directory, store, mail and Twilio", runCheckConfig, false},
 		{"activate", "activate USER...: mail each user a single-use enrollment link", runActivate, true},
 		{"enroll", "enroll USER PHONE in person (helpdesk): the phone is taken as verified", runEnroll, true},
 		{"enrollments", "list enrollments", runEnrollments, true},

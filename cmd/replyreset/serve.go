@@ -156,6 +156,7 @@ func (a *app) wire() error {
 		DefaultRegion:    a.cfg.SMS.DefaultRegion,
 		AllowedCountries: a.cfg.SMS.AllowedCountries,
 		Helpdesk:         a.cfg.Mail.From,
+		SMSNumber:        a.cfg.SMS.Twilio.From,
 	})
 	return nil
 }

@@ -24,6 +24,9 @@ import (
 //	POST /2010-04-01/Accounts/{AccountSid}/Messages.json        create an SMS
 //	POST /2010-04-01/Accounts/{AccountSid}/Calls.json           create a call
 //	POST /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  update (Body="" redacts)
+//	GET  /2010-04-01/Accounts/{AccountSid}.json                 fetch the account
+//	GET  /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json?PhoneNumber=...
+//	                                                            the account's numbers (SetOwnedNumbers)
 //
 // It checks HTTP basic auth (account SID and auth token) and answers with
 // Twilio's JSON shapes: resources with SM…/CA… SIDs and status "queued",
@@ -48,13 +51,24 @@ type Fake struct {
 	delay     time.Duration
 	downUntil time.Time
 	rejects   map[string]twilioError // To → permanent refusal
+
+	accountStatus string        // "active" unless SetAccount
+	accountType   string        // "Full" unless SetAccount
+	owned         []ownedNumber // the account's incoming phone numbers
+}
+
+// ownedNumber is one of the account's incoming phone numbers.
+type ownedNumber struct {
+	number     string
+	sid        string
+	sms, voice bool
 }
 
 // Request is one request the fake received.
 type Request struct {
 	Method     string
 	Path       string
-	Form       url.Values // every form field as sent
+	Form       url.Values // every form field as sent (a GET's query parameters)
 	Time       time.Time
 	Authorized bool // basic auth matched AccountSID and AuthToken
 	Status     int  // the HTTP status the fake answered; 0 while in progress
@@ -84,6 +98,7 @@ type twilioError struct {
 func NewFake(accountSID, authToken string) *Fake {
 	f := &Fake{AccountSID: accountSID, AuthToken: authToken,
 		bySID: map[string]int{}, rejects: map[string]twilioError{},
+		accountStatus: "active", accountType: "Full",
 		client: &http.Client{Timeout: 10 * time.Second}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -117,6 +132,44 @@ func (f *Fake) Reject(number string, httpStatus, code int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rejects[number] = twilioError{httpStatus, code, fmt.Sprintf("Refused for this number (%d)", code)}
+}
+
+// SetOwnedNumbers replaces the account's incoming phone numbers (none at
+// first): each can send SMS and place calls until SetNumberCapabilities
+// says otherwise. They are what GET .../IncomingPhoneNumbers.json lists.
+func (f *Fake) SetOwnedNumbers(numbers ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.owned = f.owned[:0]
+	for i, n := range numbers {
+		f.owned = append(f.owned, ownedNumber{number: n, sid: fmt.Sprintf("PN%032x", i+1), sms: true, voice: true})
+	}
+}
+
+// SetNumberCapabilities sets whether an owned number can send SMS and
+// place calls.
+func (f *Fake) SetNumberCapabilities(number string, sms, voice bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.owned {
+		if f.owned[i].number == number {
+			f.owned[i].sms, f.owned[i].voice = sms, voice
+		}
+	}
+}
+
+// SetAccount sets the account's status ("active", "suspended", "closed")
+// and type ("Full", "Trial") as GET .../Accounts/{AccountSid}.json
+// reports them; an empty argument keeps the current value.
+func (f *Fake) SetAccount(status, accountType string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if status != "" {
+		f.accountStatus = status
+	}
+	if accountType != "" {
+		f.accountType = accountType
+	}
 }
 
 // SetDelay makes every answer wait d (0 for none), to exercise timeouts.
@@ -171,9 +224,11 @@ func (f *Fake) Resource(sid string) (Resource, bool) {
 }
 
 var (
-	createPath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/(Messages|Calls)\.json$`)
-	updatePath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/Messages/([^/]+)\.json$`)
-	e164       = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
+	createPath  = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/(Messages|Calls)\.json$`)
+	updatePath  = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/Messages/([^/]+)\.json$`)
+	accountPath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)\.json$`)
+	numbersPath = regexp.MustCompile(`^/2010-04-01/Accounts/([^/]+)/IncomingPhoneNumbers\.json$`)
+	e164        = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
 )
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
@@ -182,8 +237,12 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	authorized := user == f.AccountSID && pass == f.AuthToken
 	f.mu.Lock()
 	idx := len(f.requests)
+	form := r.PostForm
+	if r.Method == http.MethodGet {
+		form = r.URL.Query()
+	}
 	f.requests = append(f.requests, Request{Method: r.Method, Path: r.URL.Path,
-		Form: maps.Clone(r.PostForm), Time: time.Now(), Authorized: authorized})
+		Form: maps.Clone(form), Time: time.Now(), Authorized: authorized})
 	delay := f.delay
 	f.mu.Unlock()
 
@@ -222,6 +281,8 @@ func (f *Fake) route(r *http.Request, authorized bool) (int, any) {
 	case f.failN > 0:
 		f.failN--
 		return errorBody(f.failWith)
+	case r.Method == http.MethodGet:
+		return f.get(r)
 	case r.Method != http.MethodPost:
 		return errorBody(twilioError{http.StatusMethodNotAllowed, 20004, "Method not allowed"})
 	}
@@ -236,6 +297,66 @@ func (f *Fake) route(r *http.Request, authorized bool) (int, any) {
 	}
 	return errorBody(twilioError{http.StatusNotFound, 20404,
 		"The requested resource " + r.URL.Path + " was not found"})
+}
+
+// get answers the read requests: the account, and its phone numbers.
+func (f *Fake) get(r *http.Request) (int, any) {
+	if m := accountPath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID {
+		return http.StatusOK, f.accountJSON()
+	}
+	if m := numbersPath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID {
+		return f.listNumbers(r.URL.Query())
+	}
+	return errorBody(twilioError{http.StatusNotFound, 20404,
+		"The requested resource " + r.URL.Path + " was not found"})
+}
+
+func (f *Fake) accountJSON() map[string]any {
+	created := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC).Format(time.RFC1123Z)
+	return map[string]any{
+		"sid": f.AccountSID, "owner_account_sid": f.AccountSID, "friendly_name": "ReplyReset test account",
+		"status": f.accountStatus, "type": f.accountType,
+		// Twilio does return the auth token here: whoever reads it must not print it.
+		"auth_token":   f.AuthToken,
+		"date_created": created, "date_updated": created,
+		"uri": f.base() + ".json",
+		"subresource_uris": map[string]string{
+			"incoming_phone_numbers": f.base() + "/IncomingPhoneNumbers.json",
+			"messages":               f.base() + "/Messages.json",
+			"calls":                  f.base() + "/Calls.json",
+		},
+	}
+}
+
+// listNumbers is one page of the owned numbers matching PhoneNumber, which
+// like Twilio's matches partial numbers and takes '*' for any digit.
+func (f *Fake) listNumbers(q url.Values) (int, any) {
+	filter := q.Get("PhoneNumber")
+	re, err := regexp.Compile(strings.ReplaceAll(regexp.QuoteMeta(filter), `\*`, `[0-9]`))
+	if err != nil {
+		return errorBody(twilioError{400, 21421, "PhoneNumber is invalid"})
+	}
+	pageSize := 50
+	if n, err := strconv.Atoi(q.Get("PageSize")); err == nil && n > 0 {
+		pageSize = min(n, 1000)
+	}
+	list := []any{}
+	for _, n := range f.owned {
+		if !re.MatchString(n.number) || len(list) == pageSize {
+			continue
+		}
+		list = append(list, map[string]any{
+			"sid": n.sid, "account_sid": f.AccountSID, "phone_number": n.number, "friendly_name": n.number,
+			"capabilities": map[string]bool{"sms": n.sms, "mms": n.sms, "voice": n.voice, "fax": false},
+			"status":       "in-use", "origin": "twilio", "api_version": "2010-04-01",
+			"uri": f.base() + "/IncomingPhoneNumbers/" + n.sid + ".json",
+		})
+	}
+	uri := f.base() + "/IncomingPhoneNumbers.json?" + q.Encode()
+	return http.StatusOK, map[string]any{
+		"incoming_phone_numbers": list, "page": 0, "page_size": pageSize, "start": 0, "end": max(len(list)-1, 0),
+		"first_page_uri": uri, "previous_page_uri": nil, "next_page_uri": nil, "uri": uri,
+	}
 }
 
 func (f *Fake) createMessage(form url.Values) (int, any) {

@@ -43,6 +43,8 @@ var (
 //	outbox_due        priority (1 byte) | NextAttempt (8, ordered Unix ns) | ID (8) → empty,
 //	                  for pending messages only (see bolt_outbox.go)
 //	outbox_provider   provider SID → big-endian uint64 ID
+//	lockouts          ordered lockout time (8) | lower-cased username → recorded at (see bolt_lockout.go)
+//	monitor           name → opaque lockout-monitor state (scan cursor, storm window)
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -57,11 +59,14 @@ var (
 	bucketOutbox          = []byte("outbox")
 	bucketOutboxDue       = []byte("outbox_due")
 	bucketOutboxProvider  = []byte("outbox_provider")
+	bucketLockouts        = []byte("lockouts")
+	bucketMonitor         = []byte("monitor")
 
 	allBuckets = [][]byte{bucketMeta, bucketEnrollments, bucketPhones, bucketAudit,
 		bucketMessages, bucketOptOut, bucketRateLimit,
 		bucketActivations, bucketActivationUsers,
-		bucketOutbox, bucketOutboxDue, bucketOutboxProvider}
+		bucketOutbox, bucketOutboxDue, bucketOutboxProvider,
+		bucketLockouts, bucketMonitor}
 
 	keySchema = []byte("schema")
 )

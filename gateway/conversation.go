@@ -209,6 +209,7 @@ func (c *conversation) reset() (string, error) {
 	default:
 		return c.directoryFailure(err), nil
 	}
+	c.noticeReset(u)
 	key := "sms.reset.ok"
 	if opt.MustChange {
 		key = "sms.reset.ok_must_change"
@@ -254,15 +255,24 @@ func (c *conversation) yesNo(b bool) string {
 }
 
 // notMe freezes the enrollment: no command is accepted from this phone
-// until an admin looks at it.
+// (an UNLOCK or RESET that follows is refused) until an admin looks at it.
+// The account is never unlocked: a locked account stays locked. The
+// admins are emailed when Settings.NotMe is set.
 func (c *conversation) notMe() (string, error) {
-	e := *c.enr
-	e.State = enroll.StateFrozen
-	e.UpdatedAt = c.now
-	if err := c.w.store.PutEnrollment(c.ctx, e); err != nil {
+	username := c.enr.Username
+	err := c.w.store.UpdateEnrollment(c.ctx, username, func(e *enroll.Enrollment) error {
+		if e.State != enroll.StateActive && e.State != enroll.StateFrozen {
+			return nil // deactivated meanwhile: it owns no phone and takes no command
+		}
+		e.State, e.UpdatedAt = enroll.StateFrozen, c.now
+		return nil
+	})
+	if err != nil && !errors.Is(err, enroll.ErrNotFound) { // deleted meanwhile: nothing left to freeze
 		return "", fmt.Errorf("freeze enrollment: %w", err)
 	}
-	c.audit("not_me", e.Username, "frozen", "")
+	u, detail := c.notMeAccount()
+	c.audit("not_me", username, "frozen", detail)
+	c.alertNotMe(u)
 	return c.text("sms.notme.ok", nil), nil
 }
 

@@ -25,6 +25,8 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
@@ -586,4 +588,47 @@ func atoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestResetMailsTheUser: after an SMS reset the user's mailbox is told,
+// over real SMTP, without the password.
+func TestResetMailsTheUser(t *testing.T) {
+	smtp := smtptest.New(t, smtptest.Options{})
+	m, err := mailer.New(mailer.Config{Host: "127.0.0.1", Port: smtp.Port, From: "IT <it@example.test>", TLS: mailer.TLSNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mails, err := templates.LoadMails()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, ldaplab.OpenLDAP(t), func(_ *directory.Config, s *gateway.Settings) {
+		s.ResetMail = gateway.NewUserNotices(m, mails, time.UTC)
+	})
+	const phone = "+12015550113"
+	username, _, _ := h.user(phone, "fr")
+	r, _ := h.sms(phone, "RESET")
+	pw := passwordFrom(t, oneText(t, r))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := smtp.Wait(ctx, 1)
+	if err != nil {
+		t.Fatalf("no reset notice mail: %v", err)
+	}
+	got := msgs[0]
+	if got.Subject != "Votre mot de passe a été réinitialisé par SMS" || !strings.Contains(got.Text, username) ||
+		strings.Contains(got.Text+got.HTML, pw) || strings.Contains(got.Text, phone) {
+		t.Fatalf("notice mail: subject %q\n%s", got.Subject, got.Text)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		evs, _ := h.store.Audit(context.Background(), enroll.AuditFilter{Username: username, Action: "reset_notice"})
+		if len(evs) == 1 && evs[0].Outcome == "ok" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit of the notice: %+v", evs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

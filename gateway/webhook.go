@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	twilio "github.com/twilio/twilio-go/client"
@@ -58,6 +59,10 @@ type Settings struct {
 	// (reset.require_app_code); Secrets opens the enrolled TOTP secrets.
 	RequireAppCode bool
 	Secrets        SecretOpener
+	// NotMe, when set, emails the admins after a NOT ME (AdminAlerts).
+	NotMe NotMeNotifier
+	// ResetMail, when set, emails the user after each SMS reset.
+	ResetMail ResetNotifier
 }
 
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
@@ -75,6 +80,8 @@ type Webhook struct {
 	set       Settings
 	validator twilio.RequestValidator
 	now       func() time.Time
+
+	background sync.WaitGroup // reset notices being mailed
 }
 
 // NewWebhook wires the webhook; log may be nil.

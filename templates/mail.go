@@ -20,9 +20,12 @@ import (
 // The mails the product sends. LoadMails fails when any is missing in any
 // language.
 const (
-	MailActivation   = "activation"    // the single-use enrollment link
-	MailEnrolled     = "enrolled"      // a phone was registered
-	MailPhoneChanged = "phone_changed" // the registered phone was replaced
+	MailActivation    = "activation"     // the single-use enrollment link
+	MailEnrolled      = "enrolled"       // a phone was registered
+	MailPhoneChanged  = "phone_changed"  // the registered phone was replaced
+	MailLockoutStorm  = "lockout_storm"  // to admins: many accounts locked at once, texts paused
+	MailNotMe         = "not_me"         // to admins: a user answered NOT ME
+	MailPasswordReset = "password_reset" // to the user: the password was reset by SMS
 )
 
 // mailData is the contract with the code that sends mails: the data keys
@@ -37,10 +40,31 @@ const (
 //   - method: sms | voice | app | helpdesk, worded by the templates
 //   - phone, old_phone, new_phone: masked by RenderMail to the last two
 //     digits, whatever the caller passes
+//   - accounts: one account per line (the HTML body lists them with the
+//     template function lines); count: how many; window: the storm
+//     window, worded for the language ("5 minutes")
 var mailData = map[string][]string{
-	MailActivation:   {"display_name", "expires", "helpdesk", "link", "username"},
-	MailEnrolled:     {"display_name", "method", "phone", "time"},
-	MailPhoneChanged: {"display_name", "new_phone", "old_phone", "time"},
+	MailActivation:    {"display_name", "expires", "helpdesk", "link", "username"},
+	MailEnrolled:      {"display_name", "method", "phone", "time"},
+	MailPhoneChanged:  {"display_name", "new_phone", "old_phone", "time"},
+	MailLockoutStorm:  {"accounts", "count", "time", "window"},
+	MailNotMe:         {"display_name", "phone", "time", "username"},
+	MailPasswordReset: {"display_name", "phone", "time", "username"},
+}
+
+// mailFuncs are the functions mail templates may call:
+//
+//   - lines splits a multi-line value (accounts) into its non-empty lines
+var mailFuncs = map[string]any{
+	"lines": func(s string) []string {
+		var out []string
+		for line := range strings.Lines(s) {
+			if line = strings.TrimSpace(line); line != "" {
+				out = append(out, line)
+			}
+		}
+		return out
+	},
 }
 
 // phoneKeys are masked before rendering.
@@ -82,7 +106,7 @@ func loadMails(fsys fs.FS) (*Mails, error) {
 	var layout *htmltemplate.Template
 	src, err := fs.ReadFile(fsys, "mail/layout.html.tmpl")
 	if err == nil {
-		layout, err = htmltemplate.New("layout.html.tmpl").Option("missingkey=error").Parse(string(src))
+		layout, err = htmltemplate.New("layout.html.tmpl").Funcs(mailFuncs).Option("missingkey=error").Parse(string(src))
 	}
 	if err == nil && layout.Lookup("layout") == nil {
 		err = errors.New(`defines no "layout"`)
@@ -160,7 +184,7 @@ func parseMail(fsys fs.FS, layout *htmltemplate.Template, name, lang string) (*m
 	var text *texttemplate.Template
 	src, err := fs.ReadFile(fsys, txtFile)
 	if err == nil {
-		text, err = texttemplate.New(path.Base(txtFile)).Option("missingkey=error").Parse(string(src))
+		text, err = texttemplate.New(path.Base(txtFile)).Funcs(mailFuncs).Option("missingkey=error").Parse(string(src))
 	}
 	if err == nil {
 		err = definesOnly(text.Tree, func(n string) bool { return text.Lookup(n) != nil }, "subject", "body")

@@ -37,6 +37,20 @@ func realisticMailData(lang, name string) map[string]string {
 			"new_phone":    "+33798765421",
 			"time":         FormatDateTime(lang, when),
 		}
+	case MailLockoutStorm:
+		return map[string]string{
+			"accounts": "zlefevre (Zoé Lefèvre), 10:41\njdoe (John Doe), 10:41\nasmith (Ann Smith), 10:42",
+			"count":    "3",
+			"window":   "5 minutes",
+			"time":     FormatDateTime(lang, when),
+		}
+	case MailNotMe, MailPasswordReset:
+		return map[string]string{
+			"display_name": "Zoé Lefèvre",
+			"username":     "zlefevre",
+			"phone":        "+33612345678",
+			"time":         FormatDateTime(lang, when),
+		}
 	}
 	return nil
 }
@@ -114,6 +128,10 @@ func TestMailHTMLEscapesHostileData(t *testing.T) {
 		for name := range mailData {
 			data := realisticMailData(lang, name)
 			data["display_name"] = `<script>alert("x")</script>`
+			if name == MailLockoutStorm { // no display_name: the names are in the list
+				data["accounts"] += "\n" + data["display_name"]
+				delete(data, "display_name")
+			}
 			if name == MailActivation {
 				data["username"] = `"><img src=x onerror=alert(1)>`
 				data["link"] = "javascript:alert(1)"
@@ -144,7 +162,7 @@ func TestMailHTMLEscapesHostileData(t *testing.T) {
 func TestMailMasksPhones(t *testing.T) {
 	m := loadTestMails(t)
 	for _, lang := range supportedLanguages {
-		for _, name := range []string{MailEnrolled, MailPhoneChanged} {
+		for _, name := range []string{MailEnrolled, MailPhoneChanged, MailNotMe, MailPasswordReset} {
 			subject, text, html, err := m.RenderMail(lang, name, realisticMailData(lang, name))
 			if err != nil {
 				t.Fatal(err)

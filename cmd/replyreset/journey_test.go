@@ -224,11 +224,15 @@ func (j *journey) run() {
 	j.secret("the texted password", password)
 	j.wantBind(smsDN, password, "must-change")
 	j.wantBind(smsDN, ldaplab.DefaultPassword, "invalid")
+	notice := j.waitMail("the reset notice to "+smsMail, 3, smsMail, "Your password was reset by text message")
+	if strings.Contains(notice.Text+notice.HTML, password) {
+		t.Errorf("the reset notice mail holds the password")
+	}
 	t.Logf("RESET → password binds: %v", time.Since(step).Round(time.Millisecond))
 
 	// --- Enrollment by voice call, in the same browser.
 	step = time.Now()
-	link = j.activate(voiceUser, voiceMail, 3)
+	link = j.activate(voiceUser, voiceMail, 4)
 	j.wantStatus("open the second emailed link", browsertest.Open(t, ctx, link), 200)
 	if got := browsertest.Eval(t, ctx, `document.getElementById("phone").value`); got != "" {
 		t.Errorf("the phone of a user without a mobile is pre-filled with %q", got)
@@ -255,7 +259,7 @@ func (j *journey) run() {
 	j.waitResource("the confirmation SMS to "+voicePhone, func(r twiliotest.Resource) bool {
 		return r.Kind == "sms" && r.To == voicePhone && r.Body == enrolledSMS
 	})
-	j.waitMail("the enrolled email to "+voiceMail, 4, voiceMail, "Your phone is registered for password reset")
+	j.waitMail("the enrolled email to "+voiceMail, 5, voiceMail, "Your phone is registered for password reset")
 	t.Logf("enroll by voice call: %v", time.Since(step).Round(time.Millisecond))
 
 	// --- What the helpdesk sees.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
@@ -73,6 +74,7 @@ type app struct {
 	mails   *templates.Mails
 	mailer  *mailer.Mailer // nil when mail is off
 	outbox  *gateway.Outbox
+	lockout *gateway.LockoutWatch
 	status  *gateway.StatusHandler
 	webhook *gateway.Webhook
 	enroll  *enroll.Service
@@ -135,7 +137,16 @@ func (a *app) wire() error {
 		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond})
 	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken},
 		a.store, a.log.With("component", "status"))
-	a.webhook = gateway.NewWebhook(gateway.Settings{
+	// An interface holding a nil *Mailer is not nil: pass nil itself when mail is off.
+	var mail enroll.Mailer
+	if a.mailer != nil {
+		mail = a.mailer
+	}
+	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
+		Log: a.log.With("component", "admin-alerts")})
+	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
+		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language})
+	set := gateway.Settings{
 		PublicURL:        a.cfg.PublicURL,
 		AuthToken:        a.cfg.SMS.Twilio.AuthToken,
 		DefaultLanguage:  a.cfg.Language,
@@ -143,12 +154,14 @@ func (a *app) wire() error {
 		Password:         directory.SetPasswordOptions{MustChange: a.cfg.Password.MustChange, Unlock: a.cfg.Password.Unlock},
 		RequireAppCode:   a.cfg.Reset.RequireAppCode,
 		Secrets:          a.sealer,
-	}, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
-	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mails: a.mails, Messages: a.catalog,
-		Sealer: a.sealer, Notify: a.outbox.Notify, Log: a.log.With("component", "enroll")}
-	if a.mailer != nil {
-		deps.Mailer = a.mailer
+		NotMe:            alerts,
 	}
+	if mail != nil {
+		set.ResetMail = gateway.NewUserNotices(mail, a.mails, nil)
+	}
+	a.webhook = gateway.NewWebhook(set, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
+	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
+		Sealer: a.sealer, Notify: a.outbox.Notify, Log: a.log.With("component", "enroll")}
 	a.enroll = enroll.NewService(deps, enroll.ServiceSettings{
 		Config:           a.cfg.Enrollment,
 		PublicURL:        a.cfg.PublicURL,
@@ -181,17 +194,21 @@ func (a *app) Handler() http.Handler {
 // run starts the background workers; they stop when ctx ends, and the
 // returned function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := a.outbox.Run(ctx); err != nil && ctx.Err() == nil {
-			a.log.Error("outbox stopped", "err", err)
-		}
-	}()
-	return func() { <-done }
+	var wg sync.WaitGroup
+	for name, run := range map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run} {
+		wg.Go(func() {
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				a.log.Error(name+" stopped", "err", err)
+			}
+		})
+	}
+	return wg.Wait
 }
 
 func (a *app) Close() {
+	if a.webhook != nil {
+		a.webhook.Close()
+	}
 	if a.dir != nil {
 		a.dir.Close()
 	}

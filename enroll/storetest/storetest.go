@@ -91,6 +91,16 @@ func Run(t *testing.T, open Opener) {
 		{"Outbox/CancelledContext", testOutboxCancelled},
 		{"Outbox/Closed", testOutboxClosed},
 		{"Outbox/Reopen", testOutboxReopen},
+
+		{"Lockout/FirstAndDuplicate", testLockoutFirstAndDuplicate},
+		{"Lockout/Concurrent", testLockoutConcurrent},
+		{"Lockout/Purge", testLockoutPurge},
+		{"Lockout/PurgeConcurrent", testLockoutPurgeConcurrent},
+		{"Lockout/MonitorCursor", testMonitorCursor},
+		{"Lockout/InvalidInput", testLockoutInvalidInput},
+		{"Lockout/CancelledContext", testLockoutCancelled},
+		{"Lockout/Closed", testLockoutClosed},
+		{"Lockout/Reopen", testLockoutReopen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

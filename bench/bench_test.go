@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -93,17 +92,13 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 func (f *fixture) webhook(from, body string) error {
 	form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", f.sid.Add(1))}, "From": {from},
 		"To": {"+12015550000"}, "Body": {body}}
-	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/sms/twilio", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", twiliotest.Sign(authToken, publicURL+"/sms/twilio", form))
-	resp, err := f.client.Do(req)
+	status, _, raw, err := twiliotest.PostSMS(context.Background(), f.client, f.srv.URL+"/sms/twilio",
+		publicURL+"/sms/twilio", authToken, form)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || !strings.Contains(string(raw), "<Message>") {
-		return fmt.Errorf("status %d: %s", resp.StatusCode, raw)
+	if status != 200 || !strings.Contains(raw, "<Message>") {
+		return fmt.Errorf("status %d: %s", status, raw)
 	}
 	return nil
 }

@@ -137,7 +137,7 @@ func (downDirectory) FindUser(context.Context, string) (directory.User, error) {
 func TestActivateMailFailureStoresNothing(t *testing.T) {
 	h := newHarness(t)
 	smtpDown := errors.New("smtp: 421 service not available")
-	h.mailer.fail = func(enroll.Mail) error { return smtpDown }
+	h.mailer.Fail = func(enroll.Mail) error { return smtpDown }
 	_, err := h.svc.Activate(h.ctx, "jdoe", "admin:root")
 	wantErr(t, "Activate with SMTP down", err, smtpDown)
 	wantNothingStored(t, h, "jdoe")
@@ -153,7 +153,7 @@ func TestActivateMailFailureStoresNothing(t *testing.T) {
 func TestActivateMailFailureKeepsPreviousLink(t *testing.T) {
 	h := newHarness(t)
 	first := h.activate("jdoe")
-	h.mailer.fail = func(enroll.Mail) error { return errors.New("smtp down") }
+	h.mailer.Fail = func(enroll.Mail) error { return errors.New("smtp down") }
 	if _, err := h.svc.Activate(h.ctx, "jdoe", "admin:root"); err == nil {
 		t.Fatal("Activate succeeded with SMTP down")
 	}

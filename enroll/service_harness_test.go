@@ -1,144 +1,30 @@
 package enroll_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/templates"
 )
 
 // The enrollment service is tested against the real bbolt store, the real
 // Sealer and the real message catalog; only the directory, the mail
-// transport and the clock are stand-ins (each tested elsewhere for real).
+// transport and the clock are stand-ins (each tested elsewhere for real),
+// from enroll/enrolltest.
 
 // t0 is on a 30-second boundary, so TOTP steps are easy to reason about.
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// userMap is a directory of a few users, matched case-insensitively.
-type userMap map[string]directory.User
-
-func (m userMap) FindUser(_ context.Context, username string) (directory.User, error) {
-	for k, u := range m {
-		if strings.EqualFold(k, username) {
-			return u, nil
-		}
-	}
-	return directory.User{}, fmt.Errorf("find %q: %w", username, directory.ErrNotFound)
-}
-
-// recordingMailer keeps every mail it is asked to send; fail, when set,
-// decides per mail whether sending fails.
-type recordingMailer struct {
-	mu   sync.Mutex
-	sent []enroll.Mail
-	fail func(enroll.Mail) error
-}
-
-func (m *recordingMailer) Send(_ context.Context, mail enroll.Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sent = append(m.sent, mail)
-	if m.fail != nil {
-		return m.fail(mail)
-	}
-	return nil
-}
-
-func (m *recordingMailer) Sent() []enroll.Mail {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.sent)
-}
-
-type renderCall struct {
-	Lang, Name string
-	Data       map[string]string
-}
-
-// recordingRenderer renders a mail as "name|lang" with the data as
-// key=value lines, and remembers each call. Each call is also rendered by
-// the real templates, so data the real mails need cannot go missing.
-type recordingRenderer struct {
-	mu    sync.Mutex
-	calls []renderCall
-}
-
-var realMails = sync.OnceValues(templates.LoadMails)
-
-func (r *recordingRenderer) RenderMail(lang, name string, data map[string]string) (string, string, string, error) {
-	mails, err := realMails()
-	if err != nil {
-		return "", "", "", err
-	}
-	if _, _, _, err := mails.RenderMail(lang, name, data); err != nil {
-		return "", "", "", fmt.Errorf("the real %s mail: %w", name, err)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, renderCall{lang, name, maps.Clone(data)})
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(data)) {
-		fmt.Fprintf(&b, "%s=%s\n", k, data[k])
-	}
-	return name + "|" + lang, b.String(), "<pre>" + b.String() + "</pre>", nil
-}
-
-func (r *recordingRenderer) Calls() []renderCall {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.calls)
-}
-
-// syncBuffer is a log sink safe for the concurrent tests.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type harness struct {
 	t        *testing.T
@@ -146,12 +32,12 @@ type harness struct {
 	svc      *enroll.Service
 	store    *enroll.BoltStore
 	sealer   *enroll.Sealer
-	clock    *fakeClock
-	users    userMap
-	mailer   *recordingMailer
-	renderer *recordingRenderer
+	clock    *enrolltest.Clock
+	users    enrolltest.Users
+	mailer   *enrolltest.Mailer
+	renderer *enrolltest.Renderer
 	catalog  *templates.Catalog
-	logs     *syncBuffer
+	logs     *enrolltest.LogBuffer
 	notified atomic.Int32
 	settings enroll.ServiceSettings
 }
@@ -185,16 +71,16 @@ func newHarness(t *testing.T, tune ...func(*enroll.ServiceDeps, *enroll.ServiceS
 		ctx:    context.Background(),
 		store:  store,
 		sealer: sealer,
-		clock:  &fakeClock{now: t0},
-		users: userMap{
+		clock:  enrolltest.NewClock(t0),
+		users: enrolltest.Users{
 			"jdoe":   {Username: "jdoe", DisplayName: "John Doe", Mail: "jdoe@example.com", Mobile: "(201) 555-0123"},
 			"asmith": {Username: "asmith", DisplayName: "Ann Smith", Mail: "asmith@example.com"},
 			"nomail": {Username: "nomail", DisplayName: "No Mail"},
 		},
-		mailer:   &recordingMailer{},
-		renderer: &recordingRenderer{},
+		mailer:   &enrolltest.Mailer{},
+		renderer: &enrolltest.Renderer{},
 		catalog:  catalog,
-		logs:     &syncBuffer{},
+		logs:     &enrolltest.LogBuffer{},
 	}
 	deps := enroll.ServiceDeps{
 		Store:     store,
@@ -257,45 +143,19 @@ func (h *harness) lastToken() string {
 // messages returns the outbox, oldest first.
 func (h *harness) messages() []enroll.OutboundMessage {
 	h.t.Helper()
-	ms, err := h.store.Messages(h.ctx, enroll.OutboxFilter{})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	slices.Reverse(ms)
-	return ms
+	return enrolltest.Messages(h.t, h.store)
 }
 
 // body opens a queued message's sealed body.
 func (h *harness) body(m enroll.OutboundMessage) string {
 	h.t.Helper()
-	plain, err := h.sealer.Open(m.Sealed, "outbox")
-	if err != nil {
-		h.t.Fatalf("message %d: open body: %v", m.ID, err)
-	}
-	return string(plain)
+	return enrolltest.Body(h.t, h.sealer, m)
 }
 
-var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
-
-// lastCode returns the code in the newest code message (SMS or call).
+// lastCode returns the code of the newest code message (SMS or call).
 func (h *harness) lastCode() string {
 	h.t.Helper()
-	ms := h.messages()
-	for i := len(ms) - 1; i >= 0; i-- {
-		if ms[i].Purpose != "code" {
-			continue
-		}
-		body := h.body(ms[i])
-		if ms[i].Kind == enroll.KindCall {
-			body = strings.ReplaceAll(body, ", ", "")
-		}
-		if c := sixDigits.FindString(body); c != "" {
-			return c
-		}
-		h.t.Fatalf("no code in %q", body)
-	}
-	h.t.Fatal("no code message queued")
-	return ""
+	return enrolltest.LastCode(h.t, h.store, h.sealer)
 }
 
 // sendCode enters phone and sends a code by SMS, failing the test on error.

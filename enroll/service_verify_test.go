@@ -500,7 +500,7 @@ func TestCompletionBySMS(t *testing.T) {
 func TestCompletionMailFailureKeepsEnrollment(t *testing.T) {
 	h := newHarness(t)
 	token := h.activate("jdoe")
-	h.mailer.fail = func(m enroll.Mail) error {
+	h.mailer.Fail = func(m enroll.Mail) error {
 		if strings.HasPrefix(m.Subject, "enrolled") {
 			return errors.New("smtp: 451 try again later")
 		}

@@ -3,9 +3,7 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -119,35 +117,17 @@ type reply struct {
 // "-" means "no header", anything else is sent as is.
 func (h *harness) post(form url.Values, signature string) reply {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, h.srv.URL+"/sms/twilio", strings.NewReader(form.Encode()))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	switch signature {
 	case "":
-		req.Header.Set("X-Twilio-Signature", twiliotest.Sign(authToken, publicURL+"/sms/twilio", form))
+		signature = twiliotest.Sign(authToken, publicURL+"/sms/twilio", form)
 	case "-":
-	default:
-		req.Header.Set("X-Twilio-Signature", signature)
+		signature = ""
 	}
-	resp, err := http.DefaultClient.Do(req)
+	status, texts, raw, err := twiliotest.PostSMSSigned(context.Background(), http.DefaultClient, h.srv.URL+"/sms/twilio", signature, form)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, body: string(raw)}
-	if resp.StatusCode == http.StatusOK {
-		var doc struct {
-			Messages []string `xml:"Message"`
-		}
-		if err := xml.Unmarshal(raw, &doc); err != nil {
-			h.t.Fatalf("reply is not TwiML: %v\n%s", err, raw)
-		}
-		r.texts = doc.Messages
-	}
-	return r
+	return reply{status: status, body: raw, texts: texts}
 }
 
 func (h *harness) sms(from, body string) (reply, url.Values) {

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/web/browsertest"
 )
 
 // The enrollment journey in a real browser, without JavaScript of ours:
@@ -52,47 +53,30 @@ func newTab(t *testing.T, ctx context.Context, acceptLanguage string, tune ...fu
 // open navigates to path and returns the HTTP status.
 func (b *tab) open(path string) int64 {
 	b.t.Helper()
-	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(b.url+path))
-	if err != nil {
-		b.t.Fatalf("open %s: %v", path, err)
-	}
-	return resp.Status
+	return browsertest.Open(b.t, b.ctx, b.url+path)
 }
 
 // submit clicks a button and waits for the page the form leads to (after
 // any redirect); it returns that page's status.
 func (b *tab) submit(sel string) int64 {
 	b.t.Helper()
-	resp, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS(sel)))
-	if err != nil {
-		b.t.Fatalf("submit %s: %v", sel, err)
-	}
-	return resp.Status
+	return browsertest.Submit(b.t, b.ctx, sel)
 }
 
 func (b *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
-		b.t.Fatalf("%s: %v", what, err)
-	}
+	browsertest.Do(b.t, b.ctx, what, steps...)
 }
 
+// text returns the trimmed visible text of the element with this id.
 func (b *tab) text(id string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.ID(id)))
-	if err != nil {
-		b.t.Fatalf("text of #%s: %v", id, err)
-	}
-	return strings.TrimSpace(s)
+	return browsertest.Text(b.t, b.ctx, "#"+id)
 }
 
 func (b *tab) js(expr string) string {
 	b.t.Helper()
-	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](expr))
-	if err != nil {
-		b.t.Fatalf("%s: %v", expr, err)
-	}
-	return s
+	return browsertest.Eval(b.t, b.ctx, expr)
 }
 
 // msg is a page text in the language the test expects.

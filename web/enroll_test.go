@@ -1,34 +1,30 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image/png"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/templates"
 )
 
 // The pages are tested against the real enrollment service, bbolt store,
 // Sealer, message catalog and page templates; only the directory, the mail
-// transport and the clock are stand-ins.
+// transport and the clock are stand-ins, from enroll/enrolltest.
 
 var _ Enrollment = (*enroll.Service)(nil)
 var _ Pages = (*templates.Pages)(nil)
@@ -40,81 +36,6 @@ var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 // hm is the time of day d after t0 as the pages show it.
 func hm(d time.Duration) string { return t0.Add(d).In(time.Local).Format("15:04") }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-type userMap map[string]directory.User
-
-func (m userMap) FindUser(_ context.Context, username string) (directory.User, error) {
-	for k, u := range m {
-		if strings.EqualFold(k, username) {
-			return u, nil
-		}
-	}
-	return directory.User{}, fmt.Errorf("find %q: %w", username, directory.ErrNotFound)
-}
-
-type recordingMailer struct {
-	mu   sync.Mutex
-	sent []enroll.Mail
-}
-
-func (m *recordingMailer) Send(_ context.Context, mail enroll.Mail) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.sent = append(m.sent, mail)
-	return nil
-}
-
-func (m *recordingMailer) Sent() []enroll.Mail {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.sent)
-}
-
-// textMails renders a mail as its data, one key=value a line.
-type textMails struct{}
-
-func (textMails) RenderMail(lang, name string, data map[string]string) (string, string, string, error) {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(data)) {
-		fmt.Fprintf(&b, "%s=%s\n", k, data[k])
-	}
-	return name + "|" + lang, b.String(), "<pre>" + b.String() + "</pre>", nil
-}
-
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // enrollApp is the whole enrollment site over a fresh data file.
 type enrollApp struct {
 	t       *testing.T
@@ -122,10 +43,10 @@ type enrollApp struct {
 	svc     *enroll.Service
 	store   *enroll.BoltStore
 	sealer  *enroll.Sealer
-	clock   *fakeClock
-	mailer  *recordingMailer
-	webLog  *syncBuffer // the access log and the pages' errors
-	svcLog  *syncBuffer
+	clock   *enrolltest.Clock
+	mailer  *enrolltest.Mailer
+	webLog  *enrolltest.LogBuffer // the access log and the pages' errors
+	svcLog  *enrolltest.LogBuffer
 }
 
 const (
@@ -159,15 +80,15 @@ func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &enrollApp{t: t, store: store, sealer: sealer, clock: &fakeClock{now: t0},
-		mailer: &recordingMailer{}, webLog: &syncBuffer{}, svcLog: &syncBuffer{}}
-	users := userMap{
+	a := &enrollApp{t: t, store: store, sealer: sealer, clock: enrolltest.NewClock(t0),
+		mailer: &enrolltest.Mailer{}, webLog: &enrolltest.LogBuffer{}, svcLog: &enrolltest.LogBuffer{}}
+	users := enrolltest.Users{
 		"jdoe":    {Username: "jdoe", DisplayName: "John Doe", Mail: "jdoe@example.com", Mobile: "(201) 555-0123"},
 		"asmith":  {Username: "asmith", DisplayName: "Ann Smith", Mail: "asmith@example.com"},
 		"mdupont": {Username: "mdupont", DisplayName: "Marie Dupont", Mail: "mdupont@example.com"},
 	}
 	deps := enroll.ServiceDeps{
-		Store: store, Directory: users, Mailer: a.mailer, Mails: textMails{}, Messages: catalog, Sealer: sealer,
+		Store: store, Directory: users, Mailer: a.mailer, Mails: &enrolltest.Renderer{}, Messages: catalog, Sealer: sealer,
 		Log: slog.New(slog.NewJSONHandler(a.svcLog, nil)), Now: a.clock.Now,
 	}
 	set := enroll.ServiceSettings{
@@ -216,45 +137,19 @@ func (a *enrollApp) activate(username string) string {
 // messages returns the outbox, oldest first.
 func (a *enrollApp) messages() []enroll.OutboundMessage {
 	a.t.Helper()
-	ms, err := a.store.Messages(context.Background(), enroll.OutboxFilter{})
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	slices.Reverse(ms)
-	return ms
+	return enrolltest.Messages(a.t, a.store)
 }
 
+// body opens a queued message's sealed body.
 func (a *enrollApp) body(m enroll.OutboundMessage) string {
 	a.t.Helper()
-	plain, err := a.sealer.Open(m.Sealed, "outbox")
-	if err != nil {
-		a.t.Fatalf("open message %d: %v", m.ID, err)
-	}
-	return string(plain)
+	return enrolltest.Body(a.t, a.sealer, m)
 }
 
-var sixDigits = regexp.MustCompile(`\b\d{6}\b`)
-
-// lastCode returns the code of the newest code message: an SMS holds it,
-// a call reads it digit by digit ("1, 2, 3, …").
+// lastCode returns the code of the newest code message (SMS or call).
 func (a *enrollApp) lastCode() string {
 	a.t.Helper()
-	ms := a.messages()
-	for i := len(ms) - 1; i >= 0; i-- {
-		if ms[i].Purpose != "code" {
-			continue
-		}
-		body := a.body(ms[i])
-		if ms[i].Kind == enroll.KindCall {
-			body = strings.ReplaceAll(body, ", ", "")
-		}
-		if c := sixDigits.FindString(body); c != "" {
-			return c
-		}
-		a.t.Fatalf("no code in %q", body)
-	}
-	a.t.Fatal("no code message queued")
-	return ""
+	return enrolltest.LastCode(a.t, a.store, a.sealer)
 }
 
 func (a *enrollApp) enrollment(username string) enroll.Enrollment {

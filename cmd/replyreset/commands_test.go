@@ -15,6 +15,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/enrolltest"
 )
 
 // ---- check-config ----------------------------------------------------------
@@ -529,7 +530,7 @@ type server struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
-	stderr *syncBuffer
+	stderr *enrolltest.LogBuffer
 }
 
 // startServe starts runServe on f (whose listen address is addr) and waits
@@ -537,7 +538,7 @@ type server struct {
 func startServe(t *testing.T, f configFile, addr string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{addr: addr, cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	s := &server{addr: addr, cancel: cancel, done: make(chan error, 1), stderr: &enrolltest.LogBuffer{}}
 	go func() { s.done <- runServe(&cmdEnv{}, ctx, []string{"-config", f.Path}, io.Discard, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()

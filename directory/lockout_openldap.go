@@ -52,6 +52,13 @@ import (
 // with that time as LockedAt. Lock state is computed as FindUser does: a
 // lock time older than the policy's pwdLockoutDuration has expired (the
 // attribute stays until the next good bind) and is not reported.
+//
+// Size limit. slapd's default olcSizeLimit (500) also caps a paged search
+// in total for an ordinary account such as the gateway's. A full sweep
+// with more lock times than that reports the first 500 (and logs how to
+// lift the limit); an incremental scan that hits it keeps its window and
+// excludes what it read, so the following scans read the rest, batch by
+// batch, instead of failing forever.
 
 // olScanMargin is how far before the gateway's clock the next scan starts.
 const olScanMargin = 10 * time.Minute

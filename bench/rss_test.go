@@ -49,7 +49,7 @@ directory:
   base_dn: %q
 sms:
   provider: twilio
-  twilio: {account_sid: "AC%032d", auth_token: "bench-token", from: "+12015550000"}
+  twilio: {account_sid: "AC%032d", auth_token: "benchtoken0123456789abcdef0123456", from: "+12015550000"}
 `, addr, filepath.Join(dir, "data"), lab.LDAPSURL, lab.CAFile, lab.ServiceDN, pwFile, lab.BaseDN, 0)
 	cfgPath := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {

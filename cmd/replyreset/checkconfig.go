@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,12 +19,9 @@ import (
 	"github.com/replyreset/replyreset/gateway/mailer"
 )
 
-// Test seams, nil in production: the HTTP client of the Twilio check, and
-// extra mailer options (a test SMTP server's CA) per mail configuration.
-var (
-	checkTwilioHTTPClient *http.Client
-	checkMailOptions      func(mailer.Config) []mailer.Option
-)
+// Test seam, nil in production: extra mailer options (a test SMTP server's
+// CA) per mail configuration.
+var checkMailOptions func(mailer.Config) []mailer.Option
 
 // Time limits of the mail check (a whole SMTP session) and the Twilio
 // check (two REST reads); the directory's come from directory.timeout.
@@ -248,7 +244,7 @@ func checkSMS(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 	}
 	tc := cfg.SMS.Twilio
 	label := "twilio account " + shortSID(tc.AccountSID)
-	s, err := gateway.NewTwilioSender(tc, cfg.PublicURL, checkTwilioHTTPClient)
+	s, err := gateway.NewTwilioSender(tc, cfg.PublicURL, nil)
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: FAILED: %v\n", label, err)
 		return false

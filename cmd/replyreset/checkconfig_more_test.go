@@ -6,8 +6,6 @@ package main
 import (
 	"crypto/x509"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -21,19 +19,9 @@ import (
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
-// The configurations of the other tests (writeConfig) name Twilio itself,
-// with made-up credentials, and no test may leave the machine. So that
-// check-config's Twilio check passes for them, the check's HTTP client
-// sends what is meant for api.twilio.com to a fake that knows those
-// credentials and owns testFromNumber. Configurations with
-// sms.twilio.api_base_url go where they say, untouched. And the mail
-// check trusts the CA of each smtptest server a test registers
+// The mail check trusts the CA of each smtptest server a test registers
 // (trustSMTP), as the production mailer trusts the system roots.
 func init() {
-	checkTwilioHTTPClient = &http.Client{
-		Transport:     twilioStandIn{},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 	checkMailOptions = func(c mailer.Config) []mailer.Option {
 		if pool, ok := smtpCAs.Load(net.JoinHostPort(c.Host, strconv.Itoa(c.Port))); ok {
 			return []mailer.Option{mailer.WithRootCAs(pool.(*x509.CertPool))}
@@ -42,28 +30,7 @@ func init() {
 	}
 }
 
-var (
-	smtpCAs       sync.Map // "host:port" → *x509.CertPool
-	standInTwilio = sync.OnceValue(func() *twiliotest.Fake {
-		f := twiliotest.NewFake(testAccountSID, testAuthToken) // lives as long as the test binary
-		f.SetOwnedNumbers(testFromNumber)
-		return f
-	})
-)
-
-type twilioStandIn struct{}
-
-func (twilioStandIn) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Host == "api.twilio.com" {
-		u, err := url.Parse(standInTwilio().URL)
-		if err != nil {
-			return nil, err
-		}
-		r = r.Clone(r.Context())
-		r.URL.Scheme, r.URL.Host, r.Host = u.Scheme, u.Host, ""
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
+var smtpCAs sync.Map // "host:port" → *x509.CertPool
 
 // trustSMTP makes the mail check trust srv's self-signed certificate.
 func trustSMTP(t *testing.T, srv *smtptest.Server) {
@@ -79,7 +46,7 @@ const (
 
 // moreConfig is what these tests add to writeConfig's file.
 type moreConfig struct {
-	twilio   *twiliotest.Fake // sms.twilio.api_base_url; nil: Twilio itself
+	twilio   *twiliotest.Fake // sms.twilio.api_base_url; nil: writeConfig's shared fake
 	outbox   bool             // sms.provider: outbox
 	smtp     *smtptest.Server // mail.host and mail.port; nil: mail off
 	smtpAddr string           // instead of smtp: an address nothing listens on
@@ -97,11 +64,12 @@ func writeMoreConfig(t *testing.T, c testConfig, m moreConfig) configFile {
 		t.Fatal(err)
 	}
 	text := string(raw)
-	if !strings.HasSuffix(text, "    from: "+q(testFromNumber)+"\n") {
-		t.Fatalf("writeConfig no longer ends with sms.twilio.from:\n%s", text)
+	shared := "    api_base_url: " + q(sharedTwilio().URL) + "\n"
+	if !strings.HasSuffix(text, shared) {
+		t.Fatalf("writeConfig no longer ends with sms.twilio.api_base_url:\n%s", text)
 	}
 	if m.twilio != nil {
-		text += "    api_base_url: " + q(m.twilio.URL) + "\n"
+		text = strings.TrimSuffix(text, shared) + "    api_base_url: " + q(m.twilio.URL) + "\n"
 	}
 	if m.outbox {
 		text = strings.Replace(text, "  provider: twilio\n", "  provider: outbox\n", 1)
@@ -228,8 +196,8 @@ func TestCheckConfigOutboxAndMailOff(t *testing.T) {
 	}
 }
 
-// The other tests' configurations name Twilio itself: the stand-in answers.
-func TestCheckConfigTwilioItself(t *testing.T) {
+// The other tests' configurations name the shared fake Twilio.
+func TestCheckConfigSharedTwilio(t *testing.T) {
 	t.Parallel()
 	lab := ldaplab.OpenLDAP(t)
 	f := writeConfig(t, labConfig(lab))

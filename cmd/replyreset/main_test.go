@@ -14,10 +14,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/replyreset/replyreset/directory/ldaplab"
+	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
 func TestMain(m *testing.M) {
@@ -132,9 +134,19 @@ func writeConfig(t *testing.T, c testConfig) configFile {
 	fmt.Fprintf(&b, "    account_sid: %s\n", testAccountSID)
 	fmt.Fprintf(&b, "    auth_token: %s\n", q(testAuthToken))
 	fmt.Fprintf(&b, "    from: %s\n", q(testFromNumber))
+	fmt.Fprintf(&b, "    api_base_url: %s\n", q(sharedTwilio().URL)) // no test talks to Twilio itself
 	writeFile(t, f.Path, b.String())
 	return f
 }
+
+// sharedTwilio is the fake Twilio every written configuration names: it
+// knows the test credentials and owns testFromNumber. It lives as long as
+// the test binary.
+var sharedTwilio = sync.OnceValue(func() *twiliotest.Fake {
+	f := twiliotest.NewFake(testAccountSID, testAuthToken)
+	f.SetOwnedNumbers(testFromNumber)
+	return f
+})
 
 // q quotes s as a YAML double-quoted scalar (a JSON string is one).
 func q(s string) string { return strconv.Quote(s) }

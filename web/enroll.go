@@ -182,15 +182,22 @@ func (s *enrollSite) postPhone(c echo.Context) error {
 // POST /enroll/:token/verify: the code received by SMS or call.
 func (s *enrollSite) postVerify(c echo.Context) error {
 	token := c.Param("token")
-	code := strings.TrimSpace(c.FormValue("code"))
-	err := errEmptyCode
-	if code != "" {
-		var p enroll.Page
-		if p, err = s.svc.VerifyCode(c.Request().Context(), token, code); err == nil {
-			return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
-		}
+	p, err := checkCode(c, token, s.svc.VerifyCode)
+	if err == nil {
+		return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
 	}
 	return s.verifyFailed(c, token, err)
+}
+
+// checkCode passes the posted code to verify (errEmptyCode when nothing
+// was typed).
+func checkCode(c echo.Context, token string,
+	verify func(ctx context.Context, token, code string) (enroll.Page, error)) (enroll.Page, error) {
+	code := strings.TrimSpace(c.FormValue("code"))
+	if code == "" {
+		return enroll.Page{}, errEmptyCode
+	}
+	return verify(c.Request().Context(), token, code)
 }
 
 // POST /enroll/:token/resend: the same code again, by SMS or call.
@@ -266,20 +273,15 @@ func (s *enrollSite) qr(c echo.Context) error {
 // POST /enroll/:token/app: the code the app shows.
 func (s *enrollSite) postApp(c echo.Context) error {
 	token := c.Param("token")
-	code := strings.TrimSpace(c.FormValue("code"))
-	err := errEmptyCode
-	if code != "" {
-		var p enroll.Page
-		if p, err = s.svc.VerifyApp(c.Request().Context(), token, code); err == nil {
-			return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
-		}
+	p, err := checkCode(c, token, s.svc.VerifyApp)
+	if err == nil {
+		return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
 	}
 	pr, ok := s.formProblem(err)
 	if !ok {
 		return s.fail(c, token, err)
 	}
-	p, err := s.open(c, token)
-	if err != nil {
+	if p, err = s.open(c, token); err != nil {
 		return s.fail(c, token, err)
 	}
 	if p.Phone == "" {

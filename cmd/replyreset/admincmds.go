@@ -71,12 +71,12 @@ func runEnroll(env *cmdEnv, ctx context.Context, args []string, stdout, stderr i
 func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("enrollments", stderr)
 	path := fs.String("config", "", "configuration file (required)")
-	format := fs.String("format", "table", "table | json")
+	format := formatFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("%w: -format must be table or json", errUsage)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	cfg, err := loadConfigFlag(*path)
 	if err != nil {
@@ -92,10 +92,7 @@ func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, std
 		return err
 	}
 	if *format == "json" {
-		if list == nil {
-			list = []enroll.Enrollment{} // [] rather than null for scripts
-		}
-		return writeJSON(stdout, list)
+		return writeJSONList(stdout, list)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "USERNAME\tPHONE\tSTATE\tLANGUAGE\tMETHOD\tUPDATED")
@@ -108,7 +105,7 @@ func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, std
 func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("audit", stderr)
 	path := fs.String("config", "", "configuration file (required)")
-	format := fs.String("format", "table", "table | json")
+	format := formatFlag(fs)
 	user := fs.String("user", "", "only events about this username")
 	action := fs.String("action", "", "only this action (reset, unlock, enroll, ...)")
 	since := fs.Duration("since", 0, "only events newer than this, e.g. 24h")
@@ -116,8 +113,8 @@ func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("%w: -format must be table or json", errUsage)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	if *since < 0 || *limit < 0 {
 		return fmt.Errorf("%w: -since and -limit must not be negative", errUsage)
@@ -143,10 +140,7 @@ func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io
 		events = events[len(events)-*limit:]
 	}
 	if *format == "json" {
-		if events == nil {
-			events = []enroll.Event{}
-		}
-		return writeJSON(stdout, events)
+		return writeJSONList(stdout, events)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tUSER\tOUTCOME\tDETAIL")
@@ -170,6 +164,15 @@ func osUser() string {
 		return u.Username
 	}
 	return fmt.Sprintf("uid-%d", os.Getuid())
+}
+
+// writeJSONList prints list as an indented JSON array ([] rather than null
+// when empty, for scripts).
+func writeJSONList[T any](w io.Writer, list []T) error {
+	if list == nil {
+		list = []T{}
+	}
+	return writeJSON(w, list)
 }
 
 func writeJSON(w io.Writer, v any) error {

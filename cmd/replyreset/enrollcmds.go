@@ -95,12 +95,12 @@ func runOutbox(env *cmdEnv, ctx context.Context, args []string, stdout, stderr i
 	path := fs.String("config", "", "configuration file (required)")
 	to := fs.String("to", "", "only messages to this number")
 	limit := fs.Int("limit", 50, "the newest N messages (0 = all)")
-	format := fs.String("format", "table", "table | json")
+	format := formatFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "table" && *format != "json" {
-		return fmt.Errorf("%w: -format must be table or json", errUsage)
+	if err := checkFormat(*format); err != nil {
+		return err
 	}
 	if *limit < 0 {
 		return fmt.Errorf("%w: -limit must not be negative", errUsage)
@@ -141,7 +141,7 @@ func runOutbox(env *cmdEnv, ctx context.Context, args []string, stdout, stderr i
 		rows = append(rows, r)
 	}
 	if *format == "json" {
-		return writeJSON(stdout, rows)
+		return writeJSONList(stdout, rows)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCREATED\tKIND\tTO\tPURPOSE\tSTATUS\tTRIES\tERROR\tBODY")

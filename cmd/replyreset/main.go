@@ -126,6 +126,17 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// formatFlag adds -format table|json to fs; checkFormat checks it after
+// parsing.
+func formatFlag(fs *flag.FlagSet) *string { return fs.String("format", "table", "table | json") }
+
+func checkFormat(format string) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf("%w: -format must be table or json", errUsage)
+	}
+	return nil
+}
+
 // parseFlags parses args and maps flag errors to usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -138,24 +139,6 @@ func (m *fakeMailer) mails() []enroll.Mail {
 	return slices.Clone(m.sent)
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	return c.now
-}
-
 // watchEnv is one data file, directory and mail setup; watch() starts a
 // watch on it, as a restart of the process would.
 type watchEnv struct {
@@ -165,7 +148,7 @@ type watchEnv struct {
 	sealer   *enroll.Sealer
 	catalog  *templates.Catalog
 	mails    *templates.Mails
-	clock    *fakeClock
+	clock    *enrolltest.Clock
 	scan     *scriptScanner
 	admins   *fakeAdmins
 	mailer   *fakeMailer
@@ -192,7 +175,7 @@ func newWatchEnv(t *testing.T) *watchEnv {
 	}
 	e := &watchEnv{t: t, path: filepath.Join(t.TempDir(), "replyreset.db"), sealer: testSealer(t),
 		catalog: catalog, mails: mails,
-		clock: &fakeClock{now: time.Date(2026, 3, 12, 10, 42, 30, 0, time.UTC)},
+		clock: enrolltest.NewClock(time.Date(2026, 3, 12, 10, 42, 30, 0, time.UTC)),
 		scan:  newScriptScanner(),
 		admins: &fakeAdmins{users: []directory.User{
 			{Username: "helpdeskadmin", Mail: "helpdesk@example.test"},
@@ -332,10 +315,10 @@ func TestLockoutAlertOncePerEvent(t *testing.T) {
 		t.Errorf("first scan = %+v, want a full sweep without cursor", c)
 	}
 
-	lockedAt := e.clock.advance(10 * time.Second).Add(-3 * time.Second)
+	lockedAt := e.clock.Advance(10 * time.Second).Add(-3 * time.Second)
 	e.scan.lock("jdoe", lockedAt)
 	e.scan.lock("zlefevre", lockedAt)
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if c := e.scan.lastCall(); c.full || c.cursor != "0" {
 		t.Errorf("second scan = %+v, want incremental from the stored cursor", c)
@@ -359,10 +342,10 @@ func TestLockoutAlertOncePerEvent(t *testing.T) {
 
 	// Still locked: later polls, and a full sweep, do not text again.
 	for range 3 {
-		e.clock.advance(30 * time.Second)
+		e.clock.Advance(30 * time.Second)
 		e.poll(w)
 	}
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	e.poll(w)
 	if c := e.scan.lastCall(); !c.full {
 		t.Errorf("scan after an hour = %+v, want a full sweep", c)
@@ -400,7 +383,7 @@ func TestLockoutRestartNoDuplicate(t *testing.T) {
 	e.poll(w)
 	lockedAt := e.clock.Now()
 	e.scan.lock("jdoe", lockedAt)
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if n := len(e.texts("jdoe")); n != 1 {
 		t.Fatalf("%d texts before the restart, want 1", n)
@@ -409,7 +392,7 @@ func TestLockoutRestartNoDuplicate(t *testing.T) {
 	e.reopen()
 	e.scan.again = true // a scanner may report an event again
 	w = e.watch()
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if c := e.scan.lastCall(); c.full || c.cursor != "1" {
 		t.Errorf("first scan after restart = %+v, want incremental from cursor 1", c)
@@ -441,11 +424,11 @@ func TestLockoutRelockIsNewEvent(t *testing.T) {
 	e.scan.lock("jdoe", first)
 	e.poll(w)
 	e.scan.unlock("jdoe") // expired or unlocked: no longer reported
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
-	second := e.clock.advance(20 * time.Minute)
+	second := e.clock.Advance(20 * time.Minute)
 	e.scan.lock("jdoe", second)
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	want := []string{e.alertText("en", "jdoe", first), e.alertText("en", "jdoe", second)}
 	if got := e.texts("jdoe"); !slices.Equal(got, want) {
@@ -527,7 +510,7 @@ func TestLockoutStorm(t *testing.T) {
 	e.poll(w)
 	start := e.clock.Now()
 	users := lockMany(e, "s", 12, start.Add(-20*time.Second))
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if n := e.textCount(users); n != 0 {
 		t.Fatalf("%d texts during a storm, want none", n)
@@ -558,7 +541,7 @@ func TestLockoutStorm(t *testing.T) {
 	}
 
 	// Three minutes on, another lockout: held back, no second mail.
-	late := e.clock.advance(3 * time.Minute)
+	late := e.clock.Advance(3 * time.Minute)
 	lateUsers := lockMany(e, "late", 1, late.Add(-time.Second))
 	e.poll(w)
 	if n := e.textCount(lateUsers); n != 0 {
@@ -570,14 +553,14 @@ func TestLockoutStorm(t *testing.T) {
 	e.wantAudit("lockout_storm_suppressed", lateUsers[0], "suppressed", 1)
 
 	// Quiet for the window since the last lockout: the storm is over.
-	e.clock.advance(4*time.Minute + 58*time.Second)
+	e.clock.Advance(4*time.Minute + 58*time.Second)
 	e.poll(w)
 	e.wantAudit("lockout_storm_ended", "", "ok", 0)
-	e.clock.advance(2 * time.Second)
+	e.clock.Advance(2 * time.Second)
 	e.poll(w)
 	e.wantAudit("lockout_storm_ended", "", "ok", 1)
 	after := lockMany(e, "after", 1, e.clock.Now())
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if n := e.textCount(after); n != 1 {
 		t.Fatalf("%d texts after the storm, want 1", n)
@@ -595,23 +578,23 @@ func TestLockoutStormAcrossPolls(t *testing.T) {
 	e.poll(w)
 	t0 := e.clock.Now()
 	first := lockMany(e, "a", 10, t0)
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if n := e.textCount(first); n != 10 {
 		t.Fatalf("%d texts for 10 lockouts (threshold 10), want 10", n)
 	}
 	e.wantAudit("lockout_storm", "", "started", 0)
 	// Outside the window of the first: no storm.
-	e.clock.advance(5 * time.Minute)
+	e.clock.Advance(5 * time.Minute)
 	outside := lockMany(e, "b", 1, e.clock.Now().Add(-time.Second))
 	e.poll(w)
 	if n := e.textCount(outside); n != 1 {
 		t.Fatalf("a lockout more than a window after the others: %d texts, want 1", n)
 	}
 	// Ten more within the window of that one: the tenth crosses the threshold.
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	second := lockMany(e, "c", 10, e.clock.Now().Add(-15*time.Second))
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if n := e.textCount(second); n != 0 {
 		t.Errorf("%d texts for lockouts of the scan that started the storm, want 0", n)
@@ -633,7 +616,7 @@ func TestLockoutStormSurvivesRestart(t *testing.T) {
 	e.wantAudit("lockout_storm", "", "started", 1)
 	e.reopen()
 	w = e.watch()
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	more := lockMany(e, "m", 2, e.clock.Now().Add(-time.Second))
 	e.poll(w)
 	if n := e.textCount(more); n != 0 {
@@ -661,14 +644,14 @@ func TestLockoutStormMailRetries(t *testing.T) {
 	}
 	e.wantAudit("lockout_storm_mail", "", "ok", 0)
 	refuse.Store(false)
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	mails := e.mailer.mails()
 	if len(mails) != 2 || mails[1].To != "helpdesk@example.test" {
 		t.Fatalf("mails = %d (%+v), want the refused admin mailed once more", len(mails), mails)
 	}
 	e.wantAudit("lockout_storm_mail", "", "ok", 1)
-	e.clock.advance(30 * time.Second)
+	e.clock.Advance(30 * time.Second)
 	e.poll(w)
 	if n := len(e.mailer.mails()); n != 2 {
 		t.Errorf("%d mails after the mail went out, want 2", n)
@@ -791,7 +774,7 @@ func TestLockoutPurgesOldEvents(t *testing.T) {
 	w := e.watch()
 	e.scan.lock("jdoe", e.clock.Now())
 	e.poll(w)
-	e.clock.advance(enroll.LockoutRetention + time.Hour)
+	e.clock.Advance(enroll.LockoutRetention + time.Hour)
 	e.poll(w) // a full sweep: the event is purged, and too old to be news
 	if n, err := e.store.PurgeLockouts(t.Context(), e.clock.Now()); err != nil || n != 0 {
 		t.Errorf("PurgeLockouts after the watch's sweep = %d, %v; want 0 left", n, err)

@@ -27,6 +27,9 @@ type adDialect struct {
 	// hints caches the RootDSE answer: 0 unknown, otherwise the OID to send
 	// (or "-" when neither is advertised).
 	hints atomic.Value
+	// netbios caches the domain's NetBIOS name (see netbiosName): nil
+	// unknown, "" when the directory does not say.
+	netbios atomic.Pointer[string]
 }
 
 func (d *adDialect) attributes() []string {

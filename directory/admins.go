@@ -50,7 +50,7 @@ func (c *Client) AdminContacts(ctx context.Context) ([]User, error) {
 				})
 			return err
 		}
-		_, err := c.walkGroup(ctx, conn, group, "", func(e *ldap.Entry) {
+		_, _, err := c.walkGroup(ctx, conn, group, "", func(e *ldap.Entry) {
 			users = append(users, c.dialect.user(conn, e, now))
 		})
 		return err
@@ -88,7 +88,7 @@ func (c *Client) IsAdmin(ctx context.Context, username string) (bool, error) {
 			member = e != nil
 			return err
 		}
-		member, err = c.walkGroup(ctx, conn, c.cfg.AdminGroup, normDN(u.DN), nil)
+		member, _, err = c.walkGroup(ctx, conn, c.cfg.AdminGroup, normDN(u.DN), nil)
 		return err
 	})
 	return member && err == nil, err
@@ -109,8 +109,9 @@ func (c *Client) checkAdminGroup(ctx context.Context, conn *ldap.Conn) error {
 // walkGroup visits the user entries (matching the user filter) that are
 // members of group, nested static groups expanded; visit may be nil. With
 // stopAt set (a normDN key), the walk ends as soon as a group lists that
-// DN, and found is true.
-func (c *Client) walkGroup(ctx context.Context, conn *ldap.Conn, group, stopAt string, visit func(*ldap.Entry)) (found bool, err error) {
+// DN, and found is true. truncated reports that members past
+// maxGroupEntries (users and groups) were left out (and logged).
+func (c *Client) walkGroup(ctx context.Context, conn *ldap.Conn, group, stopAt string, visit func(*ldap.Entry)) (found, truncated bool, err error) {
 	type item struct {
 		dn    string
 		depth int
@@ -126,9 +127,9 @@ func (c *Client) walkGroup(ctx context.Context, conn *ldap.Conn, group, stopAt s
 	for len(queue) > 0 {
 		it := queue[0]
 		queue = queue[1:]
-		e, err := c.readBaseEntry(ctx, conn, "admin group", it.dn, filter, attrs)
+		e, err := c.readBaseEntry(ctx, conn, "read group member", it.dn, filter, attrs)
 		if err != nil {
-			return false, err
+			return false, truncated, err
 		}
 		if e == nil {
 			continue // gone, or neither a user nor a group
@@ -140,26 +141,29 @@ func (c *Client) walkGroup(ctx context.Context, conn *ldap.Conn, group, stopAt s
 			continue
 		}
 		if it.depth >= maxGroupDepth {
-			c.log.Warn("admin group nested too deep; members below ignored", "group", e.DN, "max_depth", maxGroupDepth)
+			c.log.Warn("group nested too deep; members below ignored", "group", e.DN, "max_depth", maxGroupDepth)
 			continue
 		}
 		for _, m := range append(e.GetAttributeValues("member"), e.GetAttributeValues("uniqueMember")...) {
 			key := normDN(stripUID(m))
 			if stopAt != "" && key == stopAt {
-				return true, nil
+				return true, truncated, nil
 			}
 			if key == "" || seen[key] {
 				continue
 			}
 			if len(seen) >= maxGroupEntries {
-				c.log.Warn("admin group too large; members past the limit ignored", "group", c.cfg.AdminGroup, "max_entries", maxGroupEntries)
+				if !truncated {
+					c.log.Warn("group too large; members past the limit ignored", "group", group, "max_entries", maxGroupEntries)
+				}
+				truncated = true
 				break
 			}
 			seen[key] = true
 			queue = append(queue, item{stripUID(m), it.depth + 1})
 		}
 	}
-	return false, nil
+	return false, truncated, nil
 }
 
 // isStaticGroup reports whether e is a groupOfNames or groupOfUniqueNames.

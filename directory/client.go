@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -93,8 +91,7 @@ func (c *Client) findBy(ctx context.Context, attr, value string) (User, error) {
 	if strings.TrimSpace(value) == "" {
 		return User{}, fmt.Errorf("find by %s: empty value: %w", attr, ErrNotFound)
 	}
-	if strings.ContainsFunc(value, unicode.IsControl) || !utf8.ValidString(value) {
-		// Some servers (Samba) cut a value at NUL and would match a prefix.
+	if !validValue(value) {
 		return User{}, fmt.Errorf("find by %s: value holds control characters or invalid UTF-8: %w", attr, ErrNotFound)
 	}
 	var u User
@@ -108,9 +105,19 @@ func (c *Client) findBy(ctx context.Context, attr, value string) (User, error) {
 
 // search finds exactly one user whose attr equals value.
 func (c *Client) search(ctx context.Context, conn *ldap.Conn, attr, value string) (User, error) {
+	e, err := c.searchOne(ctx, conn, "find by "+attr, userEqualityFilter(c.cfg.EffectiveUserFilter(), attr, value),
+		c.dialect.attributes())
+	if err != nil {
+		return User{}, err
+	}
+	return c.dialect.user(conn, e, c.now()), nil
+}
+
+// searchOne finds exactly one entry under the base DN that matches filter:
+// none is ErrNotFound, more than one ErrAmbiguous.
+func (c *Client) searchOne(ctx context.Context, conn *ldap.Conn, op, filter string, attrs []string) (*ldap.Entry, error) {
 	req := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		2, int(c.cfg.Timeout/time.Second), false,
-		userEqualityFilter(c.cfg.EffectiveUserFilter(), attr, value), c.dialect.attributes(), nil)
+		2, int(c.cfg.Timeout/time.Second), false, filter, attrs, nil)
 	var res *ldap.SearchResult
 	err := withCtx(ctx, conn, c.cfg.Timeout, func() error {
 		var err error
@@ -119,17 +126,17 @@ func (c *Client) search(ctx context.Context, conn *ldap.Conn, attr, value string
 	})
 	if err != nil && !(ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) && res != nil) {
 		if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-			return User{}, fmt.Errorf("find by %s: base DN %q does not exist: %w", attr, c.cfg.BaseDN, ErrUnavailable)
+			return nil, fmt.Errorf("%s: base DN %q does not exist: %w", op, c.cfg.BaseDN, ErrUnavailable)
 		}
-		return User{}, classify("find by "+attr, err)
+		return nil, classify(op, err)
 	}
 	switch n := len(res.Entries); {
 	case n == 0:
-		return User{}, fmt.Errorf("find by %s: %w", attr, ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", op, ErrNotFound)
 	case n > 1:
-		return User{}, fmt.Errorf("find by %s: %w", attr, ErrAmbiguous)
+		return nil, fmt.Errorf("%s: %w", op, ErrAmbiguous)
 	}
-	return c.dialect.user(conn, res.Entries[0], c.now()), nil
+	return res.Entries[0], nil
 }
 
 func (c *Client) SetPassword(ctx context.Context, u User, password string, opt SetPasswordOptions) error {
@@ -156,9 +163,11 @@ func (c *Client) Unlock(ctx context.Context, u User) error {
 }
 
 // Authenticate binds as the user on a connection of its own, so the pooled
-// service connections never change identity.
+// service connections never change identity. username is a login name as
+// findLogin reads it: the username attribute, else DOMAIN\user or
+// user@domain (userPrincipalName on AD, the mail attribute on OpenLDAP).
 func (c *Client) Authenticate(ctx context.Context, username, password string) (User, error) {
-	u, err := c.FindUser(ctx, username)
+	u, err := c.findLogin(ctx, username)
 	if err != nil {
 		return User{}, err
 	}

@@ -43,7 +43,9 @@ type Directory interface {
 	// Unlock clears a lockout without touching the password.
 	Unlock(ctx context.Context, u User) error
 	// Authenticate binds as the user; errors say why a bind failed
-	// (ErrInvalidCredentials, ErrMustChange, ErrLocked, ...).
+	// (ErrInvalidCredentials, ErrMustChange, ErrLocked, ...). username is
+	// the username attribute or, when no user has that username,
+	// user@domain (AD userPrincipalName, OpenLDAP mail) or DOMAIN\user.
 	Authenticate(ctx context.Context, username, password string) (User, error)
 	// Ping checks that the directory answers with the service account.
 	Ping(ctx context.Context) error

@@ -20,6 +20,13 @@ var (
 	ErrDisabled           = errors.New("directory: account disabled")
 	ErrAccountExpired     = errors.New("directory: account expired")
 	ErrPasswordExpired    = errors.New("directory: password expired")
+
+	// ErrInvalidInput: the caller's value cannot be used as asked (an empty
+	// or unprintable query, a DN that is not one or lies outside base_dn).
+	ErrInvalidInput = errors.New("directory: invalid input")
+	// ErrTooMany: a list is larger than the gateway lists at once, or the
+	// server's size limit for the service account cut it short.
+	ErrTooMany = errors.New("directory: too many entries to list")
 )
 
 // PolicyError carries the server's reason for refusing a password.

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -17,6 +19,13 @@ var attributeNameRe = regexp.MustCompile(`^(?:[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[
 
 // validAttributeName reports whether s is an attribute description (name or OID).
 func validAttributeName(s string) bool { return attributeNameRe.MatchString(s) }
+
+// validValue reports whether s may become part of a filter: valid UTF-8
+// without control characters. Some servers (Samba) cut a value at NUL and
+// would match a prefix.
+func validValue(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
 
 // userEqualityFilter selects the users of base (the configured user filter)
 // whose attr equals value.
@@ -101,8 +110,38 @@ func openldapLockoutFilter(base string, since time.Time, seen []lockSeen) string
 // adMemberInChainFilter selects the users of base that are members of
 // groupDN, directly or through nested groups, and have mailAttr.
 func adMemberInChainFilter(base, groupDN, mailAttr string) string {
-	return fmt.Sprintf("(&%s(memberOf:%s:=%s)(%s=*))", base, oidInChain, ldap.EscapeFilter(groupDN), mailAttr)
+	return fmt.Sprintf("(&%s%s(%s=*))", base, adInChainFilter(groupDN), mailAttr)
 }
+
+// adUsersInChainFilter selects the users of base that are members of
+// groupDN, directly or through nested groups.
+func adUsersInChainFilter(base, groupDN string) string {
+	return "(&" + base + adInChainFilter(groupDN) + ")"
+}
+
+// anyAttrFilter selects the entries of base (a filter) with value in one of
+// attrs (validated attribute names): equal to it, or with substring, holding
+// it anywhere.
+func anyAttrFilter(base string, attrs []string, value string, substring bool) string {
+	v := ldap.EscapeFilter(value)
+	if substring {
+		v = "*" + v + "*"
+	}
+	var b strings.Builder
+	b.WriteString("(&" + base + "(|")
+	for _, a := range attrs {
+		fmt.Fprintf(&b, "(%s=%s)", a, v)
+	}
+	b.WriteString("))")
+	return b.String()
+}
+
+// adGroupFilter matches an Active Directory group.
+const adGroupFilter = "(objectClass=group)"
+
+// crossRefFilter matches the crossRef entries (under CN=Partitions) that
+// name a domain's NetBIOS name.
+const crossRefFilter = "(&(objectClass=crossRef)(nETBIOSName=*)(nCName=*))"
 
 // adInChainFilter matches an entry (read with base scope) that is a member
 // of groupDN, directly or through nested groups.

@@ -61,14 +61,13 @@ func (c *Client) scanAD(ctx context.Context, conn *ldap.Conn, d *adDialect, prev
 		fromUSN = prev.USN + 1
 	}
 	now := c.now()
-	var truncated bool
-	r.read, truncated, err = c.pagedSearch(ctx, conn, "lockout scan", adLockoutFilter(c.cfg.EffectiveUserFilter(), fromUSN, usn),
+	r.read, r.truncated, err = c.pagedSearch(ctx, conn, "lockout scan", adLockoutFilter(c.cfg.EffectiveUserFilter(), fromUSN, usn),
 		d.attributes(), func(e *ldap.Entry) {
 			if u := d.user(conn, e, now); u.Locked {
 				r.events = append(r.events, LockoutEvent{User: u, LockedAt: u.LockoutTime})
 			}
 		})
-	if truncated && !r.full {
+	if r.truncated && !r.full {
 		// Read it all again next time rather than miss the rest.
 		r.next.USN = prev.USN
 	}

@@ -108,7 +108,7 @@ func (c *Client) scanOpenLDAP(ctx context.Context, conn *ldap.Conn, d *openldapD
 			r.events = append(r.events, LockoutEvent{User: u, LockedAt: at})
 		}
 	})
-	r.read = read
+	r.read, r.truncated = read, truncated
 	if err != nil {
 		return err
 	}

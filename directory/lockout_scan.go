@@ -62,6 +62,8 @@ type scanResult struct {
 	next   scanCursor
 	full   bool
 	read   int
+	// truncated: the server's size limit cut the search short.
+	truncated bool
 }
 
 // ScanLockouts implements LockoutScanner. A nil or unusable cursor, or
@@ -72,6 +74,20 @@ type scanResult struct {
 // back unchanged.
 func (c *Client) ScanLockouts(ctx context.Context, cursor []byte, full bool) ([]LockoutEvent, []byte, ScanStats, error) {
 	start := time.Now()
+	r, err := c.scanLockouts(ctx, cursor, full)
+	stats := ScanStats{Full: r.full, EntriesRead: r.read, Took: time.Since(start)}
+	if err != nil {
+		return nil, cursor, stats, err
+	}
+	next, err := json.Marshal(r.next)
+	if err != nil {
+		return nil, cursor, stats, fmt.Errorf("lockout scan: encode cursor: %w", err)
+	}
+	return r.events, next, stats, nil
+}
+
+// scanLockouts runs one scan (see ScanLockouts) on a pooled connection.
+func (c *Client) scanLockouts(ctx context.Context, cursor []byte, full bool) (scanResult, error) {
 	prev, ok := decodeCursor(cursor, c.cfg.Dialect)
 	if !ok {
 		full = true
@@ -87,15 +103,7 @@ func (c *Client) ScanLockouts(ctx context.Context, cursor []byte, full bool) ([]
 		}
 		return fmt.Errorf("lockout scan: dialect %q: %w", c.cfg.Dialect, ErrUnavailable)
 	})
-	stats := ScanStats{Full: r.full, EntriesRead: r.read, Took: time.Since(start)}
-	if err != nil {
-		return nil, cursor, stats, err
-	}
-	next, err := json.Marshal(r.next)
-	if err != nil {
-		return nil, cursor, stats, fmt.Errorf("lockout scan: encode cursor: %w", err)
-	}
-	return r.events, next, stats, nil
+	return r, err
 }
 
 // pagedSearch runs a subtree search under the base DN one page at a time,
@@ -106,9 +114,32 @@ func (c *Client) ScanLockouts(ctx context.Context, cursor []byte, full bool) ([]
 // the entries read so far have been handed over, and a warning names the
 // fix.
 func (c *Client) pagedSearch(ctx context.Context, conn *ldap.Conn, op, filter string, attrs []string, each func(*ldap.Entry)) (n int, truncated bool, err error) {
+	n, truncated, err = c.pagedSearchIn(ctx, conn, op, c.cfg.BaseDN, 0, filter, attrs, each)
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return n, false, fmt.Errorf("%s: base DN %q does not exist: %w", op, c.cfg.BaseDN, ErrUnavailable)
+	}
+	if truncated {
+		c.warnSizeLimit(op, n)
+	}
+	return n, truncated, err
+}
+
+// sizeLimitFix is how to lift a server's size limit for the service account.
+const sizeLimitFix = "lift it for the service account (OpenLDAP: olcLimits: dn.exact=\"<bind_dn>\" size.prtotal=unlimited)"
+
+func (c *Client) warnSizeLimit(op string, n int) {
+	c.log.Warn("directory size limit cut a search short; "+sizeLimitFix, "op", op, "entries", n, "bind_dn", c.cfg.BindDN)
+}
+
+// pagedSearchIn is pagedSearch under base, asking for at most sizeLimit
+// entries (0: no limit of ours). limited reports that the search stopped
+// before its end: at sizeLimit, or at the server's own limit (n tells which).
+// A missing base is classified as ErrNotFound, with the server's
+// noSuchObject in the chain.
+func (c *Client) pagedSearchIn(ctx context.Context, conn *ldap.Conn, op, base string, sizeLimit int, filter string, attrs []string, each func(*ldap.Entry)) (n int, limited bool, err error) {
 	paging := ldap.NewControlPaging(scanPageSize)
-	req := ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		0, int(c.cfg.Timeout/time.Second), false, filter, attrs, []ldap.Control{paging})
+	req := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		sizeLimit, int(c.cfg.Timeout/time.Second), false, filter, attrs, []ldap.Control{paging})
 	for {
 		var res *ldap.SearchResult
 		err := withCtx(ctx, conn, c.cfg.Timeout, func() error {
@@ -118,9 +149,6 @@ func (c *Client) pagedSearch(ctx context.Context, conn *ldap.Conn, op, filter st
 		})
 		limited := ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) && res != nil
 		if err != nil && !limited {
-			if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-				return n, false, fmt.Errorf("%s: base DN %q does not exist: %w", op, c.cfg.BaseDN, ErrUnavailable)
-			}
 			return n, false, classify(op, err)
 		}
 		for _, e := range res.Entries {
@@ -128,14 +156,19 @@ func (c *Client) pagedSearch(ctx context.Context, conn *ldap.Conn, op, filter st
 			each(e)
 		}
 		if limited {
-			c.log.Warn("directory size limit cut a search short; lift it for the service account "+
-				"(OpenLDAP: olcLimits: dn.exact=\"<bind_dn>\" size.prtotal=unlimited)",
-				"op", op, "entries", n, "bind_dn", c.cfg.BindDN)
 			return n, true, nil
 		}
 		ctrl, _ := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
 		if ctrl == nil || len(ctrl.Cookie) == 0 {
 			return n, false, nil
+		}
+		if sizeLimit > 0 && n >= sizeLimit {
+			// The server did not stop at the size limit (some count it per
+			// page): end the paged search (RFC 2696: size 0) and stop.
+			paging.PagingSize = 0
+			paging.SetCookie(ctrl.Cookie)
+			_ = withCtx(ctx, conn, c.cfg.Timeout, func() error { _, err := conn.Search(req); return err })
+			return n, true, nil
 		}
 		paging.SetCookie(ctrl.Cookie)
 	}

@@ -45,6 +45,10 @@ var (
 //	outbox_provider   provider SID → big-endian uint64 ID
 //	lockouts          ordered lockout time (8) | lower-cased username → recorded at (see bolt_lockout.go)
 //	monitor           name → opaque lockout-monitor state (scan cursor, storm window)
+//	guard             key → failures and block of a guarded key (see bolt_guard.go)
+//	api_tokens        token ID → JSON API token record, with its secret's hash
+//	api_token_hashes  hash of the secret → token ID
+//	api_token_names   lower-cased name → ID of the live (not revoked) token of that name
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -61,12 +65,17 @@ var (
 	bucketOutboxProvider  = []byte("outbox_provider")
 	bucketLockouts        = []byte("lockouts")
 	bucketMonitor         = []byte("monitor")
+	bucketGuard           = []byte("guard")
+	bucketAPITokens       = []byte("api_tokens")
+	bucketAPITokenHashes  = []byte("api_token_hashes")
+	bucketAPITokenNames   = []byte("api_token_names")
 
 	allBuckets = [][]byte{bucketMeta, bucketEnrollments, bucketPhones, bucketAudit,
 		bucketMessages, bucketOptOut, bucketRateLimit,
 		bucketActivations, bucketActivationUsers,
 		bucketOutbox, bucketOutboxDue, bucketOutboxProvider,
-		bucketLockouts, bucketMonitor}
+		bucketLockouts, bucketMonitor,
+		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames}
 
 	keySchema = []byte("schema")
 )
@@ -201,8 +210,9 @@ func (s *BoltStore) Check() error {
 	return nil
 }
 
-// Purge removes expired message IDs and the rate-limit hits whose window
-// has passed by now (each key's window is the one its last Allow used).
+// Purge removes expired message IDs, the rate-limit hits whose window has
+// passed by now (each key's window is the one its last Allow used) and the
+// guard entries with neither a live block nor a failure in their window.
 func (s *BoltStore) Purge(ctx context.Context, now time.Time) error {
 	if err := checkNow(now); err != nil {
 		return err
@@ -211,7 +221,10 @@ func (s *BoltStore) Purge(ctx context.Context, now time.Time) error {
 		if err := purgeMessages(ctx, tx.Bucket(bucketMessages), now); err != nil {
 			return err
 		}
-		return purgeRateLimits(ctx, tx.Bucket(bucketRateLimit), now)
+		if err := purgeRateLimits(ctx, tx.Bucket(bucketRateLimit), now); err != nil {
+			return err
+		}
+		return purgeGuard(ctx, tx.Bucket(bucketGuard), now)
 	})
 	if err != nil {
 		return fmt.Errorf("enroll: purge: %w", err)

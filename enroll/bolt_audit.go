@@ -1,6 +1,7 @@
 package enroll
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,42 +36,97 @@ func (s *BoltStore) AppendAudit(ctx context.Context, ev Event) (uint64, error) {
 	return ev.Seq, nil
 }
 
-// Audit returns the events matching f in sequence order. Username matches
-// case-insensitively, like enrollments; Action matches exactly.
+// Audit returns the events matching f in sequence order, or newest first
+// with f.Newest. Username matches case-insensitively, like enrollments;
+// Action matches exactly.
 func (s *BoltStore) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
-	if f.Limit < 0 {
-		return nil, invalidf("audit limit %d is negative", f.Limit)
-	}
-	if f.AfterSeq == math.MaxUint64 {
-		return nil, nil
-	}
 	var out []Event
+	err := s.WalkAudit(ctx, f, func(ev Event) bool {
+		out = append(out, ev)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// WalkAudit calls fn with each event matching f, in Audit's order, until
+// fn returns false or f.Limit events were given. The sequence bounds
+// (AfterSeq, BeforeSeq) position the cursor, so a page of a long trail
+// costs only what it reads.
+func (s *BoltStore) WalkAudit(ctx context.Context, f AuditFilter, fn func(Event) bool) error {
+	if f.Limit < 0 {
+		return invalidf("audit limit %d is negative", f.Limit)
+	}
+	if fn == nil {
+		return invalidf("nil audit walk function")
+	}
+	lo, hi := f.AfterSeq, f.BeforeSeq // both exclusive; hi 0 = none
+	if lo == math.MaxUint64 || hi == 1 || (hi != 0 && hi <= lo+1) {
+		return s.begin(ctx) // nothing can match, but a closed store still says so
+	}
+	// An action filter is tried on the stored JSON before decoding, which
+	// costs most of a scan: json.Marshal writes the key and value exactly
+	// so, and inside a string value every quote is escaped, so the bytes
+	// cannot occur there. Decoded events are still matched in full.
+	var actionBytes []byte
+	if f.Action != "" {
+		quoted, err := json.Marshal(f.Action)
+		if err != nil {
+			return invalidf("audit action %q: %v", f.Action, err)
+		}
+		actionBytes = append([]byte(`"action":`), quoted...)
+	}
 	err := s.view(ctx, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
-		i := 0
-		for k, v := c.Seek(u64Bytes(f.AfterSeq + 1)); k != nil; k, v = c.Next() {
+		var k, v []byte
+		step := c.Next
+		switch {
+		case !f.Newest:
+			k, v = c.Seek(u64Bytes(lo + 1))
+		case hi == 0:
+			k, v = c.Last()
+			step = c.Prev
+		default:
+			step = c.Prev
+			if k, _ = c.Seek(u64Bytes(hi)); k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		}
+		i, n := 0, 0
+		for ; k != nil; k, v = step() {
+			seq := bytesU64(k)
+			if seq <= lo || (hi != 0 && seq >= hi) {
+				break // past the bound in the direction of travel
+			}
 			i++
 			if err := errIfDone(ctx, i); err != nil {
 				return err
 			}
+			if actionBytes != nil && !bytes.Contains(v, actionBytes) {
+				continue
+			}
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("decode audit event %d: %w", bytesU64(k), err)
+				return fmt.Errorf("decode audit event %d: %w", seq, err)
 			}
 			if !f.matches(ev) {
 				continue
 			}
-			out = append(out, ev)
-			if f.Limit > 0 && len(out) == f.Limit {
+			n++
+			if !fn(ev) || (f.Limit > 0 && n == f.Limit) {
 				break
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("enroll: read audit trail: %w", err)
+		return fmt.Errorf("enroll: read audit trail: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 // matches applies every field of f except AfterSeq and Limit, which Audit

@@ -52,6 +52,16 @@ func (l *hitList) prune(now int64) {
 	l.hits = l.hits[i:]
 }
 
+// insert adds a hit at t, keeping the list sorted even if callers' clocks
+// step backwards.
+func (l *hitList) insert(t int64) {
+	i := len(l.hits)
+	for i > 0 && l.hits[i-1] > t {
+		i--
+	}
+	l.hits = append(l.hits[:i], append([]int64{t}, l.hits[i:]...)...)
+}
+
 // Allow records a hit for key at now and returns true if fewer than limit
 // hits fall within (now-window, now]; otherwise it returns false and
 // records nothing. Check and record share one write transaction.
@@ -79,12 +89,7 @@ func (s *BoltStore) Allow(ctx context.Context, key string, now time.Time, window
 			return nil
 		}
 		allowed = true
-		// Keep the list sorted even if callers' clocks step backwards.
-		i := len(l.hits)
-		for i > 0 && l.hits[i-1] > t {
-			i--
-		}
-		l.hits = append(l.hits[:i], append([]int64{t}, l.hits[i:]...)...)
+		l.insert(t)
 		return b.Put([]byte(key), l.encode())
 	})
 	if err != nil {
@@ -97,6 +102,28 @@ func (s *BoltStore) Allow(ctx context.Context, key string, now time.Time, window
 // now and deletes keys left with none.
 func purgeRateLimits(ctx context.Context, b *bolt.Bucket, now time.Time) error {
 	t := unixNano(now)
+	return rewriteEach(ctx, b, func(v []byte) ([]byte, bool) {
+		l, ok := decodeHits(v)
+		if !ok {
+			return nil, true
+		}
+		n := len(l.hits)
+		l.prune(t)
+		switch {
+		case len(l.hits) == 0:
+			return nil, true
+		case len(l.hits) < n:
+			return l.encode(), true
+		}
+		return nil, false
+	})
+}
+
+// rewriteEach calls fn with the value of every entry of b; when fn reports
+// a change, the entry is replaced by the value it returns, or deleted when
+// that is nil. The changes are made after the scan: writing behind a live
+// cursor skips keys.
+func rewriteEach(ctx context.Context, b *bolt.Bucket, fn func(v []byte) (val []byte, changed bool)) error {
 	type change struct {
 		key []byte
 		val []byte // nil: delete
@@ -109,18 +136,8 @@ func purgeRateLimits(ctx context.Context, b *bolt.Bucket, now time.Time) error {
 		if err := errIfDone(ctx, i); err != nil {
 			return err
 		}
-		l, ok := decodeHits(v)
-		if !ok {
-			changes = append(changes, change{key: bytes.Clone(k)})
-			continue
-		}
-		n := len(l.hits)
-		l.prune(t)
-		switch {
-		case len(l.hits) == 0:
-			changes = append(changes, change{key: bytes.Clone(k)})
-		case len(l.hits) < n:
-			changes = append(changes, change{key: bytes.Clone(k), val: l.encode()})
+		if val, changed := fn(v); changed {
+			changes = append(changes, change{key: bytes.Clone(k), val: val})
 		}
 	}
 	for _, ch := range changes {

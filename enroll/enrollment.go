@@ -61,5 +61,12 @@ type AuditFilter struct {
 	Since    time.Time // inclusive
 	Until    time.Time // exclusive
 	AfterSeq uint64    // only events with Seq > AfterSeq
-	Limit    int       // 0 = no limit
+	// BeforeSeq: only events with Seq < BeforeSeq (0 = no bound); with
+	// Newest, the next page of a newest-first listing starts below the
+	// last Seq shown.
+	BeforeSeq uint64
+	// Newest lists newest first (descending Seq); Limit then keeps the
+	// newest matches.
+	Newest bool
+	Limit  int // 0 = no limit
 }

@@ -39,11 +39,13 @@ type Catalog interface {
 	Text(lang, key string, args map[string]string) string
 }
 
-// ServiceStore is the storage the enrollment journey needs.
+// ServiceStore is the storage the enrollment journey and the admin
+// operations need.
 type ServiceStore interface {
 	Store
 	ActivationStore
 	OutboxStore
+	TokenStore
 }
 
 // ServiceDeps wires a Service. Only cmd builds it.
@@ -58,6 +60,9 @@ type ServiceDeps struct {
 	Notify func()
 	Log    *slog.Logger
 	Now    func() time.Time // default time.Now
+	// Unlocker clears lockouts for UnlockUser; default: Directory, when it
+	// has an Unlock method (directory.Client does).
+	Unlocker DirectoryUnlocker
 }
 
 // ServiceSettings are the enrollment knobs from the configuration.

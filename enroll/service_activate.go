@@ -253,11 +253,15 @@ func displayName(u directory.User) string {
 	return u.Username
 }
 
-// audit appends ev to the audit trail. A failure is logged, not returned:
-// the act it records has already happened.
+// audit appends ev to the audit trail, with the source address from ctx
+// (WithSource) unless ev has one. A failure is logged, not returned: the
+// act it records has already happened.
 func (s *Service) audit(ctx context.Context, ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = s.deps.Now()
+	}
+	if ev.SourceIP == "" {
+		ev.SourceIP = SourceFrom(ctx)
 	}
 	if _, err := s.deps.Store.AppendAudit(context.WithoutCancel(ctx), ev); err != nil {
 		s.deps.Log.Error("enroll: audit event lost", "action", ev.Action, "username", ev.Username,

@@ -27,7 +27,7 @@ import (
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	svc      *enroll.Service
 	store    *enroll.BoltStore
@@ -40,6 +40,9 @@ type harness struct {
 	logs     *enrolltest.LogBuffer
 	notified atomic.Int32
 	settings enroll.ServiceSettings
+	// skipMessages and skipMails are how many outbox messages and mails
+	// came before what a test checks (enrolled).
+	skipMessages, skipMails int
 }
 
 const (
@@ -50,7 +53,7 @@ const (
 
 // newHarness builds a Service over a fresh data file. tune may change the
 // deps and settings before the Service is made.
-func newHarness(t *testing.T, tune ...func(*enroll.ServiceDeps, *enroll.ServiceSettings)) *harness {
+func newHarness(t testing.TB, tune ...func(*enroll.ServiceDeps, *enroll.ServiceSettings)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))

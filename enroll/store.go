@@ -52,9 +52,16 @@ type Store interface {
 	// AppendAudit stores ev with the next sequence number and returns it;
 	// ev.Seq is ignored. ev needs an Action and a Time.
 	AppendAudit(ctx context.Context, ev Event) (uint64, error)
-	// Audit returns matching events in sequence order (Username matches
-	// case-insensitively, Action exactly); Limit keeps the first matches.
+	// Audit returns matching events in sequence order, or newest first
+	// when f.Newest (Username matches case-insensitively, Action exactly);
+	// Limit keeps the first matches in that order.
 	Audit(ctx context.Context, f AuditFilter) ([]Event, error)
+	// WalkAudit calls fn with the events Audit would return, in the same
+	// order, one at a time, until fn returns false: a long trail is read
+	// without holding it all in memory, and a reader that has seen enough
+	// stops early. fn runs inside a read transaction: it must not write to
+	// the store.
+	WalkAudit(ctx context.Context, f AuditFilter, fn func(Event) bool) error
 
 	// MarkMessage records a webhook MessageSid; it returns false if the
 	// SID was already recorded and has not expired (it expires at now+ttl,
@@ -71,9 +78,32 @@ type Store interface {
 	// Check-and-record is atomic.
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
 
-	// Purge removes expired message IDs and the rate-limit hits that have
-	// left their window by now (the window of the key's latest Allow).
+	// Purge removes expired message IDs, the rate-limit hits that have
+	// left their window by now (the window of the key's latest Allow) and
+	// the login-guard entries (GuardStore) with neither a live block nor a
+	// failure inside their window.
 	Purge(ctx context.Context, now time.Time) error
 
 	Close() error
+}
+
+// GuardStore counts failures of a guessable thing (an admin login, per
+// account and per source address) and blocks its key for a while once too
+// many came too fast. Every Store must also be one; storetest checks it.
+// Keys are opaque (at most 512 bytes); the caller picks them, for example
+// "admin-login:user:jdoe" and "admin-login:ip:192.0.2.7".
+type GuardStore interface {
+	// RecordFailure records a failure of key at now. When it is the
+	// limit-th failure within (now-window, now], the key is blocked until
+	// now+block and its failures are forgotten (counting starts afresh once
+	// the block ends); the end of the block is returned. Otherwise the
+	// zero time is returned. A failure while the key is blocked is not
+	// counted and does not extend the block: the current end is returned.
+	// Check-and-record is atomic.
+	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (blockedUntil time.Time, err error)
+	// Blocked reports whether key is blocked at now, and until when.
+	Blocked(ctx context.Context, key string, now time.Time) (until time.Time, blocked bool, err error)
+	// ClearFailures forgets key's failures and lifts its block, if any (a
+	// successful login clears its failures).
+	ClearFailures(ctx context.Context, key string) error
 }

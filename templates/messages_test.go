@@ -33,6 +33,9 @@ var wantMessages = map[string][]string{
 	"sms.lockout.alert":        {"time", "username"},
 	"sms.code":                 {"code", "minutes"},
 	"voice.code":               {"digits"},
+	"sms.deactivated":          {"username"},
+	"sms.phone.changed_away":   {"username"},
+	"sms.phone.changed_to":     {"username"},
 	"word.yes":                 nil,
 	"word.no":                  nil,
 }

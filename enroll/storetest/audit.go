@@ -83,6 +83,16 @@ func testAuditFilters(t *testing.T, open Opener) {
 		{"limit", enroll.AuditFilter{Limit: 2}, seq[:2]},
 		{"after seq and limit (paging)", enroll.AuditFilter{AfterSeq: seq[0], Limit: 2}, seq[1:3]},
 		{"limit counts matches", enroll.AuditFilter{Username: "jdoe", Limit: 2}, []uint64{seq[0], seq[1]}},
+		{"before seq", enroll.AuditFilter{BeforeSeq: seq[2]}, seq[:2]},
+		{"before first", enroll.AuditFilter{BeforeSeq: seq[0]}, nil},
+		{"after and before", enroll.AuditFilter{AfterSeq: seq[0], BeforeSeq: seq[3]}, seq[1:3]},
+		{"after and before, none between", enroll.AuditFilter{AfterSeq: seq[1], BeforeSeq: seq[2]}, nil},
+		{"newest first", enroll.AuditFilter{Newest: true}, []uint64{seq[3], seq[2], seq[1], seq[0]}},
+		{"newest limit keeps the newest", enroll.AuditFilter{Newest: true, Limit: 2}, []uint64{seq[3], seq[2]}},
+		{"newest page below a seq", enroll.AuditFilter{Newest: true, BeforeSeq: seq[2], Limit: 1}, []uint64{seq[1]}},
+		{"newest before a seq past the end", enroll.AuditFilter{Newest: true, BeforeSeq: seq[3] + 100}, []uint64{seq[3], seq[2], seq[1], seq[0]}},
+		{"newest after seq", enroll.AuditFilter{Newest: true, AfterSeq: seq[1]}, []uint64{seq[3], seq[2]}},
+		{"newest with filters", enroll.AuditFilter{Newest: true, Username: "jdoe", Limit: 2}, []uint64{seq[3], seq[1]}},
 	}
 	for _, tt := range tests {
 		got, err := s.Audit(t.Context(), tt.f)
@@ -97,5 +107,46 @@ func testAuditFilters(t *testing.T, open Opener) {
 		if !slices.Equal(seqs, tt.want) {
 			t.Errorf("%s: Audit(%+v) gave seqs %v, want %v", tt.name, tt.f, seqs, tt.want)
 		}
+	}
+}
+
+func testWalkAudit(t *testing.T, open Opener) {
+	s, _ := newStore(t, open)
+	seq := auditFixture(t, s)
+	walk := func(f enroll.AuditFilter, stopAfter int) []uint64 {
+		t.Helper()
+		var got []uint64
+		err := s.WalkAudit(t.Context(), f, func(ev enroll.Event) bool {
+			got = append(got, ev.Seq)
+			return len(got) < stopAfter
+		})
+		if err != nil {
+			t.Fatalf("WalkAudit(%+v): %v", f, err)
+		}
+		return got
+	}
+	if got := walk(enroll.AuditFilter{}, 99); !slices.Equal(got, seq) {
+		t.Errorf("WalkAudit gave %v, want %v (what Audit gives)", got, seq)
+	}
+	if got := walk(enroll.AuditFilter{Newest: true}, 2); !slices.Equal(got, []uint64{seq[3], seq[2]}) {
+		t.Errorf("WalkAudit newest first, stopped after 2, gave %v, want %v", got, []uint64{seq[3], seq[2]})
+	}
+	if got := walk(enroll.AuditFilter{Action: "reset"}, 99); !slices.Equal(got, seq[1:3]) {
+		t.Errorf("WalkAudit action reset gave %v, want %v", got, seq[1:3])
+	}
+	if got := walk(enroll.AuditFilter{Limit: 1, Newest: true}, 99); !slices.Equal(got, seq[3:]) {
+		t.Errorf("WalkAudit limit 1 newest gave %v, want %v", got, seq[3:])
+	}
+	// The walk may read other things from the store meanwhile.
+	n := 0
+	err := s.WalkAudit(t.Context(), enroll.AuditFilter{}, func(enroll.Event) bool {
+		if _, err := s.Enrollments(t.Context()); err != nil {
+			t.Errorf("Enrollments inside WalkAudit: %v", err)
+		}
+		n++
+		return true
+	})
+	if err != nil || n != len(seq) {
+		t.Errorf("WalkAudit reading the store = %d events, %v; want %d", n, err, len(seq))
 	}
 }

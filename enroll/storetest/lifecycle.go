@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func calls(s enroll.Store) map[string]func(context.Context) error {
 		"Audit": func(ctx context.Context) error {
 			_, err := s.Audit(ctx, enroll.AuditFilter{})
 			return err
+		},
+		"WalkAudit": func(ctx context.Context) error {
+			return s.WalkAudit(ctx, enroll.AuditFilter{Newest: true}, func(enroll.Event) bool { return true })
 		},
 		"MarkMessage": func(ctx context.Context) error {
 			_, err := s.MarkMessage(ctx, "SM1", t0, time.Hour)
@@ -116,6 +120,10 @@ func testInvalidInput(t *testing.T, open Opener) {
 			_, err := s.Audit(ctx, enroll.AuditFilter{Limit: -1})
 			return err
 		},
+		"walk audit negative limit": func() error {
+			return s.WalkAudit(ctx, enroll.AuditFilter{Limit: -1}, func(enroll.Event) bool { return true })
+		},
+		"walk audit nil function": func() error { return s.WalkAudit(ctx, enroll.AuditFilter{}, nil) },
 		"message empty SID": func() error {
 			_, err := s.MarkMessage(ctx, "", t0, time.Hour)
 			return err
@@ -158,6 +166,53 @@ func testInvalidInput(t *testing.T, open Opener) {
 		}
 	}
 	wantUntouched(t, s)
+}
+
+// wantEachFails calls every one of calls with ctx and wants an error
+// matching want from each; when says how they were called.
+func wantEachFails(t *testing.T, ctx context.Context, calls map[string]func(context.Context) error, want error, when string) {
+	t.Helper()
+	for name, call := range calls {
+		if err := call(ctx); !errors.Is(err, want) {
+			t.Errorf("%s %s: %v, want %v", name, when, err, want)
+		}
+	}
+}
+
+// wantInvalid wants every one of bad to fail with ErrInvalid.
+func wantInvalid(t *testing.T, bad map[string]func() error) {
+	t.Helper()
+	for name, call := range bad {
+		if err := call(); !errors.Is(err, enroll.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+// asStore returns s as T, an interface every Store must also implement.
+func asStore[T any](t *testing.T, s enroll.Store) T {
+	t.Helper()
+	x, ok := s.(T)
+	if !ok {
+		t.Fatalf("%T does not implement %v", s, reflect.TypeFor[T]())
+	}
+	return x
+}
+
+// cancelled is a context that is already done.
+func cancelled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
+}
+
+// wantClosedFails closes s and wants every one of calls to give ErrClosed.
+func wantClosedFails(t *testing.T, s enroll.Store, calls map[string]func(context.Context) error) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wantEachFails(t, t.Context(), calls, enroll.ErrClosed, "after Close")
 }
 
 func testCancelled(t *testing.T, open Opener) {

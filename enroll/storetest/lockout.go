@@ -3,7 +3,6 @@ package storetest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,11 +22,7 @@ func lockoutStore(t *testing.T, open Opener) (enroll.Store, enroll.LockoutStore,
 
 func asLockoutStore(t *testing.T, s enroll.Store) enroll.LockoutStore {
 	t.Helper()
-	ls, ok := s.(enroll.LockoutStore)
-	if !ok {
-		t.Fatalf("%T does not implement enroll.LockoutStore", s)
-	}
-	return ls
+	return asStore[enroll.LockoutStore](t, s)
 }
 
 func recordLockout(t *testing.T, ls enroll.LockoutStore, username string, lockedAt, now time.Time) bool {
@@ -266,36 +261,19 @@ func testLockoutInvalidInput(t *testing.T, open Opener) {
 			return ls.SetMonitorCursor(ctx, "lockout", make([]byte, 16<<20))
 		},
 	}
-	for name, call := range bad {
-		if err := call(); !errors.Is(err, enroll.ErrInvalid) {
-			t.Errorf("%s: %v, want ErrInvalid", name, err)
-		}
-	}
+	wantInvalid(t, bad)
 	wantLockoutsUntouched(t, ls)
 }
 
 func testLockoutCancelled(t *testing.T, open Opener) {
 	_, ls, _ := lockoutStore(t, open)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	for name, call := range lockoutCalls(ls) {
-		if err := call(ctx); !errors.Is(err, context.Canceled) {
-			t.Errorf("%s with a cancelled context: %v, want context.Canceled", name, err)
-		}
-	}
+	wantEachFails(t, cancelled(t), lockoutCalls(ls), context.Canceled, "with a cancelled context")
 	wantLockoutsUntouched(t, ls)
 }
 
 func testLockoutClosed(t *testing.T, open Opener) {
 	s, ls, _ := lockoutStore(t, open)
-	if err := s.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	for name, call := range lockoutCalls(ls) {
-		if err := call(t.Context()); !errors.Is(err, enroll.ErrClosed) {
-			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
-		}
-	}
+	wantClosedFails(t, s, lockoutCalls(ls))
 }
 
 func testLockoutReopen(t *testing.T, open Opener) {

@@ -54,6 +54,7 @@ func Run(t *testing.T, open Opener) {
 		{"PhoneIndex/DeleteFrees", testDeleteFreesPhone},
 		{"Audit/Sequence", testAuditSequence},
 		{"Audit/Filters", testAuditFilters},
+		{"Audit/Walk", testWalkAudit},
 		{"Message/FirstDuplicateExpired", testMarkMessage},
 		{"Message/Concurrent", testMarkMessageConcurrent},
 		{"OptOut", testOptOut},
@@ -101,6 +102,27 @@ func Run(t *testing.T, open Opener) {
 		{"Lockout/CancelledContext", testLockoutCancelled},
 		{"Lockout/Closed", testLockoutClosed},
 		{"Lockout/Reopen", testLockoutReopen},
+
+		{"Guard/BlockAtLimit", testGuardBlockAtLimit},
+		{"Guard/Window", testGuardWindow},
+		{"Guard/BlockedNotCounted", testGuardBlockedNotCounted},
+		{"Guard/Clear", testGuardClear},
+		{"Guard/Concurrent", testGuardConcurrent},
+		{"Guard/Purge", testGuardPurge},
+		{"Guard/InvalidInput", testGuardInvalidInput},
+		{"Guard/CancelledContext", testGuardCancelled},
+		{"Guard/Closed", testGuardClosed},
+		{"Guard/Reopen", testGuardReopen},
+
+		{"APIToken/PutGet", testTokenPutGet},
+		{"APIToken/NameUnique", testTokenNameUnique},
+		{"APIToken/Touch", testTokenTouch},
+		{"APIToken/Revoke", testTokenRevoke},
+		{"APIToken/ConcurrentNames", testTokenConcurrentNames},
+		{"APIToken/InvalidInput", testTokenInvalidInput},
+		{"APIToken/CancelledContext", testTokenCancelled},
+		{"APIToken/Closed", testTokenClosed},
+		{"APIToken/Reopen", testTokenReopen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

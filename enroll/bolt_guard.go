@@ -1,0 +1,143 @@
+package enroll
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var _ GuardStore = (*BoltStore)(nil)
+
+// A guard value is the end of the key's block (0 when none) followed by a
+// rate-limit hit list (bolt_ratelimit.go) of its failures:
+//
+//	blocked until | window | failure₁ | … | failureₙ
+//
+// all 8 bytes big-endian Unix ns. The failures that started a block are
+// dropped with it, so n stays below the limit.
+type guardEntry struct {
+	until int64 // Unix ns; 0 = not blocked
+	hitList
+}
+
+func decodeGuard(v []byte) (guardEntry, bool) {
+	if len(v) < 8 {
+		return guardEntry{}, false
+	}
+	l, ok := decodeHits(v[8:])
+	if !ok {
+		return guardEntry{}, false
+	}
+	return guardEntry{until: bytesNano(v[:8]), hitList: l}, true
+}
+
+func (g guardEntry) encode() []byte {
+	return append(appendNano(make([]byte, 0, 16+8*len(g.hits)), g.until), g.hitList.encode()...)
+}
+
+// blockedAt reports whether the entry blocks at t (Unix ns).
+func (g guardEntry) blockedAt(t int64) bool { return g.until > t }
+
+// RecordFailure records a failure of key at now and blocks the key for
+// block when it is the limit-th within window; see GuardStore.
+func (s *BoltStore) RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (time.Time, error) {
+	if err := checkKey("guard key", key); err != nil {
+		return time.Time{}, err
+	}
+	if err := checkNow(now); err != nil {
+		return time.Time{}, err
+	}
+	if window <= 0 || limit <= 0 || block <= 0 {
+		return time.Time{}, invalidf("guard %d failures per %s, block %s: all must be positive", limit, window, block)
+	}
+	var until int64
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketGuard)
+		t := unixNano(now)
+		g, ok := decodeGuard(b.Get([]byte(key)))
+		if !ok {
+			g = guardEntry{} // absent, or unreadable: start afresh
+		}
+		if g.blockedAt(t) {
+			until = g.until
+			return nil
+		}
+		g.until, until = 0, 0
+		g.window = int64(window)
+		g.prune(t)
+		g.insert(t)
+		if len(g.hits) >= limit {
+			g.until = unixNano(now.Add(block))
+			g.hits = nil
+			until = g.until
+		}
+		return b.Put([]byte(key), g.encode())
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("enroll: record failure: %w", err) // the key may name a user or address
+	}
+	if until == 0 {
+		return time.Time{}, nil
+	}
+	return time.Unix(0, until).In(now.Location()), nil
+}
+
+// Blocked reports whether key is blocked at now and until when.
+func (s *BoltStore) Blocked(ctx context.Context, key string, now time.Time) (time.Time, bool, error) {
+	if err := checkKey("guard key", key); err != nil {
+		return time.Time{}, false, err
+	}
+	if err := checkNow(now); err != nil {
+		return time.Time{}, false, err
+	}
+	var g guardEntry
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		g, _ = decodeGuard(tx.Bucket(bucketGuard).Get([]byte(key)))
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("enroll: guard: %w", err)
+	}
+	if !g.blockedAt(unixNano(now)) {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, g.until).In(now.Location()), true, nil
+}
+
+// ClearFailures removes key's failures and block.
+func (s *BoltStore) ClearFailures(ctx context.Context, key string) error {
+	if err := checkKey("guard key", key); err != nil {
+		return err
+	}
+	err := s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketGuard).Delete([]byte(key)) })
+	if err != nil {
+		return fmt.Errorf("enroll: clear failures: %w", err)
+	}
+	return nil
+}
+
+// purgeGuard drops the failures outside their window and deletes the
+// entries left with neither failures nor a live block.
+func purgeGuard(ctx context.Context, b *bolt.Bucket, now time.Time) error {
+	t := unixNano(now)
+	return rewriteEach(ctx, b, func(v []byte) ([]byte, bool) {
+		g, ok := decodeGuard(v)
+		if !ok {
+			return nil, true
+		}
+		n, until := len(g.hits), g.until
+		g.prune(t)
+		if !g.blockedAt(t) {
+			g.until = 0
+		}
+		switch {
+		case len(g.hits) == 0 && g.until == 0:
+			return nil, true
+		case len(g.hits) < n || g.until != until:
+			return g.encode(), true
+		}
+		return nil, false
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -72,11 +73,15 @@ func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, std
 	fs := newFlags("enrollments", stderr)
 	path := fs.String("config", "", "configuration file (required)")
 	format := formatFlag(fs)
+	state := fs.String("state", "", "only enrollments in this state: pending, active, frozen or deactivated")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkFormat(*format); err != nil {
 		return err
+	}
+	if *state != "" && !enroll.State(*state).Valid() {
+		return fmt.Errorf("%w: -state %q: must be pending, active, frozen or deactivated", errUsage, *state)
 	}
 	cfg, err := loadConfigFlag(*path)
 	if err != nil {
@@ -91,6 +96,9 @@ func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, std
 	if err != nil {
 		return err
 	}
+	if *state != "" {
+		list = slices.DeleteFunc(list, func(e enroll.Enrollment) bool { return e.State != enroll.State(*state) })
+	}
 	if *format == "json" {
 		return writeJSONList(stdout, list)
 	}
@@ -98,54 +106,6 @@ func runEnrollments(env *cmdEnv, ctx context.Context, args []string, stdout, std
 	fmt.Fprintln(tw, "USERNAME\tPHONE\tSTATE\tLANGUAGE\tMETHOD\tUPDATED")
 	for _, e := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Username, e.Phone, e.State, e.Language, e.Method, e.UpdatedAt.Format(time.RFC3339))
-	}
-	return tw.Flush()
-}
-
-func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit", stderr)
-	path := fs.String("config", "", "configuration file (required)")
-	format := formatFlag(fs)
-	user := fs.String("user", "", "only events about this username")
-	action := fs.String("action", "", "only this action (reset, unlock, enroll, ...)")
-	since := fs.Duration("since", 0, "only events newer than this, e.g. 24h")
-	limit := fs.Int("limit", 0, "only the newest N events (0 = all)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	if *since < 0 || *limit < 0 {
-		return fmt.Errorf("%w: -since and -limit must not be negative", errUsage)
-	}
-	cfg, err := loadConfigFlag(*path)
-	if err != nil {
-		return err
-	}
-	store, release, err := env.openStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer release()
-	f := enroll.AuditFilter{Username: *user, Action: *action}
-	if *since > 0 {
-		f.Since = time.Now().Add(-*since)
-	}
-	events, err := store.Audit(ctx, f)
-	if err != nil {
-		return err
-	}
-	if *limit > 0 && len(events) > *limit {
-		events = events[len(events)-*limit:]
-	}
-	if *format == "json" {
-		return writeJSONList(stdout, events)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tUSER\tOUTCOME\tDETAIL")
-	for _, ev := range events {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", ev.Seq, ev.Time.Format(time.RFC3339), ev.Actor, ev.Action, ev.Username, ev.Outcome, ev.Detail)
 	}
 	return tw.Flush()
 }

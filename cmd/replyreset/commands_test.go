@@ -410,8 +410,8 @@ func TestEnrollUsage(t *testing.T) {
 	wantNothingStored(t, f)
 }
 
-// seedAudit writes events straight into the data file of f.
-func seedAudit(t *testing.T, f configFile, events []enroll.Event) {
+// openTestStore opens the data file of f as a command would.
+func openTestStore(t *testing.T, f configFile) (*enroll.BoltStore, func()) {
 	t.Helper()
 	cfg, err := LoadConfig(f.Path)
 	if err != nil {
@@ -421,6 +421,13 @@ func seedAudit(t *testing.T, f configFile, events []enroll.Event) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, release
+}
+
+// seedAudit writes events straight into the data file of f.
+func seedAudit(t *testing.T, f configFile, events []enroll.Event) {
+	t.Helper()
+	st, release := openTestStore(t, f)
 	defer release()
 	for _, ev := range events {
 		if _, err := st.AppendAudit(t.Context(), ev); err != nil {
@@ -492,7 +499,7 @@ func TestAuditFilters(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-format", "xml"}, "replyreset audit: usage: -format must be table or json"},
+		{[]string{"-format", "xml"}, "replyreset audit: usage: -format must be table, csv or json"},
 		{[]string{"-limit", "-1"}, "replyreset audit: usage: -since and -limit must not be negative"},
 		{[]string{"-since", "yesterday"}, ""},
 	} {

@@ -137,21 +137,51 @@ func forward(ctx context.Context, sock string, args []string, stdout, stderr io.
 	return out.Code
 }
 
-// absoluteConfig makes the -config path absolute: the server's working
-// directory is not the caller's.
+// absoluteConfig rewrites what the server would read differently from
+// the caller: the file paths -config and -o (backup) become absolute, since
+// the server's working directory is not the caller's, and a date given to
+// -since or -until (audit) becomes RFC 3339 at the caller's midnight, since
+// the server's time zone may not be the caller's.
 func absoluteConfig(args []string) []string {
 	out := append([]string(nil), args...)
+	rewrite := map[string]func(string) string{
+		"config": absPath,
+		"o":      absPath,
+		"since":  localDate,
+		"until":  localDate,
+	}
 	for i := 0; i < len(out); i++ {
-		for _, flag := range []string{"-config", "--config"} {
-			if out[i] == flag && i+1 < len(out) {
-				out[i+1], _ = filepath.Abs(out[i+1])
-			} else if v, ok := strings.CutPrefix(out[i], flag+"="); ok {
-				abs, _ := filepath.Abs(v)
-				out[i] = flag + "=" + abs
-			}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(out[i], "-"), "=")
+		fn, ok := rewrite[name]
+		if !ok || !strings.HasPrefix(out[i], "-") {
+			continue
+		}
+		switch {
+		case hasValue:
+			out[i] = strings.TrimSuffix(out[i], value) + fn(value)
+		case i+1 < len(out):
+			out[i+1] = fn(out[i+1])
+			i++
 		}
 	}
 	return out
+}
+
+func absPath(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return abs
+}
+
+// localDate turns a date (2006-01-02) into RFC 3339 at local midnight and
+// leaves anything else as it is.
+func localDate(v string) string {
+	if t, err := time.ParseInLocation(time.DateOnly, v, time.Local); err == nil {
+		return t.Format(time.RFC3339)
+	}
+	return v
 }
 
 // serveControl listens on the control socket until ctx ends.

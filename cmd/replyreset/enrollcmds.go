@@ -16,6 +16,19 @@ import (
 
 // openApp returns the whole product for cfg: the running server's when the
 // command runs inside it, else one wired here (no workers started).
+// loadApp loads the -config file and opens the app on it (openApp).
+func (env *cmdEnv) loadApp(path string) (*Config, *app, func(), error) {
+	cfg, err := loadConfigFlag(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a, release, err := env.openApp(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, a, release, nil
+}
+
 func (env *cmdEnv) openApp(cfg *Config) (*app, func(), error) {
 	if env.server != nil {
 		if err := env.sameDataDir(cfg); err != nil {
@@ -44,11 +57,7 @@ func runActivate(env *cmdEnv, ctx context.Context, args []string, stdout, stderr
 	if fs.NArg() == 0 {
 		return fmt.Errorf("%w: want one or more usernames, e.g. replyreset activate -config config.yaml jdoe asmith", errUsage)
 	}
-	cfg, err := loadConfigFlag(*path)
-	if err != nil {
-		return err
-	}
-	a, release, err := env.openApp(cfg)
+	cfg, a, release, err := env.loadApp(*path)
 	if err != nil {
 		return err
 	}

@@ -33,9 +33,13 @@ func commands() []command {
 		{"check-config", "validate a configuration file and dial the directory, store, mail and Twilio", runCheckConfig, false},
 		{"activate", "activate USER...: mail each user a single-use enrollment link", runActivate, true},
 		{"enroll", "enroll USER PHONE in person (helpdesk): the phone is taken as verified", runEnroll, true},
+		{"deactivate", "deactivate USER...: turn SMS self-service off (the phone is released and told)", runDeactivate, true},
 		{"enrollments", "list enrollments", runEnrollments, true},
-		{"audit", "print the audit trail", runAudit, true},
+		{"audit", "print or export the audit trail (table, CSV, JSON)", runAudit, true},
 		{"outbox", "list queued, sent and failed SMS and calls", runOutbox, true},
+		{"backup", "write a consistent copy of the data file, also while serve runs", runBackup, true},
+		{"restore", "replace the data file with a backup (the service must be stopped)", runRestore, false},
+		{"api-token", "create, list or revoke bearer tokens of the JSON API", runAPIToken, true},
 		{"version", "print the version", func(_ *cmdEnv, _ context.Context, _ []string, out, _ io.Writer) error {
 			_, err := fmt.Fprintln(out, "replyreset", version)
 			return err
@@ -135,6 +139,28 @@ func checkFormat(format string) error {
 		return fmt.Errorf("%w: -format must be table or json", errUsage)
 	}
 	return nil
+}
+
+// parseInterleaved parses args in which flags and operands may mix, as in
+// `deactivate jdoe asmith -config config.yaml`, and returns the operands.
+// Everything after "--" is an operand.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for {
+		before := len(args)
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return operands, nil
+		}
+		if used := before - len(rest); used > 0 && args[used-1] == "--" {
+			return append(operands, rest...), nil
+		}
+		operands = append(operands, rest[0])
+		args = rest[1:]
+	}
 }
 
 // parseFlags parses args and maps flag errors to usage errors.

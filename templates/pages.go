@@ -13,7 +13,13 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strings"
 )
+
+// funcs are the helpers page templates may call besides the view's methods.
+var funcs = template.FuncMap{
+	"add": func(a, b int) int { return a + b },
+}
 
 // The pages of the enrollment site. LoadPages fails when any is missing.
 const (
@@ -25,6 +31,23 @@ const (
 )
 
 var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError}
+
+// The pages of the admin console, drawn in their own layout (navigation,
+// the signed-in admin, sign out).
+const (
+	AdminLogin       = "admin_login"
+	AdminDashboard   = "admin_dashboard"
+	AdminUsers       = "admin_users"
+	AdminResults     = "admin_results" // per-user results of an activation
+	AdminEnrollments = "admin_enrollments"
+	AdminEnrollment  = "admin_enrollment" // one enrollment's details and actions
+	AdminLockouts    = "admin_lockouts"
+	AdminAudit       = "admin_audit"
+	AdminError       = "admin_error"
+)
+
+var adminPageNames = []string{AdminLogin, AdminDashboard, AdminUsers, AdminResults, AdminEnrollments,
+	AdminEnrollment, AdminLockouts, AdminAudit, AdminError}
 
 // The page texts live apart from the SMS catalog: they are not bound to
 // GSM-7 or to one SMS segment, so French keeps its ç, ê and apostrophes.
@@ -66,18 +89,25 @@ func loadPages(fsys fs.FS) (*Pages, error) {
 	}
 	p := &Pages{tmpl: make(map[string]*template.Template), text: text, assets: make(map[string]string)}
 	var errs []error
-	layout, err := fs.ReadFile(fsys, "pages/layout.html")
-	if err != nil {
-		return nil, fmt.Errorf("templates: page layout: %w", err)
+	layouts := make(map[string][]byte)
+	for _, name := range []string{"layout.html", "admin_layout.html"} {
+		if layouts[name], err = fs.ReadFile(fsys, "pages/"+name); err != nil {
+			return nil, fmt.Errorf("templates: page layout: %w", err)
+		}
 	}
-	for _, name := range pageNames {
+	for _, name := range slices.Concat(pageNames, adminPageNames) {
+		layoutName := "layout.html"
+		if strings.HasPrefix(name, "admin_") {
+			layoutName = "admin_layout.html"
+		}
+		layout := layouts[layoutName]
 		file := "pages/" + name + ".html"
 		src, err := fs.ReadFile(fsys, file)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("templates: page %q: %w", name, err))
 			continue
 		}
-		t, err := template.New("layout.html").Parse(string(layout))
+		t, err := template.New("layout").Funcs(funcs).Parse(string(layout))
 		if err == nil {
 			_, err = t.New(path.Base(file)).Parse(string(src))
 		}
@@ -159,7 +189,7 @@ func (p *Pages) Render(w io.Writer, page, lang string, data any) error {
 		lang = DefaultLanguage
 	}
 	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout.html", view{Lang: lang, Data: data, p: p}); err != nil {
+	if err := t.ExecuteTemplate(&buf, "layout", view{Lang: lang, Data: data, p: p}); err != nil {
 		return fmt.Errorf("templates: page %q: %w", page, err)
 	}
 	_, err := buf.WriteTo(w)

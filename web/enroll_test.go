@@ -62,24 +62,7 @@ type appTuning struct {
 
 func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	catalog, err := templates.LoadCatalog()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pages, err := templates.LoadPages()
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, sealer, catalog, pages := testData(t)
 	a := &enrollApp{t: t, store: store, sealer: sealer, clock: enrolltest.NewClock(t0),
 		mailer: &enrolltest.Mailer{}, webLog: &enrolltest.LogBuffer{}, svcLog: &enrolltest.LogBuffer{}}
 	users := enrolltest.Users{
@@ -112,6 +95,31 @@ func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 	}
 	a.handler = NewEcho(wd)
 	return a
+}
+
+// testData opens a fresh data file and key, and loads the SMS catalog and
+// the page templates.
+func testData(t *testing.T) (*enroll.BoltStore, *enroll.Sealer, *templates.Catalog, *templates.Pages) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	catalog, err := templates.LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, err := templates.LoadPages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, sealer, catalog, pages
 }
 
 var linkRE = regexp.MustCompile(`link=(\S+)`)
@@ -181,7 +189,7 @@ func (a *enrollApp) wantEnrolled(username, phone, method, lang string) {
 // token of the last page it got, as a browser's form would post it.
 type browser struct {
 	t       *testing.T
-	app     *enrollApp
+	handler http.Handler
 	cookies map[string]*http.Cookie
 	lang    string // Accept-Language
 	ip      string
@@ -195,7 +203,12 @@ type answer struct {
 }
 
 func (a *enrollApp) browser(lang string) *browser {
-	return &browser{t: a.t, app: a, cookies: map[string]*http.Cookie{}, lang: lang, ip: "192.0.2.10"}
+	return newHTTPBrowser(a.t, a.handler, lang)
+}
+
+// newHTTPBrowser returns a browser that sends its requests to handler.
+func newHTTPBrowser(t *testing.T, handler http.Handler, lang string) *browser {
+	return &browser{t: t, handler: handler, cookies: map[string]*http.Cookie{}, lang: lang, ip: "192.0.2.10"}
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
@@ -210,7 +223,7 @@ func (b *browser) do(req *http.Request) answer {
 		req.AddCookie(c)
 	}
 	rec := httptest.NewRecorder()
-	b.app.handler.ServeHTTP(rec, req)
+	b.handler.ServeHTTP(rec, req)
 	for _, c := range rec.Result().Cookies() {
 		b.cookies[c.Name] = c
 	}

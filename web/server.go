@@ -32,11 +32,18 @@ type Deps struct {
 	// The enrollment site (GET /enroll/:token and the pages under it) is
 	// served when both Enrollment and Pages are set; /static/ with Pages.
 	Enrollment  Enrollment       // enroll.Service
-	Pages       Pages            // templates.Pages, loaded at start-up
+	Pages       AdminPages       // templates.Pages, loaded at start-up
 	RateLimiter RateLimiter      // enroll.BoltStore: POST limits per client address and per link; nil = none
 	PublicURL   string           // https://…: cookies are marked Secure
 	Language    string           // default page language (en | fr) when neither the enrollment nor the browser tells
 	Now         func() time.Time // default time.Now
+
+	// The admin console (/admin/...) and JSON API (/api/v1/...) are served
+	// when all three and Pages are set.
+	AdminDirectory AdminDirectory // directory.Client
+	AdminService   AdminService   // enroll.Service
+	AdminStore     AdminStore     // enroll.BoltStore
+	Admin          AdminConfig
 }
 
 // maxBody bounds every request body; forms and webhooks are small.
@@ -60,6 +67,19 @@ func NewEcho(d Deps) *echo.Echo {
 	if d.Enrollment != nil && d.Pages != nil {
 		site = &enrollSite{svc: d.Enrollment, pages: d.Pages, limiter: d.RateLimiter, log: d.Logger,
 			now: d.Now, lang: d.Language, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
+	}
+	var admin *adminSite
+	if d.AdminDirectory != nil && d.AdminService != nil && d.AdminStore != nil && d.Pages != nil {
+		if d.Admin.SessionTTL <= 0 {
+			d.Admin = DefaultAdminConfig()
+		}
+		admin = &adminSite{
+			ops: &adminOps{dir: d.AdminDirectory, svc: d.AdminService, store: d.AdminStore, log: d.Logger, now: d.Now,
+				lang: d.Language},
+			pages: d.Pages, log: d.Logger, now: d.Now, lang: d.Language, ttl: d.Admin.SessionTTL,
+			secure:   strings.HasPrefix(strings.ToLower(d.PublicURL), "https://"),
+			sessions: newSessions(d.Admin.SessionTTL),
+		}
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -91,7 +111,7 @@ func NewEcho(d Deps) *echo.Echo {
 	// 6. CSRF: a form post must carry the token of its cookie (or come from
 	//    a browser that says Sec-Fetch-Site: same-origin). Webhooks (signed)
 	//    and the bearer-token API carry no cookie and are exempt.
-	e.Use(csrf(site, strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")))
+	e.Use(csrf(site, admin, strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")))
 
 	e.GET("/healthz", health(d))
 	if d.SMSStatus != nil {
@@ -106,12 +126,16 @@ func NewEcho(d Deps) *echo.Echo {
 	if site != nil {
 		site.register(e)
 	}
+	if admin != nil {
+		admin.register(e)
+		admin.registerAPI(e)
+	}
 	return e
 }
 
 // csrf builds the CSRF middleware; a refused enrollment form gets a page
 // in the user's language, anything else the error handler's answer.
-func csrf(site *enrollSite, secure bool) echo.MiddlewareFunc {
+func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
 		// By route pattern, not path: what is exempt is the handler that
 		// runs. No route (404) has nothing to protect.
@@ -135,6 +159,10 @@ func csrf(site *enrollSite, secure bool) echo.MiddlewareFunc {
 		ErrorHandler: func(err error, c echo.Context) error {
 			if site != nil && strings.HasPrefix(c.Path(), "/enroll/") {
 				return site.csrfRefused(c)
+			}
+			if admin != nil && strings.HasPrefix(c.Path(), "/admin") {
+				return admin.render(c, http.StatusForbidden, templates.AdminError,
+					adminView{Title: templates.Msg{Key: "admin.err.csrf"}})
 			}
 			return echo.NewHTTPError(http.StatusForbidden, "invalid or missing form token: reload the page and try again")
 		},
@@ -182,6 +210,15 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		}
 		if c.Request().Method == http.MethodHead {
 			_ = c.NoContent(code)
+			return
+		}
+		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
+			apiCode := map[int]string{http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
+				http.StatusRequestEntityTooLarge: "invalid_request", http.StatusBadRequest: "invalid_request"}[code]
+			if apiCode == "" {
+				apiCode = "internal"
+			}
+			_ = apiFail(c, code, apiCode, msg)
 			return
 		}
 		_ = c.JSON(code, map[string]string{"error": msg})

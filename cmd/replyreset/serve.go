@@ -73,6 +73,7 @@ type app struct {
 	pages   *templates.Pages
 	mails   *templates.Mails
 	mailer  *mailer.Mailer // nil when mail is off
+	mail    enroll.Mailer  // where mail goes: mailer, the demo's mailbox, or nil (off)
 	outbox  *gateway.Outbox
 	lockout *gateway.LockoutWatch
 	status  *gateway.StatusHandler
@@ -81,6 +82,12 @@ type app struct {
 }
 
 func openApp(cfg *Config, log *slog.Logger) (*app, error) {
+	return openAppWith(cfg, log, nil)
+}
+
+// openAppWith is openApp with mail delivered to mail instead of the
+// configured SMTP server (the demo's mailbox).
+func openAppWith(cfg *Config, log *slog.Logger, mail enroll.Mailer) (*app, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir: %w", err)
 	}
@@ -88,7 +95,7 @@ func openApp(cfg *Config, log *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: store}
+	a := &app{cfg: cfg, log: log, store: store, mail: mail}
 	if err := a.wire(); err != nil {
 		a.Close()
 		return nil, err
@@ -122,10 +129,11 @@ func (a *app) wire() error {
 	if err != nil {
 		return err
 	}
-	if a.cfg.Mail.Enabled() {
+	if a.mail == nil && a.cfg.Mail.Enabled() {
 		if a.mailer, err = mailer.New(a.cfg.Mail); err != nil {
 			return fmt.Errorf("mail: %w", err)
 		}
+		a.mail = a.mailer
 	}
 	var sender gateway.Sender = gateway.LocalSender{}
 	if a.cfg.SMS.Provider == "twilio" {
@@ -137,11 +145,7 @@ func (a *app) wire() error {
 		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond})
 	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken},
 		a.store, a.log.With("component", "status"))
-	// An interface holding a nil *Mailer is not nil: pass nil itself when mail is off.
-	var mail enroll.Mailer
-	if a.mailer != nil {
-		mail = a.mailer
-	}
+	mail := a.mail
 	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
 		Log: a.log.With("component", "admin-alerts")})
 	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
@@ -188,6 +192,11 @@ func (a *app) Handler() http.Handler {
 		RateLimiter: a.store,
 		PublicURL:   a.cfg.PublicURL,
 		Language:    a.cfg.Language,
+
+		AdminDirectory: a.dir,
+		AdminService:   a.enroll,
+		AdminStore:     a.store,
+		Admin:          a.cfg.Admin,
 	})
 }
 

@@ -1,0 +1,346 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/templates"
+)
+
+// AdminDirectory is what the admin console and API need from the directory
+// (directory.Client).
+type AdminDirectory interface {
+	// Authenticate binds as the user: username, UPN or DOMAIN\user.
+	Authenticate(ctx context.Context, login, password string) (directory.User, error)
+	// IsAdmin reports membership of directory.admin_group, nested included.
+	IsAdmin(ctx context.Context, username string) (bool, error)
+	FindUser(ctx context.Context, username string) (directory.User, error)
+	SearchUsers(ctx context.Context, query string, limit int) ([]directory.User, bool, error)
+	GroupMembers(ctx context.Context, group string) ([]directory.User, error)
+	UsersUnder(ctx context.Context, base string) ([]directory.User, error)
+	LockedUsers(ctx context.Context) ([]directory.User, error)
+}
+
+// AdminService is what admins do to enrollments (enroll.Service). Each
+// operation audits itself with the actor and the source of the context
+// (enroll.WithSource).
+type AdminService interface {
+	Activate(ctx context.Context, username, actor string) (enroll.ActivationResult, error)
+	Deactivate(ctx context.Context, username, actor string) (enroll.Enrollment, error)
+	Unfreeze(ctx context.Context, username, actor string) (enroll.Enrollment, error)
+	ChangePhone(ctx context.Context, username, rawPhone, actor string) (enroll.Enrollment, error)
+	EnrollInPerson(ctx context.Context, username, rawPhone, lang, actor string) (enroll.Enrollment, error)
+	UnlockUser(ctx context.Context, username, actor string) (directory.User, error)
+	Summary(ctx context.Context, now time.Time) (enroll.Summary, error)
+	VerifyToken(ctx context.Context, secret string) (enroll.APIToken, error)
+}
+
+// AdminStore is what the console reads directly, and the failed-login
+// guard (enroll.BoltStore).
+type AdminStore interface {
+	Enrollments(ctx context.Context) ([]enroll.Enrollment, error)
+	Enrollment(ctx context.Context, username string) (enroll.Enrollment, error)
+	Audit(ctx context.Context, f enroll.AuditFilter) ([]enroll.Event, error)
+	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (time.Time, error)
+	Blocked(ctx context.Context, key string, now time.Time) (time.Time, bool, error)
+	ClearFailures(ctx context.Context, key string) error
+}
+
+// AdminPages renders admin pages and their texts (templates.Pages).
+type AdminPages interface {
+	Pages
+	Text(lang, key string, args map[string]string) string
+}
+
+// Guessing limits on the admin login (DESIGN: after 5 failures, 10
+// minutes of refusal), per account and per client address.
+const (
+	loginFailLimit  = 5
+	loginFailWindow = 10 * time.Minute
+	loginBlock      = 10 * time.Minute
+	// membershipTTL is how long a session trusts its last admin-group check.
+	membershipTTL = time.Minute
+	adminCookie   = "replyreset_admin"
+	// adminTimeout bounds the directory and store work of one admin request.
+	adminTimeout = 30 * time.Second
+)
+
+// adminSections are the console's pages, in navigation order.
+var adminSections = []string{"dashboard", "users", "enrollments", "lockouts", "audit"}
+
+// adminSite serves /admin/... and /api/v1/...: the console and the API
+// share the operations (adminOps).
+type adminSite struct {
+	ops      *adminOps
+	pages    AdminPages
+	log      *slog.Logger
+	now      func() time.Time
+	lang     string
+	secure   bool
+	ttl      time.Duration
+	sessions *sessions
+}
+
+func (s *adminSite) register(e *echo.Echo) {
+	e.GET("/admin", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/dashboard") })
+	e.GET("/admin/login", s.showLogin)
+	e.POST("/admin/login", s.postLogin)
+	e.POST("/admin/language", s.postLanguage)
+	g := e.Group("/admin", s.requireAdmin)
+	g.POST("/logout", s.postLogout)
+	g.GET("/dashboard", s.dashboard)
+	g.GET("/users", s.users)
+	g.POST("/users/activate", s.activate)
+	g.GET("/enrollments", s.enrollments)
+	g.GET("/enrollments/:username", s.enrollment)
+	g.POST("/enrollments/:username/:action", s.enrollmentAction)
+	g.POST("/enroll", s.enrollInPerson)
+	g.GET("/lockouts", s.lockouts)
+	g.POST("/lockouts/:username/unlock", s.unlock)
+	g.GET("/audit", s.audit)
+	g.GET("/audit/export", s.auditExport)
+}
+
+// adminView is the data of every admin page; each page uses some fields.
+type adminView struct {
+	CSRF     string
+	Admin    string   // the signed-in admin; "" on the login page
+	Section  string   // the current navigation entry
+	Sections []string // navigation
+	Back     string   // where the language switch returns
+	Notice   *templates.Msg
+	Error    *templates.Msg
+	Title    templates.Msg // the error page
+	Events   []eventRow    // dashboard, audit page, enrollment history
+
+	Login       *loginView
+	Dashboard   *dashboardView
+	Users       *usersView
+	Results     *resultsView
+	Enrollments *enrollmentsView
+	Enrollment  *enrollmentView
+	Lockouts    *lockoutsView
+	Audit       *auditView
+}
+
+type loginView struct{ Username, Next string }
+
+// render writes an admin page in the session's language (or the
+// browser's, before sign-in).
+func (s *adminSite) render(c echo.Context, status int, page string, v adminView) error {
+	sess := sessionOf(c)
+	lang := s.language(c)
+	if sess != nil {
+		v.Admin = sess.display
+		v.Sections = adminSections
+	}
+	v.CSRF, _ = c.Get("csrf").(string)
+	if v.Back == "" {
+		v.Back = c.Request().URL.RequestURI()
+	}
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Cache-Control", "no-store")
+	c.Response().WriteHeader(status)
+	return s.pages.Render(c.Response(), page, lang, v)
+}
+
+// fail renders the admin error page; err is logged, not shown.
+func (s *adminSite) fail(c echo.Context, status int, key string, err error) error {
+	if err != nil {
+		s.log.ErrorContext(c.Request().Context(), "admin request failed", "route", c.Path(), "err", err)
+	}
+	return s.render(c, status, templates.AdminError, adminView{Title: templates.Msg{Key: key}})
+}
+
+// language: the session's choice, else the language cookie, else the
+// browser's, else the configured default.
+func (s *adminSite) language(c echo.Context) string {
+	if sess := sessionOf(c); sess != nil && sess.lang != "" {
+		return sess.lang
+	}
+	if ck, err := c.Cookie(langCookie); err == nil && templates.SupportedLanguage(ck.Value) {
+		return ck.Value
+	}
+	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
+		return l
+	}
+	return s.lang
+}
+
+// requireAdmin lets a request through with a live session whose admin is
+// still in the admin group (checked at most a minute ago); otherwise it
+// sends the browser to the login page.
+func (s *adminSite) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		now := s.now()
+		ck, err := c.Cookie(adminCookie)
+		if err != nil {
+			return s.toLogin(c, "")
+		}
+		sess, ok := s.sessions.get(ck.Value, now)
+		if !ok {
+			return s.toLogin(c, "admin.login.expired")
+		}
+		if now.Sub(sess.checked) >= membershipTTL {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+			member, err := s.ops.dir.IsAdmin(ctx, sess.username)
+			cancel()
+			switch {
+			case err != nil && !errors.Is(err, directory.ErrNotFound):
+				// Fail closed: without an answer the session is not trusted,
+				// but it is kept for when the directory is back.
+				return s.fail(c, http.StatusServiceUnavailable, "admin.err.directory", err)
+			case !member:
+				s.sessions.drop(ck.Value)
+				s.ops.audit(c, "admin:"+sess.username, enroll.Event{Action: "admin_session", Username: sess.username,
+					Outcome: "revoked", Detail: "no longer a member of the admin group"})
+				return s.toLogin(c, "admin.login.not_admin_any_more")
+			}
+			s.sessions.checkedAt(ck.Value, now)
+			sess.checked = now
+		}
+		c.Set("admin_session", sess)
+		return next(c)
+	}
+}
+
+func sessionOf(c echo.Context) *session {
+	s, _ := c.Get("admin_session").(*session)
+	return s
+}
+
+// actor is how the audit trail names the signed-in admin.
+func actor(c echo.Context) string {
+	if s := sessionOf(c); s != nil {
+		return "admin:" + s.username
+	}
+	return "admin"
+}
+
+// toLogin answers an unauthenticated request: a redirect for pages, 401
+// for a form post (whose data would be lost by a redirect anyway).
+func (s *adminSite) toLogin(c echo.Context, why string) error {
+	q := url.Values{}
+	if why != "" {
+		q.Set("why", why)
+	}
+	if c.Request().Method == http.MethodGet {
+		q.Set("next", c.Request().URL.RequestURI())
+		return c.Redirect(http.StatusSeeOther, "/admin/login?"+q.Encode())
+	}
+	v := adminView{Login: &loginView{}, Error: &templates.Msg{Key: "admin.login.expired"}}
+	if why != "" {
+		v.Error.Key = why
+	}
+	return s.render(c, http.StatusUnauthorized, templates.AdminLogin, v)
+}
+
+// loginNotes are the messages the login page may show from ?why=.
+var loginNotes = map[string]bool{"admin.login.expired": true, "admin.login.not_admin_any_more": true, "admin.login.signed_out": true}
+
+func (s *adminSite) showLogin(c echo.Context) error {
+	v := adminView{Login: &loginView{Next: safeNext(c.QueryParam("next"))}}
+	if why := c.QueryParam("why"); loginNotes[why] {
+		v.Notice = &templates.Msg{Key: why}
+	}
+	return s.render(c, http.StatusOK, templates.AdminLogin, v)
+}
+
+// safeNext keeps a return address only when it is a console page: never
+// another host, never a scheme-relative URL.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/admin/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") ||
+		strings.HasPrefix(next, "/admin/login") {
+		return ""
+	}
+	return next
+}
+
+// POST /admin/login: bind as the admin, check the admin group, start a
+// fresh session (a new ID: no fixation).
+func (s *adminSite) postLogin(c echo.Context) error {
+	login := strings.TrimSpace(c.FormValue("username"))
+	password := c.FormValue("password")
+	next := safeNext(c.FormValue("next"))
+	v := adminView{Login: &loginView{Username: login, Next: next}}
+	refuse := func(status int, key string, args map[string]string) error {
+		v.Error = &templates.Msg{Key: key, Args: args}
+		return s.render(c, status, templates.AdminLogin, v)
+	}
+	if login == "" || password == "" || len(login) > 256 || len(password) > 256 {
+		return refuse(http.StatusUnprocessableEntity, "admin.login.missing", nil)
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+	defer cancel()
+	res := s.ops.login(ctx, c, login, password)
+	switch res.outcome {
+	case loginOK:
+	case loginBlocked:
+		return refuse(http.StatusTooManyRequests, "admin.login.blocked",
+			map[string]string{"time": templates.FormatDateTime(s.language(c), res.until)})
+	case loginBad:
+		return refuse(http.StatusUnauthorized, "admin.login.bad", nil)
+	case loginNotAdmin:
+		return refuse(http.StatusForbidden, "admin.login.not_admin", nil)
+	case loginMustChange:
+		return refuse(http.StatusForbidden, "admin.login.must_change", nil)
+	case loginLocked:
+		return refuse(http.StatusForbidden, "admin.login.locked", nil)
+	default:
+		return refuse(http.StatusServiceUnavailable, "admin.err.directory", nil)
+	}
+	if old, err := c.Cookie(adminCookie); err == nil {
+		s.sessions.drop(old.Value)
+	}
+	id, sess := s.sessions.create(res.user, s.language(c), s.now())
+	c.SetCookie(&http.Cookie{Name: adminCookie, Value: id, Path: "/admin", MaxAge: int(s.ttl / time.Second),
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	c.Set("admin_session", sess)
+	if next == "" {
+		next = "/admin/dashboard"
+	}
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *adminSite) postLogout(c echo.Context) error {
+	if ck, err := c.Cookie(adminCookie); err == nil {
+		s.sessions.drop(ck.Value)
+	}
+	s.ops.audit(c, actor(c), enroll.Event{Action: "admin_logout", Username: sessionOf(c).username, Outcome: "ok"})
+	c.SetCookie(&http.Cookie{Name: adminCookie, Value: "", Path: "/admin", MaxAge: -1,
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return c.Redirect(http.StatusSeeOther, "/admin/login?why=admin.login.signed_out")
+}
+
+// POST /admin/language: the console's language, kept in the session (and
+// a cookie for the login page).
+func (s *adminSite) postLanguage(c echo.Context) error {
+	lang := c.FormValue("lang")
+	back := safeNext(c.FormValue("back"))
+	if back == "" {
+		back = "/admin/dashboard"
+	}
+	if !templates.SupportedLanguage(lang) {
+		return c.Redirect(http.StatusSeeOther, back)
+	}
+	if ck, err := c.Cookie(adminCookie); err == nil {
+		s.sessions.setLanguage(ck.Value, lang)
+	}
+	c.SetCookie(&http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	if strings.HasPrefix(c.FormValue("back"), "/admin/login") {
+		back = "/admin/login"
+	}
+	return c.Redirect(http.StatusSeeOther, back)
+}

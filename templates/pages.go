@@ -49,6 +49,14 @@ const (
 var adminPageNames = []string{AdminLogin, AdminDashboard, AdminUsers, AdminResults, AdminEnrollments,
 	AdminEnrollment, AdminLockouts, AdminAudit, AdminError}
 
+// The pages of `replyreset demo`: the phone simulator and the mailbox.
+const (
+	DemoPhone = "demo_phone"
+	DemoMail  = "demo_mail"
+)
+
+var demoPageNames = []string{DemoPhone, DemoMail}
+
 // The page texts live apart from the SMS catalog: they are not bound to
 // GSM-7 or to one SMS segment, so French keeps its ç, ê and apostrophes.
 //
@@ -95,7 +103,7 @@ func loadPages(fsys fs.FS) (*Pages, error) {
 			return nil, fmt.Errorf("templates: page layout: %w", err)
 		}
 	}
-	for _, name := range slices.Concat(pageNames, adminPageNames) {
+	for _, name := range slices.Concat(pageNames, adminPageNames, demoPageNames) {
 		layoutName := "layout.html"
 		if strings.HasPrefix(name, "admin_") {
 			layoutName = "admin_layout.html"

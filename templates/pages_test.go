@@ -31,8 +31,8 @@ func TestLoadPagesEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadPages: %v", err)
 	}
-	if len(p.tmpl) != len(pageNames)+len(adminPageNames) {
-		t.Fatalf("%d pages parsed, want %d", len(p.tmpl), len(pageNames)+len(adminPageNames))
+	if len(p.tmpl) != len(pageNames)+len(adminPageNames)+len(demoPageNames) {
+		t.Fatalf("%d pages parsed, want %d", len(p.tmpl), len(pageNames)+len(adminPageNames)+len(demoPageNames))
 	}
 	if got := p.text.Languages(); len(got) != 2 || got[0] != "en" || got[1] != "fr" {
 		t.Fatalf("page languages %v", got)

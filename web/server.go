@@ -44,6 +44,10 @@ type Deps struct {
 	AdminService   AdminService   // enroll.Service
 	AdminStore     AdminStore     // enroll.BoltStore
 	Admin          AdminConfig
+
+	// Demo serves the phone simulator and mailbox under /demo/ (with
+	// Pages); only `replyreset demo` sets it.
+	Demo Demo
 }
 
 // maxBody bounds every request body; forms and webhooks are small.
@@ -129,6 +133,9 @@ func NewEcho(d Deps) *echo.Echo {
 	if admin != nil {
 		admin.register(e)
 		admin.registerAPI(e)
+	}
+	if d.Demo != nil && d.Pages != nil {
+		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language, now: d.Now}).register(e)
 	}
 	return e
 }

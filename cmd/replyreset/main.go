@@ -30,6 +30,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the gateway (webhook, pages, API)", runServe, false},
+		{"demo", "run the whole product on 127.0.0.1 with a sample directory, phone simulator and mailbox", runDemo, false},
 		{"check-config", "validate a configuration file and dial the directory, store, mail and Twilio", runCheckConfig, false},
 		{"activate", "activate USER...: mail each user a single-use enrollment link", runActivate, true},
 		{"enroll", "enroll USER PHONE in person (helpdesk): the phone is taken as verified", runEnroll, true},

@@ -179,7 +179,10 @@ func (a *app) wire() error {
 }
 
 // Handler returns the HTTP handler of the whole product.
-func (a *app) Handler() http.Handler {
+func (a *app) Handler() http.Handler { return a.handler(nil) }
+
+// handler is Handler, with the demo pages when demo is set.
+func (a *app) handler(demo web.Demo) http.Handler {
 	return web.NewEcho(web.Deps{
 		Logger:      a.log.With("component", "web"),
 		SMSWebhook:  a.webhook,
@@ -197,6 +200,7 @@ func (a *app) Handler() http.Handler {
 		AdminService:   a.enroll,
 		AdminStore:     a.store,
 		Admin:          a.cfg.Admin,
+		Demo:           demo,
 	})
 }
 

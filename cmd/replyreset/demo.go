@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/directory/demodir"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/web"
+)
+
+// demoNumber is the company number of the demo (a fictional 555 number).
+const demoNumber = "+15550100000"
+
+// runDemo runs the whole product on the loopback interface with nothing
+// installed or configured: an in-process directory speaking the AD
+// dialect over LDAPS, SMS kept in the outbox and shown on a phone
+// simulator, mail kept in a mailbox page, data in a temporary directory.
+func runDemo(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on: a loopback address (127.0.0.1 or ::1) and a port")
+	dataDir := fs.String("data", "", "keep the data file in `DIR` (default: a temporary directory, removed at exit)")
+	lang := fs.String("language", "en", "default language of texts and pages: en or fr")
+	verbose := fs.Bool("v", false, "log every request and operation")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if err := loopbackAddr(*listen); err != nil {
+		return fmt.Errorf("%w: -listen %q: %v", errUsage, *listen, err)
+	}
+	if *lang != "en" && *lang != "fr" {
+		return fmt.Errorf("%w: -language must be en or fr", errUsage)
+	}
+	d, err := startDemo(ctx, demoOptions{Listen: *listen, DataDir: *dataDir, Language: *lang, Verbose: *verbose, Log: stderr})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	d.banner(stdout)
+	return d.Serve(ctx)
+}
+
+// loopbackAddr accepts host:port whose host is a loopback IP or localhost:
+// the demo has sample passwords and must not be reachable from elsewhere.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return errors.New("the demo listens on loopback only (127.0.0.1 or [::1])")
+	}
+	return nil
+}
+
+type demoOptions struct {
+	Listen, DataDir, Language string
+	Verbose                   bool
+	Log                       io.Writer
+}
+
+// demo is a running demo: directory, app and listener.
+type demo struct {
+	dir      *demodir.Server
+	app      *app
+	ln       net.Listener
+	url      string
+	dataDir  string
+	tempData bool
+	backend  *demoBackend
+	log      *slog.Logger
+}
+
+func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
+	level := "warn"
+	if opt.Verbose {
+		level = "debug"
+	}
+	log := newLogger(opt.Log, level, "text")
+	d := &demo{log: log}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.ln, err = net.Listen("tcp", opt.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w (another demo running? use -listen 127.0.0.1:8081)", opt.Listen, err)
+	}
+	d.url = "http://" + d.ln.Addr().String()
+	if d.dataDir = opt.DataDir; d.dataDir == "" {
+		if d.dataDir, err = os.MkdirTemp("", "replyreset-demo-"); err != nil {
+			return nil, err
+		}
+		d.tempData = true
+	}
+	if d.dir, err = demodir.Start(ctx, demodir.Options{Seed: true, LockoutDuration: demodir.DemoLockoutDuration, CAFile: d.dataDir + "/demo-ca.pem",
+		Logger: log.With("component", "demo-directory")}); err != nil {
+		return nil, fmt.Errorf("start the demo directory: %w", err)
+	}
+	token := make([]byte, 16)
+	_, _ = rand.Read(token)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.PublicURL, cfg.DataDir = d.ln.Addr().String(), d.url, d.dataDir
+	if opt.Language != "" {
+		cfg.Language = opt.Language
+	}
+	cfg.Log = LogConfig{Level: level, Format: "text"}
+	cfg.Directory = d.dir.DirectoryConfig()
+	cfg.SMS.Provider = "outbox"
+	cfg.SMS.Twilio.AuthToken = hex.EncodeToString(token) // signs the simulator's webhooks; never leaves the process
+	cfg.SMS.Twilio.From = demoNumber
+	cfg.Lockout.PollInterval = 2 * time.Second // lockout texts within seconds
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("demo configuration: %w", err)
+	}
+	mailbox := gateway.NewDemoMailbox(nil)
+	if d.app, err = openAppWith(&cfg, log, mailbox); err != nil {
+		return nil, err
+	}
+	d.backend = &demoBackend{dir: d.dir, client: d.app.dir, mailbox: mailbox,
+		phone: gateway.NewDemoPhone(d.app.store, d.app.sealer, gateway.DemoPhoneOptions{PostURL: d.url + "/sms/twilio",
+			PublicURL: d.url, AuthToken: cfg.SMS.Twilio.AuthToken, Number: demoNumber})}
+	return d, nil
+}
+
+// Serve runs the workers and the web server until ctx ends.
+func (d *demo) Serve(ctx context.Context) error {
+	workers, stop := context.WithCancel(ctx)
+	wait := d.app.run(workers)
+	defer func() { stop(); wait() }()
+	ln := d.ln
+	d.ln = nil // serveHTTP closes it
+	return serveHTTP(ctx, d.app.handler(d.backend), ln, d.log)
+}
+
+func (d *demo) banner(w io.Writer) {
+	admin := d.dir.HelpdeskAdmin()
+	fmt.Fprintf(w, `
+ReplyReset demo is running. Nothing leaves this machine.
+
+  Admin console    %[1]s/admin/
+                   sign in as %[2]s, password %[3]s
+  Phone simulator  %[1]s/demo/phone
+  Mailbox          %[1]s/demo/mail
+
+  Try it: activate a user in the console, open the email in the mailbox,
+  enroll the phone, then on the simulator press "Fail a login 5 times"
+  and answer the lockout text with RESET.
+
+  Sample employees' password: %[4]s. Company number: %[5]s.
+  Directory (AD dialect): %[6]s, base %[7]s
+  Data: %[8]s%[9]s
+
+Press Ctrl-C to stop.
+`, d.url, admin.Username, admin.Password, demodir.SamplePassword, demoNumber, d.dir.URL(), d.dir.BaseDN(),
+		d.dataDir, map[bool]string{true: " (removed at exit)", false: ""}[d.tempData])
+}
+
+// Close stops everything and removes a temporary data directory.
+func (d *demo) Close() {
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	if d.app != nil {
+		d.app.Close()
+	}
+	if d.dir != nil {
+		d.dir.Close()
+	}
+	if d.tempData {
+		os.RemoveAll(d.dataDir)
+	}
+}
+
+// demoBackend is what the demo pages use (web.Demo).
+type demoBackend struct {
+	dir     *demodir.Server
+	client  *directory.Client
+	phone   *gateway.DemoPhone
+	mailbox *gateway.DemoMailbox
+}
+
+var _ web.Demo = (*demoBackend)(nil)
+
+func (b *demoBackend) Users() []web.DemoUser {
+	var out []web.DemoUser
+	for _, u := range b.dir.Users() {
+		if u.Mobile == "" {
+			continue
+		}
+		out = append(out, web.DemoUser{Username: u.Username, DisplayName: u.DisplayName, Phone: u.Mobile, Mail: u.Mail,
+			Password: demodir.SamplePassword})
+	}
+	return out
+}
+
+func (b *demoBackend) Send(ctx context.Context, phone, body string) (string, error) {
+	return b.phone.Send(ctx, phone, body)
+}
+
+func (b *demoBackend) Conversation(ctx context.Context, phone string) ([]gateway.DemoMessage, error) {
+	return b.phone.Conversation(ctx, phone)
+}
+
+func (b *demoBackend) Mails() []gateway.DemoMail { return b.mailbox.Mails() }
+
+func (b *demoBackend) Mail(id int) (gateway.DemoMail, error) { return b.mailbox.Mail(id) }
+
+// Bind signs in over LDAP with the product's directory client, as a
+// workstation would.
+func (b *demoBackend) Bind(ctx context.Context, username, password string) error {
+	_, err := b.client.Authenticate(ctx, username, password)
+	return err
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	twilio "github.com/twilio/twilio-go/client"
+
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/twiliotest"
+)
+
+// TestDemoPhoneSignsLikeTwilio: the simulator's posts carry the signature
+// Twilio would send (checked with twilio-go's validator and with the
+// independent test signer), and its conversation merges typed texts,
+// replies and the outbox in time order.
+func TestDemoPhoneSignsLikeTwilio(t *testing.T) {
+	const token = "demo-auth-token"
+	const public = "https://reset.example.com"
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Error(err)
+		}
+		params := map[string]string{}
+		for k := range r.PostForm {
+			params[k] = r.PostForm.Get(k)
+		}
+		sig := r.Header.Get("X-Twilio-Signature")
+		v := twilio.NewRequestValidator(token)
+		if !v.Validate(public+"/sms/twilio", params, sig) ||
+			sig != twiliotest.Sign(token, public+"/sms/twilio", r.PostForm) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		if !messageSidRe.MatchString(r.PostForm.Get("MessageSid")) || r.PostForm.Get("To") != "+15550001111" {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		got = r.Header
+		writeTwiML(w, "Echo: "+r.PostForm.Get("Body")+" & <more>")
+	}))
+	defer srv.Close()
+
+	store, err := enroll.OpenBolt(filepath.Join(t.TempDir(), "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	sealer, err := enroll.NewSealer(make([]byte, 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	ctx := context.Background()
+	if _, err := store.EnqueueMessage(ctx, enroll.OutboundMessage{Kind: enroll.KindSMS, To: "+15555550101",
+		Sealed: sealer.Seal([]byte("Your code is 123456"), "outbox"), Language: "en", Purpose: "code",
+		Status: enroll.StatusSent, NextAttempt: now, CreatedAt: now.Add(-time.Minute), UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	p := NewDemoPhone(store, sealer, DemoPhoneOptions{PostURL: srv.URL + "/sms/twilio", PublicURL: public + "/",
+		AuthToken: token, Number: "+15550001111", Now: clock})
+
+	reply, err := p.Send(ctx, "+15555550101", "RESET")
+	if err != nil || reply != "Echo: RESET & <more>" || got == nil {
+		t.Fatalf("Send: %q %v", reply, err)
+	}
+	conv, err := p.Conversation(ctx, "+15555550101")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bodies []string
+	for _, m := range conv {
+		bodies = append(bodies, m.Body)
+	}
+	if strings.Join(bodies, "|") != "Your code is 123456|RESET|Echo: RESET & <more>" || conv[1].Incoming || !conv[2].Incoming {
+		t.Fatalf("conversation %+v", conv)
+	}
+	if other, _ := p.Conversation(ctx, "+15555550102"); len(other) != 0 {
+		t.Fatalf("another phone sees %+v", other)
+	}
+	for _, bad := range []string{"", "  ", "\xff", strings.Repeat("x", 481)} {
+		if _, err := p.Send(ctx, "+15555550101", bad); err == nil {
+			t.Errorf("Send(%q) accepted", bad)
+		}
+	}
+	// A webhook that refuses (a wrong token) is an error, not a silent reply.
+	p2 := NewDemoPhone(store, sealer, DemoPhoneOptions{PostURL: srv.URL + "/sms/twilio", PublicURL: public,
+		AuthToken: "wrong", Number: "+15550001111", Now: clock})
+	if _, err := p2.Send(ctx, "+15555550101", "HELP"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("refused post: %v", err)
+	}
+}
+
+func TestDemoMailbox(t *testing.T) {
+	b := NewDemoMailbox(nil)
+	for _, s := range []string{"one", "two"} {
+		if err := b.Send(context.Background(), enroll.Mail{To: "a@example.com", Subject: s, Text: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := b.Mails()
+	if len(ms) != 2 || ms[0].Subject != "two" || ms[0].ID != 2 {
+		t.Fatalf("mails %+v", ms)
+	}
+	if m, err := b.Mail(1); err != nil || m.Subject != "one" {
+		t.Fatalf("Mail(1): %+v %v", m, err)
+	}
+	if _, err := b.Mail(9); err == nil {
+		t.Fatal("Mail(9) found")
+	}
+}

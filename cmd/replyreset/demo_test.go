@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -34,6 +37,77 @@ func TestDemoFlags(t *testing.T) {
 		if code != 2 || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", tc.args, code, errb.String(), tc.want)
 		}
+	}
+}
+
+// TestDemoCtrlC runs `replyreset demo` as a process, as a user would, and
+// presses Ctrl-C: the banner names the URLs, the pages answer, SIGINT stops
+// it with exit status 0 and the temporary data directory is gone.
+func TestDemoCtrlC(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "demo", "-listen", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), "REPLYRESET_TEST_RUN_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	urlRE := regexp.MustCompile(`Phone simulator\s+(http://127\.0\.0\.1:\d+)/demo/phone`)
+	dataRE := regexp.MustCompile(`Data: (\S+) \(removed at exit\)`)
+	var base, data string
+	for base == "" || data == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatalf("the demo ended before its banner; stderr:\n%s", stderr.String())
+			}
+			if m := urlRE.FindStringSubmatch(line); m != nil {
+				base = m[1]
+			}
+			if m := dataRE.FindStringSubmatch(line); m != nil {
+				data = m[1]
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no banner within 30 s; stderr:\n%s", stderr.String())
+		}
+	}
+	for _, path := range []string{"/demo/phone", "/demo/mail", "/admin/login", "/healthz"} {
+		resp, err := http.Get(base + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, err, resp)
+		}
+		resp.Body.Close()
+	}
+	if _, err := os.Stat(filepath.Join(data, "replyreset.db")); err != nil {
+		t.Fatalf("data file: %v", err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after Ctrl-C: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the demo did not stop within 20 s of Ctrl-C")
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temporary data directory %s is still there: %v", data, err)
 	}
 }
 

@@ -23,6 +23,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as the replyreset binary, for tests that need
+	// a real process (signals, exit codes): see runSelf.
+	if os.Getenv("REPLYRESET_TEST_RUN_MAIN") == "1" {
+		main()
+	}
 	code := m.Run()
 	ldaplab.StopAll()
 	os.Exit(code)

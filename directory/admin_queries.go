@@ -71,7 +71,7 @@ func (c *Client) SearchUsers(ctx context.Context, query string, limit int) ([]Us
 	filter := anyAttrFilter(c.cfg.EffectiveUserFilter(), c.searchAttributes(), q, true)
 	var users []User
 	var limited bool
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "search_users", func(conn *ldap.Conn) error {
 		var err error
 		users, limited, err = c.listUsers(ctx, conn, "search users", c.cfg.BaseDN, limit+1, filter)
 		return err
@@ -113,7 +113,7 @@ func (c *Client) GroupMembers(ctx context.Context, group string) ([]User, error)
 		return nil, err
 	}
 	var users []User
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "group_members", func(conn *ldap.Conn) error {
 		users = nil // pool.do may run this twice
 		dn, err := c.findGroup(ctx, conn, group)
 		if err != nil {
@@ -187,7 +187,7 @@ func (c *Client) UsersUnder(ctx context.Context, base string) ([]User, error) {
 		return nil, err
 	}
 	var users []User
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "users_under", func(conn *ldap.Conn) error {
 		var limited bool
 		var err error
 		users, limited, err = c.listUsers(ctx, conn, "users under", base, maxListEntries+1, c.cfg.EffectiveUserFilter())

@@ -30,7 +30,7 @@ func (c *Client) findLogin(ctx context.Context, login string) (User, error) {
 	}
 	usernameAttr := c.cfg.EffectiveUsernameAttribute()
 	var u User
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "find", func(conn *ldap.Conn) error {
 		var err error
 		u, err = c.search(ctx, conn, usernameAttr, login)
 		if !errors.Is(err, ErrNotFound) {

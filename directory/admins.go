@@ -36,7 +36,7 @@ func (c *Client) AdminContacts(ctx context.Context) ([]User, error) {
 		return nil, nil
 	}
 	var users []User
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "admin_contacts", func(conn *ldap.Conn) error {
 		users = nil // pool.do may run this twice
 		if err := c.checkAdminGroup(ctx, conn); err != nil {
 			return err
@@ -74,7 +74,7 @@ func (c *Client) IsAdmin(ctx context.Context, username string) (bool, error) {
 		return false, fmt.Errorf("is admin: empty username: %w", ErrNotFound)
 	}
 	var member bool
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "is_admin", func(conn *ldap.Conn) error {
 		member = false
 		u, err := c.search(ctx, conn, c.cfg.EffectiveUsernameAttribute(), username)
 		if err != nil {

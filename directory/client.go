@@ -2,6 +2,8 @@ package directory
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ type Client struct {
 	pool    *pool
 	log     *slog.Logger
 	now     func() time.Time
+	observe func(op string, took time.Duration, err error)
 }
 
 var _ Directory = (*Client)(nil)
@@ -27,6 +30,10 @@ type Options struct {
 	PoolSize    int           // open service connections at most (default 8)
 	FallbackTTL time.Duration // how long a connection to a fallback URL is kept (default 30s)
 	Logger      *slog.Logger
+	// Observer, when set, is told of every directory operation: its name
+	// ("find", "set_password", "unlock", "bind_user", "scan_lockouts",
+	// ...), how long it took and its error (metrics).
+	Observer func(op string, took time.Duration, err error)
 }
 
 // New returns a Client for cfg. It does not dial: the first operation (or
@@ -49,7 +56,7 @@ func New(cfg Config, opt Options) (*Client, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: opt.Logger, now: time.Now}
+	c := &Client{cfg: cfg, log: opt.Logger, now: time.Now, observe: opt.Observer}
 	switch cfg.Dialect {
 	case DialectAD:
 		c.dialect = &adDialect{cfg: cfg}
@@ -95,7 +102,7 @@ func (c *Client) findBy(ctx context.Context, attr, value string) (User, error) {
 		return User{}, fmt.Errorf("find by %s: value holds control characters or invalid UTF-8: %w", attr, ErrNotFound)
 	}
 	var u User
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "find", func(conn *ldap.Conn) error {
 		var err error
 		u, err = c.search(ctx, conn, attr, value)
 		return err
@@ -146,7 +153,7 @@ func (c *Client) SetPassword(ctx context.Context, u User, password string, opt S
 	if password == "" {
 		return fmt.Errorf("set password: %w", &PolicyError{Reason: "empty password"})
 	}
-	return c.pool.do(ctx, func(conn *ldap.Conn) error {
+	return c.run(ctx, "set_password", func(conn *ldap.Conn) error {
 		return withCtx(ctx, conn, c.cfg.Timeout, func() error {
 			return c.dialect.setPassword(conn, u, password, opt)
 		})
@@ -157,23 +164,59 @@ func (c *Client) Unlock(ctx context.Context, u User) error {
 	if u.DN == "" {
 		return fmt.Errorf("unlock: user has no DN: %w", ErrNotFound)
 	}
-	return c.pool.do(ctx, func(conn *ldap.Conn) error {
+	return c.run(ctx, "unlock", func(conn *ldap.Conn) error {
 		return withCtx(ctx, conn, c.cfg.Timeout, func() error { return c.dialect.unlock(conn, u) })
 	})
+}
+
+// run runs fn on a pooled service connection as operation op, for the
+// Observer.
+func (c *Client) run(ctx context.Context, op string, fn func(*ldap.Conn) error) error {
+	start := time.Now()
+	err := c.pool.do(ctx, fn)
+	if c.observe != nil {
+		c.observe(op, time.Since(start), err)
+	}
+	return err
 }
 
 // Authenticate binds as the user on a connection of its own, so the pooled
 // service connections never change identity. username is a login name as
 // findLogin reads it: the username attribute, else DOMAIN\user or
 // user@domain (userPrincipalName on AD, the mail attribute on OpenLDAP).
-func (c *Client) Authenticate(ctx context.Context, username, password string) (User, error) {
+func (c *Client) Authenticate(ctx context.Context, username, password string) (_ User, err error) {
+	if c.observe != nil {
+		start := time.Now()
+		defer func() { c.observe("bind_user", time.Since(start), err) }()
+	}
 	u, err := c.findLogin(ctx, username)
+	if errors.Is(err, ErrNotFound) && password != "" {
+		// No such user: bind anyway, as a name nobody has, so that an
+		// unknown login costs what a wrong password costs (a TLS dial and
+		// a bind) and timing does not tell which accounts exist. The
+		// server answers "invalid credentials"; the caller gets ErrNotFound.
+		_, _ = c.bindAsUser(ctx, c.decoyDN(), password)
+		return User{}, err
+	}
 	if err != nil {
 		return User{}, err
 	}
 	if password == "" { // an empty password would be an anonymous bind
 		return u, fmt.Errorf("authenticate: %w", ErrInvalidCredentials)
 	}
+	res, err := c.bindAsUser(ctx, u.DN, password)
+	if errors.Is(err, errNoServer) {
+		return u, err
+	}
+	return u, c.dialect.bindError(res, err)
+}
+
+// errNoServer wraps ErrUnavailable when no URL could be dialled.
+var errNoServer = fmt.Errorf("authenticate: %w", ErrUnavailable)
+
+// bindAsUser binds as dn on a connection of its own (the first URL that
+// dials), so the pooled service connections never change identity.
+func (c *Client) bindAsUser(ctx context.Context, dn, password string) (*ldap.SimpleBindResult, error) {
 	var errs []error
 	for _, raw := range c.cfg.URLs {
 		conn, err := dialer{cfg: c.cfg}.dial(ctx, raw)
@@ -184,18 +227,25 @@ func (c *Client) Authenticate(ctx context.Context, username, password string) (U
 		var res *ldap.SimpleBindResult
 		err = withCtx(ctx, conn, c.cfg.Timeout, func() error {
 			var err error
-			res, err = conn.SimpleBind(c.dialect.bindRequest(u.DN, password))
+			res, err = conn.SimpleBind(c.dialect.bindRequest(dn, password))
 			return err
 		})
 		conn.Close()
-		return u, c.dialect.bindError(res, err)
+		return res, err
 	}
-	return u, fmt.Errorf("authenticate: %w: %w", ErrUnavailable, errors.Join(errs...))
+	return nil, fmt.Errorf("%w: %w", errNoServer, errors.Join(errs...))
+}
+
+// decoyDN is a DN under base_dn that names nobody.
+func (c *Client) decoyDN() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "CN=replyreset-nobody-" + hex.EncodeToString(b[:]) + "," + c.cfg.BaseDN
 }
 
 // Ping binds a service connection and reads the base DN entry.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.pool.do(ctx, func(conn *ldap.Conn) error {
+	return c.run(ctx, "ping", func(conn *ldap.Conn) error {
 		return c.readBase(ctx, conn)
 	})
 }

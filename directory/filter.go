@@ -33,6 +33,17 @@ func userEqualityFilter(base, attr, value string) string {
 	return fmt.Sprintf("(&%s(%s=%s))", base, attr, ldap.EscapeFilter(value))
 }
 
+// userAnyOfFilter selects the users of base whose attr equals one of values.
+func userAnyOfFilter(base, attr string, values []string) string {
+	var b strings.Builder
+	b.WriteString("(&" + base + "(|")
+	for _, v := range values {
+		fmt.Fprintf(&b, "(%s=%s)", attr, ldap.EscapeFilter(v))
+	}
+	b.WriteString("))")
+	return b.String()
+}
+
 // oidInChain is LDAP_MATCHING_RULE_IN_CHAIN: Active Directory (and Samba)
 // follow nested group membership server-side.
 const oidInChain = "1.2.840.113556.1.4.1941"

@@ -93,7 +93,7 @@ func (c *Client) scanLockouts(ctx context.Context, cursor []byte, full bool) (sc
 		full = true
 	}
 	var r scanResult
-	err := c.pool.do(ctx, func(conn *ldap.Conn) error {
+	err := c.run(ctx, "scan_lockouts", func(conn *ldap.Conn) error {
 		r = scanResult{full: full} // pool.do may run this twice
 		switch d := c.dialect.(type) {
 		case *adDialect:

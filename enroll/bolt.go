@@ -20,6 +20,7 @@ type BoltStore struct {
 	path   string
 	closed atomic.Bool
 	writes groupCommit
+	obs    atomic.Pointer[StoreObserver]
 }
 
 var (
@@ -45,6 +46,9 @@ var (
 //	outbox_provider   provider SID → big-endian uint64 ID
 //	lockouts          ordered lockout time (8) | lower-cased username → recorded at (see bolt_lockout.go)
 //	monitor           name → opaque lockout-monitor state (scan cursor, storm window)
+//	sms_checks        lower-cased username → JSON SMSPasswordCheck (see bolt_smsexpiry.go)
+//	sms_checks_due    Due (8, ordered Unix ns) | lower-cased username → empty
+//	reminders         expiry (8, ordered Unix ns) | stage (2) | lower-cased username → sent at (see bolt_reminders.go)
 //	guard             key → failures and block of a guarded key (see bolt_guard.go)
 //	api_tokens        token ID → JSON API token record, with its secret's hash
 //	api_token_hashes  hash of the secret → token ID
@@ -73,8 +77,9 @@ var (
 	allBuckets = [][]byte{bucketMeta, bucketEnrollments, bucketPhones, bucketAudit,
 		bucketMessages, bucketOptOut, bucketRateLimit,
 		bucketActivations, bucketActivationUsers,
-		bucketOutbox, bucketOutboxDue, bucketOutboxProvider,
+		bucketOutbox, bucketOutboxDue, bucketOutboxProvider, bucketOutboxRedact,
 		bucketLockouts, bucketMonitor,
+		bucketSMSChecks, bucketSMSChecksDue, bucketReminders,
 		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames}
 
 	keySchema = []byte("schema")

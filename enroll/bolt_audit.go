@@ -33,6 +33,7 @@ func (s *BoltStore) AppendAudit(ctx context.Context, ev Event) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("enroll: append audit event %s: %w", ev.Action, err)
 	}
+	s.observeAudit(ev)
 	return ev.Seq, nil
 }
 

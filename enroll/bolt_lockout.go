@@ -48,17 +48,7 @@ func (s *BoltStore) RecordLockout(ctx context.Context, username string, lockedAt
 	if orderedNano(lockedAt) <= lockoutCut(now) {
 		return false, nil // older than the retention: not news, and purged anyway
 	}
-	key := lockoutKey(userKey, lockedAt)
-	first := false
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		first = false // the group commit may run this function again
-		b := tx.Bucket(bucketLockouts)
-		if b.Get(key) != nil {
-			return nil
-		}
-		first = true
-		return b.Put(key, timeBytes(now))
-	})
+	first, err := s.recordOnce(ctx, bucketLockouts, lockoutKey(userKey, lockedAt), now)
 	if err != nil {
 		return false, fmt.Errorf("enroll: record lockout of %s: %w", username, err)
 	}
@@ -71,33 +61,7 @@ func (s *BoltStore) PurgeLockouts(ctx context.Context, now time.Time) (int, erro
 	if err := checkNow(now); err != nil {
 		return 0, err
 	}
-	cut := lockoutCut(now)
-	n := 0
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		n = 0
-		b := tx.Bucket(bucketLockouts)
-		var expired [][]byte
-		c := b.Cursor()
-		i := 0
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			i++
-			if err := errIfDone(ctx, i); err != nil {
-				return err
-			}
-			if len(k) >= 8 && binary.BigEndian.Uint64(k[:8]) > cut {
-				break // keys are in time order: the rest is younger
-			}
-			// Deleting behind a live cursor skips keys; collect copies first.
-			expired = append(expired, bytes.Clone(k))
-		}
-		for _, k := range expired {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(expired)
-		return nil
-	})
+	n, err := s.purgeUpTo(ctx, bucketLockouts, lockoutCut(now))
 	if err != nil {
 		return 0, fmt.Errorf("enroll: purge lockouts: %w", err)
 	}

@@ -38,16 +38,21 @@ func orderedNano(t time.Time) uint64 { return uint64(unixNano(t)) ^ 1<<63 }
 
 // checkMessage validates m; the ID is the store's and is not checked.
 func checkMessage(m OutboundMessage) error {
+	if m.Kind == KindRedact {
+		if err := checkRedaction(m); err != nil {
+			return err
+		}
+	}
 	switch {
-	case m.Kind != KindSMS && m.Kind != KindCall:
+	case m.Kind != KindSMS && m.Kind != KindCall && m.Kind != KindRedact:
 		return invalidf("outbound message: unknown kind %q", m.Kind)
-	case !isE164(m.To):
+	case m.Kind != KindRedact && !isE164(m.To):
 		return invalidf("outbound message: recipient %q is not in E.164 form", m.To)
 	case !validStatus(m.Status):
 		return invalidf("outbound message: unknown status %q", m.Status)
 	case m.Priority < PriorityHigh || m.Priority > PriorityLow:
 		return invalidf("outbound message: priority %d is not in %d..%d", m.Priority, PriorityHigh, PriorityLow)
-	case len(m.Sealed) == 0:
+	case len(m.Sealed) == 0 && m.Kind != KindRedact:
 		return invalidf("outbound message has no body")
 	case m.Attempts < 0:
 		return invalidf("outbound message: negative attempts")
@@ -64,7 +69,7 @@ func checkMessage(m OutboundMessage) error {
 func validStatus(s string) bool {
 	switch s {
 	case StatusQueued, StatusRetry, StatusSent, StatusDelivered, StatusUndelivered,
-		StatusFailed, StatusRejected, StatusExpired:
+		StatusFailed, StatusRejected, StatusExpired, StatusOverBudget:
 		return true
 	}
 	return false
@@ -78,26 +83,34 @@ func (s *BoltStore) EnqueueMessage(ctx context.Context, m OutboundMessage) (uint
 	}
 	var id uint64
 	err := s.update(ctx, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOutbox)
-		seq, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		m.ID = seq
-		if err := reindexMessage(tx, nil, m); err != nil {
-			return err
-		}
-		val, err := json.Marshal(m)
-		if err != nil {
-			return err
-		}
-		id = seq
-		return b.Put(u64Bytes(seq), val)
+		var err error
+		id, err = insertMessage(tx, m)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enroll: enqueue %s message: %w", m.Purpose, err)
 	}
+	m.ID = id
+	s.observeMessage(m)
 	return id, nil
+}
+
+// insertMessage stores m, checked, under the next ID and indexes it.
+func insertMessage(tx *bolt.Tx, m OutboundMessage) (uint64, error) {
+	b := tx.Bucket(bucketOutbox)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	m.ID = seq
+	if err := reindexMessage(tx, nil, m); err != nil {
+		return 0, err
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	return seq, b.Put(u64Bytes(seq), val)
 }
 
 // reindexMessage moves m's index entries from what old (nil for a new
@@ -219,6 +232,7 @@ func (s *BoltStore) UpdateMessage(ctx context.Context, id uint64, fn func(*Outbo
 		return invalidf("update message: nil function")
 	}
 	k := u64Bytes(id)
+	var updated OutboundMessage
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		old, err := getMessage(b, k)
@@ -243,11 +257,13 @@ func (s *BoltStore) UpdateMessage(ctx context.Context, id uint64, fn func(*Outbo
 		if err != nil {
 			return err
 		}
+		updated = m
 		return b.Put(k, val)
 	})
 	if err != nil {
 		return fmt.Errorf("enroll: update message %d: %w", id, err)
 	}
+	s.observeMessage(updated)
 	return nil
 }
 

@@ -9,6 +9,9 @@ import (
 const (
 	KindSMS  = "sms"
 	KindCall = "call" // a voice call reading the body aloud
+	// KindRedact blanks the body of the provider message Target, once it
+	// reached a final status: it has no recipient and no body.
+	KindRedact = "redact"
 )
 
 // Outbound message statuses. Queued and retry are waiting to be sent; sent
@@ -25,6 +28,9 @@ const (
 	StatusFailed      = "failed"
 	StatusRejected    = "rejected"
 	StatusExpired     = "expired"
+	// StatusOverBudget: not sent, because an sms.budgets limit was reached
+	// or the number is outside sms.allowed_countries (LastError says which).
+	StatusOverBudget = "over_budget"
 )
 
 // Outbound priorities: lower runs first.
@@ -51,6 +57,7 @@ type OutboundMessage struct {
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`
 	ProviderID  string    `json:"provider_id,omitempty"` // Twilio SM…/CA… SID once accepted
+	Target      string    `json:"target,omitempty"`      // KindRedact: the SID of the message to blank
 	ErrorCode   int       `json:"error_code,omitempty"`  // provider error code (21610, 21211, 30003, ...)
 	LastError   string    `json:"last_error,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`

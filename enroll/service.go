@@ -63,6 +63,13 @@ type ServiceDeps struct {
 	// Unlocker clears lockouts for UnlockUser; default: Directory, when it
 	// has an Unlock method (directory.Client does).
 	Unlocker DirectoryUnlocker
+	// LineChecker, when set (sms.lookup.line_type), refuses landline and
+	// VoIP numbers for SMS before a number is enrolled (carrier.go).
+	LineChecker LineChecker
+	// Authenticator checks the directory password for the self-service
+	// phone change; default: Directory, when it has an Authenticate
+	// method (directory.Client does).
+	Authenticator Authenticator
 }
 
 // ServiceSettings are the enrollment knobs from the configuration.

@@ -179,8 +179,14 @@ func (s *Service) updateActivation(ctx context.Context, token string, fn func(a 
 	if !wellFormedToken(token) {
 		return ErrTokenUnknown
 	}
+	return s.updateActivationHash(ctx, s.deps.Sealer.Hash("token", token), fn)
+}
+
+// updateActivationHash is updateActivation for the activation stored
+// under hash.
+func (s *Service) updateActivationHash(ctx context.Context, hash string, fn func(a *Activation, now time.Time) error) error {
 	var fnErr error
-	err := s.deps.Store.UpdateActivation(ctx, s.deps.Sealer.Hash("token", token), func(a *Activation) error {
+	err := s.deps.Store.UpdateActivation(ctx, hash, func(a *Activation) error {
 		now := s.deps.Now()
 		if a.Expired(now) {
 			fnErr = ErrTokenExpired

@@ -239,6 +239,14 @@ func (s *Service) ChangePhone(ctx context.Context, username, rawPhone, actor str
 		return e, err
 	}
 	s.deps.Log.Info("enroll: phone changed by an admin", "username", e.Username, "actor", actor)
+	s.notifyPhoneChanged(ctx, actor, e, old)
+	return e, nil
+}
+
+// notifyPhoneChanged tells both numbers by SMS (the old one that it no
+// longer resets the password, the new one that it now does) and the
+// user's mail, after e's phone changed from old.
+func (s *Service) notifyPhoneChanged(ctx context.Context, actor string, e Enrollment, old string) {
 	s.notice(ctx, actor, e, old, "sms.phone.changed_away", "phone_changed")
 	s.notice(ctx, actor, e, e.Phone, "sms.phone.changed_to", "phone_changed")
 	if err := s.mailPhoneChanged(ctx, e, old); err != nil {
@@ -246,7 +254,6 @@ func (s *Service) ChangePhone(ctx context.Context, username, rawPhone, actor str
 		s.audit(ctx, Event{Actor: actor, Action: "change_phone_notice", Username: e.Username, Outcome: "error",
 			Detail: "phone_changed email not sent: " + err.Error()})
 	}
-	return e, nil
 }
 
 // changePhone does ChangePhone's work and returns the enrollment and the
@@ -264,7 +271,7 @@ func (s *Service) changePhone(ctx context.Context, username, rawPhone string) (E
 	case !ownsPhone(cur):
 		return Enrollment{}, "", &StateError{Username: cur.Username, State: cur.State, Want: "active or frozen"}
 	}
-	phone, err := s.enrollablePhone(ctx, cur.Username, rawPhone)
+	phone, err := s.enrollablePhone(ctx, cur.Username, rawPhone, "sms")
 	if err != nil {
 		return Enrollment{}, "", err
 	}

@@ -18,7 +18,7 @@ func (s *Service) StartApp(ctx context.Context, token, rawPhone string) (AppSetu
 	if err != nil {
 		return AppSetup{}, err
 	}
-	phone, err := s.enrollablePhone(ctx, a.Username, rawPhone)
+	phone, err := s.enrollablePhone(ctx, a.Username, rawPhone, "app")
 	if err != nil {
 		return AppSetup{}, err
 	}

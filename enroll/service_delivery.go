@@ -109,7 +109,7 @@ func deliveryOf(m OutboundMessage) DeliveryState {
 		d.Status = DeliverySent
 	case StatusDelivered:
 		d.Status = DeliveryDelivered
-	case StatusUndelivered, StatusFailed, StatusRejected, StatusExpired:
+	case StatusUndelivered, StatusFailed, StatusRejected, StatusExpired, StatusOverBudget:
 		d.Status, d.Reason = DeliveryFailed, failureReason(m.Kind, m.ErrorCode)
 	default:
 		// A status this code does not know: say nothing rather than guess.

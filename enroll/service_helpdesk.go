@@ -21,7 +21,7 @@ func (s *Service) EnrollInPerson(ctx context.Context, username, rawPhone, lang, 
 		}
 		return Enrollment{}, fmt.Errorf("enroll: look up %q: %w", username, err)
 	}
-	phone, err := s.enrollablePhone(ctx, user.Username, rawPhone)
+	phone, err := s.enrollablePhone(ctx, user.Username, rawPhone, "sms")
 	if err != nil {
 		return Enrollment{}, err
 	}

@@ -21,15 +21,15 @@ func (s *Service) SendCode(ctx context.Context, token, rawPhone, method string) 
 	if err := s.checkCodeMethod(method); err != nil {
 		return Page{}, err
 	}
-	_, a, err := s.activation(ctx, token)
+	hash, a, err := s.activation(ctx, token)
 	if err != nil {
 		return Page{}, err
 	}
-	phone, err := s.enrollablePhone(ctx, a.Username, rawPhone)
+	phone, err := s.enrollablePhone(ctx, a.Username, rawPhone, method)
 	if err != nil {
 		return Page{}, err
 	}
-	return s.sendCode(ctx, token, phone, method)
+	return s.sendCode(ctx, hash, phone, method)
 }
 
 // Resend sends the current code again (a new one if it has expired or died)
@@ -39,7 +39,7 @@ func (s *Service) Resend(ctx context.Context, token, method string) (Page, error
 	if err := s.checkCodeMethod(method); err != nil {
 		return Page{}, err
 	}
-	_, a, err := s.activation(ctx, token)
+	hash, a, err := s.activation(ctx, token)
 	if err != nil {
 		return Page{}, err
 	}
@@ -47,11 +47,11 @@ func (s *Service) Resend(ctx context.Context, token, method string) (Page, error
 		return Page{}, ErrNoCode
 	}
 	// The number may have been enrolled by someone else since the first send.
-	phone, err := s.enrollablePhone(ctx, a.Username, a.Phone)
+	phone, err := s.enrollablePhone(ctx, a.Username, a.Phone, method)
 	if err != nil {
 		return Page{}, err
 	}
-	return s.sendCode(ctx, token, phone, method)
+	return s.sendCode(ctx, hash, phone, method)
 }
 
 func (s *Service) checkCodeMethod(method string) error {
@@ -65,9 +65,10 @@ func (s *Service) checkCodeMethod(method string) error {
 }
 
 // enrollablePhone normalises raw and checks that username may enroll it: a
-// country allowed, and no other user's enrollment owning it. It runs before
+// country allowed, no other user's enrollment owning it, and, for any use
+// but "voice", a line that may receive SMS (checkLine). It runs before
 // anything is sent, so no message goes to a number that cannot be enrolled.
-func (s *Service) enrollablePhone(ctx context.Context, username, raw string) (string, error) {
+func (s *Service) enrollablePhone(ctx context.Context, username, raw, use string) (string, error) {
 	phone, err := NormalizePhone(raw, s.set.DefaultRegion)
 	if err != nil {
 		return "", err
@@ -87,17 +88,20 @@ func (s *Service) enrollablePhone(ctx context.Context, username, raw string) (st
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return "", fmt.Errorf("enroll: check phone owner: %w", err)
 	}
+	if err := s.checkLine(ctx, username, phone, use); err != nil {
+		return "", err
+	}
 	return phone, nil
 }
 
 // sendCode records a send to phone (the live code for that number, or a
-// new one) and queues it.
-func (s *Service) sendCode(ctx context.Context, token, phone, method string) (Page, error) {
+// new one) in the activation stored under hash and queues it.
+func (s *Service) sendCode(ctx context.Context, hash, phone, method string) (Page, error) {
 	var (
 		a    Activation
 		code string
 	)
-	err := s.updateActivation(ctx, token, func(act *Activation, now time.Time) error {
+	err := s.updateActivationHash(ctx, hash, func(act *Activation, now time.Time) error {
 		if act.LockedUntil.After(now) {
 			return &LockedError{Until: act.LockedUntil}
 		}
@@ -159,17 +163,9 @@ func (s *Service) VerifyCode(ctx context.Context, token, code string) (Page, err
 		answer error
 	)
 	err := s.updateActivation(ctx, token, func(act *Activation, now time.Time) error {
-		answer = nil
-		switch {
-		case act.LockedUntil.After(now):
-			return &LockedError{Until: act.LockedUntil}
-		case act.CodeHash == "" || act.Phone == "":
-			return ErrNoCode
-		case !now.Before(act.CodeExpires):
-			return ErrCodeExpired
-		}
-		if !s.codeMatches(code, act.CodeHash) {
-			answer = s.wrongTry(act, now)
+		var err error
+		if answer, err = s.tryCode(act, now, code); err != nil {
+			return err
 		}
 		a = *act
 		return nil // a wrong try must be stored, so it is not fn's error
@@ -186,6 +182,24 @@ func (s *Service) VerifyCode(ctx context.Context, token, code string) (Page, err
 		method = "sms"
 	}
 	return s.complete(ctx, a, method)
+}
+
+// tryCode checks code against act's live code: an error when no code can
+// be tried (lockout, none sent, expired), else the answer to a wrong code
+// (wrongTry), nil for the right one.
+func (s *Service) tryCode(act *Activation, now time.Time, code string) (answer, err error) {
+	switch {
+	case act.LockedUntil.After(now):
+		return nil, &LockedError{Until: act.LockedUntil}
+	case act.CodeHash == "" || act.Phone == "":
+		return nil, ErrNoCode
+	case !now.Before(act.CodeExpires):
+		return nil, ErrCodeExpired
+	}
+	if !s.codeMatches(code, act.CodeHash) {
+		return s.wrongTry(act, now), nil
+	}
+	return nil, nil
 }
 
 // wrongTry counts a wrong code (SMS, call or app) in act and returns the

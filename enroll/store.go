@@ -107,3 +107,57 @@ type GuardStore interface {
 	// successful login clears its failures).
 	ClearFailures(ctx context.Context, key string) error
 }
+
+// SMSPasswordCheck is one entry of the self-expiry schedule of passwords
+// texted by SMS (password.sms_password_ttl): when Due comes, a password
+// still unused (still to be changed at next logon) is re-randomised. It
+// never holds the password.
+type SMSPasswordCheck struct {
+	Username string    `json:"username"`
+	DN       string    `json:"dn"`
+	ResetAt  time.Time `json:"reset_at"` // when the texted password was set
+	Due      time.Time `json:"due"`      // ResetAt + the TTL; later after a failed check
+	Attempts int       `json:"attempts,omitempty"`
+}
+
+// SMSPasswordStore keeps the self-expiry schedule: at most one entry per
+// username, the latest reset's. Every Store must also be one; storetest
+// checks it. The common rules of Store apply (case-insensitive usernames,
+// ErrInvalid, ctx.Err(), ErrClosed; none of these changes anything).
+type SMSPasswordStore interface {
+	// ScheduleSMSPasswordCheck stores c, replacing the entry of c.Username
+	// if there is one: a new reset restarts the TTL.
+	ScheduleSMSPasswordCheck(ctx context.Context, c SMSPasswordCheck) error
+	// SMSPasswordCheck returns the entry of username or ErrNotFound.
+	SMSPasswordCheck(ctx context.Context, username string) (SMSPasswordCheck, error)
+	// DueSMSPasswordChecks returns up to limit entries (0: all) whose Due
+	// is not after now, earliest Due first.
+	DueSMSPasswordChecks(ctx context.Context, now time.Time, limit int) ([]SMSPasswordCheck, error)
+	// RescheduleSMSPasswordCheck sets Due and Attempts of the entry of
+	// c.Username if it is still the one of the reset at c.ResetAt, and
+	// reports whether it was (a newer reset's entry is left alone).
+	RescheduleSMSPasswordCheck(ctx context.Context, c SMSPasswordCheck) (bool, error)
+	// FinishSMSPasswordCheck deletes the entry of username if it is still
+	// the one of the reset at resetAt, and reports whether it did.
+	FinishSMSPasswordCheck(ctx context.Context, username string, resetAt time.Time) (bool, error)
+}
+
+// ReminderRetention is how long after a password's expiry its reminders
+// are remembered; PurgeReminders forgets older ones.
+const ReminderRetention = 30 * 24 * time.Hour
+
+// ReminderStore remembers the password-expiry reminders sent, so that each
+// stage goes out once per user and expiry date, also across restarts. Every
+// Store must also be one; storetest checks it. The common rules of Store
+// apply.
+type ReminderStore interface {
+	// RecordReminder records the reminder of stage (days before expiry,
+	// 1-365) for username's password expiring at expires, and reports
+	// whether it is new. Check-and-insert is atomic. Another expiry (a new
+	// password) starts a new series. A reminder of a password that expired
+	// ReminderRetention or more before now is never new and not recorded.
+	RecordReminder(ctx context.Context, username string, expires time.Time, stage int, now time.Time) (first bool, err error)
+	// PurgeReminders forgets the reminders of passwords that expired
+	// ReminderRetention or more before now and returns how many.
+	PurgeReminders(ctx context.Context, now time.Time) (int, error)
+}

@@ -39,8 +39,9 @@ type TwilioConfig struct {
 	AuthTokenFile       string `yaml:"auth_token_file"`
 	From                string `yaml:"from"`                  // E.164 sender number
 	MessagingServiceSID string `yaml:"messaging_service_sid"` // instead of From
-	// APIBaseURL replaces https://api.twilio.com (Twilio-compatible
-	// providers, proxies, tests); empty means Twilio.
+	// APIBaseURL replaces https://api.twilio.com and, for sms.lookup,
+	// https://lookups.twilio.com (Twilio-compatible providers, proxies,
+	// tests; the paths do not overlap); empty means Twilio.
 	APIBaseURL string `yaml:"api_base_url"`
 }
 
@@ -53,7 +54,8 @@ type BudgetConfig struct {
 }
 
 // LookupConfig is `sms.lookup:`: Twilio Lookup v2 checks made before a
-// password is texted.
+// number is enrolled (line type) and before a password is texted (line
+// type, SIM swap); see CarrierCheck. Only provider twilio makes them.
 type LookupConfig struct {
 	LineType bool `yaml:"line_type"` // refuse numbers that cannot receive SMS
 	// SIMSwapMaxAge blocks SMS resets when the SIM changed more recently

@@ -30,7 +30,7 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		// Short codes and alphanumeric senders can enroll nothing.
 		return w.msgs.Text(w.set.DefaultLanguage, "sms.generic", nil), nil
 	}
-	c := &conversation{w: w, ctx: ctx, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage}
+	c := &conversation{w: w, ctx: ctx, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage, reply: in.reply}
 
 	optedOut, err := w.store.OptedOut(ctx, phone)
 	if err != nil {
@@ -64,9 +64,11 @@ type conversation struct {
 	now   time.Time
 	lang  string
 	enr   *enroll.Enrollment
+	reply *replyMeta // budget and secrecy of the reply (webhook_reply.go)
 }
 
 func (c *conversation) text(key string, args map[string]string) string {
+	c.noteSecret(args)
 	return c.w.msgs.Text(c.lang, key, args)
 }
 
@@ -176,9 +178,15 @@ func (c *conversation) reset() (string, error) {
 		c.audit("reset", c.enr.Username, "rate_limited", "")
 		return c.text("sms.reset.rate_limited", map[string]string{"minutes": "60"}), nil
 	}
+	if reply, ok, err := c.carrierCheck(); err != nil || !ok { // carrier.go
+		return reply, err
+	}
 	u, reply, found := c.findUser()
 	if !found {
 		return reply, nil
+	}
+	if !c.admitReply() {
+		return "", nil // over an SMS budget: set no password that cannot be texted
 	}
 	opt := c.w.set.Password
 	var password string
@@ -209,6 +217,7 @@ func (c *conversation) reset() (string, error) {
 	default:
 		return c.directoryFailure(err), nil
 	}
+	c.scheduleExpiry(u)
 	c.noticeReset(u)
 	key := "sms.reset.ok"
 	if opt.MustChange {

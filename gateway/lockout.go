@@ -396,24 +396,8 @@ func (w *LockoutWatch) queueAlert(ctx context.Context, e enroll.Enrollment, ev d
 		"username": ev.User.Username,
 		"time":     ev.LockedAt.In(w.opt.Location).Format("15:04"),
 	})
-	id, err := w.store.EnqueueMessage(ctx, enroll.OutboundMessage{
-		Kind:        enroll.KindSMS,
-		To:          e.Phone,
-		Sealed:      w.sealer.Seal([]byte(body), outboxSealPurpose),
-		Language:    lang,
-		Purpose:     lockoutPurpose,
-		Username:    e.Username,
-		Priority:    enroll.PriorityHigh,
-		Status:      enroll.StatusQueued,
-		NextAttempt: now,
-		CreatedAt:   now,
-		UpdatedAt:   now,
-	})
-	if err != nil {
-		return 0, err
-	}
-	w.notify()
-	return id, nil
+	return queueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
+		Purpose: lockoutPurpose, Username: e.Username, Priority: enroll.PriorityHigh}, body, now)
 }
 
 func (w *LockoutWatch) audit(ctx context.Context, ev enroll.Event) {

@@ -43,6 +43,15 @@ type OutboxOptions struct {
 	// SendTimeout bounds one provider call (default 30s).
 	SendTimeout time.Duration
 	Now         func() time.Time
+	// Budget, when set, admits every SMS and call before it is sent
+	// (sms.allowed_countries and sms.budgets); a refused one ends with
+	// status over_budget.
+	Budget SendBudget
+	// Redactor blanks provider messages (KindRedact); when nil, the sender
+	// is used if it can (TwilioSender, LocalSender).
+	Redactor Redactor
+	// Audit, when set, records every redaction (action "redact").
+	Audit Auditor
 }
 
 func (o *OutboxOptions) defaults() {
@@ -257,11 +266,18 @@ func (o *Outbox) deliver(ctx context.Context, m enroll.OutboundMessage) outcome 
 		return outcomeDone
 	}
 	o.retries = append(o.retries, claimed.NextAttempt)
+	if claimed.Kind == enroll.KindRedact {
+		return o.redact(ctx, claimed)
+	}
 
 	body, err := o.opener.Open(claimed.Sealed, outboxSealPurpose)
 	if err != nil {
 		return o.finish(ctx, claimed, "", &SendError{Final: true,
 			Message: "the body cannot be opened (was the key file replaced?)"})
+	}
+	ticket, stop, oc := o.admit(ctx, claimed)
+	if stop {
+		return oc
 	}
 	sctx, cancel := context.WithTimeout(ctx, o.opt.SendTimeout)
 	defer cancel()
@@ -278,6 +294,7 @@ func (o *Outbox) deliver(ctx context.Context, m enroll.OutboundMessage) outcome 
 		err = &SendError{Message: "the provider gave no message ID"}
 	}
 	if err != nil {
+		o.refund(ctx, ticket)
 		return o.finish(ctx, claimed, string(body), err)
 	}
 	err = o.store.UpdateMessage(ctx, claimed.ID, func(c *enroll.OutboundMessage) error {

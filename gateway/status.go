@@ -32,6 +32,16 @@ type StatusSettings struct {
 	// runs before Twilio gets its answer, so slow work belongs in a
 	// goroutine of its own.
 	OnFinal func(ctx context.Context, m enroll.OutboundMessage)
+	// Redactions, when set, queues the redaction at the provider of every
+	// SMS that carried a secret, once its status is final (outbox_redact.go);
+	// Wake, when set, then wakes the outbox.
+	Redactions RedactionQueue
+	Wake       func()
+}
+
+// RedactionQueue queues redactions at the provider (enroll.BoltStore).
+type RedactionQueue interface {
+	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
 }
 
 // StatusHandler handles POST /sms/twilio/status: Twilio's signed delivery
@@ -94,7 +104,7 @@ func (h *StatusHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	code, _ := strconv.Atoi(f.Get("ErrorCode"))
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	known, err := h.apply(ctx, sid, report, code)
+	known, err := h.apply(ctx, sid, report, code, r.URL.Query().Get("redact"))
 	if err != nil {
 		h.log.ErrorContext(ctx, "delivery report not recorded", "provider_id", sid, "err", err)
 		http.Error(rw, "temporarily unavailable", http.StatusServiceUnavailable)
@@ -110,20 +120,29 @@ func (h *StatusHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 }
 
 // apply records report for the message with provider ID sid; known is
-// false when no message has that ID.
-func (h *StatusHandler) apply(ctx context.Context, sid, report string, code int) (known bool, err error) {
+// false when no message has that ID. redact is the ?redact= of the
+// callback URL: a webhook reply that carried a secret of that kind.
+func (h *StatusHandler) apply(ctx context.Context, sid, report string, code int, redact string) (known bool, err error) {
+	next, final := finalReports[report]
 	m, err := h.store.MessageByProviderID(ctx, sid)
 	if errors.Is(err, enroll.ErrNotFound) {
+		if redact == redactPassword || redact == redactCode {
+			// A reply of the webhook: not in the outbox, known by its URL.
+			if final {
+				return true, h.queueRedaction(ctx, sid, redact, "")
+			}
+			return true, nil
+		}
 		h.log.InfoContext(ctx, "delivery report for an unknown message", "provider_id", sid, "report", report)
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	next, final := finalReports[report]
 	if !final {
 		return true, nil
 	}
+	secret := m.Kind == enroll.KindSMS && secretPurposes[m.Purpose]
 	var stored enroll.OutboundMessage
 	err = h.store.UpdateMessage(ctx, m.ID, func(m *enroll.OutboundMessage) error {
 		if m.ProviderID != sid || !reportChanges(m.Status, next) {
@@ -144,6 +163,9 @@ func (h *StatusHandler) apply(ctx context.Context, sid, report string, code int)
 		return nil
 	})
 	if errors.Is(err, errUnchanged) {
+		if secret { // queued before, unless that failed: the store keeps one
+			return true, h.queueRedaction(ctx, sid, m.Purpose, m.Username)
+		}
 		return true, nil
 	}
 	if err != nil {
@@ -151,6 +173,11 @@ func (h *StatusHandler) apply(ctx context.Context, sid, report string, code int)
 	}
 	h.log.InfoContext(ctx, "delivery report", "message_id", stored.ID, "provider_id", sid,
 		"kind", stored.Kind, "purpose", stored.Purpose, "status", stored.Status, "error_code", code)
+	if secret {
+		if err := h.queueRedaction(ctx, sid, m.Purpose, m.Username); err != nil {
+			return true, err
+		}
+	}
 	if h.set.OnFinal != nil {
 		h.set.OnFinal(ctx, stored)
 	}
@@ -169,4 +196,23 @@ func reportChanges(current, next string) bool {
 	default:
 		return false
 	}
+}
+
+// queueRedaction queues the redaction of sid, once however often it is
+// asked, and wakes the outbox.
+func (h *StatusHandler) queueRedaction(ctx context.Context, sid, purpose, username string) error {
+	if h.set.Redactions == nil {
+		return nil
+	}
+	id, queued, err := h.set.Redactions.EnqueueRedaction(ctx, sid, purpose, username, h.now())
+	if err != nil {
+		return fmt.Errorf("queue the redaction: %w", err)
+	}
+	if queued {
+		h.log.InfoContext(ctx, "redaction queued", "message_id", id, "provider_id", sid, "purpose", purpose)
+		if h.set.Wake != nil {
+			h.set.Wake()
+		}
+	}
+	return nil
 }

@@ -165,11 +165,7 @@ func (s *TwilioSender) do(ctx context.Context, secret string,
 	call func(*openapi.ApiService) (sid, status *string, err error)) (Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	trip := &twilioTrip{ctx: ctx, next: s.transport, base: s.base}
-	hc := *s.http
-	hc.Transport = trip
-	c := &client.Client{Credentials: client.NewCredentials(s.accountSID, s.authToken), HTTPClient: &hc}
-	c.SetAccountSid(s.accountSID)
+	c, trip := s.client(ctx)
 	sid, status, err := call(openapi.NewApiServiceWithClient(c))
 	if err != nil {
 		return Receipt{}, twilioSendError(err, trip.status, secret)

@@ -63,6 +63,12 @@ type Settings struct {
 	NotMe NotMeNotifier
 	// ResetMail, when set, emails the user after each SMS reset.
 	ResetMail ResetNotifier
+	// Carrier is the carrier risk check before a password is texted
+	// (sms.lookup; carrier.go); its zero value checks nothing.
+	Carrier CarrierCheck
+	// SMSBudget, when set, admits every reply before it is sent: a TwiML
+	// reply is an SMS Twilio sends and bills (webhook_reply.go).
+	SMSBudget SendBudget
 }
 
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
@@ -117,6 +123,7 @@ var messageSidRe = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
 // inbound is one parsed, authenticated webhook request.
 type inbound struct {
 	sid, from, to, body string
+	reply               *replyMeta // what the reply costs and carries
 }
 
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -124,7 +131,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := inbound{sid: r.PostForm.Get("MessageSid"), from: r.PostForm.Get("From"),
-		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body")}
+		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body"), reply: &replyMeta{}}
 	if !messageSidRe.MatchString(in.sid) || in.from == "" {
 		http.Error(rw, "MessageSid and From are required", http.StatusBadRequest)
 		return
@@ -135,18 +142,24 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	reply, err := w.handle(ctx, in)
 	if err != nil {
 		// Only the store can fail here; without it nothing is safe to do.
+		w.refundReply(ctx, in)
 		w.log.ErrorContext(ctx, "webhook failed", "err", err)
 		http.Error(rw, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	writeTwiML(rw, reply)
+	reply = w.admitReply(ctx, in, reply)
+	writeReply(rw, reply, w.replyAction(in, reply))
 }
 
 // writeTwiML answers with a <Response>, holding one <Message> when text is set.
-func writeTwiML(rw http.ResponseWriter, text string) {
+func writeTwiML(rw http.ResponseWriter, text string) { writeReply(rw, text, "") }
+
+// writeReply is writeTwiML whose <Message> names action, when set: where
+// Twilio reports that message's status.
+func writeReply(rw http.ResponseWriter, text, action string) {
 	var verbs []twiml.Element
 	if text != "" {
-		verbs = append(verbs, &twiml.MessagingMessage{Body: text})
+		verbs = append(verbs, &twiml.MessagingMessage{Body: text, Action: action})
 	}
 	doc, err := twiml.Messages(verbs)
 	if err != nil {

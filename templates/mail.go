@@ -26,6 +26,8 @@ const (
 	MailLockoutStorm  = "lockout_storm"  // to admins: many accounts locked at once, texts paused
 	MailNotMe         = "not_me"         // to admins: a user answered NOT ME
 	MailPasswordReset = "password_reset" // to the user: the password was reset by SMS
+	MailSIMSwap       = "sim_swap"       // to admins: a recent SIM swap blocked a reset by SMS
+	MailSMSBudget     = "sms_budget"     // to admins: an SMS budget was reached, sends refused
 )
 
 // mailData is the contract with the code that sends mails: the data keys
@@ -35,7 +37,8 @@ const (
 //   - display_name, username: from the directory
 //   - link: the activation URL, shown as a button and written out
 //   - expires, time: already formatted for the language (FormatDate,
-//     FormatDateTime)
+//     FormatDateTime); swapped too (the SIM swap's date), or "" when the
+//     carrier gives no date, which the sim_swap templates word
 //   - helpdesk: how to reach the IT service desk, e.g. "it@example.com"
 //   - method: sms | voice | app | helpdesk, worded by the templates
 //   - phone, old_phone, new_phone: masked by RenderMail to the last two
@@ -50,6 +53,8 @@ var mailData = map[string][]string{
 	MailLockoutStorm:  {"accounts", "count", "time", "window"},
 	MailNotMe:         {"display_name", "phone", "time", "username"},
 	MailPasswordReset: {"display_name", "phone", "time", "username"},
+	MailSIMSwap:       {"display_name", "phone", "swapped", "time", "username"},
+	MailSMSBudget:     {"budget", "limit", "time"}, // budget: its configuration key; limit: per 24 hours
 }
 
 // mailFuncs are the functions mail templates may call:

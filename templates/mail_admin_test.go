@@ -50,3 +50,25 @@ func TestNotMeNamesTheUser(t *testing.T) {
 		}
 	}
 }
+
+// TestSMSBudgetNamesTheBudget: the alert says which budget, its limit and
+// when, in the subject (the budget) and both bodies.
+func TestSMSBudgetNamesTheBudget(t *testing.T) {
+	m := loadTestMails(t)
+	for _, lang := range supportedLanguages {
+		subject, text, html, err := m.RenderMail(lang, MailSMSBudget, realisticMailData(lang, MailSMSBudget))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(subject, "sms.budgets.per_country_day.FR") {
+			t.Errorf("%s: subject %q does not name the budget", lang, subject)
+		}
+		for part, s := range map[string]string{"text": text, "html": html} {
+			for _, want := range []string{"sms.budgets.per_country_day.FR", "50", "10:42"} {
+				if !strings.Contains(s, want) {
+					t.Errorf("%s: the %s body lacks %q", lang, part, want)
+				}
+			}
+		}
+	}
+}

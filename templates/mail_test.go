@@ -44,6 +44,20 @@ func realisticMailData(lang, name string) map[string]string {
 			"window":   "5 minutes",
 			"time":     FormatDateTime(lang, when),
 		}
+	case MailSMSBudget:
+		return map[string]string{
+			"budget": "sms.budgets.per_country_day.FR",
+			"limit":  "50",
+			"time":   FormatDateTime(lang, when),
+		}
+	case MailSIMSwap:
+		return map[string]string{
+			"display_name": "Zoé Lefèvre",
+			"username":     "zlefevre",
+			"phone":        "+33612345678",
+			"swapped":      FormatDateTime(lang, when.Add(-3*time.Hour)),
+			"time":         FormatDateTime(lang, when),
+		}
 	case MailNotMe, MailPasswordReset:
 		return map[string]string{
 			"display_name": "Zoé Lefèvre",
@@ -80,7 +94,7 @@ func TestRenderEveryMail(t *testing.T) {
 				if !strings.HasSuffix(text, "\n") || strings.HasSuffix(text, "\n\n") {
 					t.Errorf("text body does not end with exactly one newline")
 				}
-				if !strings.Contains(text, "Zoé Lefèvre") || !strings.Contains(html, "Zoé Lefèvre") {
+				if name != MailSMSBudget && (!strings.Contains(text, "Zoé Lefèvre") || !strings.Contains(html, "Zoé Lefèvre")) {
 					t.Errorf("display name missing")
 				}
 				for _, want := range []string{"<!DOCTYPE html>", `<html lang="` + lang + `">`, `<meta charset="utf-8">`,
@@ -130,6 +144,10 @@ func TestMailHTMLEscapesHostileData(t *testing.T) {
 			data["display_name"] = `<script>alert("x")</script>`
 			if name == MailLockoutStorm { // no display_name: the names are in the list
 				data["accounts"] += "\n" + data["display_name"]
+				delete(data, "display_name")
+			}
+			if name == MailSMSBudget { // names no one: a hostile budget key stands in
+				data["budget"] = data["display_name"]
 				delete(data, "display_name")
 			}
 			if name == MailActivation {

@@ -30,7 +30,17 @@ const (
 	PageError  = "error"  // a whole-page message: unknown or expired link, lockout, too many requests
 )
 
-var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError}
+// The pages of the safe phone change (/phone/change): sign in with the
+// directory password, the new number, its code, done.
+const (
+	PageChangeSignIn = "phone_change_signin"
+	PageChangeNumber = "phone_change_number"
+	PageChangeVerify = "phone_change_verify"
+	PageChangeDone   = "phone_change_done"
+)
+
+var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError,
+	PageChangeSignIn, PageChangeNumber, PageChangeVerify, PageChangeDone}
 
 // The pages of the admin console, drawn in their own layout (navigation,
 // the signed-in admin, sign out).

@@ -89,6 +89,7 @@ type adminSite struct {
 	secure   bool
 	ttl      time.Duration
 	sessions *sessions
+	usage    SMSUsageSource // nil: the dashboard shows no SMS budgets
 }
 
 func (s *adminSite) register(e *echo.Echo) {

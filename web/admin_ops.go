@@ -48,6 +48,25 @@ func (o *adminOps) audit(c echo.Context, actor string, ev enroll.Event) {
 	}
 }
 
+// failedSignInFloor is the least time a failed sign-in (admin console,
+// phone change) takes to answer. A wrong password for a real account costs
+// the directory more (AD counts the bad password) than a name nobody has,
+// even with the decoy bind; answering both no sooner than this hides the
+// difference, and slows guessing a little more.
+const failedSignInFloor = 200 * time.Millisecond
+
+// waitFloor returns once failedSignInFloor has passed since start.
+func waitFloor(ctx context.Context, start time.Time) {
+	if d := failedSignInFloor - time.Since(start); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
 type loginOutcome int
 
 const (
@@ -68,7 +87,10 @@ type loginResult struct {
 
 // loginKey names the account for the failed-login guard: jdoe, JDOE,
 // CORP\jdoe and jdoe@corp.example count as one.
-func loginKey(login string) string {
+func loginKey(login string) string { return "admin-login:user:" + loginName(login) }
+
+// loginName is the account a login names, for guard keys.
+func loginName(login string) string {
 	l := strings.ToLower(strings.TrimSpace(login))
 	if i := strings.LastIndexByte(l, '\\'); i >= 0 {
 		l = l[i+1:]
@@ -76,7 +98,7 @@ func loginKey(login string) string {
 	if i := strings.IndexByte(l, '@'); i > 0 {
 		l = l[:i]
 	}
-	return "admin-login:user:" + l
+	return l
 }
 
 // login checks an admin's credentials and group: at most 5 failures per
@@ -98,6 +120,7 @@ func (o *adminOps) login(ctx context.Context, c echo.Context, login, password st
 			return loginResult{outcome: loginBlocked, until: until}
 		}
 	}
+	start := time.Now()
 	u, err := o.dir.Authenticate(ctx, login, password)
 	ev.Username = u.Username
 	res := loginResult{user: u}
@@ -119,6 +142,7 @@ func (o *adminOps) login(ctx context.Context, c echo.Context, login, password st
 	case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNotFound),
 		errors.Is(err, directory.ErrAmbiguous):
 		res.outcome, ev.Outcome = loginBad, "bad_credentials"
+		defer waitFloor(ctx, start)
 		if u.Username == "" {
 			ev.Detail = "no such user"
 		}

@@ -172,10 +172,11 @@ func (s *enrollSite) postPhone(c echo.Context) error {
 	if !ok {
 		return s.fail(c, token, err)
 	}
-	p, err := s.open(c, token)
-	if err != nil {
-		return s.fail(c, token, err)
+	p, oerr := s.open(c, token)
+	if oerr != nil {
+		return s.fail(c, token, oerr)
 	}
+	method = noSMSProblem(err, &pr, p.Methods, method) // phone_change.go
 	return s.phonePage(c, pr.status, token, p, phone, method, &pr)
 }
 

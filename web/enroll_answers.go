@@ -102,6 +102,8 @@ func phoneMsg(e *enroll.PhoneError) templates.Msg {
 	switch {
 	case errors.Is(e, enroll.ErrPhoneEmpty):
 		return templates.Msg{Key: "err.phone.empty"}
+	case errors.Is(e, enroll.ErrPhoneNoSMS):
+		return templates.Msg{Key: "err.phone.no_sms"} // noSMSProblem words it for the page's methods
 	case errors.Is(e, enroll.ErrPhoneInvalid) && e.Region != "":
 		return templates.Msg{Key: "err.phone.invalid", Args: map[string]string{"region": e.Region}}
 	case errors.Is(e, enroll.ErrPhoneInvalid):
@@ -164,12 +166,22 @@ func (s *enrollSite) renderPage(c echo.Context, status int, page, token string, 
 }
 
 func (s *enrollSite) render(c echo.Context, status int, page, lang string, v pageView) error {
+	v.localise(lang)
+	return s.renderData(c, status, page, lang, v)
+}
+
+// localise completes the texts only the page's language can word.
+func (v *pageView) localise(lang string) {
 	if v.Error != nil && v.Error.Key == "err.phone.invalid" {
 		// The country is named in the page's language, known only here.
 		v.Error = &templates.Msg{Key: v.Error.Key, Args: map[string]string{"region": regionName(lang, v.Error.Args["region"])}}
 	}
+}
+
+// renderData renders page with data, which the template sees as .Data.
+func (s *enrollSite) renderData(c echo.Context, status int, page, lang string, data any) error {
 	var buf bytes.Buffer
-	if err := s.pages.Render(&buf, page, lang, v); err != nil {
+	if err := s.pages.Render(&buf, page, lang, data); err != nil {
 		return err // a template bug: the error handler logs it
 	}
 	h := c.Response().Header()

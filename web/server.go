@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,6 +38,10 @@ type Deps struct {
 	PublicURL   string           // https://…: cookies are marked Secure
 	Language    string           // default page language (en | fr) when neither the enrollment nor the browser tells
 	Now         func() time.Time // default time.Now
+	// The safe phone change (/phone/change) is served with the
+	// enrollment site when both are set too.
+	PhoneChange PhoneChangeService // enroll.Service
+	LoginGuard  LoginGuard         // enroll.BoltStore: failed sign-ins per account and per client address
 
 	// The admin console (/admin/...) and JSON API (/api/v1/...) are served
 	// when all three and Pages are set.
@@ -48,6 +53,27 @@ type Deps struct {
 	// Demo serves the phone simulator and mailbox under /demo/ (with
 	// Pages); only `replyreset demo` sets it.
 	Demo Demo
+	// SMSUsage, when set, shows the SMS budgets on the admin dashboard.
+	SMSUsage SMSUsageSource
+
+	// Metrics, when set, counts requests and serves GET /metrics.
+	Metrics *Metrics
+}
+
+type requestIDKey struct{}
+
+var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// WithRequestID returns ctx carrying the ID of its HTTP request.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the ID of the HTTP request ctx belongs to (the
+// X-Request-Id answered to the client), or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 // maxBody bounds every request body; forms and webhooks are small.
@@ -83,6 +109,7 @@ func NewEcho(d Deps) *echo.Echo {
 			pages: d.Pages, log: d.Logger, now: d.Now, lang: d.Language, ttl: d.Admin.SessionTTL,
 			secure:   strings.HasPrefix(strings.ToLower(d.PublicURL), "https://"),
 			sessions: newSessions(d.Admin.SessionTTL),
+			usage:    d.SMSUsage,
 		}
 	}
 	e := echo.New()
@@ -96,10 +123,28 @@ func NewEcho(d Deps) *echo.Echo {
 	// 1. recover: a panic becomes a 500, logged, never a dropped connection;
 	e.Use(middleware.Recover())
 	// 2. request ID: every log line of a request carries it;
-	e.Use(middleware.RequestID())
+	//    a proxy's X-Request-Id is kept when it is a plain token, else
+	//    replaced, so a client cannot write what it likes into the logs;
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if id := c.Request().Header.Get(echo.HeaderXRequestID); id != "" && !requestIDRe.MatchString(id) {
+				c.Request().Header.Del(echo.HeaderXRequestID)
+			}
+			return next(c)
+		}
+	})
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		RequestIDHandler: func(c echo.Context, id string) {
+			c.SetRequest(c.Request().WithContext(WithRequestID(c.Request().Context(), id)))
+		},
+	}))
 	// 3. access log with the route pattern, never the raw path, query or body
 	//    (they may hold tokens);
 	e.Use(requestLogger(d.Logger))
+	//    and the request metrics, by route pattern too;
+	if d.Metrics != nil {
+		e.Use(d.Metrics.middleware)
+	}
 	// 4. body limit before anything reads a body;
 	e.Use(middleware.BodyLimit(maxBody))
 	// 5. security headers on every answer; HTML pages widen the CSP to
@@ -118,6 +163,9 @@ func NewEcho(d Deps) *echo.Echo {
 	e.Use(csrf(site, admin, strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")))
 
 	e.GET("/healthz", health(d))
+	if d.Metrics != nil {
+		e.GET("/metrics", d.Metrics.handler())
+	}
 	if d.SMSStatus != nil {
 		e.POST("/sms/twilio/status", echo.WrapHandler(d.SMSStatus))
 	}
@@ -129,6 +177,9 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	if site != nil {
 		site.register(e)
+		if d.PhoneChange != nil && d.LoginGuard != nil {
+			(&phoneChangeSite{site: site, svc: d.PhoneChange, guard: d.LoginGuard}).register(e)
+		}
 	}
 	if admin != nil {
 		admin.register(e)
@@ -166,6 +217,9 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 		ErrorHandler: func(err error, c echo.Context) error {
 			if site != nil && strings.HasPrefix(c.Path(), "/enroll/") {
 				return site.csrfRefused(c)
+			}
+			if site != nil && strings.HasPrefix(c.Path(), phoneChangeBase) {
+				return site.phoneChangeCSRFRefused(c)
 			}
 			if admin != nil && strings.HasPrefix(c.Path(), "/admin") {
 				return admin.render(c, http.StatusForbidden, templates.AdminError,

@@ -127,6 +127,7 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 	cfg.SMS.Twilio.AuthToken = hex.EncodeToString(token) // signs the simulator's webhooks; never leaves the process
 	cfg.SMS.Twilio.From = demoNumber
 	cfg.Lockout.PollInterval = 2 * time.Second // lockout texts within seconds
+	cfg.SMS.Budgets.PerNumberDay = 100         // room to play with one phone; the budgets still show on the dashboard
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}

@@ -292,6 +292,24 @@ func (j *journey) run() {
 	j.noSecrets("audit -format json", r.stdout)
 	j.noSecrets("outbox -format json", mustRun(t, "outbox", "-config", j.f.Path, "-format", "json").stdout)
 
+	// --- Metrics of what just happened.
+	resp, err := httpClient.Get("http://" + j.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	metrics := string(raw)
+	for _, want := range []string{`replyreset_resets_total{outcome="ok"} 1`, `method="POST",route="/sms/twilio"}`,
+		`replyreset_directory_operation_duration_seconds_count{op="set_password",result="ok"} 1`,
+		`replyreset_outbox_messages_total{kind="sms",purpose="code",status="delivered"} 1`,
+		`replyreset_audit_events_total{action="activate",outcome="ok"} 2`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	j.noSecrets("/metrics", metrics)
+
 	// --- Graceful stop; then the log and the data file.
 	j.srv.stop(t)
 	log := j.srv.stderr.String()

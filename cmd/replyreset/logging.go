@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/replyreset/replyreset/web"
 )
 
 // newLogger builds the process logger: JSON or text, at the configured
@@ -18,7 +21,27 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	if format == "text" {
 		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(h)
+	return slog.New(requestIDHandler{h})
+}
+
+// requestIDHandler adds the HTTP request's ID (web.RequestID) to every
+// record logged with that request's context, so a webhook's or a page's
+// log lines can be found together.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := web.RequestID(ctx); id != "" {
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
 // secretKeys are attribute names whose values never reach a log.

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/replyreset/replyreset/web"
 )
 
 func TestLoggerRedactsSecretsAndMasksPhones(t *testing.T) {
@@ -33,5 +36,19 @@ func TestLoggerLevel(t *testing.T) {
 	log.Warn("shown")
 	if strings.Contains(buf.String(), "hidden") || !strings.Contains(buf.String(), "shown") {
 		t.Fatalf("level warn: %s", buf.String())
+	}
+}
+
+// TestLoggerAddsRequestID: a record logged with a request's context names
+// the request; others do not, and the handler's attributes still apply.
+func TestLoggerAddsRequestID(t *testing.T) {
+	var buf strings.Builder
+	log := newLogger(&buf, "info", "json").With("component", "gateway")
+	log.InfoContext(web.WithRequestID(context.Background(), "req-42"), "webhook handled", "phone", "+15555550101")
+	log.Info("no request")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"request_id":"req-42"`) || !strings.Contains(lines[0], `"component":"gateway"`) ||
+		strings.Contains(lines[0], "5555550101") || strings.Contains(lines[1], "request_id") {
+		t.Fatalf("log:\n%s", buf.String())
 	}
 }

@@ -74,8 +74,12 @@ type app struct {
 	mails   *templates.Mails
 	mailer  *mailer.Mailer // nil when mail is off
 	mail    enroll.Mailer  // where mail goes: mailer, the demo's mailbox, or nil (off)
+	metrics *web.Metrics   // Prometheus metrics, fed by the store and the directory
 	outbox  *gateway.Outbox
+	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
 	lockout *gateway.LockoutWatch
+	expiry  *gateway.SMSExpiry
+	reminds *gateway.Reminders
 	status  *gateway.StatusHandler
 	webhook *gateway.Webhook
 	enroll  *enroll.Service
@@ -109,7 +113,10 @@ func (a *app) wire() error {
 	if err != nil {
 		return err
 	}
-	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory")})
+	a.metrics = web.NewMetrics()
+	a.store.SetObserver(a.metrics)
+	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory"),
+		Observer: a.metrics.ObserveDirectory})
 	if err != nil {
 		return err
 	}
@@ -141,15 +148,20 @@ func (a *app) wire() error {
 			return fmt.Errorf("sms.twilio: %w", err)
 		}
 	}
-	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
-		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond})
-	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken},
-		a.store, a.log.With("component", "status"))
 	mail := a.mail
 	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
 		Log: a.log.With("component", "admin-alerts")})
+	a.budget = gateway.NewSMSBudget(a.store, gateway.SMSBudgetOptions{Budgets: a.cfg.SMS.Budgets,
+		AllowedCountries: a.cfg.SMS.AllowedCountries, Alerts: alerts, Log: a.log.With("component", "sms-budget")})
+	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
+		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond, Budget: a.budget, Audit: a.store})
+	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
+		Redactions: a.store, Wake: a.outbox.Notify}, a.store, a.log.With("component", "status"))
 	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
 		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language})
+	a.expiry = gateway.NewSMSExpiry(a.store, a.dir, gen, a.log.With("component", "sms-expiry"), gateway.SMSExpiryOptions{})
+	a.reminds = gateway.NewReminders(a.cfg.Reminders, a.dir, a.store, a.sealer, a.catalog, a.outbox.Notify,
+		a.log.With("component", "reminders"), gateway.ReminderOptions{Language: a.cfg.Language})
 	set := gateway.Settings{
 		PublicURL:        a.cfg.PublicURL,
 		AuthToken:        a.cfg.SMS.Twilio.AuthToken,
@@ -159,13 +171,26 @@ func (a *app) wire() error {
 		RequireAppCode:   a.cfg.Reset.RequireAppCode,
 		Secrets:          a.sealer,
 		NotMe:            alerts,
+		SMSBudget:        a.budget,
 	}
+	set.Password.ExpireUnusedAfter = a.cfg.Password.SMSPasswordTTL
 	if mail != nil {
 		set.ResetMail = gateway.NewUserNotices(mail, a.mails, nil)
+	}
+	lookup, err := a.carrierLookup()
+	if err != nil {
+		return err
+	}
+	if lookup != nil {
+		set.Carrier = gateway.CarrierCheck{Lookup: lookup, LineType: a.cfg.SMS.Lookup.LineType,
+			SIMSwapMaxAge: a.cfg.SMS.Lookup.SIMSwapMaxAge, Alerts: alerts}
 	}
 	a.webhook = gateway.NewWebhook(set, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
 	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
 		Sealer: a.sealer, Notify: a.outbox.Notify, Log: a.log.With("component", "enroll")}
+	if lookup != nil && a.cfg.SMS.Lookup.LineType {
+		deps.LineChecker = lookup
+	}
 	a.enroll = enroll.NewService(deps, enroll.ServiceSettings{
 		Config:           a.cfg.Enrollment,
 		PublicURL:        a.cfg.PublicURL,
@@ -176,6 +201,20 @@ func (a *app) wire() error {
 		SMSNumber:        a.cfg.SMS.Twilio.From,
 	})
 	return nil
+}
+
+// carrierLookup is the Twilio Lookup client of sms.lookup, or nil when no
+// check is on (or the provider is not Twilio).
+func (a *app) carrierLookup() (*gateway.TwilioLookup, error) {
+	lc := a.cfg.SMS.Lookup
+	if a.cfg.SMS.Provider != "twilio" || (!lc.LineType && lc.SIMSwapMaxAge <= 0) {
+		return nil, nil
+	}
+	s, err := gateway.NewTwilioSender(a.cfg.SMS.Twilio, a.cfg.PublicURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sms.lookup: %w", err)
+	}
+	return gateway.NewTwilioLookup(s), nil
 }
 
 // Handler returns the HTTP handler of the whole product.
@@ -193,6 +232,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		Enrollment:  a.enroll,
 		Pages:       a.pages,
 		RateLimiter: a.store,
+		PhoneChange: a.enroll,
+		LoginGuard:  a.store,
 		PublicURL:   a.cfg.PublicURL,
 		Language:    a.cfg.Language,
 
@@ -201,6 +242,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		AdminStore:     a.store,
 		Admin:          a.cfg.Admin,
 		Demo:           demo,
+		SMSUsage:       a.budget,
+		Metrics:        a.metrics,
 	})
 }
 
@@ -208,7 +251,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 // returned function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
-	for name, run := range map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run} {
+	for name, run := range map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run,
+		"sms password expiry": a.expiry.Run, "expiry reminders": a.reminds.Run} {
 		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				a.log.Error(name+" stopped", "err", err)
@@ -221,6 +265,9 @@ func (a *app) run(ctx context.Context) (wait func()) {
 func (a *app) Close() {
 	if a.webhook != nil {
 		a.webhook.Close()
+	}
+	if a.budget != nil {
+		a.budget.Close()
 	}
 	if a.dir != nil {
 		a.dir.Close()

@@ -55,23 +55,9 @@ func testMarkMessage(t *testing.T, open Opener) {
 
 func testMarkMessageConcurrent(t *testing.T, open Opener) {
 	s, _ := newStore(t, open)
-	var firsts atomic.Int32
-	var wg sync.WaitGroup
-	for range concurrency {
-		wg.Go(func() {
-			first, err := s.MarkMessage(t.Context(), "SMrace", t0, time.Hour)
-			if err != nil {
-				t.Error(err)
-			}
-			if first {
-				firsts.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := firsts.Load(); n != 1 {
-		t.Errorf("%d of %d concurrent MarkMessage calls for one SID returned true, want exactly 1", n, concurrency)
-	}
+	wantOneFirst(t, "MarkMessage calls for one SID", func(int) (bool, error) {
+		return s.MarkMessage(t.Context(), "SMrace", t0, time.Hour)
+	})
 }
 
 func testOptOut(t *testing.T, open Opener) {

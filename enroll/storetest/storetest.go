@@ -103,6 +103,23 @@ func Run(t *testing.T, open Opener) {
 		{"Lockout/Closed", testLockoutClosed},
 		{"Lockout/Reopen", testLockoutReopen},
 
+		{"SMSPasswordCheck/ScheduleReplace", testSMSCheckScheduleReplace},
+		{"SMSPasswordCheck/Due", testSMSCheckDue},
+		{"SMSPasswordCheck/RescheduleFinish", testSMSCheckRescheduleFinish},
+		{"SMSPasswordCheck/Concurrent", testSMSCheckConcurrent},
+		{"SMSPasswordCheck/InvalidInput", testSMSCheckInvalidInput},
+		{"SMSPasswordCheck/CancelledContext", testSMSCheckCancelled},
+		{"SMSPasswordCheck/Closed", testSMSCheckClosed},
+		{"SMSPasswordCheck/Reopen", testSMSCheckReopen},
+
+		{"Reminder/FirstAndDuplicate", testReminderFirstAndDuplicate},
+		{"Reminder/Concurrent", testReminderConcurrent},
+		{"Reminder/Purge", testReminderPurge},
+		{"Reminder/InvalidInput", testReminderInvalidInput},
+		{"Reminder/CancelledContext", testReminderCancelled},
+		{"Reminder/Closed", testReminderClosed},
+		{"Reminder/Reopen", testReminderReopen},
+
 		{"Guard/BlockAtLimit", testGuardBlockAtLimit},
 		{"Guard/Window", testGuardWindow},
 		{"Guard/BlockedNotCounted", testGuardBlockedNotCounted},

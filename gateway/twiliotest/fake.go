@@ -27,6 +27,7 @@ import (
 //	GET  /2010-04-01/Accounts/{AccountSid}.json                 fetch the account
 //	GET  /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json?PhoneNumber=...
 //	                                                            the account's numbers (SetOwnedNumbers)
+//	GET  /v2/PhoneNumbers/{PhoneNumber}?Fields=...               Lookup v2 (SetLookup; lookup.go)
 //
 // It checks HTTP basic auth (account SID and auth token) and answers with
 // Twilio's JSON shapes: resources with SM…/CA… SIDs and status "queued",
@@ -55,6 +56,7 @@ type Fake struct {
 	accountStatus string        // "active" unless SetAccount
 	accountType   string        // "Full" unless SetAccount
 	owned         []ownedNumber // the account's incoming phone numbers
+	lookups       lookupState   // Lookup v2 answers (lookup.go)
 }
 
 // ownedNumber is one of the account's incoming phone numbers.
@@ -82,8 +84,9 @@ type Resource struct {
 	MessagingServiceSID string
 	Body                string // SMS text; "" once redacted
 	Twiml               string // call instructions
-	StatusCallback      string
-	Redacted            bool // a Body="" update was received
+	StatusCallback      string // REST StatusCallback, or a TwiML <Message action>
+	Redacted            bool   // a Body="" update was received
+	Redactions          int    // how many Body="" updates were received
 	Created             time.Time
 }
 
@@ -301,6 +304,9 @@ func (f *Fake) route(r *http.Request, authorized bool) (int, any) {
 
 // get answers the read requests: the account, and its phone numbers.
 func (f *Fake) get(r *http.Request) (int, any) {
+	if status, body, ok := f.lookup(r); ok {
+		return status, body
+	}
 	if m := accountPath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID {
 		return http.StatusOK, f.accountJSON()
 	}
@@ -416,6 +422,7 @@ func (f *Fake) updateMessage(sid string, form url.Values) (int, any) {
 	if body, set := form["Body"]; set && len(body) == 1 && body[0] == "" {
 		f.resources[i].Body = ""
 		f.resources[i].Redacted = true
+		f.resources[i].Redactions++
 	}
 	return http.StatusOK, f.messageJSON(f.resources[i])
 }
@@ -468,6 +475,13 @@ func errorBody(e twilioError) (int, any) {
 // AccountSid, To, From and, when errorCode is not 0, ErrorCode. It returns
 // the HTTP status of the answer.
 func (f *Fake) StatusCallback(ctx context.Context, callbackURL, authToken, sid, status string, errorCode int) (int, error) {
+	return f.StatusCallbackVia(ctx, callbackURL, callbackURL, authToken, sid, status, errorCode)
+}
+
+// StatusCallbackVia is StatusCallback posted to postURL but signed for
+// callbackURL: the URL Twilio was given, when the gateway under test
+// listens elsewhere (a test server behind its public URL).
+func (f *Fake) StatusCallbackVia(ctx context.Context, postURL, callbackURL, authToken, sid, status string, errorCode int) (int, error) {
 	form := url.Values{"AccountSid": {f.AccountSID}, "ApiVersion": {"2010-04-01"}}
 	if res, ok := f.Resource(sid); ok {
 		form.Set("To", res.To)
@@ -487,7 +501,7 @@ func (f *Fake) StatusCallback(ctx context.Context, callbackURL, authToken, sid, 
 	if errorCode != 0 {
 		form.Set("ErrorCode", strconv.Itoa(errorCode))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callbackURL, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, postURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,67 @@
+package enroll
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// bucketOutboxRedact indexes the redaction jobs by the SID they blank:
+//
+//	outbox_redact  target SID → ID of the KindRedact message
+//
+// so that a message is redacted once however many final reports name it.
+var bucketOutboxRedact = []byte("outbox_redact")
+
+// redactTarget is the shape of a message SID Twilio can redact.
+var redactTarget = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
+
+// checkRedaction validates a KindRedact message: a target, and neither a
+// recipient nor a body, since a redaction carries nothing secret.
+func checkRedaction(m OutboundMessage) error {
+	switch {
+	case !redactTarget.MatchString(m.Target):
+		return invalidf("redaction: target %q is not a message SID", m.Target)
+	case m.To != "" || len(m.Sealed) != 0:
+		return invalidf("redaction of %s: carries a recipient or a body", m.Target)
+	}
+	return nil
+}
+
+// EnqueueRedaction queues, at high priority, the blanking of the body of
+// provider message sid, unless one was queued before for sid: the check
+// and the insert share one transaction, so a message is redacted once.
+// purpose and username say, for people, what the message was. It returns
+// the redaction's ID and whether it was queued now.
+func (s *BoltStore) EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error) {
+	if err := checkNow(now); err != nil {
+		return 0, false, err
+	}
+	m := OutboundMessage{Kind: KindRedact, Target: sid, Purpose: purpose, Username: username,
+		Priority: PriorityHigh, Status: StatusQueued, NextAttempt: now, CreatedAt: now, UpdatedAt: now}
+	if err := checkMessage(m); err != nil {
+		return 0, false, err
+	}
+	var id uint64
+	created := false
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketOutboxRedact)
+		if old := idx.Get([]byte(sid)); old != nil {
+			id, created = bytesU64(old), false
+			return nil
+		}
+		seq, err := insertMessage(tx, m)
+		if err != nil {
+			return err
+		}
+		id, created = seq, true
+		return idx.Put([]byte(sid), u64Bytes(seq))
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("enroll: queue the redaction of %s: %w", sid, err)
+	}
+	return id, created, nil
+}

@@ -1,0 +1,172 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/templates"
+)
+
+// CarrierCheck is the carrier risk check made before a password is texted
+// (sms.lookup). With a nil Lookup, or both checks off, nothing is asked.
+//
+// What happens when Twilio Lookup cannot answer (an error status, a
+// timeout) is decided per check:
+//   - line type: fail open. The number proved possession when it was
+//     enrolled; a lookup outage must not stop every reset.
+//   - SIM swap: fail closed. It is the defence against the takeover that
+//     makes SMS risky; no password is texted while it cannot be made, and
+//     the user is told to try later.
+//
+// A lookup that answers but has no SIM swap data for the number (a carrier
+// or country Twilio does not cover, or the package not enabled) counts as
+// no recent swap: the reset goes on, audited with the reason.
+type CarrierCheck struct {
+	Lookup        CarrierLookup
+	LineType      bool          // refuse landline and VoIP numbers (enroll.LineRefusesSMS)
+	SIMSwapMaxAge time.Duration // block resets after a swap more recent than this; 0 = off
+	// Alerts mails the admins about a blocked reset (AdminAlerts); may be
+	// nil. One alert per user and SIM swap.
+	Alerts SIMSwapNotifier
+}
+
+func (cc CarrierCheck) on() bool {
+	return cc.Lookup != nil && (cc.LineType || cc.SIMSwapMaxAge > 0)
+}
+
+// SIMSwapNotice is what admins are told when a recent SIM swap blocked a
+// reset.
+type SIMSwapNotice struct {
+	Username    string
+	DisplayName string
+	Phone       string    // E.164; the mail shows only its last two digits
+	SwappedAt   time.Time // zero when the carrier only says "within its period"
+	At          time.Time // the refused RESET
+}
+
+// SIMSwapNotifier alerts the admins of a blocked reset.
+type SIMSwapNotifier interface {
+	NotifySIMSwap(ctx context.Context, n SIMSwapNotice) (int, error)
+}
+
+var _ SIMSwapNotifier = (*AdminAlerts)(nil)
+
+// NotifySIMSwap mails every admin the "sim_swap" alert.
+func (a *AdminAlerts) NotifySIMSwap(ctx context.Context, n SIMSwapNotice) (int, error) {
+	display := n.DisplayName
+	if display == "" {
+		display = n.Username
+	}
+	swapped := "" // the template words a swap the carrier gives no date for
+	if !n.SwappedAt.IsZero() {
+		swapped = templates.FormatDateTime(a.lang, n.SwappedAt.In(a.loc))
+	}
+	sent, _, err := a.deliver(ctx, templates.MailSIMSwap, map[string]string{
+		"display_name": display,
+		"username":     n.Username,
+		"phone":        n.Phone, // RenderMail masks it
+		"swapped":      swapped,
+		"time":         templates.FormatDateTime(a.lang, n.At.In(a.loc)),
+	}, nil)
+	return len(sent), err
+}
+
+// simSwapAlertTimeout bounds the admin mail, sent after the reply left.
+const simSwapAlertTimeout = time.Minute
+
+// carrierCheck runs the carrier risk check of a RESET; ok is false when
+// the reset must stop, with the reply to send.
+func (c *conversation) carrierCheck() (reply string, ok bool, err error) {
+	cc := c.w.set.Carrier
+	if !cc.on() {
+		return "", true, nil
+	}
+	username := c.enr.Username
+	r, lerr := cc.Lookup.Lookup(c.ctx, c.phone, cc.LineType, cc.SIMSwapMaxAge > 0)
+	if lerr != nil {
+		if cc.SIMSwapMaxAge > 0 {
+			c.w.log.WarnContext(c.ctx, "carrier lookup unavailable: no password is texted", "err", lerr)
+			c.audit("reset", username, "lookup_unavailable", "SIM swap check not possible (fail closed): "+lerr.Error())
+			return c.text("sms.reset.lookup_down", nil), false, nil
+		}
+		c.w.log.WarnContext(c.ctx, "carrier lookup unavailable: line type not checked", "err", lerr)
+		c.audit("carrier_check", username, "lookup_unavailable", "line type not checked (fail open): "+lerr.Error())
+		return "", true, nil
+	}
+	if cc.LineType && enroll.LineRefusesSMS(r.LineType) {
+		c.audit("reset", username, "line_type", "no password texted to a "+r.LineType+" number")
+		return c.text("sms.reset.line_type", nil), false, nil
+	}
+	if cc.SIMSwapMaxAge <= 0 {
+		return "", true, nil
+	}
+	sw := r.SIMSwap
+	var recent bool
+	switch {
+	case !sw.Known:
+		c.audit("carrier_check", username, "no_sim_swap_data",
+			fmt.Sprintf("the carrier gave no SIM swap data (error code %d); reset allowed", sw.ErrorCode))
+		return "", true, nil
+	case !sw.At.IsZero():
+		recent = c.now.Sub(sw.At) < cc.SIMSwapMaxAge
+	default:
+		recent = sw.InPeriod // only Twilio's configured period is known
+	}
+	if !recent {
+		return "", true, nil
+	}
+	detail := "SIM changed within " + sw.Period
+	if !sw.At.IsZero() {
+		detail = "SIM changed " + sw.At.UTC().Format(time.RFC3339) + ", less than " + cc.SIMSwapMaxAge.String() + " ago"
+	}
+	c.audit("reset", username, "sim_swap", detail+"; SMS resets blocked")
+	if err := c.alertSIMSwap(sw.At); err != nil {
+		return "", false, err
+	}
+	return c.text("sms.reset.sim_swap", nil), false, nil
+}
+
+// alertSIMSwap mails the admins, in the background, once per user and SIM
+// swap (the next RESET is refused without a second mail), and audits what
+// became of it.
+func (c *conversation) alertSIMSwap(swappedAt time.Time) error {
+	cc := c.w.set.Carrier
+	if cc.Alerts == nil {
+		return nil
+	}
+	username := c.enr.Username
+	key := "simswap-alert:" + username + ":" + swappedAt.UTC().Format(time.RFC3339)
+	if swappedAt.IsZero() {
+		key = "simswap-alert:" + username + ":period"
+	}
+	first, err := c.w.store.Allow(c.ctx, key, c.now, cc.SIMSwapMaxAge, 1)
+	if err != nil {
+		return fmt.Errorf("SIM swap alert: %w", err)
+	}
+	if !first {
+		return nil
+	}
+	n := SIMSwapNotice{Username: username, Phone: c.phone, SwappedAt: swappedAt, At: c.now}
+	if u, err := c.w.dir.FindUser(c.ctx, username); err == nil {
+		n.DisplayName = u.DisplayName
+	}
+	w, actor := c.w, "sms:"+c.phone
+	w.background.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), simSwapAlertTimeout)
+		defer cancel()
+		ev := enroll.Event{Time: w.now(), Actor: actor, Action: "sim_swap_alert", Username: username, Phone: n.Phone, Outcome: "ok"}
+		sent, err := cc.Alerts.NotifySIMSwap(ctx, n)
+		if err != nil {
+			ev.Outcome, ev.Detail = adminAlertOutcome(err), err.Error()
+			w.log.Error("SIM swap: admins could not be emailed", "username", username, "err", err)
+		} else {
+			ev.Detail = fmt.Sprintf("%d admins emailed", sent)
+		}
+		if _, err := w.store.AppendAudit(ctx, ev); err != nil {
+			w.log.Error("audit write failed", "action", ev.Action, "err", err)
+		}
+	})
+	return nil
+}

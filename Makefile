@@ -2,7 +2,7 @@
 
 GO ?= go
 
-.PHONY: test deps bench
+.PHONY: test deps bench fuzz fuzz-ci windows
 
 # test runs every check CI runs. Integration tests start a real Samba AD DC and
 # OpenLDAP slapd (directory/ldaplab); each test binary runs in its own network
@@ -19,8 +19,10 @@ test: deps
 	fi
 	@echo '--- go vet'
 	$(GO) vet ./...
+	@$(MAKE) --no-print-directory windows
 	@echo '--- go test'
 	REPLYRESET_INTEGRATION=1 CI=1 $(GO) test -race -count=1 -timeout 20m -exec $(CURDIR)/scripts/netns-exec.sh ./...
+	@$(MAKE) --no-print-directory fuzz-ci
 
 # deps installs the system packages the tests need (idempotent).
 deps:
@@ -31,3 +33,22 @@ deps:
 # AD DC in a private network namespace. Figures only, no pass/fail on timing.
 bench: deps
 	REPLYRESET_INTEGRATION=1 $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m -exec $(CURDIR)/scripts/netns-exec.sh ./bench/
+
+# windows checks that the binary builds for Windows, where it runs as a
+# service (cmd/replyreset/service_windows.go). The tests are Linux-only
+# (real slapd and Samba), so only the binary is built.
+windows:
+	@echo '--- GOOS=windows go build ./cmd/replyreset'
+	GOOS=windows $(GO) build -o /dev/null ./cmd/replyreset
+
+# fuzz runs every fuzz target (func FuzzXxx) for FUZZTIME each; a failing
+# input is left under the package's testdata/fuzz/ to be fixed and kept as a
+# seed (scripts/fuzz.sh). `make fuzz FUZZTIME=10m` for a longer run.
+FUZZTIME ?= 2m
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) $(CURDIR)/scripts/fuzz.sh
+
+# fuzz-ci is the short run of every fuzz target that `make test` does.
+fuzz-ci:
+	@echo '--- fuzz (15s per target)'
+	@FUZZTIME=15s GO=$(GO) $(CURDIR)/scripts/fuzz.sh

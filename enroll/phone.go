@@ -90,7 +90,13 @@ func NormalizePhone(input, defaultRegion string) (string, error) {
 		}
 		return "", &PhoneError{Reason: ErrPhoneInvalid, Region: r}
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	out := phonenumbers.Format(num, phonenumbers.E164)
+	if !isE164(out) {
+		// libphonenumber accepts some national numbers (German ones) longer
+		// than E.164's 15 digits; no SMS can reach them.
+		return "", &PhoneError{Reason: ErrPhoneInvalid, Detail: "more than 15 digits"}
+	}
+	return out, nil
 }
 
 // cleanPhone checks input's characters and returns it reduced to ASCII

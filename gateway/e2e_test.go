@@ -55,6 +55,12 @@ type harness struct {
 
 func newHarness(t *testing.T, lab *ldaplab.Server, mutate func(*directory.Config, *gateway.Settings)) *harness {
 	t.Helper()
+	return newHarnessOpt(t, lab, directory.Options{}, mutate)
+}
+
+// newHarnessOpt is newHarness with the directory client's options.
+func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mutate func(*directory.Config, *gateway.Settings)) *harness {
+	t.Helper()
 	dcfg := lab.DirectoryConfig()
 	dcfg.Timeout = 3 * time.Second
 	set := gateway.Settings{PublicURL: publicURL, AuthToken: authToken, DefaultLanguage: "en", MaxResetsPerHour: 3,
@@ -62,7 +68,7 @@ func newHarness(t *testing.T, lab *ldaplab.Server, mutate func(*directory.Config
 	if mutate != nil {
 		mutate(&dcfg, &set)
 	}
-	dir, err := directory.New(dcfg, directory.Options{})
+	dir, err := directory.New(dcfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

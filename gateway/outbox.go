@@ -109,9 +109,10 @@ type Outbox struct {
 	running atomic.Bool
 
 	// Owned by the Run goroutine.
-	retries  []time.Time // retry times scheduled by this process, to wake for
-	failures int         // provider failures in a row, for the worker's own pause
-	nextLow  time.Time   // earliest send of the next low-priority message
+	retries      []time.Time // retry times scheduled by this process, to wake for
+	failures     int         // provider failures in a row, for the worker's own pause
+	providerDown bool        // a probe failed since the last recovery (probeRecovery)
+	nextLow      time.Time   // earliest send of the next low-priority message
 }
 
 // NewOutbox wires the worker; log may be nil.
@@ -159,6 +160,62 @@ func (o *Outbox) Run(ctx context.Context) error {
 	}
 }
 
+// Prober is a Sender that can tell, without sending anything, whether the
+// provider answers again (TwilioSender.Probe).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// probeRecovery runs while the provider is failing (the sender is a
+// Prober): once the provider answers a probe again, every message waiting
+// on a backoff is made due now, so an outage is followed by delivery at
+// the next pass, not by each message's own (growing) backoff. It returns
+// false while the provider still fails.
+func (o *Outbox) probeRecovery(ctx context.Context) bool {
+	if err := o.sender.(Prober).Probe(ctx); err != nil {
+		o.providerDown = true
+		return false
+	}
+	if !o.providerDown {
+		// Sends fail but the provider answers: a problem of the messages,
+		// not an outage; their own backoffs stand.
+		return true
+	}
+	o.retryWaitingNow(ctx)
+	return true
+}
+
+// retryWaitingNow makes every message waiting on a backoff due now, after
+// the provider came back from an outage.
+func (o *Outbox) retryWaitingNow(ctx context.Context) {
+	o.providerDown = false
+	now := o.opt.Now()
+	waiting, err := o.store.DueMessages(ctx, now.Add(o.opt.MaxAge+o.opt.BackoffMax), 1000)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, m := range waiting {
+		if m.Status != enroll.StatusRetry || !m.NextAttempt.After(now) {
+			continue
+		}
+		err := o.store.UpdateMessage(ctx, m.ID, func(c *enroll.OutboundMessage) error {
+			if c.Status == enroll.StatusRetry && c.NextAttempt.After(now) {
+				c.NextAttempt = now
+			}
+			return nil
+		})
+		if err != nil {
+			return
+		}
+		n++
+	}
+	o.retries = nil
+	if n > 0 {
+		o.log.InfoContext(ctx, "outbox: the provider answers again; retrying the waiting messages now", "messages", n)
+	}
+}
+
 // outcome is what became of one message.
 type outcome int
 
@@ -193,13 +250,30 @@ func (o *Outbox) pass(ctx context.Context) time.Duration {
 			switch o.deliver(ctx, m) {
 			case outcomeRetry:
 				// The provider is failing: pause the queue rather than
-				// hammer it with the rest of the batch.
+				// hammer it with the rest of the batch, and probe it at
+				// least every Poll to notice when it is back.
 				o.failures++
-				return o.backoff(o.failures)
+				return min(o.backoff(o.failures), o.opt.Poll)
 			case outcomeHeld:
 				return o.opt.BackoffBase
 			default:
+				if o.failures > 0 {
+					// A send went through: the provider is back.
+					o.failures = 0
+					o.retryWaitingNow(ctx)
+				}
+			}
+		}
+		if len(msgs) == 0 && o.failures > 0 {
+			// Everything waits on a backoff after failures: ask the
+			// provider whether it is back rather than wait them out.
+			if _, ok := o.sender.(Prober); ok {
+				if !o.probeRecovery(ctx) {
+					o.failures++
+					return min(o.backoff(o.failures), o.opt.Poll)
+				}
 				o.failures = 0
+				continue
 			}
 		}
 		if len(msgs) < o.opt.Batch {

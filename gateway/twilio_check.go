@@ -205,3 +205,17 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
+
+// Probe tells whether Twilio answers again after failed sends, without
+// sending anything: it fetches the account (Prober, for the outbox). Any
+// answer from the API, even a refusal, means it is up; only a 5xx, 429
+// (rate limited), a timeout or no connection is an error.
+func (s *TwilioSender) Probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	api, trip := s.checkAPI(ctx)
+	if _, err := api.FetchAccount(s.accountSID); err != nil && (trip.status == 0 || trip.status >= 500 || trip.status == 429) {
+		return fmt.Errorf("twilio: probe: %w", err)
+	}
+	return nil
+}

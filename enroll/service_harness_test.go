@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -55,16 +54,7 @@ const (
 // deps and settings before the Service is made.
 func newHarness(t testing.TB, tune ...func(*enroll.ServiceDeps, *enroll.ServiceSettings)) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, sealer := enrolltest.DataDir(t)
 	catalog, err := templates.LoadCatalog()
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -101,16 +100,7 @@ func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 // the page templates.
 func testData(t *testing.T) (*enroll.BoltStore, *enroll.Sealer, *templates.Catalog, *templates.Pages) {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, sealer := enrolltest.DataDir(t)
 	catalog, err := templates.LoadCatalog()
 	if err != nil {
 		t.Fatal(err)

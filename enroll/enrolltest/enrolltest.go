@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -207,4 +208,21 @@ func LastCode(t testing.TB, outbox Outbox, sealer *enroll.Sealer) string {
 	}
 	t.Fatal("no code message queued")
 	return ""
+}
+
+// DataDir opens a fresh data file and key in a temporary directory, as
+// serve does in data_dir, closed when the test ends.
+func DataDir(t testing.TB) (*enroll.BoltStore, *enroll.Sealer) {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, sealer
 }

@@ -28,11 +28,6 @@ type User struct {
 type SetPasswordOptions struct {
 	MustChange bool // flag "change at next logon"
 	Unlock     bool // clear a lockout in the same operation where the dialect allows
-	// ExpireUnusedAfter (password.sms_password_ttl) asks the gateway to
-	// re-randomise a password set with MustChange that is still unused
-	// this long after the reset; 0 never does. SetPassword itself ignores
-	// it: the gateway's schedule acts on it.
-	ExpireUnusedAfter time.Duration
 }
 
 // Directory is what the rest of the product needs from AD or OpenLDAP.

@@ -56,8 +56,8 @@ const scheduleTimeout = 5 * time.Second
 // scheduleExpiry records the check of the password just texted to u, when
 // Settings.Password asks for one (a must-change password and a TTL).
 func (c *conversation) scheduleExpiry(u directory.User) {
-	opt := c.w.set.Password
-	if opt.ExpireUnusedAfter <= 0 || !opt.MustChange {
+	ttl := c.w.set.SMSPasswordTTL
+	if ttl <= 0 || !c.w.set.Password.MustChange {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), scheduleTimeout)
@@ -65,7 +65,7 @@ func (c *conversation) scheduleExpiry(u directory.User) {
 	err := errors.New("the store keeps no SMS password schedule")
 	if s, ok := c.w.store.(smsPasswordScheduler); ok {
 		err = s.ScheduleSMSPasswordCheck(ctx, enroll.SMSPasswordCheck{Username: u.Username, DN: u.DN,
-			ResetAt: c.now, Due: c.now.Add(opt.ExpireUnusedAfter)})
+			ResetAt: c.now, Due: c.now.Add(ttl)})
 	}
 	if err != nil {
 		c.w.log.ErrorContext(ctx, "the texted password will not expire: its check could not be recorded",

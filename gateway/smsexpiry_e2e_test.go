@@ -24,7 +24,7 @@ const smsTTL = 10 * time.Minute
 
 func expiryHarness(t *testing.T, lab *ldaplab.Server) *harness {
 	t.Helper()
-	return newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.Password.ExpireUnusedAfter = smsTTL })
+	return newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.SMSPasswordTTL = smsTTL })
 }
 
 // resetBySMS texts RESET from phone and returns the texted password.

@@ -52,9 +52,13 @@ type Settings struct {
 	DefaultLanguage  string // for senders without an enrollment
 	MaxResetsPerHour int    // reset.max_per_hour, per phone number
 	Password         directory.SetPasswordOptions
-	MessageTTL       time.Duration // how long a MessageSid is remembered (default 7 days)
-	ReplyBudget      time.Duration // all directory work must end by then (default 12 s; Twilio waits 15 s)
-	PolicyRetries    int           // new passwords tried when the directory refuses one (default 3)
+	// SMSPasswordTTL (password.sms_password_ttl): a texted password still
+	// unused after it is re-randomised (SMSExpiry); 0 = never. Only with
+	// Password.MustChange, which is how "unused" is known.
+	SMSPasswordTTL time.Duration
+	MessageTTL     time.Duration // how long a MessageSid is remembered (default 7 days)
+	ReplyBudget    time.Duration // all directory work must end by then (default 12 s; Twilio waits 15 s)
+	PolicyRetries  int           // new passwords tried when the directory refuses one (default 3)
 	// RequireAppCode: RESET must carry the current authenticator code
 	// (reset.require_app_code); Secrets opens the enrolled TOTP secrets.
 	RequireAppCode bool

@@ -173,7 +173,7 @@ func (a *app) wire() error {
 		NotMe:            alerts,
 		SMSBudget:        a.budget,
 	}
-	set.Password.ExpireUnusedAfter = a.cfg.Password.SMSPasswordTTL
+	set.SMSPasswordTTL = a.cfg.Password.SMSPasswordTTL
 	if mail != nil {
 		set.ResetMail = gateway.NewUserNotices(mail, a.mails, nil)
 	}

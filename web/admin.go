@@ -49,6 +49,7 @@ type AdminService interface {
 type AdminStore interface {
 	Enrollments(ctx context.Context) ([]enroll.Enrollment, error)
 	Enrollment(ctx context.Context, username string) (enroll.Enrollment, error)
+	ActivationByUser(ctx context.Context, username string) (enroll.Activation, error)
 	Audit(ctx context.Context, f enroll.AuditFilter) ([]enroll.Event, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (time.Time, error)

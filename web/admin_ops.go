@@ -227,6 +227,15 @@ func (o *adminOps) activateOne(ctx context.Context, actor, name string, skipEnro
 			row.setProblem("already_enrolled", "admin.act.already_enrolled", nil)
 			return row
 		}
+		// A link sent before and still valid is left alone, so running a
+		// bulk activation again (after a time limit, say) mails only the
+		// rest and does not void the links already in people's inboxes.
+		if a, err := o.store.ActivationByUser(ctx, name); err == nil && !a.Expired(o.now()) && a.CreatedBy != "" &&
+			!strings.HasPrefix(a.CreatedBy, "self") {
+			row.Username, row.Mail, row.Expiry = a.Username, a.Mail, a.ExpiresAt
+			row.setProblem("already_activated", "admin.act.already_activated", nil)
+			return row
+		}
 	}
 	res, err := o.svc.Activate(ctx, name, actor)
 	if err != nil {

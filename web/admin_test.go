@@ -262,6 +262,19 @@ func TestAdminConsoleOperations(t *testing.T) {
 			!strings.Contains(p.body, a.text("admin.act.already_enrolled", nil)) {
 			t.Fatalf("group: %d %s\n%s", p.code, errorText(p.body), p.body)
 		}
+		// Run again (as after a time limit): nobody is mailed twice, the
+		// links already sent stay valid.
+		mails := len(a.mailer.Sent())
+		p = b.post("/admin/users/activate", url.Values{"group": {outer}})
+		if p.code != http.StatusOK || !strings.Contains(p.body, "0 emails sent, 3 not sent") ||
+			!strings.Contains(visibleText(p.body), a.text("admin.act.already_activated", nil)) || len(a.mailer.Sent()) != mails {
+			t.Fatalf("group again: %d %s, %d new mails", p.code, errorText(p.body), len(a.mailer.Sent())-mails)
+		}
+		// Named on its own, a user gets a new link (re-send).
+		p = b.post("/admin/users/activate", url.Values{"username": {u1}})
+		if !strings.Contains(p.body, "1 emails sent, 0 not sent") {
+			t.Fatalf("single re-send: %s", errorText(p.body))
+		}
 	})
 
 	t.Run("activate an OU", func(t *testing.T) {

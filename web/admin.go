@@ -146,15 +146,11 @@ func (s *adminSite) render(c echo.Context, status int, page string, v adminView)
 		v.Admin = sess.display
 		v.Sections = adminSections
 	}
-	v.CSRF, _ = c.Get("csrf").(string)
+	v.CSRF = csrfToken(c)
 	if v.Back == "" {
 		v.Back = c.Request().URL.RequestURI()
 	}
-	h := c.Response().Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(status)
-	return s.pages.Render(c.Response(), page, lang, v)
+	return writePage(c, s.pages, status, page, lang, v)
 }
 
 // fail renders the admin error page; err is logged, not shown.
@@ -171,13 +167,7 @@ func (s *adminSite) language(c echo.Context) string {
 	if sess := sessionOf(c); sess != nil && sess.lang != "" {
 		return sess.lang
 	}
-	if ck, err := c.Cookie(langCookie); err == nil && templates.SupportedLanguage(ck.Value) {
-		return ck.Value
-	}
-	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
-		return l
-	}
-	return s.lang
+	return browserLanguage(c, s.lang)
 }
 
 // requireAdmin lets a request through with a live session whose admin is

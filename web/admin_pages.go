@@ -1,11 +1,9 @@
 package web
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -571,7 +569,7 @@ func (s *adminSite) auditExport(c echo.Context) error {
 	}
 	h.Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	c.Response().WriteHeader(http.StatusOK)
-	return WriteAuditCSV(c.Response(), evs)
+	return enroll.WriteAuditCSV(c.Response(), evs)
 }
 
 func writeAuditJSON(c echo.Context, evs []enroll.Event) error {
@@ -583,31 +581,4 @@ func writeAuditJSON(c echo.Context, evs []enroll.Event) error {
 	enc := json.NewEncoder(c.Response())
 	enc.SetIndent("", "  ")
 	return enc.Encode(evs)
-}
-
-// WriteAuditCSV writes events as RFC 4180 CSV with a header row. A cell
-// that a spreadsheet would run as a formula (= + - @, tab, CR) is prefixed
-// with a quote.
-func WriteAuditCSV(w io.Writer, evs []enroll.Event) error {
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"seq", "time", "actor", "action", "username", "phone", "outcome", "detail", "source_ip"})
-	for _, ev := range evs {
-		rec := []string{strconv.FormatUint(ev.Seq, 10), ev.Time.UTC().Format(time.RFC3339Nano), ev.Actor, ev.Action,
-			ev.Username, ev.Phone, ev.Outcome, ev.Detail, ev.SourceIP}
-		for i, cell := range rec {
-			rec[i] = defuse(cell)
-		}
-		if err := cw.Write(rec); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-func defuse(cell string) string {
-	if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
-		return "'" + cell
-	}
-	return cell
 }

@@ -84,19 +84,8 @@ type demoMailView struct {
 type demoLine struct{ Text, Link, After string }
 
 func (s *demoSite) render(c echo.Context, status int, page string, v demoView) error {
-	v.CSRF, _ = c.Get("csrf").(string)
-	h := c.Response().Header()
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("Cache-Control", "no-store")
-	c.Response().WriteHeader(status)
-	lang := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language"))
-	if ck, err := c.Cookie(langCookie); err == nil && templates.SupportedLanguage(ck.Value) {
-		lang = ck.Value
-	}
-	if lang == "" {
-		lang = s.lang
-	}
-	return s.pages.Render(c.Response(), page, lang, v)
+	v.CSRF = csrfToken(c)
+	return writePage(c, s.pages, status, page, browserLanguage(c, s.lang), v)
 }
 
 func (s *demoSite) user(name string) *DemoUser {

@@ -180,14 +180,34 @@ func (v *pageView) localise(lang string) {
 
 // renderData renders page with data, which the template sees as .Data.
 func (s *enrollSite) renderData(c echo.Context, status int, page, lang string, data any) error {
+	return writePage(c, s.pages, status, page, lang, data)
+}
+
+// writePage answers with page rendered in lang with data (.Data), under
+// the pages' CSP and never cached. The page is rendered whole before
+// anything is written: a template error is a 500, never half a page.
+func writePage(c echo.Context, pages Pages, status int, page, lang string, data any) error {
 	var buf bytes.Buffer
-	if err := s.pages.Render(&buf, page, lang, data); err != nil {
+	if err := pages.Render(&buf, page, lang, data); err != nil {
 		return err // a template bug: the error handler logs it
 	}
 	h := c.Response().Header()
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("Cache-Control", "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// browserLanguage is the language of a page that belongs to no enrollment:
+// the language cookie (the last choice), else the browser's
+// Accept-Language, else def.
+func browserLanguage(c echo.Context, def string) string {
+	if ck, err := c.Cookie(langCookie); err == nil && templates.SupportedLanguage(ck.Value) {
+		return ck.Value
+	}
+	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
+		return l
+	}
+	return def
 }
 
 // limit refuses a POST beyond the per-address or the per-link budget.
@@ -242,15 +262,7 @@ func (s *enrollSite) setLangCookie(c echo.Context, lang string) {
 
 // fallbackLang is the language of a page with no enrollment: the last page
 // seen, else the browser's, else the configured default.
-func (s *enrollSite) fallbackLang(c echo.Context) string {
-	if ck, err := c.Cookie(langCookie); err == nil && templates.SupportedLanguage(ck.Value) {
-		return ck.Value
-	}
-	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
-		return l
-	}
-	return s.lang
-}
+func (s *enrollSite) fallbackLang(c echo.Context) string { return browserLanguage(c, s.lang) }
 
 func (s *enrollSite) logError(c echo.Context, msg string, err error) {
 	// The route pattern, never the path: it holds the token.

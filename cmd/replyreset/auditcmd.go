@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -69,7 +66,7 @@ func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io
 	case "json":
 		return writeJSONList(stdout, events)
 	case "csv":
-		return writeAuditCSV(stdout, events)
+		return enroll.WriteAuditCSV(stdout, events)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACTION\tUSER\tOUTCOME\tDETAIL")
@@ -99,40 +96,4 @@ func parseWhen(name, v string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, fmt.Errorf("%w: %s %q: want RFC 3339 (2025-03-14T10:42:00Z), a date (2025-03-14) or an age (24h)", errUsage, name, v)
-}
-
-// auditCSVHeader names the CSV columns, one per Event field.
-var auditCSVHeader = []string{"seq", "time", "actor", "action", "username", "phone", "outcome", "detail", "source_ip"}
-
-// writeAuditCSV writes events as RFC 4180 CSV with a header. Cells that a
-// spreadsheet would run as a formula are defused (csvCell).
-func writeAuditCSV(w io.Writer, events []enroll.Event) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(auditCSVHeader); err != nil {
-		return err
-	}
-	for _, ev := range events {
-		row := []string{strconv.FormatUint(ev.Seq, 10), ev.Time.Format(time.RFC3339Nano), ev.Actor, ev.Action,
-			ev.Username, ev.Phone, ev.Outcome, ev.Detail, ev.SourceIP}
-		for i := range row {
-			row[i] = csvCell(row[i])
-		}
-		if err := cw.Write(row); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// csvCell defuses CSV injection (OWASP): a cell beginning with = + - @ (or
-// a tab or carriage return, which some spreadsheets skip before one) is
-// prefixed with ' so that it is shown as text, not run as a formula. The
-// audit trail holds text from outside (usernames, SMS details), so this
-// matters; phone numbers (+1555...) read '+1555... in the file.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }

@@ -66,12 +66,12 @@ func bindOutcome(err error) (directorytest.BindOutcome, error) {
 	if !errors.As(err, &be) {
 		return directorytest.BindOther, err
 	}
-	switch {
-	case be.ADCode == "773" || be.PPolicyError == 2:
+	switch be.Outcome() {
+	case "must-change":
 		return directorytest.BindMustChange, err
-	case be.ADCode == "775" || be.PPolicyError == 1:
+	case "locked":
 		return directorytest.BindLocked, err
-	case be.ResultCode == 49 && (be.ADCode == "" || be.ADCode == "52e"):
+	case "invalid":
 		return directorytest.BindInvalid, err
 	}
 	return directorytest.BindOther, err

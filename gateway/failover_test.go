@@ -132,7 +132,7 @@ func TestDirectoryFailoverDuringResets(t *testing.T) {
 // be changed (ppolicy pwdReset), as it must right after a reset.
 func mustChange(err error) bool {
 	be, ok := err.(*ldaplab.BindError)
-	return ok && be.PPolicyError == 2
+	return ok && be.Outcome() == "must-change"
 }
 
 // established counts the established TCP connections whose local port is

@@ -504,12 +504,7 @@ func (j *journey) wantBind(dn, password, want string) {
 	err := j.lab.BindErr(dn, password)
 	got := "ok"
 	if be, ok := err.(*ldaplab.BindError); ok {
-		switch {
-		case be.ADCode == "773" || be.PPolicyError == 2:
-			got = "must-change"
-		case be.ADCode == "775" || be.PPolicyError == 1:
-			got = "locked"
-		default:
+		if got = be.Outcome(); got == "other" {
 			got = "invalid"
 		}
 	} else if err != nil {

@@ -45,6 +45,22 @@ func (e *BindError) Error() string {
 
 func (e *BindError) Unwrap() error { return e.Err }
 
+// Outcome names what the server said, the same way for AD and OpenLDAP:
+// "must-change" (AD data 773, ppolicy changeAfterReset), "locked" (775,
+// ppolicy accountLocked), "invalid" (49 with 52e or no sub-code: a wrong
+// password) or "other".
+func (e *BindError) Outcome() string {
+	switch {
+	case e.ADCode == "773" || e.PPolicyError == 2:
+		return "must-change"
+	case e.ADCode == "775" || e.PPolicyError == 1:
+		return "locked"
+	case e.ResultCode == 49 && (e.ADCode == "" || e.ADCode == "52e"):
+		return "invalid"
+	}
+	return "other"
+}
+
 var adDataCode = regexp.MustCompile(`data ([0-9a-fA-F]+),`)
 
 // BindErr binds as dn over verified LDAPS and returns nil on a clean

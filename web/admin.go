@@ -52,9 +52,7 @@ type AdminStore interface {
 	ActivationByUser(ctx context.Context, username string) (enroll.Activation, error)
 	Audit(ctx context.Context, f enroll.AuditFilter) ([]enroll.Event, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
-	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (time.Time, error)
-	Blocked(ctx context.Context, key string, now time.Time) (time.Time, bool, error)
-	ClearFailures(ctx context.Context, key string) error
+	LoginGuard
 }
 
 // AdminPages renders admin pages and their texts (templates.Pages).

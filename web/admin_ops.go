@@ -48,6 +48,34 @@ func (o *adminOps) audit(c echo.Context, actor string, ev enroll.Event) {
 	}
 }
 
+// anyBlocked reports whether one of keys is blocked by the sign-in guard,
+// and until when.
+func anyBlocked(ctx context.Context, g LoginGuard, keys []string, now time.Time) (time.Time, bool, error) {
+	for _, k := range keys {
+		until, blocked, err := g.Blocked(ctx, k, now)
+		if err != nil || blocked {
+			return until, blocked, err
+		}
+	}
+	return time.Time{}, false, nil
+}
+
+// recordSignInFailure counts a failed sign-in against every key (5 within
+// 10 minutes block a key for 10 minutes) and returns the latest block it
+// started, if any. A key that cannot be recorded does not stop the others.
+func recordSignInFailure(ctx context.Context, g LoginGuard, keys []string, now time.Time) (time.Time, error) {
+	var latest time.Time
+	var errs []error
+	for _, k := range keys {
+		until, err := g.RecordFailure(ctx, k, now, loginFailWindow, loginFailLimit, loginBlock)
+		errs = append(errs, err)
+		if until.After(latest) {
+			latest = until
+		}
+	}
+	return latest, errors.Join(errs...)
+}
+
 // failedSignInFloor is the least time a failed sign-in (admin console,
 // phone change) takes to answer. A wrong password for a real account costs
 // the directory more (AD counts the bad password) than a name nobody has,
@@ -108,17 +136,15 @@ func (o *adminOps) login(ctx context.Context, c echo.Context, login, password st
 	now := o.now()
 	keys := []string{loginKey(login), "admin-login:ip:" + c.RealIP()}
 	ev := enroll.Event{Action: "admin_login"}
-	for _, k := range keys {
-		until, blocked, err := o.store.Blocked(ctx, k, now)
-		if err != nil {
-			o.log.ErrorContext(ctx, "admin login guard", "err", err)
-			return loginResult{outcome: loginUnavailable}
-		}
-		if blocked {
-			ev.Outcome, ev.Detail = "blocked", "too many failed sign-ins"
-			o.audit(c, "admin-login", ev)
-			return loginResult{outcome: loginBlocked, until: until}
-		}
+	until, blocked, err := anyBlocked(ctx, o.store, keys, now)
+	if err != nil {
+		o.log.ErrorContext(ctx, "admin login guard", "err", err)
+		return loginResult{outcome: loginUnavailable}
+	}
+	if blocked {
+		ev.Outcome, ev.Detail = "blocked", "too many failed sign-ins"
+		o.audit(c, "admin-login", ev)
+		return loginResult{outcome: loginBlocked, until: until}
 	}
 	start := time.Now()
 	u, err := o.dir.Authenticate(ctx, login, password)
@@ -146,13 +172,12 @@ func (o *adminOps) login(ctx context.Context, c echo.Context, login, password st
 		if u.Username == "" {
 			ev.Detail = "no such user"
 		}
-		for _, k := range keys {
-			until, err := o.store.RecordFailure(ctx, k, now, loginFailWindow, loginFailLimit, loginBlock)
-			if err != nil {
-				o.log.ErrorContext(ctx, "admin login guard", "err", err)
-			} else if !until.IsZero() {
-				ev.Detail = strings.TrimPrefix(ev.Detail+"; now blocked until "+until.UTC().Format(time.RFC3339), "; ")
-			}
+		until, err := recordSignInFailure(ctx, o.store, keys, now)
+		if err != nil {
+			o.log.ErrorContext(ctx, "admin login guard", "err", err)
+		}
+		if !until.IsZero() {
+			ev.Detail = strings.TrimPrefix(ev.Detail+"; now blocked until "+until.UTC().Format(time.RFC3339), "; ")
 		}
 	case errors.Is(err, directory.ErrMustChange):
 		res.outcome, ev.Outcome = loginMustChange, "must_change"

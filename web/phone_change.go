@@ -103,16 +103,14 @@ func (p *phoneChangeSite) postSignIn(c echo.Context) error {
 	login, password := strings.TrimSpace(c.FormValue("username")), c.FormValue("password")
 	now := p.site.now()
 	keys := []string{"phone-change:user:" + loginName(login), "phone-change:ip:" + c.RealIP()}
-	for _, k := range keys {
-		until, blocked, err := p.guard.Blocked(ctx, k, now)
-		if err != nil {
-			return p.site.fail(c, "", err)
-		}
-		if blocked {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(int(max(until.Sub(now), time.Second)/time.Second)))
-			return p.signInPage(c, http.StatusTooManyRequests, login,
-				&templates.Msg{Key: "change.err.blocked", Args: map[string]string{"time": p.site.clock(until)}})
-		}
+	until, blocked, err := anyBlocked(ctx, p.guard, keys, now)
+	if err != nil {
+		return p.site.fail(c, "", err)
+	}
+	if blocked {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(max(until.Sub(now), time.Second)/time.Second)))
+		return p.signInPage(c, http.StatusTooManyRequests, login,
+			&templates.Msg{Key: "change.err.blocked", Args: map[string]string{"time": p.site.clock(until)}})
 	}
 	start := time.Now()
 	token, pc, err := p.svc.StartPhoneChange(enroll.WithSource(ctx, c.RealIP()), login, password)
@@ -125,10 +123,8 @@ func (p *phoneChangeSite) postSignIn(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, phoneChangeBase)
 	case errors.Is(err, enroll.ErrBadLogin):
 		defer waitFloor(ctx, start)
-		for _, k := range keys {
-			if _, err := p.guard.RecordFailure(ctx, k, now, loginFailWindow, loginFailLimit, loginBlock); err != nil {
-				p.site.logError(c, "phone change sign-in guard", err)
-			}
+		if _, err := recordSignInFailure(ctx, p.guard, keys, now); err != nil {
+			p.site.logError(c, "phone change sign-in guard", err)
 		}
 		msg = "change.err.bad_login"
 	case errors.Is(err, directory.ErrMustChange):

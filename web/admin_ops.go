@@ -29,7 +29,6 @@ type adminOps struct {
 	store AdminStore
 	log   *slog.Logger
 	now   func() time.Time
-	lang  string
 }
 
 // withSource is the request's context with its client address, which the

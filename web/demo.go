@@ -40,7 +40,6 @@ type demoSite struct {
 	demo  Demo
 	pages AdminPages
 	lang  string
-	now   func() time.Time
 }
 
 func (s *demoSite) register(e *echo.Echo) {

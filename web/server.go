@@ -104,8 +104,7 @@ func NewEcho(d Deps) *echo.Echo {
 			d.Admin = DefaultAdminConfig()
 		}
 		admin = &adminSite{
-			ops: &adminOps{dir: d.AdminDirectory, svc: d.AdminService, store: d.AdminStore, log: d.Logger, now: d.Now,
-				lang: d.Language},
+			ops:   &adminOps{dir: d.AdminDirectory, svc: d.AdminService, store: d.AdminStore, log: d.Logger, now: d.Now},
 			pages: d.Pages, log: d.Logger, now: d.Now, lang: d.Language, ttl: d.Admin.SessionTTL,
 			secure:   strings.HasPrefix(strings.ToLower(d.PublicURL), "https://"),
 			sessions: newSessions(d.Admin.SessionTTL),
@@ -186,7 +185,7 @@ func NewEcho(d Deps) *echo.Echo {
 		admin.registerAPI(e)
 	}
 	if d.Demo != nil && d.Pages != nil {
-		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language, now: d.Now}).register(e)
+		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language}).register(e)
 	}
 	return e
 }

@@ -72,9 +72,8 @@ type app struct {
 	catalog *templates.Catalog
 	pages   *templates.Pages
 	mails   *templates.Mails
-	mailer  *mailer.Mailer // nil when mail is off
-	mail    enroll.Mailer  // where mail goes: mailer, the demo's mailbox, or nil (off)
-	metrics *web.Metrics   // Prometheus metrics, fed by the store and the directory
+	mail    enroll.Mailer // where mail goes: mailer, the demo's mailbox, or nil (off)
+	metrics *web.Metrics  // Prometheus metrics, fed by the store and the directory
 	outbox  *gateway.Outbox
 	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
 	lockout *gateway.LockoutWatch
@@ -137,10 +136,11 @@ func (a *app) wire() error {
 		return err
 	}
 	if a.mail == nil && a.cfg.Mail.Enabled() {
-		if a.mailer, err = mailer.New(a.cfg.Mail); err != nil {
+		m, err := mailer.New(a.cfg.Mail)
+		if err != nil {
 			return fmt.Errorf("mail: %w", err)
 		}
-		a.mail = a.mailer
+		a.mail = m
 	}
 	var sender gateway.Sender = gateway.LocalSender{}
 	if a.cfg.SMS.Provider == "twilio" {

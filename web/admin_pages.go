@@ -89,8 +89,8 @@ func (s *adminSite) users(c echo.Context) error {
 	defer cancel()
 	found, truncated, err := s.ops.dir.SearchUsers(ctx, q, searchLimit)
 	if err != nil {
-		status, key := s.directoryProblem(err)
-		v.Error = &templates.Msg{Key: key}
+		status, msg := s.pageProblem(c, err)
+		v.Error = &msg
 		return s.render(c, status, templates.AdminUsers, v)
 	}
 	v.Users.Searched, v.Users.Truncated = true, truncated
@@ -102,22 +102,6 @@ func (s *adminSite) users(c echo.Context) error {
 		v.Users.Found = append(v.Users.Found, row)
 	}
 	return s.render(c, http.StatusOK, templates.AdminUsers, v)
-}
-
-// directoryProblem maps a directory error to a status and page text.
-func (s *adminSite) directoryProblem(err error) (int, string) {
-	switch {
-	case errors.Is(err, directory.ErrInvalidInput):
-		return http.StatusUnprocessableEntity, "admin.err.query"
-	case errors.Is(err, directory.ErrNotFound):
-		return http.StatusNotFound, "admin.err.not_in_directory"
-	case errors.Is(err, directory.ErrAmbiguous):
-		return http.StatusConflict, "admin.err.ambiguous_group"
-	case errors.Is(err, directory.ErrTooMany):
-		return http.StatusUnprocessableEntity, "admin.err.too_many"
-	}
-	s.log.Error("admin: directory", "err", err)
-	return http.StatusServiceUnavailable, "admin.err.directory"
 }
 
 type resultsView struct {
@@ -154,15 +138,15 @@ func (s *adminSite) activate(c echo.Context) error {
 	case group != "":
 		users, err := s.ops.dir.GroupMembers(ctx, group)
 		if err != nil {
-			status, key := s.directoryProblem(err)
-			return s.usersError(c, status, templates.Msg{Key: key})
+			status, msg := s.pageProblem(c, err)
+			return s.usersError(c, status, msg)
 		}
 		names, source = usernames(users), group
 	case ou != "":
 		users, err := s.ops.dir.UsersUnder(ctx, ou)
 		if err != nil {
-			status, key := s.directoryProblem(err)
-			return s.usersError(c, status, templates.Msg{Key: key})
+			status, msg := s.pageProblem(c, err)
+			return s.usersError(c, status, msg)
 		}
 		names, source = usernames(users), ou
 	default:
@@ -354,44 +338,10 @@ func (s *adminSite) enrollmentAction(c echo.Context) error {
 		return echo.ErrNotFound
 	}
 	if err != nil {
-		status, m := s.enrollProblem(err)
+		status, m := s.pageProblem(c, err)
 		return s.showEnrollment(c, name, status, &m)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/enrollments/"+url.PathEscape(name)+"?done="+done)
-}
-
-// enrollProblem maps an enrollment-service error to a status and text.
-func (s *adminSite) enrollProblem(err error) (int, templates.Msg) {
-	var pe *enroll.PhoneError
-	switch {
-	case errors.As(err, &pe):
-		return http.StatusUnprocessableEntity, templates.Msg{Key: "admin.err.phone", Args: map[string]string{"reason": pe.Error()}}
-	case errors.Is(err, enroll.ErrPhoneTaken):
-		return http.StatusConflict, templates.Msg{Key: "admin.err.phone_taken"}
-	case errors.Is(err, enroll.ErrCountryNotAllowed):
-		return http.StatusUnprocessableEntity, templates.Msg{Key: "admin.err.country"}
-	case errors.Is(err, enroll.ErrInvalid):
-		return http.StatusUnprocessableEntity, templates.Msg{Key: "admin.err.invalid", Args: map[string]string{"reason": err.Error()}}
-	case errors.Is(err, directory.ErrNotFound): // before enroll.ErrNotFound: it may wrap both
-		return http.StatusNotFound, templates.Msg{Key: "admin.err.not_in_directory"}
-	case errors.Is(err, enroll.ErrNotFound):
-		return http.StatusNotFound, templates.Msg{Key: "admin.err.not_enrolled"}
-	case errors.Is(err, enroll.ErrNoMail):
-		return http.StatusUnprocessableEntity, templates.Msg{Key: "admin.act.no_mail"}
-	case errors.Is(err, enroll.ErrMailOff):
-		return http.StatusUnprocessableEntity, templates.Msg{Key: "admin.act.mail_off"}
-	case errors.Is(err, enroll.ErrNotLocked):
-		return http.StatusConflict, templates.Msg{Key: "admin.err.not_locked"}
-	case errors.Is(err, enroll.ErrWrongState):
-		return http.StatusConflict, templates.Msg{Key: "admin.err.wrong_state"}
-	case errors.Is(err, directory.ErrInsufficientRights):
-		return http.StatusForbidden, templates.Msg{Key: "admin.err.rights"}
-	}
-	s.log.Error("admin: enrollment operation", "err", err)
-	if errors.Is(err, directory.ErrUnavailable) {
-		return http.StatusServiceUnavailable, templates.Msg{Key: "admin.err.directory"}
-	}
-	return http.StatusInternalServerError, templates.Msg{Key: "admin.err.internal"}
 }
 
 // POST /admin/enroll: the helpdesk enrolls a user in person.
@@ -401,7 +351,7 @@ func (s *adminSite) enrollInPerson(c echo.Context) error {
 	defer cancel()
 	e, err := s.ops.svc.EnrollInPerson(ctx, name, c.FormValue("phone"), c.FormValue("language"), actor(c))
 	if err != nil {
-		status, m := s.enrollProblem(err)
+		status, m := s.pageProblem(c, err)
 		return s.showEnrollments(c, status, &m)
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/enrollments/"+url.PathEscape(e.Username)+"?done=enrolled")
@@ -424,8 +374,8 @@ func (s *adminSite) showLockouts(c echo.Context, status int, problem *templates.
 	v := adminView{Section: "lockouts", Lockouts: &lockoutsView{}, Error: problem}
 	rows, err := s.ops.locked(ctx)
 	if err != nil {
-		status, key := s.directoryProblem(err)
-		v.Error = &templates.Msg{Key: key}
+		status, msg := s.pageProblem(c, err)
+		v.Error = &msg
 		return s.render(c, status, templates.AdminLockouts, v)
 	}
 	lang := s.language(c)
@@ -445,7 +395,7 @@ func (s *adminSite) unlock(c echo.Context) error {
 	defer cancel()
 	u, err := s.ops.svc.UnlockUser(ctx, name, actor(c))
 	if err != nil && !errors.Is(err, enroll.ErrNotLocked) {
-		status, m := s.enrollProblem(err)
+		status, m := s.pageProblem(c, err)
 		return s.showLockouts(c, status, &m)
 	}
 	if u.Username != "" {

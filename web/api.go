@@ -136,45 +136,6 @@ func bindJSON(c echo.Context, v any) error {
 	return nil
 }
 
-// apiProblem maps an operation's error to its status and stable code.
-func (s *adminSite) apiProblem(c echo.Context, err error) error {
-	var pe *enroll.PhoneError
-	switch {
-	case errors.As(err, &pe):
-		return apiFail(c, http.StatusUnprocessableEntity, "invalid_phone", pe.Error())
-	case errors.Is(err, enroll.ErrPhoneTaken):
-		return apiFail(c, http.StatusConflict, "phone_taken", "this number belongs to another active enrollment")
-	case errors.Is(err, enroll.ErrCountryNotAllowed):
-		return apiFail(c, http.StatusUnprocessableEntity, "country_not_allowed", "numbers from this country are not accepted (sms.allowed_countries)")
-	case errors.Is(err, enroll.ErrNoMail):
-		return apiFail(c, http.StatusUnprocessableEntity, "no_mail", "the user has no mail address in the directory")
-	case errors.Is(err, enroll.ErrMailOff):
-		return apiFail(c, http.StatusUnprocessableEntity, "mail_off", "mail is not configured, so no activation email can be sent")
-	case errors.Is(err, enroll.ErrNotLocked):
-		return apiFail(c, http.StatusConflict, "not_locked", "the account is not locked")
-	case errors.Is(err, enroll.ErrWrongState):
-		return apiFail(c, http.StatusConflict, "wrong_state", err.Error())
-	case errors.Is(err, enroll.ErrInvalid):
-		return apiFail(c, http.StatusUnprocessableEntity, "invalid_request", err.Error())
-	case errors.Is(err, directory.ErrNotFound): // before enroll.ErrNotFound: it may wrap both
-		return apiFail(c, http.StatusNotFound, "user_not_found", "no such user in the directory")
-	case errors.Is(err, enroll.ErrNotFound):
-		return apiFail(c, http.StatusNotFound, "not_enrolled", "no enrollment for this user")
-	case errors.Is(err, directory.ErrAmbiguous):
-		return apiFail(c, http.StatusConflict, "ambiguous", "the name matches more than one directory entry: use the DN")
-	case errors.Is(err, directory.ErrInvalidInput):
-		return apiFail(c, http.StatusUnprocessableEntity, "invalid_request", err.Error())
-	case errors.Is(err, directory.ErrTooMany):
-		return apiFail(c, http.StatusUnprocessableEntity, "too_many", err.Error())
-	case errors.Is(err, directory.ErrInsufficientRights):
-		return apiFail(c, http.StatusForbidden, "insufficient_rights", "the service account may not do this in the directory")
-	case errors.Is(err, directory.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		return apiFail(c, http.StatusServiceUnavailable, "directory_unavailable", "the directory does not answer; try again in a few minutes")
-	}
-	s.log.ErrorContext(c.Request().Context(), "api operation failed", "route", c.Path(), "err", err)
-	return apiFail(c, http.StatusInternalServerError, "internal", "internal error; see the server log")
-}
-
 // apiEnrollment is an enrollment as the API shows it: no sealed secrets.
 type apiEnrollment struct {
 	Username   string    `json:"username"`

@@ -76,17 +76,20 @@ func TestAPITokenCommands(t *testing.T) {
 func TestAPITokenUsage(t *testing.T) {
 	t.Parallel()
 	f := writeConfig(t, offlineConfig())
-	const usage = "replyreset api-token: usage: want create NAME, list or revoke NAME, e.g. replyreset api-token create -config config.yaml grafana"
-	for _, args := range [][]string{
-		{"api-token", "-config", f.Path},
-		{"api-token", "-config", f.Path, "create"},
-		{"api-token", "-config", f.Path, "create", "a", "b"},
-		{"api-token", "-config", f.Path, "list", "x"},
-		{"api-token", "-config", f.Path, "rotate", "x"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"api-token", "-config", f.Path}, "replyreset api-token: usage: want create NAME, list or revoke NAME, e.g. replyreset api-token create -config config.yaml grafana"},
+		{[]string{"api-token", "-config", f.Path, "rotate", "x"}, "replyreset api-token: usage: want create NAME, list or revoke NAME, e.g. replyreset api-token create -config config.yaml grafana"},
+		{[]string{"api-token", "-config", f.Path, "create"}, "replyreset api-token create: usage: want NAME, e.g. replyreset api-token create -config config.yaml grafana"},
+		{[]string{"api-token", "create", "a", "b", "-config", f.Path}, "replyreset api-token create: usage: want NAME, e.g. replyreset api-token create -config config.yaml grafana"},
+		{[]string{"api-token", "-config", f.Path, "list", "x"}, "replyreset api-token list: usage: list takes no arguments"},
+		{[]string{"api-token", "revoke", "-config", f.Path}, "replyreset api-token revoke: usage: want NAME, e.g. replyreset api-token revoke -config config.yaml grafana"},
 	} {
-		r := runCLI(t, args...)
+		r := runCLI(t, tc.args...)
 		wantCode(t, r, 2)
-		wantLine(t, r, r.stderr, usage)
+		wantLine(t, r, r.stderr, tc.want)
 	}
 	r := runCLI(t, "api-token", "-config", f.Path, "create", "my token")
 	wantCode(t, r, 2)

@@ -9,51 +9,65 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/spf13/cobra"
 )
 
 // runAudit prints the audit trail, oldest first, as a table, CSV (RFC 4180,
 // for spreadsheets) or JSON, filtered by user, action and time.
-func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("audit", stderr)
-	path := fs.String("config", "", "configuration file (required)")
-	format := fs.String("format", "table", "table | csv | json")
-	user := fs.String("user", "", "only events about this username")
-	action := fs.String("action", "", "only this action (reset, unlock, enroll, deactivate, ...)")
-	since := fs.String("since", "", "only events at or after this time: RFC 3339 (2025-03-14T10:42:00Z), a date (2025-03-14, local time) or an age (24h)")
-	until := fs.String("until", "", "only events before this time (same forms as -since)")
-	limit := fs.Int("limit", 0, "only the newest N events (0 = all)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func newAuditCmd(env *cmdEnv) *cobra.Command {
+	var o auditOptions
+	c := &cobra.Command{
+		Use:         "audit",
+		Short:       "print or export the audit trail (table, CSV, JSON)",
+		Example:     "  replyreset audit --config config.yaml --user jdoe --since 24h\n  replyreset audit --config config.yaml --format csv > audit.csv",
+		Annotations: sharedCommand,
+		Args:        wantArgs(cobra.NoArgs, "audit takes no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runAudit(c.Context(), env, o, c.OutOrStdout())
+		},
 	}
-	if *format != "table" && *format != "csv" && *format != "json" {
+	fs := c.Flags()
+	configFlag(fs, &o.path)
+	fs.StringVar(&o.format, "format", "table", "output format: table | csv | json")
+	fs.StringVar(&o.user, "user", "", "only events about this username")
+	fs.StringVar(&o.action, "action", "", "only this action (reset, unlock, enroll, deactivate, ...)")
+	fs.StringVar(&o.since, "since", "", "only events at or after this time: RFC 3339 (2025-03-14T10:42:00Z), a date (2025-03-14, local time) or an age (24h)")
+	fs.StringVar(&o.until, "until", "", "only events before this time (same forms as -since)")
+	fs.IntVar(&o.limit, "limit", 0, "only the newest N events (0 = all)")
+	return c
+}
+
+type auditOptions struct {
+	path, format, user, action, since, until string
+	limit                                    int
+}
+
+func runAudit(ctx context.Context, env *cmdEnv, o auditOptions, stdout io.Writer) error {
+	if o.format != "table" && o.format != "csv" && o.format != "json" {
 		return fmt.Errorf("%w: -format must be table, csv or json", errUsage)
 	}
-	if *limit < 0 {
+	if o.limit < 0 {
 		return fmt.Errorf("%w: -since and -limit must not be negative", errUsage)
 	}
 	now := time.Now()
-	f := enroll.AuditFilter{Username: *user, Action: *action}
+	f := enroll.AuditFilter{Username: o.user, Action: o.action}
 	var err error
-	if f.Since, err = parseWhen("-since", *since, now); err != nil {
+	if f.Since, err = parseWhen("-since", o.since, now); err != nil {
 		return err
 	}
-	if f.Until, err = parseWhen("-until", *until, now); err != nil {
+	if f.Until, err = parseWhen("-until", o.until, now); err != nil {
 		return err
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
 		return fmt.Errorf("%w: -since must be before -until", errUsage)
 	}
-	cfg, err := loadConfigFlag(*path)
-	if err != nil {
-		return err
-	}
-	store, release, err := env.openStore(cfg)
+	store, release, err := env.loadStore(o.path)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if *limit > 0 { // the newest N, still printed oldest first
-		f.Newest, f.Limit = true, *limit
+	if o.limit > 0 { // the newest N, still printed oldest first
+		f.Newest, f.Limit = true, o.limit
 	}
 	events, err := store.Audit(ctx, f)
 	if err != nil {
@@ -62,7 +76,7 @@ func runAudit(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io
 	if f.Newest {
 		slices.Reverse(events)
 	}
-	switch *format {
+	switch o.format {
 	case "json":
 		return writeJSONList(stdout, events)
 	case "csv":

@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/spf13/cobra"
 )
 
 // Test seam, nil in production: extra mailer options (a test SMTP server's
@@ -30,27 +31,44 @@ const (
 	checkTwilioTimeout = 20 * time.Second
 )
 
+func newCheckConfigCmd(_ *cmdEnv) *cobra.Command {
+	var path string
+	var offline bool
+	c := &cobra.Command{
+		Use:   "check-config",
+		Short: "validate a configuration file and dial the directory, store, mail and Twilio",
+		Long: `Validate a configuration file (every problem at once, one a line), then
+dial what it names: each directory URL, the data file, the SMTP server and
+the Twilio account. Exit status 0: usable; 1: problems; 2: usage error.`,
+		Example: "  replyreset check-config --config /etc/replyreset/config.yaml",
+		Args:    wantArgs(cobra.NoArgs, "check-config takes no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runCheckConfig(c.Context(), path, offline, c.OutOrStdout())
+		},
+	}
+	configFlag(c.Flags(), &path)
+	c.Flags().BoolVar(&offline, "offline", false, "only validate the file; dial nothing")
+	return c
+}
+
 // runCheckConfig validates the file (every problem at once) and then dials
 // what the file names, one line each, saying precisely what failed: each
 // directory URL step by step, the data file, the SMTP server and the
 // Twilio account. It exits 1 when anything failed; -offline dials nothing.
-func runCheckConfig(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check-config", stderr)
-	path := fs.String("config", "", "configuration file (required)")
-	offline := fs.Bool("offline", false, "only validate the file; dial nothing")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func runCheckConfig(ctx context.Context, path string, offline bool, stdout io.Writer) error {
+	if path == "" {
+		path = os.Getenv(configEnv)
 	}
-	cfg, err := loadConfigFlag(*path)
+	cfg, err := loadConfigFlag(path)
 	if err != nil {
 		if errors.Is(err, errUsage) {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: INVALID\n%v\n", *path, err)
+		fmt.Fprintf(stdout, "%s: INVALID\n%v\n", path, err)
 		return &exitError{code: 1, err: errors.New("the configuration file has problems (listed above)")}
 	}
-	fmt.Fprintf(stdout, "%s: syntax and values OK\n", *path)
-	if *offline {
+	fmt.Fprintf(stdout, "%s: syntax and values OK\n", path)
+	if offline {
 		return nil
 	}
 	var failed []string

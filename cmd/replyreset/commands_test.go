@@ -92,22 +92,22 @@ func TestCheckConfigUsage(t *testing.T) {
 	t.Parallel()
 	r := runCLI(t, "check-config")
 	wantCode(t, r, 2)
-	wantLine(t, r, r.stderr, "replyreset check-config: usage: -config FILE is required (see config.example.yaml)")
+	wantLine(t, r, r.stderr, "replyreset check-config: usage: -config FILE is required (or set REPLYRESET_CONFIG; see config.example.yaml)")
 	if r.stdout != "" {
 		t.Errorf("a usage error printed to stdout:\n%v", r)
 	}
 
 	r = runCLI(t, "check-config", "-config")
 	wantCode(t, r, 2)
-	wantContains(t, r, r.stderr, "flag needs an argument: -config")
+	wantContains(t, r, r.stderr, "flag needs an argument: --config")
 
 	r = runCLI(t, "check-config", "-bogus")
 	wantCode(t, r, 2)
-	wantContains(t, r, r.stderr, "flag provided but not defined: -bogus")
+	wantContains(t, r, r.stderr, "unknown flag: --bogus")
 
 	r = runCLI(t, "check-config", "-h")
 	wantCode(t, r, 0)
-	wantContains(t, r, r.stderr, "-config", "-offline")
+	wantContains(t, r, r.stdout, "--config", "--offline")
 }
 
 func TestCheckConfigMissingFile(t *testing.T) {
@@ -402,7 +402,7 @@ func TestEnrollUsage(t *testing.T) {
 	}
 	r := runCLI(t, "enroll", "jdoe", enrollPhone)
 	wantCode(t, r, 2)
-	wantLine(t, r, r.stderr, "replyreset enroll: usage: -config FILE is required (see config.example.yaml)")
+	wantLine(t, r, r.stderr, "replyreset enroll: usage: -config FILE is required (or set REPLYRESET_CONFIG; see config.example.yaml)")
 
 	r = runCLI(t, "enroll", "-config", f.Path, "-language", "de", "jdoe", enrollPhone)
 	wantCode(t, r, 2)
@@ -546,7 +546,7 @@ func startServe(t *testing.T, f configFile, addr string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{addr: addr, cancel: cancel, done: make(chan error, 1), stderr: &enrolltest.LogBuffer{}}
-	go func() { s.done <- runServe(&cmdEnv{}, ctx, []string{"-config", f.Path}, io.Discard, s.stderr) }()
+	go func() { s.done <- runServe(ctx, f.Path, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -714,7 +714,7 @@ func TestServeBadConfig(t *testing.T) {
 
 	r = runCLI(t, "serve")
 	wantCode(t, r, 2)
-	wantLine(t, r, r.stderr, "replyreset serve: usage: -config FILE is required (see config.example.yaml)")
+	wantLine(t, r, r.stderr, "replyreset serve: usage: -config FILE is required (or set REPLYRESET_CONFIG; see config.example.yaml)")
 }
 
 func TestServeListenError(t *testing.T) {
@@ -738,22 +738,26 @@ func TestUnknownCommand(t *testing.T) {
 	t.Parallel()
 	r := runCLI(t, "frobnicate")
 	wantCode(t, r, 2)
-	wantLine(t, r, r.stderr, `replyreset: unknown command "frobnicate"`)
-	wantLine(t, r, r.stderr, "usage: replyreset <command> [flags]")
-	for _, c := range commands() {
-		if _, ok := lineWithPrefix(r.stderr, "  "+c.name+" "); !ok {
-			t.Errorf("usage does not list %s:\n%v", c.name, r)
+	wantLine(t, r, r.stderr, `replyreset: usage: unknown command "frobnicate"`)
+	wantLine(t, r, r.stderr, "  replyreset [command]")
+	for _, c := range newRoot(&cmdEnv{}, io.Discard, io.Discard).Commands() {
+		if _, ok := lineWithPrefix(r.stderr, "  "+c.Name()+" "); !ok {
+			t.Errorf("usage does not list %s:\n%v", c.Name(), r)
 		}
 	}
+	r = runCLI(t, "enroments")
+	wantCode(t, r, 2)
+	wantLine(t, r, r.stderr, `replyreset: usage: unknown command "enroments" (did you mean enrollments?)`)
 
 	r = runCLI(t)
 	wantCode(t, r, 2)
-	wantLine(t, r, r.stderr, "usage: replyreset <command> [flags]")
+	wantLine(t, r, r.stderr, "replyreset: usage: missing command")
+	wantLine(t, r, r.stderr, "  replyreset [command]")
 
-	for _, help := range []string{"help", "-h", "--help"} {
+	for _, help := range []string{"help", "-h", "--help", "-help"} {
 		r = runCLI(t, help)
 		wantCode(t, r, 0)
-		wantLine(t, r, r.stdout, "usage: replyreset <command> [flags]")
+		wantLine(t, r, r.stdout, "  replyreset [command]")
 	}
 }
 

@@ -52,6 +52,15 @@ func (env *cmdEnv) user() string {
 	return currentUser()
 }
 
+// loadStore loads the --config file and opens its store (openStore).
+func (env *cmdEnv) loadStore(path string) (*enroll.BoltStore, func(), error) {
+	cfg, err := loadConfigFlag(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env.openStore(cfg)
+}
+
 // openStore returns the store for cfg and a release function.
 func (env *cmdEnv) openStore(cfg *Config) (*enroll.BoltStore, func(), error) {
 	if env.server != nil {
@@ -147,6 +156,7 @@ func absoluteConfig(args []string) []string {
 	rewrite := map[string]func(string) string{
 		"config": absPath,
 		"o":      absPath,
+		"output": absPath,
 		"since":  localDate,
 		"until":  localDate,
 	}

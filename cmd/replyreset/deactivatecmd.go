@@ -8,24 +8,35 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/spf13/cobra"
 )
 
 // runDeactivate turns users' SMS self-service off: each enrollment becomes
 // deactivated, its phone is released (and told by SMS), a pending
 // activation link stops working. It goes on after a failure, prints one
 // line per user and exits 1 if any failed.
-func runDeactivate(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("deactivate", stderr)
-	path := fs.String("config", "", "configuration file (required)")
-	actor := fs.String("by", env.user(), "who is deactivating (recorded in the audit trail)")
-	users, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+func newDeactivateCmd(env *cmdEnv) *cobra.Command {
+	var path, by string
+	c := &cobra.Command{
+		Use:         "deactivate USER...",
+		Short:       "deactivate USER...: turn SMS self-service off (the phone is released and told)",
+		Example:     "  replyreset deactivate jdoe asmith --config config.yaml",
+		Annotations: sharedCommand,
+		Args:        wantArgs(cobra.MinimumNArgs(1), "want one or more usernames, e.g. replyreset deactivate -config config.yaml jdoe asmith"),
+		RunE: func(c *cobra.Command, users []string) error {
+			if by == "" {
+				by = env.user()
+			}
+			return runDeactivate(c.Context(), env, path, by, users, c.OutOrStdout())
+		},
 	}
-	if len(users) == 0 {
-		return fmt.Errorf("%w: want one or more usernames, e.g. replyreset deactivate -config config.yaml jdoe asmith", errUsage)
-	}
-	_, a, release, err := env.loadApp(*path)
+	configFlag(c.Flags(), &path)
+	c.Flags().StringVar(&by, "by", "", "who is deactivating, recorded in the audit trail (default: the user running the command)")
+	return c
+}
+
+func runDeactivate(ctx context.Context, env *cmdEnv, path, actor string, users []string, stdout io.Writer) error {
+	_, a, release, err := env.loadApp(path)
 	if err != nil {
 		return err
 	}
@@ -34,7 +45,7 @@ func runDeactivate(env *cmdEnv, ctx context.Context, args []string, stdout, stde
 	for _, username := range users {
 		uctx, cancel := context.WithTimeout(ctx, time.Minute)
 		before, _ := a.store.Enrollment(uctx, username)
-		e, err := a.enroll.Deactivate(uctx, username, "cli:"+*actor)
+		e, err := a.enroll.Deactivate(uctx, username, "cli:"+actor)
 		cancel()
 		switch {
 		case errors.Is(err, enroll.ErrNotFound):

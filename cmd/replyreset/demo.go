@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/web"
+	"github.com/spf13/cobra"
 )
 
 // demoNumber is the company number of the demo (a fictional 555 number).
@@ -26,25 +27,39 @@ const demoNumber = "+15550100000"
 // installed or configured: an in-process directory speaking the AD
 // dialect over LDAPS, SMS kept in the outbox and shown on a phone
 // simulator, mail kept in a mailbox page, data in a temporary directory.
-func runDemo(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
-	listen := fs.String("listen", "127.0.0.1:8080", "address to serve on: a loopback address (127.0.0.1 or ::1) and a port")
-	dataDir := fs.String("data", "", "keep the data file in `DIR` (default: a temporary directory, removed at exit)")
-	lang := fs.String("language", "en", "default language of texts and pages: en or fr")
-	verbose := fs.Bool("v", false, "log every request and operation")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func newDemoCmd(_ *cmdEnv) *cobra.Command {
+	var o demoOptions
+	c := &cobra.Command{
+		Use:     "demo",
+		Short:   "run the whole product on 127.0.0.1 with a sample directory, phone simulator and mailbox",
+		Example: "  replyreset demo\n  replyreset demo --listen 127.0.0.1:9090 --language fr",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unexpected argument %q", args[0])
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.Log = c.ErrOrStderr()
+			return runDemo(c.Context(), o, c.OutOrStdout())
+		},
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	fs := c.Flags()
+	fs.StringVar(&o.Listen, "listen", "127.0.0.1:8080", "address to serve on: a loopback address (127.0.0.1 or ::1) and a port")
+	fs.StringVar(&o.DataDir, "data", "", "keep the data file in `DIR` (default: a temporary directory, removed at exit)")
+	fs.StringVar(&o.Language, "language", "en", "default language of texts and pages: en or fr")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "log every request and operation")
+	return c
+}
+
+func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) error {
+	if err := loopbackAddr(o.Listen); err != nil {
+		return usageErrorf("-listen %q: %v", o.Listen, err)
 	}
-	if err := loopbackAddr(*listen); err != nil {
-		return fmt.Errorf("%w: -listen %q: %v", errUsage, *listen, err)
+	if o.Language != "en" && o.Language != "fr" {
+		return usageErrorf("-language must be en or fr")
 	}
-	if *lang != "en" && *lang != "fr" {
-		return fmt.Errorf("%w: -language must be en or fr", errUsage)
-	}
-	d, err := startDemo(ctx, demoOptions{Listen: *listen, DataDir: *dataDir, Language: *lang, Verbose: *verbose, Log: stderr})
+	d, err := startDemo(ctx, o)
 	if err != nil {
 		return err
 	}

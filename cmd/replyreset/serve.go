@@ -19,15 +19,26 @@ import (
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
+	"github.com/spf13/cobra"
 )
 
-func runServe(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
-	path := fs.String("config", "", "configuration file (required)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func newServeCmd(env *cmdEnv) *cobra.Command {
+	var path string
+	c := &cobra.Command{
+		Use:     "serve",
+		Short:   "run the gateway (webhook, pages, API)",
+		Example: "  replyreset serve --config /etc/replyreset/config.yaml",
+		Args:    wantArgs(cobra.NoArgs, "serve takes no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runServe(c.Context(), path, c.ErrOrStderr())
+		},
 	}
-	cfg, err := loadConfigFlag(*path)
+	configFlag(c.Flags(), &path)
+	return c
+}
+
+func runServe(ctx context.Context, path string, stderr io.Writer) error {
+	cfg, err := loadConfigFlag(path)
 	if err != nil {
 		return err
 	}
@@ -51,14 +62,6 @@ func runServe(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io
 		return fmt.Errorf("listen: %w", err)
 	}
 	return serveHTTP(ctx, app.Handler(), ln, log)
-}
-
-// loadConfigFlag loads -config, saying what is missing.
-func loadConfigFlag(path string) (*Config, error) {
-	if path == "" {
-		return nil, fmt.Errorf("%w: -config FILE is required (see config.example.yaml)", errUsage)
-	}
-	return LoadConfig(path)
 }
 
 // app is the wired product: logger → store → directory → gateway → web,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/windows/svc"
 )
 
@@ -34,6 +35,7 @@ func runAsService() (code int, ok bool) {
 	if err != nil || !isService {
 		return 0, false
 	}
+	cobra.MousetrapHelpText = "" // not started from Explorer: no "this is a command line tool" pause
 	out := serviceLog()
 	defer out.Close()
 	h := &serviceHandler{args: os.Args[1:], out: out}

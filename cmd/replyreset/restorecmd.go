@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/spf13/cobra"
+)
+
+func newRestoreCmd(env *cmdEnv) *cobra.Command {
+	var path, in string
+	c := &cobra.Command{
+		Use:     "restore -i FILE",
+		Short:   "replace the data file with a backup (the service must be stopped)",
+		Example: "  replyreset restore --config config.yaml -i /var/backups/replyreset.db",
+		Args:    wantArgs(cobra.NoArgs, "want -i FILE, e.g. replyreset restore -config config.yaml -i /var/backups/replyreset.db"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if in == "" {
+				return usageErrorf("want -i FILE, e.g. replyreset restore -config config.yaml -i /var/backups/replyreset.db")
+			}
+			return runRestore(c.Context(), env, path, in, c.OutOrStdout(), c.ErrOrStderr())
+		},
+	}
+	configFlag(c.Flags(), &path)
+	c.Flags().StringVarP(&in, "input", "i", "", "the backup `FILE` to restore (required)")
+	return c
+}
+
+// runRestore replaces the data file with a backup. It refuses while a
+// server (or any other process) holds the data file, checks the backup (a
+// copy of it is opened with bbolt and checked), keeps the current file as
+// replyreset.db.bak-<time> and puts the checked copy in its place. The
+// key file (replyreset.key) stays: it opens the backup's sealed secrets.
+func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfigFlag(path)
+	if err != nil {
+		return err
+	}
+	if sock := controlSocket(cfg); controlAnswers(sock) {
+		return fmt.Errorf("replyreset serve is running on %s: stop the service first, then restore", cfg.DataDir)
+	}
+	src, err := os.Open(in)
+	if err != nil {
+		return fmt.Errorf("backup file: %w", err)
+	}
+	defer src.Close()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	live := dataFile(cfg)
+	_, statErr := os.Stat(live)
+	existed := statErr == nil
+	// Hold the live file while replacing it, so no other replyreset
+	// process (a serve without its socket yet, a command) is using it.
+	held, err := enroll.OpenBolt(live, enroll.WithLockTimeout(time.Second))
+	if err != nil {
+		return fmt.Errorf("the data file cannot be taken: %w (stop the service first)", err)
+	}
+	defer held.Close()
+
+	tmp, err := os.CreateTemp(cfg.DataDir, ".replyreset-restore-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, src)
+	if err = finishFile(tmp, err); err != nil {
+		return fmt.Errorf("copy the backup: %w", err)
+	}
+	if err := checkDataFile(tmp.Name()); err != nil {
+		return fmt.Errorf("%s is not a usable data file, nothing was changed: %w", in, err)
+	}
+	kept := "there was no previous data file"
+	if existed {
+		bak := live + ".bak-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Link(live, bak); err != nil {
+			return fmt.Errorf("keep the current data file: %w", err)
+		}
+		kept = "the previous data file is kept as " + bak
+	}
+	if err := os.Rename(tmp.Name(), live); err != nil {
+		return fmt.Errorf("put the backup in place (the current data file is unchanged): %w", err)
+	}
+	if err := syncDir(cfg.DataDir); err != nil {
+		return err
+	}
+	held.Close()
+
+	restored, err := enroll.OpenBolt(live)
+	if err != nil {
+		return fmt.Errorf("open the restored data file: %w", err)
+	}
+	defer restored.Close()
+	if _, err := restored.AppendAudit(ctx, enroll.Event{Time: time.Now(), Actor: "cli:" + env.user(), Action: "restore",
+		Outcome: "ok", Detail: "from " + in + "; " + kept}); err != nil {
+		fmt.Fprintf(stderr, "replyreset restore: the audit event was not recorded: %v\n", err)
+	}
+	fmt.Fprintf(stdout, "restored %s from %s; %s\n", live, in, kept)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "replyreset.key")); err != nil {
+		fmt.Fprintf(stderr, "replyreset restore: warning: %s is missing: put back the key file that was in use when the backup was taken, or sealed secrets and token hashes will not open\n",
+			filepath.Join(cfg.DataDir, "replyreset.key"))
+	}
+	return nil
+}

@@ -146,6 +146,9 @@ func (d dialer) dialBound(ctx context.Context, raw string) (*ldap.Conn, error) {
 		}
 		// A refused service bind is a configuration problem, never the
 		// user's: it must not read as the user's invalid credentials.
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+			return nil, &StepError{URL: raw, Step: StepBind, Err: fmt.Errorf("%w: %w %q", ErrUnavailable, ErrServiceCredentials, d.cfg.BindDN)}
+		}
 		return nil, &StepError{URL: raw, Step: StepBind, Err: fmt.Errorf("%w: service account %q refused: %v", ErrUnavailable, d.cfg.BindDN, err)}
 	}
 	return conn, nil

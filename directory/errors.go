@@ -15,6 +15,10 @@ var (
 	ErrInsufficientRights = errors.New("directory: insufficient access rights")
 	ErrTLS                = errors.New("directory: TLS failure")
 	ErrInvalidCredentials = errors.New("directory: invalid credentials")
+	// ErrServiceCredentials: the directory refused the service account's
+	// password (bind_dn, bind_password); always with ErrUnavailable, never
+	// with ErrInvalidCredentials (a user's).
+	ErrServiceCredentials = errors.New("invalid credentials for bind_dn")
 	ErrMustChange         = errors.New("directory: password must be changed")
 	ErrLocked             = errors.New("directory: account locked")
 	ErrDisabled           = errors.New("directory: account disabled")

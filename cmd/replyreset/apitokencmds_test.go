@@ -31,7 +31,7 @@ func TestAPITokenCommands(t *testing.T) {
 
 	r = runCLI(t, "api-token", "create", "-config", f.Path, "GRAFANA")
 	wantCode(t, r, 1)
-	wantLine(t, r, r.stderr, `replyreset api-token: a live token is already named "GRAFANA": revoke it first, or pick another name`)
+	wantLine(t, r, r.stderr, `replyreset api-token create: a live token is already named "GRAFANA": revoke it first, or pick another name`)
 
 	r = mustRun(t, "api-token", "list", "-config", f.Path)
 	header := strings.Fields(strings.SplitN(r.stdout, "\n", 2)[0])
@@ -53,7 +53,7 @@ func TestAPITokenCommands(t *testing.T) {
 	wantLine(t, r, r.stdout, `API token "grafana" (id `+list[0].ID+`) revoked: its secret no longer works`)
 	r = runCLI(t, "api-token", "revoke", "-config", f.Path, "grafana")
 	wantCode(t, r, 1)
-	wantLine(t, r, r.stderr, `replyreset api-token: no live API token is named "grafana" (see replyreset api-token list)`)
+	wantLine(t, r, r.stderr, `replyreset api-token revoke: no live API token is named "grafana" (see replyreset api-token list)`)
 	if list := listTokens(t, f); len(list) != 1 || !list[0].Revoked() {
 		t.Errorf("after revoke, tokens = %+v", list)
 	}

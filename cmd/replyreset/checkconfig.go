@@ -55,7 +55,8 @@ the Twilio account. Exit status 0: usable; 1: problems; 2: usage error.`,
 // what the file names, one line each, saying precisely what failed: each
 // directory URL step by step, the data file, the SMTP server and the
 // Twilio account. It exits 1 when anything failed; -offline dials nothing.
-func runCheckConfig(ctx context.Context, path string, offline bool, stdout io.Writer) error {
+func runCheckConfig(ctx context.Context, path string, offline bool, out io.Writer) error {
+	stdout := lineWriter{out}
 	if path == "" {
 		path = os.Getenv(configEnv)
 	}
@@ -64,13 +65,67 @@ func runCheckConfig(ctx context.Context, path string, offline bool, stdout io.Wr
 		if errors.Is(err, errUsage) {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: INVALID\n%v\n", path, err)
+		fmt.Fprintf(stdout, "%s: INVALID\n", path)
+		for _, p := range leafErrors(err) {
+			fmt.Fprintln(stdout, p)
+		}
 		return &exitError{code: 1, err: errors.New("the configuration file has problems (listed above)")}
 	}
 	fmt.Fprintf(stdout, "%s: syntax and values OK\n", path)
-	if offline {
+	var failed []string
+	if !offline {
+		failed = dialChecks(ctx, cfg, stdout)
+	}
+	for _, check := range warningChecks {
+		for _, w := range check(ctx, cfg, !offline) {
+			fmt.Fprintln(stdout, "warning: "+w)
+		}
+	}
+	if len(failed) > 0 {
+		return &exitError{code: 1, err: errors.New(strings.Join(failed, "; "))}
+	}
+	return nil
+}
+
+// A warningCheck looks at a valid configuration for settings that work but
+// are unsafe or reach nobody, and returns one sentence per warning;
+// check-config prints each on a line that starts with "warning: " and
+// warnings do not change its exit status. dial is false with --offline: a
+// check that needs a server then says nothing.
+type warningCheck func(ctx context.Context, cfg *Config, dial bool) []string
+
+// warningChecks are check-config's warnings, in the order printed.
+var warningChecks = []warningCheck{
+	warnInsecureSkipVerify,
+	warnHTTPPublicURL,
+	warnMailTLSNone,
+}
+
+func warnInsecureSkipVerify(_ context.Context, cfg *Config, _ bool) []string {
+	if !cfg.Directory.InsecureSkipVerify {
 		return nil
 	}
+	return []string{"directory.insecure_skip_verify is true: the directory's certificate is not checked, " +
+		"so whoever sits on the network path can read the passwords the gateway sets"}
+}
+
+func warnHTTPPublicURL(_ context.Context, cfg *Config, _ bool) []string {
+	if !strings.HasPrefix(cfg.PublicURL, "http://") {
+		return nil
+	}
+	return []string{"public_url is http://: enrollment links, admin sign-ins and Twilio's webhooks cross the network unencrypted; " +
+		"use https:// (a reverse proxy with TLS)"}
+}
+
+func warnMailTLSNone(_ context.Context, cfg *Config, _ bool) []string {
+	if !cfg.Mail.Enabled() || cfg.Mail.TLS != mailer.TLSNone {
+		return nil
+	}
+	return []string{"mail.tls is none: activation emails (their links) and the SMTP password cross the network unencrypted"}
+}
+
+// dialChecks dials what cfg names and returns what failed.
+func dialChecks(ctx context.Context, cfg *Config, stdout io.Writer) []string {
 	var failed []string
 	if n := checkDirectory(ctx, cfg, stdout); n > 0 {
 		failed = append(failed, fmt.Sprintf("%d of %d directory URLs failed", n, len(cfg.Directory.URLs)))
@@ -84,10 +139,7 @@ func runCheckConfig(ctx context.Context, path string, offline bool, stdout io.Wr
 	if !checkSMS(ctx, cfg, stdout) {
 		failed = append(failed, "the Twilio check failed")
 	}
-	if len(failed) > 0 {
-		return &exitError{code: 1, err: errors.New(strings.Join(failed, "; "))}
-	}
-	return nil
+	return failed
 }
 
 // checkDirectory dials each directory URL and returns how many failed.
@@ -96,9 +148,16 @@ func checkDirectory(ctx context.Context, cfg *Config, stdout io.Writer) int {
 	defer cancel()
 	failed := 0
 	for _, c := range directory.Diagnose(ctx, cfg.Directory) {
-		if c.Err != nil {
+		switch {
+		case errors.Is(c.Err, directory.ErrServiceCredentials):
 			failed++
-			fmt.Fprintf(stdout, "directory %s: FAILED at %s: %v\n", c.URL, c.Step, c.Err)
+			fmt.Fprintf(stdout, "directory %s: FAILED at %s: invalid credentials for bind_dn %q (check directory.bind_dn and directory.bind_password)\n",
+				c.URL, c.Step, cfg.Directory.BindDN)
+			continue
+		case c.Err != nil:
+			failed++
+			// The error starts with the URL and the step, said already.
+			fmt.Fprintf(stdout, "directory %s: FAILED at %s: %s\n", c.URL, c.Step, strings.TrimPrefix(c.Err.Error(), c.URL+": "+c.Step+": "))
 			continue
 		}
 		fmt.Fprintf(stdout, "directory %s: OK (%s)\n", c.URL, c.Detail)

@@ -7,7 +7,10 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -65,7 +68,7 @@ func runIn(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Wr
 	if errors.As(err, &busy) && env.server == nil {
 		return forward(ctx, busy.socket, withConfig(args), stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
+	printError(stderr, cmd.CommandPath(), err)
 	if errors.Is(err, errUsage) {
 		fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
 		return 2
@@ -75,6 +78,55 @@ func runIn(env *cmdEnv, ctx context.Context, args []string, stdout, stderr io.Wr
 		return ee.code
 	}
 	return 1
+}
+
+// printError prints err after prefix, one line per line of its text (a
+// configuration's problems), each printable.
+func printError(w io.Writer, prefix string, err error) {
+	for i, line := range strings.Split(err.Error(), "\n") {
+		if i == 0 {
+			line = prefix + ": " + line
+		}
+		fmt.Fprintln(w, printable(line))
+	}
+}
+
+// lineWriter writes one line per Write (as fmt.Fprintf and Fprintln
+// make), with every control character in it escaped: what a server or an
+// error says can neither split a line nor put a NUL or an escape sequence
+// on the operator's terminal.
+type lineWriter struct{ w io.Writer }
+
+func (l lineWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSuffix(string(p), "\n")
+	if _, err := io.WriteString(l.w, printable(line)+"\n"); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// printable escapes control and format characters (NUL, ESC, CR, LF,
+// bidirectional overrides...) and invalid UTF-8 as Go escapes (\x00).
+func printable(s string) string {
+	clean := func(r rune) bool { return r != utf8.RuneError && !unicode.IsControl(r) && !unicode.Is(unicode.Cf, r) }
+	if strings.IndexFunc(s, func(r rune) bool { return !clean(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if clean(r) || r == utf8.RuneError && size > 1 {
+			b.WriteString(s[i : i+size])
+		} else {
+			q := strconv.QuoteRune(r)
+			if r == utf8.RuneError {
+				q = fmt.Sprintf("'\\x%02x'", s[i])
+			}
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // newRoot returns the command tree, writing to stdout and stderr.

@@ -6,6 +6,7 @@ package main
 // directory (directory/demodir) and an in-process SMTP server.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -86,7 +87,7 @@ var sharedDemoLab = sync.OnceValues(func() (*demoLab, error) {
 
 // writeDemoConfig writes config.yaml in a new temporary directory for the
 // demo lab and returns its path; data_dir is next to it.
-func writeDemoConfig(t *testing.T) string {
+func writeDemoConfig(t *testing.T, listen ...string) string {
 	t.Helper()
 	lab, err := sharedDemoLab()
 	if err != nil {
@@ -113,7 +114,7 @@ mail:
   port: %d
   from: "IT Service Desk <it@example.com>"
   tls: none
-`, q(lab.busy), q(testPublicURL), q(filepath.Join(dir, "data")), q(dc.URLs[0]), q(dc.CAFile), q(dc.BindDN), q(dc.BindPassword),
+`, q(cmp.Or(strings.Join(listen, ""), lab.busy)), q(testPublicURL), q(filepath.Join(dir, "data")), q(dc.URLs[0]), q(dc.CAFile), q(dc.BindDN), q(dc.BindPassword),
 		q(dc.BaseDN), q(dc.AdminGroup), q(lab.smtp.Host), lab.smtp.Port))
 	return path
 }
@@ -284,5 +285,122 @@ func TestUsageErrors(t *testing.T) {
 		if r.stdout != "" {
 			t.Errorf("a usage error printed to stdout:\n%v", r)
 		}
+	}
+}
+
+// TestForwardedCommandLines: while serve holds the data file, a command
+// whose file comes from REPLYRESET_CONFIG, or with flags before or after
+// the arguments, runs inside the server (control.go) just the same. Not
+// parallel: it sets the environment.
+func TestForwardedCommandLines(t *testing.T) {
+	addr := freePort(t)
+	path := writeDemoConfig(t, addr)
+	srv := startServe(t, configFile{Path: path, DataDir: filepath.Join(filepath.Dir(path), "data")}, addr)
+	defer srv.stop(t)
+
+	r := runCLI(t, "enroll", "jdoe", "+1 201 555 0142", "-by", "helpdesk-ann", "-config", path)
+	wantCode(t, r, 0)
+	wantLine(t, r, r.stdout, "enrolled jdoe with +12015550142 (en); confirmation SMS queued")
+	r = runCLI(t, "enroll", "--config", path, "asmith", "+1 201 555 0142")
+	wantCode(t, r, 1)
+	wantLine(t, r, r.stderr, "replyreset enroll: +12015550142 is already enrolled by jdoe; deactivate that enrollment first")
+
+	t.Setenv(configEnv, path)
+	t.Chdir(t.TempDir()) // the server's working directory is not the caller's
+	r = runCLI(t, "audit", "-user", "jdoe", "-format", "json")
+	wantCode(t, r, 0)
+	wantContains(t, r, r.stdout, `"actor": "cli:helpdesk-ann"`)
+	r = runCLI(t, "backup", "-o", "copy.db")
+	wantCode(t, r, 0)
+	wantContains(t, r, r.stdout, "backup written by the running server to ")
+	if _, err := os.Stat("copy.db"); err != nil {
+		t.Errorf("the backup is not in the caller's directory: %v", err)
+	}
+}
+
+// wantPrintable fails the test if the output holds a control byte other
+// than the line ends.
+func wantPrintable(t *testing.T, r cliResult) {
+	t.Helper()
+	for _, out := range []string{r.stdout, r.stderr} {
+		if i := strings.IndexFunc(out, func(c rune) bool { return c != '\n' && (c < 0x20 || c == 0x7f) }); i >= 0 {
+			t.Errorf("control byte %q at offset %d of the output:\n%q", out[i], i, out)
+		}
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"plain text, é, ✓":                   "plain text, é, ✓",
+		"data 52e, v4563\x00":                `data 52e, v4563\x00`,
+		"best match of:\n\t'DC=example'\r\n": `best match of:\n\t'DC=example'\r\n`,
+		"\x1b[31mred\x1b[0m":                 `\x1b[31mred\x1b[0m`,
+		"bidi \u202egnp.exe":                 `bidi \u202egnp.exe`,
+		"bad \xff utf-8 \x7f":                `bad \xff utf-8 \x7f`,
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCheckConfigWarnings: settings that work but are unsafe get one
+// "warning: " line each, after the checks, and leave the exit status 0
+// (also with --offline); with a problem as well the status is 1.
+func TestCheckConfigWarnings(t *testing.T) {
+	t.Parallel()
+	path := writeDemoConfig(t)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsafe := strings.Replace(string(b), q(testPublicURL), q("http://reset.example.test"), 1)
+	unsafe = strings.Replace(unsafe, "directory:\n", "directory:\n  insecure_skip_verify: true\n", 1)
+	writeFile(t, path, unsafe)
+	want := []string{
+		"warning: directory.insecure_skip_verify is true: the directory's certificate is not checked, so whoever sits on the network path can read the passwords the gateway sets",
+		"warning: public_url is http://: enrollment links, admin sign-ins and Twilio's webhooks cross the network unencrypted; use https:// (a reverse proxy with TLS)",
+		"warning: mail.tls is none: activation emails (their links) and the SMTP password cross the network unencrypted",
+	}
+	for _, offline := range []bool{false, true} {
+		args := []string{"check-config", "-config", path}
+		if offline {
+			args = append(args, "-offline")
+		}
+		r := runCLI(t, args...)
+		wantCode(t, r, 0)
+		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+		if len(lines) < len(want) || !slices.Equal(lines[len(lines)-len(want):], want) {
+			t.Errorf("want the warnings last:\n%s\nin:\n%v", strings.Join(want, "\n"), r)
+		}
+		if r.stderr != "" {
+			t.Errorf("warnings only, yet stderr says:\n%v", r)
+		}
+		wantPrintable(t, r)
+	}
+
+	// A problem as well: exit 1, the warnings still said.
+	writeFile(t, path, strings.Replace(unsafe, "  port: ", "  port: 1\n  x_port: ", 1))
+	r := runCLI(t, "check-config", "-config", path)
+	wantCode(t, r, 1)
+	wantLine(t, r, r.stdout, path+": INVALID")
+}
+
+// TestCheckConfigProblemsOnePerLine: every problem of a bad file on its own
+// line, whatever control bytes its values hold.
+func TestCheckConfigProblemsOnePerLine(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	writeFile(t, path, "listen: \"nowhere\\n\\x00\"\nlanguage: \"de\\x1b[2J\"\ndirectory: {dialect: \"x\\ry\"}\n")
+	r := runCLI(t, "check-config", "-config", path)
+	wantCode(t, r, 1)
+	wantPrintable(t, r)
+	for _, want := range []string{
+		path + ": INVALID",
+		`line 1: listen: must be host:port, e.g. 127.0.0.1:8080 or :8080, not "nowhere\n\x00"`,
+		`line 2: language: must be en or fr, not "de\x1b[2J"`,
+	} {
+		wantLine(t, r, r.stdout, want)
 	}
 }

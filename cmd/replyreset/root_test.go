@@ -404,3 +404,22 @@ func TestCheckConfigProblemsOnePerLine(t *testing.T) {
 		wantLine(t, r, r.stdout, want)
 	}
 }
+
+func TestCompletion(t *testing.T) {
+	t.Parallel()
+	for shell, want := range map[string]string{
+		"bash":       "# bash completion V2 for replyreset",
+		"zsh":        "#compdef replyreset",
+		"fish":       "# fish completion for replyreset",
+		"powershell": "# powershell completion for replyreset",
+	} {
+		r := runCLI(t, "completion", shell)
+		wantCode(t, r, 0)
+		if !strings.HasPrefix(r.stdout, want) {
+			t.Errorf("completion %s starts %.60q, want %q", shell, r.stdout, want)
+		}
+	}
+	r := runCLI(t, "completion")
+	wantCode(t, r, 2)
+	wantLine(t, r, r.stderr, "replyreset completion: usage: missing command")
+}

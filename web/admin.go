@@ -61,12 +61,7 @@ type AdminPages interface {
 	Text(lang, key string, args map[string]string) string
 }
 
-// Guessing limits on the admin login (DESIGN: after 5 failures, 10
-// minutes of refusal), per account and per client address.
 const (
-	loginFailLimit  = 5
-	loginFailWindow = 10 * time.Minute
-	loginBlock      = 10 * time.Minute
 	// membershipTTL is how long a session trusts its last admin-group check.
 	membershipTTL = time.Minute
 	adminCookie   = "replyreset_admin"

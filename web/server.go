@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -32,12 +34,16 @@ type Deps struct {
 
 	// The enrollment site (GET /enroll/:token and the pages under it) is
 	// served when both Enrollment and Pages are set; /static/ with Pages.
-	Enrollment  Enrollment       // enroll.Service
-	Pages       AdminPages       // templates.Pages, loaded at start-up
-	RateLimiter RateLimiter      // enroll.BoltStore: POST limits per client address and per link; nil = none
-	PublicURL   string           // https://…: cookies are marked Secure
-	Language    string           // default page language (en | fr) when neither the enrollment nor the browser tells
-	Now         func() time.Time // default time.Now
+	Enrollment  Enrollment  // enroll.Service
+	Pages       AdminPages  // templates.Pages, loaded at start-up
+	RateLimiter RateLimiter // enroll.BoltStore: POST limits per client address and per link; nil = none
+	PublicURL   string      // https://…: cookies are marked Secure and __Host- named
+	// Proxies are the reverse proxies (trusted_proxies) whose
+	// X-Forwarded-For is believed: the client address is its rightmost
+	// address outside them. Empty: the TCP peer is the client.
+	Proxies  []netip.Prefix
+	Language string           // default page language (en | fr) when neither the enrollment nor the browser tells
+	Now      func() time.Time // default time.Now
 	// The safe phone change (/phone/change) is served with the
 	// enrollment site when both are set too.
 	PhoneChange PhoneChangeService // enroll.Service
@@ -113,9 +119,10 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The client address is the TCP peer: X-Forwarded-For is not trusted, so
-	// rate limits cannot be dodged with a forged header.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The client address is the TCP peer, or behind a trusted proxy the
+	// rightmost X-Forwarded-For hop outside the trusted ones: nothing else
+	// is believed, so guards cannot be dodged with a forged header.
+	e.IPExtractor = clientIP(d.Proxies)
 	e.HTTPErrorHandler = errorHandler(d.Logger)
 
 	// Middleware, outermost first:
@@ -188,6 +195,23 @@ func NewEcho(d Deps) *echo.Echo {
 		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language}).register(e)
 	}
 	return e
+}
+
+// clientIP extracts the client address: the TCP peer, unless it is one of
+// proxies, in which case X-Forwarded-For is read from the right and its
+// first address outside proxies is the client (an unreadable entry stops
+// the walk at the last trusted hop). Loopback, link-local and private
+// addresses are trusted only when listed.
+func clientIP(proxies []netip.Prefix) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // csrf builds the CSRF middleware; a refused enrollment form gets a page

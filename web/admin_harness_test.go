@@ -137,6 +137,7 @@ func (b *browser) login(username, password string) {
 	if p.code != http.StatusSeeOther || p.header.Get("Location") != "/admin/dashboard" {
 		b.t.Fatalf("login as %s: status %d location %q\n%s", username, p.code, p.header.Get("Location"), errorText(p.body))
 	}
+	b.get("/admin/dashboard") // where the redirect leads: its forms carry the session's token
 }
 
 var alertRE = regexp.MustCompile(`(?s)role="alert">(.*?)</p>`)

@@ -47,7 +47,7 @@ func TestAdminLogin(t *testing.T) {
 		b.get("/admin/login")
 		p := b.post("/admin/login", url.Values{"username": {a.lab.HelpdeskUsername}, "password": {a.lab.HelpdeskPassword}})
 		set := strings.Join(p.header.Values("Set-Cookie"), "\n")
-		for _, want := range []string{adminCookie + "=", "Path=/admin", "HttpOnly", "SameSite=Strict", "Max-Age=3600"} {
+		for _, want := range []string{adminCookie + "=", "Path=/;", "HttpOnly", "SameSite=Strict", "Max-Age=3600"} {
 			if !strings.Contains(set, want) {
 				t.Errorf("Set-Cookie lacks %q:\n%s", want, set)
 			}

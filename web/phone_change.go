@@ -352,22 +352,33 @@ func (p *phoneChangeSite) limit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (p *phoneChangeSite) token(c echo.Context) string {
-	ck, err := c.Cookie(phoneChangeCookie)
-	if err != nil || len(ck.Value) > maxToken {
+func (p *phoneChangeSite) token(c echo.Context) string { return phoneChangeToken(c, p.site.secure) }
+
+// phoneChangeToken is the token of the phone change the request belongs
+// to: as set or cleared by this request already, else its cookie's.
+func phoneChangeToken(c echo.Context, secure bool) string {
+	if t, ok := c.Get(phoneChangeKey).(string); ok {
+		return t
+	}
+	t, ok := readCookie(c, secure, phoneChangeCookie)
+	if !ok || len(t) > maxToken {
 		return ""
 	}
-	return ck.Value
+	return t
 }
 
+// phoneChangeKey is the context key of the token set or cleared by the
+// request (phoneChangeToken).
+const phoneChangeKey = "phone_change_token"
+
 func (p *phoneChangeSite) setToken(c echo.Context, token string) {
-	c.SetCookie(&http.Cookie{Name: phoneChangeCookie, Value: token, Path: phoneChangeBase, MaxAge: 3600,
-		HttpOnly: true, Secure: p.site.secure, SameSite: http.SameSiteStrictMode})
+	c.Set(phoneChangeKey, token)
+	setCookie(c, p.site.secure, phoneChangeCookie, token, 3600, http.SameSiteStrictMode)
 }
 
 func (p *phoneChangeSite) clearToken(c echo.Context) {
-	c.SetCookie(&http.Cookie{Name: phoneChangeCookie, Value: "", Path: phoneChangeBase, MaxAge: -1,
-		HttpOnly: true, Secure: p.site.secure, SameSite: http.SameSiteStrictMode})
+	c.Set(phoneChangeKey, "")
+	setCookie(c, p.site.secure, phoneChangeCookie, "", -1, http.SameSiteStrictMode)
 }
 
 // phoneChangeCSRFRefused is the page for a phone change form posted

@@ -60,7 +60,7 @@ type changeApp struct {
 	ips     int
 }
 
-func newChangeApp(t *testing.T, lab *ldaplab.Server) *changeApp {
+func newChangeApp(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *changeApp {
 	t.Helper()
 	dir, err := directory.New(lab.DirectoryConfig(), directory.Options{})
 	if err != nil {
@@ -81,8 +81,12 @@ func newChangeApp(t *testing.T, lab *ldaplab.Server) *changeApp {
 		Messages: catalog, Sealer: sealer, Log: logger, Now: a.clock.Now, LineChecker: lookup},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en",
 			DefaultRegion: "US", Location: time.UTC})
-	a.handler = NewEcho(Deps{Logger: logger, Pages: pages, Enrollment: svc, RateLimiter: store, PublicURL: "http://127.0.0.1",
-		Language: "en", Now: a.clock.Now, PhoneChange: svc, LoginGuard: store})
+	d := Deps{Logger: logger, Pages: pages, Enrollment: svc, RateLimiter: store, PublicURL: "http://127.0.0.1",
+		Language: "en", Now: a.clock.Now, PhoneChange: svc, LoginGuard: store}
+	for _, opt := range opts {
+		opt(&d)
+	}
+	a.handler = NewEcho(d)
 	return a
 }
 

@@ -214,13 +214,15 @@ func clientIP(proxies []netip.Prefix) echo.IPExtractor {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
-// csrf builds the CSRF middleware; a refused enrollment form gets a page
-// in the user's language, anything else the error handler's answer.
+// csrf builds the CSRF guard (csrf.go); a refused enrollment form gets a
+// page in the user's language, a console form whose session has ended the
+// sign-in page, anything else the error handler's answer.
 func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+	g := &csrfGuard{
+		secure: secure,
 		// By route pattern, not path: what is exempt is the handler that
 		// runs. No route (404) has nothing to protect.
-		Skipper: func(c echo.Context) bool {
+		skip: func(c echo.Context) bool {
 			route := c.Path()
 			for _, prefix := range []string{"/sms/", "/api/", "/static/"} {
 				if strings.HasPrefix(route, prefix) {
@@ -229,15 +231,8 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 			}
 			return route == "" || route == "/healthz" || route == "/metrics"
 		},
-		TokenLookup:    "form:" + csrfField,
-		ContextKey:     "csrf",
-		CookieName:     csrfCookie,
-		CookiePath:     "/",
-		CookieMaxAge:   24 * 3600,
-		CookieSecure:   secure,
-		CookieHTTPOnly: true,
-		CookieSameSite: http.SameSiteStrictMode,
-		ErrorHandler: func(err error, c echo.Context) error {
+		bind: csrfBinding(admin, secure),
+		refused: func(c echo.Context) error {
 			if site != nil && strings.HasPrefix(c.Path(), "/enroll/") {
 				return site.csrfRefused(c)
 			}
@@ -245,12 +240,16 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 				return site.phoneChangeCSRFRefused(c)
 			}
 			if admin != nil && strings.HasPrefix(c.Path(), "/admin") {
+				if admin.needsSession(c) && admin.liveSession(c) == "" {
+					return admin.toLogin(c, "admin.login.expired")
+				}
 				return admin.render(c, http.StatusForbidden, templates.AdminError,
 					adminView{Title: templates.Msg{Key: "admin.err.csrf"}})
 			}
 			return echo.NewHTTPError(http.StatusForbidden, "invalid or missing form token: reload the page and try again")
 		},
-	})
+	}
+	return g.middleware
 }
 
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {

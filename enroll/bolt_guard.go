@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -11,12 +12,12 @@ import (
 var _ GuardStore = (*BoltStore)(nil)
 
 // A guard value is the end of the key's block (0 when none) followed by a
-// rate-limit hit list (bolt_ratelimit.go) of its failures:
+// rate-limit hit list (bolt_ratelimit.go) of its counted attempts:
 //
-//	blocked until | window | failure₁ | … | failureₙ
+//	blocked until | window | attempt₁ | … | attemptₙ
 //
-// all 8 bytes big-endian Unix ns. The failures that started a block are
-// dropped with it, so n stays below the limit.
+// all 8 bytes big-endian Unix ns. The attempts that started a block stay
+// with it (a refund of one lifts it) and go when it ends.
 type guardEntry struct {
 	until int64 // Unix ns; 0 = not blocked
 	hitList
@@ -40,19 +41,22 @@ func (g guardEntry) encode() []byte {
 // blockedAt reports whether the entry blocks at t (Unix ns).
 func (g guardEntry) blockedAt(t int64) bool { return g.until > t }
 
-// RecordFailure records a failure of key at now and blocks the key for
-// block when it is the limit-th within window; see GuardStore.
-func (s *BoltStore) RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (time.Time, error) {
+// Attempt counts an attempt of key at now before it is tried and blocks
+// the key for block when it is the limit-th within window; see GuardStore.
+func (s *BoltStore) Attempt(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (bool, time.Time, error) {
 	if err := checkKey("guard key", key); err != nil {
-		return time.Time{}, err
+		return false, time.Time{}, err
 	}
 	if err := checkNow(now); err != nil {
-		return time.Time{}, err
+		return false, time.Time{}, err
 	}
 	if window <= 0 || limit <= 0 || block <= 0 {
-		return time.Time{}, invalidf("guard %d failures per %s, block %s: all must be positive", limit, window, block)
+		return false, time.Time{}, invalidf("guard %d attempts per %s, block %s: all must be positive", limit, window, block)
 	}
-	var until int64
+	var (
+		allowed bool
+		until   int64
+	)
 	err := s.update(ctx, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketGuard)
 		t := unixNano(now)
@@ -64,24 +68,64 @@ func (s *BoltStore) RecordFailure(ctx context.Context, key string, now time.Time
 			until = g.until
 			return nil
 		}
-		g.until, until = 0, 0
+		if g.until != 0 { // a block has ended: counting starts afresh
+			g = guardEntry{}
+		}
+		allowed = true
 		g.window = int64(window)
 		g.prune(t)
 		g.insert(t)
 		if len(g.hits) >= limit {
 			g.until = unixNano(now.Add(block))
-			g.hits = nil
 			until = g.until
 		}
 		return b.Put([]byte(key), g.encode())
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("enroll: record failure: %w", err) // the key may name a user or address
+		return false, time.Time{}, fmt.Errorf("enroll: guard attempt: %w", err) // the key may name a user or address
 	}
 	if until == 0 {
-		return time.Time{}, nil
+		return allowed, time.Time{}, nil
 	}
-	return time.Unix(0, until).In(now.Location()), nil
+	return allowed, time.Unix(0, until).In(now.Location()), nil
+}
+
+// RefundAttempt takes back the attempt of key counted at at and lifts the
+// block it helped start, if that is still on at now; see GuardStore.
+func (s *BoltStore) RefundAttempt(ctx context.Context, key string, at, now time.Time) error {
+	if err := checkKey("guard key", key); err != nil {
+		return err
+	}
+	if err := checkNow(at); err != nil {
+		return err
+	}
+	if err := checkNow(now); err != nil {
+		return err
+	}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketGuard)
+		g, ok := decodeGuard(b.Get([]byte(key)))
+		if !ok {
+			return nil
+		}
+		if g.until != 0 && !g.blockedAt(unixNano(now)) {
+			return nil // the block ended, and its attempts with it
+		}
+		i := slices.Index(g.hits, unixNano(at))
+		if i < 0 {
+			return nil
+		}
+		g.hits = slices.Delete(g.hits, i, i+1)
+		g.until = 0
+		if len(g.hits) == 0 {
+			return b.Delete([]byte(key))
+		}
+		return b.Put([]byte(key), g.encode())
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: guard refund: %w", err)
+	}
+	return nil
 }
 
 // Blocked reports whether key is blocked at now and until when.
@@ -118,8 +162,8 @@ func (s *BoltStore) ClearFailures(ctx context.Context, key string) error {
 	return nil
 }
 
-// purgeGuard drops the failures outside their window and deletes the
-// entries left with neither failures nor a live block.
+// purgeGuard drops the attempts outside their window and deletes the
+// entries whose block ended or that are left with no attempt.
 func purgeGuard(ctx context.Context, b *bolt.Bucket, now time.Time) error {
 	t := unixNano(now)
 	return rewriteEach(ctx, b, func(v []byte) ([]byte, bool) {
@@ -127,15 +171,18 @@ func purgeGuard(ctx context.Context, b *bolt.Bucket, now time.Time) error {
 		if !ok {
 			return nil, true
 		}
-		n, until := len(g.hits), g.until
-		g.prune(t)
-		if !g.blockedAt(t) {
-			g.until = 0
-		}
 		switch {
-		case len(g.hits) == 0 && g.until == 0:
+		case g.blockedAt(t):
+			return nil, false // the attempts of a live block stay with it
+		case g.until != 0:
+			return nil, true // the block ended: so did its attempts
+		}
+		n := len(g.hits)
+		g.prune(t)
+		switch {
+		case len(g.hits) == 0:
 			return nil, true
-		case len(g.hits) < n || g.until != until:
+		case len(g.hits) < n:
 			return g.encode(), true
 		}
 		return nil, false

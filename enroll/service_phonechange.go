@@ -73,9 +73,11 @@ func (s *Service) phoneChangeHash(token string) string {
 // StartPhoneChange checks login and password against the directory and
 // that the user's enrollment is active, and returns the token of a new
 // phone change (replacing any pending activation of the user). Errors:
-// ErrBadLogin for a wrong password or an unknown user alike; the
-// directory's ErrMustChange, ErrLocked, ErrDisabled, ErrAccountExpired or
-// ErrPasswordExpired for an account that cannot sign in; ErrNotActive.
+// ErrBadLogin for a wrong password, an unknown user or a locked account
+// alike (a locked account's error also wraps directory.ErrLocked); the
+// directory's ErrMustChange, ErrDisabled, ErrAccountExpired or
+// ErrPasswordExpired, which it gives only for the right password, for an
+// account that cannot sign in; ErrNotActive.
 // Every attempt is audited ("phone_change_login"), never with the password.
 func (s *Service) StartPhoneChange(ctx context.Context, login, password string) (string, PhoneChange, error) {
 	token, pc, outcome, err := s.startPhoneChange(ctx, login, password)
@@ -100,9 +102,14 @@ func (s *Service) startPhoneChange(ctx context.Context, login, password string) 
 	case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNotFound),
 		errors.Is(err, directory.ErrAmbiguous), errors.Is(err, directory.ErrInvalidInput):
 		return "", pc, "bad_credentials", ErrBadLogin
+	case errors.Is(err, directory.ErrLocked):
+		// The directory says so whatever the password (AD data 775,
+		// ppolicy accountLocked): answered as a wrong password, which it
+		// may be, so that a locked account and an unknown name look alike.
+		return "", pc, "locked", fmt.Errorf("%w: %w", ErrBadLogin, err)
 	case errors.Is(err, directory.ErrMustChange):
 		return "", pc, "must_change", err
-	case errors.Is(err, directory.ErrLocked), errors.Is(err, directory.ErrDisabled),
+	case errors.Is(err, directory.ErrDisabled),
 		errors.Is(err, directory.ErrAccountExpired), errors.Is(err, directory.ErrPasswordExpired):
 		return "", pc, "account_unusable", err
 	case err != nil:

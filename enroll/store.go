@@ -80,31 +80,42 @@ type Store interface {
 
 	// Purge removes expired message IDs, the rate-limit hits that have
 	// left their window by now (the window of the key's latest Allow) and
-	// the login-guard entries (GuardStore) with neither a live block nor a
-	// failure inside their window.
+	// the login-guard entries (GuardStore) whose block has ended or that
+	// have neither a block nor an attempt inside their window.
 	Purge(ctx context.Context, now time.Time) error
 
 	Close() error
 }
 
-// GuardStore counts failures of a guessable thing (an admin login, per
-// account and per source address) and blocks its key for a while once too
-// many came too fast. Every Store must also be one; storetest checks it.
-// Keys are opaque (at most 512 bytes); the caller picks them, for example
-// "admin-login:user:jdoe" and "admin-login:ip:192.0.2.7".
+// GuardStore counts the attempts at a guessable thing (an admin sign-in,
+// per account and per source address) and blocks its key for a while once
+// too many came too fast. An attempt is counted before it is tried, in the
+// transaction that checks the block, so that "limit failures, then block"
+// holds under any concurrency: at most limit attempts get through per
+// window, however many run at once. Every Store must also be one; storetest
+// checks it. Keys are opaque (at most 512 bytes); the caller picks them, for
+// example "admin-login:user:jdoe" and "admin-login:ip:192.0.2.7".
 type GuardStore interface {
-	// RecordFailure records a failure of key at now. When it is the
-	// limit-th failure within (now-window, now], the key is blocked until
-	// now+block and its failures are forgotten (counting starts afresh once
-	// the block ends); the end of the block is returned. Otherwise the
-	// zero time is returned. A failure while the key is blocked is not
-	// counted and does not extend the block: the current end is returned.
-	// Check-and-record is atomic.
-	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (blockedUntil time.Time, err error)
+	// Attempt counts an attempt of key at now, before the caller tries it.
+	// When key is blocked at now the attempt is refused (allowed false, the
+	// end of the block returned) and not counted; a refused attempt never
+	// extends the block. Otherwise it is counted and allowed; when it is the
+	// limit-th counted within (now-window, now], the key is blocked from
+	// now until now+block (this attempt itself is allowed, and the end of
+	// the block is returned), else the zero time is returned. Once a block
+	// has ended, the attempts counted before it are forgotten (counting
+	// starts afresh). Check-and-count is atomic.
+	Attempt(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (allowed bool, blockedUntil time.Time, err error)
+	// RefundAttempt takes back, at now, one attempt of key counted at at
+	// (the now of its Attempt) that turned out not to be a failure (the
+	// directory did not answer, say), and lifts the key's block, which that
+	// attempt helped start. Without such an attempt (purged, cleared, or
+	// its block ended by now) nothing changes.
+	RefundAttempt(ctx context.Context, key string, at, now time.Time) error
 	// Blocked reports whether key is blocked at now, and until when.
 	Blocked(ctx context.Context, key string, now time.Time) (until time.Time, blocked bool, err error)
-	// ClearFailures forgets key's failures and lifts its block, if any (a
-	// successful login clears its failures).
+	// ClearFailures forgets key's attempts and lifts its block, if any (a
+	// successful sign-in clears its account's failures).
 	ClearFailures(ctx context.Context, key string) error
 }
 

@@ -61,12 +61,7 @@ type AdminPages interface {
 	Text(lang, key string, args map[string]string) string
 }
 
-// Guessing limits on the admin login (DESIGN: after 5 failures, 10
-// minutes of refusal), per account and per client address.
 const (
-	loginFailLimit  = 5
-	loginFailWindow = 10 * time.Minute
-	loginBlock      = 10 * time.Minute
 	// membershipTTL is how long a session trusts its last admin-group check.
 	membershipTTL = time.Minute
 	adminCookie   = "replyreset_admin"
@@ -174,11 +169,11 @@ func (s *adminSite) language(c echo.Context) string {
 func (s *adminSite) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		now := s.now()
-		ck, err := c.Cookie(adminCookie)
-		if err != nil {
+		id, ok := readCookie(c, s.secure, adminCookie)
+		if !ok {
 			return s.toLogin(c, "")
 		}
-		sess, ok := s.sessions.get(ck.Value, now)
+		sess, ok := s.sessions.get(id, now)
 		if !ok {
 			return s.toLogin(c, "admin.login.expired")
 		}
@@ -192,17 +187,37 @@ func (s *adminSite) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 				// but it is kept for when the directory is back.
 				return s.fail(c, http.StatusServiceUnavailable, "admin.err.directory", err)
 			case !member:
-				s.sessions.drop(ck.Value)
+				s.sessions.drop(id)
 				s.ops.audit(c, "admin:"+sess.username, enroll.Event{Action: "admin_session", Username: sess.username,
 					Outcome: "revoked", Detail: "no longer a member of the admin group"})
 				return s.toLogin(c, "admin.login.not_admin_any_more")
 			}
-			s.sessions.checkedAt(ck.Value, now)
+			s.sessions.checkedAt(id, now)
 			sess.checked = now
 		}
 		c.Set("admin_session", sess)
 		return next(c)
 	}
+}
+
+// liveSession is the ID of the live session the request's cookie names,
+// or "".
+func (s *adminSite) liveSession(c echo.Context) string {
+	id, ok := readCookie(c, s.secure, adminCookie)
+	if !ok {
+		return ""
+	}
+	if _, live := s.sessions.get(id, s.now()); !live {
+		return ""
+	}
+	return id
+}
+
+// needsSession reports whether the request's route is one of the console's
+// signed-in pages (all but the sign-in and the language switch).
+func (s *adminSite) needsSession(c echo.Context) bool {
+	r := c.Path()
+	return r != "/admin/login" && r != "/admin/language" && r != "/admin"
 }
 
 func sessionOf(c echo.Context) *session {
@@ -290,12 +305,11 @@ func (s *adminSite) postLogin(c echo.Context) error {
 	default:
 		return refuse(http.StatusServiceUnavailable, "admin.err.directory", nil)
 	}
-	if old, err := c.Cookie(adminCookie); err == nil {
-		s.sessions.drop(old.Value)
+	if old, ok := readCookie(c, s.secure, adminCookie); ok {
+		s.sessions.drop(old)
 	}
 	id, sess := s.sessions.create(res.user, s.language(c), s.now())
-	c.SetCookie(&http.Cookie{Name: adminCookie, Value: id, Path: "/admin", MaxAge: int(s.ttl / time.Second),
-		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	setCookie(c, s.secure, adminCookie, id, int(s.ttl/time.Second), http.SameSiteStrictMode)
 	c.Set("admin_session", sess)
 	if next == "" {
 		next = "/admin/dashboard"
@@ -304,12 +318,11 @@ func (s *adminSite) postLogin(c echo.Context) error {
 }
 
 func (s *adminSite) postLogout(c echo.Context) error {
-	if ck, err := c.Cookie(adminCookie); err == nil {
-		s.sessions.drop(ck.Value)
+	if id, ok := readCookie(c, s.secure, adminCookie); ok {
+		s.sessions.drop(id)
 	}
 	s.ops.audit(c, actor(c), enroll.Event{Action: "admin_logout", Username: sessionOf(c).username, Outcome: "ok"})
-	c.SetCookie(&http.Cookie{Name: adminCookie, Value: "", Path: "/admin", MaxAge: -1,
-		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	setCookie(c, s.secure, adminCookie, "", -1, http.SameSiteStrictMode)
 	return c.Redirect(http.StatusSeeOther, "/admin/login?why=admin.login.signed_out")
 }
 
@@ -324,11 +337,10 @@ func (s *adminSite) postLanguage(c echo.Context) error {
 	if !templates.SupportedLanguage(lang) {
 		return c.Redirect(http.StatusSeeOther, back)
 	}
-	if ck, err := c.Cookie(adminCookie); err == nil {
-		s.sessions.setLanguage(ck.Value, lang)
+	if id, ok := readCookie(c, s.secure, adminCookie); ok {
+		s.sessions.setLanguage(id, lang)
 	}
-	c.SetCookie(&http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 365 * 24 * 3600,
-		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	setCookie(c, s.secure, langCookie, lang, 365*24*3600, http.SameSiteLaxMode)
 	if strings.HasPrefix(c.FormValue("back"), "/admin/login") {
 		back = "/admin/login"
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,12 +53,19 @@ type adminApp struct {
 	handler  http.Handler
 	pages    *templates.Pages
 	log      *enrolltest.LogBuffer
+	binds    *bindCounter // the sign-in binds that reached the directory
 	browsers int
 }
 
 func newAdminApp(t *testing.T) *adminApp {
 	t.Helper()
-	lab := ldaplab.Samba(t)
+	return newAdminAppOn(t, ldaplab.Samba(t))
+}
+
+// newAdminAppOn is newAdminApp on the given lab (Samba AD or OpenLDAP);
+// each opt may change the server's Deps.
+func newAdminAppOn(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *adminApp {
+	t.Helper()
 	cfg := lab.DirectoryConfig()
 	cfg.AdminGroup = lab.AdminGroupDN
 	dir, err := directory.New(cfg, directory.Options{})
@@ -67,15 +75,31 @@ func newAdminApp(t *testing.T) *adminApp {
 	t.Cleanup(func() { dir.Close() })
 	store, sealer, catalog, pages := testData(t)
 	a := &adminApp{t: t, lab: lab, dir: dir, store: store, mailer: &enrolltest.Mailer{},
-		clock: enrolltest.NewClock(time.Now()), pages: pages, log: &enrolltest.LogBuffer{}}
+		clock: enrolltest.NewClock(time.Now()), pages: pages, log: &enrolltest.LogBuffer{}, binds: &bindCounter{Client: dir}}
 	logger := slog.New(slog.NewJSONHandler(a.log, nil))
 	a.svc = enroll.NewService(enroll.ServiceDeps{Store: store, Directory: dir, Mailer: a.mailer, Mails: &enrolltest.Renderer{},
 		Messages: catalog, Sealer: sealer, Log: logger, Now: a.clock.Now},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en", DefaultRegion: "US"})
-	a.handler = NewEcho(Deps{Logger: logger, Pages: pages, Enrollment: a.svc, RateLimiter: store,
+	d := Deps{Logger: logger, Pages: pages, Enrollment: a.svc, RateLimiter: store,
 		PublicURL: "http://127.0.0.1", Language: "en", Now: a.clock.Now,
-		AdminDirectory: dir, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour}})
+		AdminDirectory: a.binds, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour}}
+	for _, opt := range opts {
+		opt(&d)
+	}
+	a.handler = NewEcho(d)
 	return a
+}
+
+// bindCounter is the real directory client, counting the sign-in binds
+// (Authenticate calls) that reach the directory.
+type bindCounter struct {
+	*directory.Client
+	n atomic.Int64
+}
+
+func (b *bindCounter) Authenticate(ctx context.Context, login, password string) (directory.User, error) {
+	b.n.Add(1)
+	return b.Client.Authenticate(ctx, login, password)
 }
 
 // user adds a directory user with a mail address and returns its username.
@@ -113,6 +137,7 @@ func (b *browser) login(username, password string) {
 	if p.code != http.StatusSeeOther || p.header.Get("Location") != "/admin/dashboard" {
 		b.t.Fatalf("login as %s: status %d location %q\n%s", username, p.code, p.header.Get("Location"), errorText(p.body))
 	}
+	b.get("/admin/dashboard") // where the redirect leads: its forms carry the session's token
 }
 
 var alertRE = regexp.MustCompile(`(?s)role="alert">(.*?)</p>`)

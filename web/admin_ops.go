@@ -47,53 +47,6 @@ func (o *adminOps) audit(c echo.Context, actor string, ev enroll.Event) {
 	}
 }
 
-// anyBlocked reports whether one of keys is blocked by the sign-in guard,
-// and until when.
-func anyBlocked(ctx context.Context, g LoginGuard, keys []string, now time.Time) (time.Time, bool, error) {
-	for _, k := range keys {
-		until, blocked, err := g.Blocked(ctx, k, now)
-		if err != nil || blocked {
-			return until, blocked, err
-		}
-	}
-	return time.Time{}, false, nil
-}
-
-// recordSignInFailure counts a failed sign-in against every key (5 within
-// 10 minutes block a key for 10 minutes) and returns the latest block it
-// started, if any. A key that cannot be recorded does not stop the others.
-func recordSignInFailure(ctx context.Context, g LoginGuard, keys []string, now time.Time) (time.Time, error) {
-	var latest time.Time
-	var errs []error
-	for _, k := range keys {
-		until, err := g.RecordFailure(ctx, k, now, loginFailWindow, loginFailLimit, loginBlock)
-		errs = append(errs, err)
-		if until.After(latest) {
-			latest = until
-		}
-	}
-	return latest, errors.Join(errs...)
-}
-
-// failedSignInFloor is the least time a failed sign-in (admin console,
-// phone change) takes to answer. A wrong password for a real account costs
-// the directory more (AD counts the bad password) than a name nobody has,
-// even with the decoy bind; answering both no sooner than this hides the
-// difference, and slows guessing a little more.
-const failedSignInFloor = 200 * time.Millisecond
-
-// waitFloor returns once failedSignInFloor has passed since start.
-func waitFloor(ctx context.Context, start time.Time) {
-	if d := failedSignInFloor - time.Since(start); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-	}
-}
-
 type loginOutcome int
 
 const (
@@ -128,22 +81,27 @@ func loginName(login string) string {
 	return l
 }
 
-// login checks an admin's credentials and group: at most 5 failures per
-// account and per client address in 10 minutes, then 10 minutes of
-// refusal. Every attempt is audited, never with the password.
+// login checks an admin's credentials and group under the sign-in guard
+// (signin_guard.go). A locked account answers any password as a wrong one
+// does (the directory itself does not tell them apart); only the right
+// password learns that the account is disabled or expired. Every attempt
+// is audited, never with the password.
 func (o *adminOps) login(ctx context.Context, c echo.Context, login, password string) loginResult {
-	now := o.now()
-	keys := []string{loginKey(login), "admin-login:ip:" + c.RealIP()}
 	ev := enroll.Event{Action: "admin_login"}
-	until, blocked, err := anyBlocked(ctx, o.store, keys, now)
+	try, until, err := beginSignIn(ctx, o.store, o.now, loginKey(login), "admin-login:ip:"+c.RealIP())
 	if err != nil {
 		o.log.ErrorContext(ctx, "admin login guard", "err", err)
 		return loginResult{outcome: loginUnavailable}
 	}
-	if blocked {
+	if try == nil {
 		ev.Outcome, ev.Detail = "blocked", "too many failed sign-ins"
 		o.audit(c, "admin-login", ev)
 		return loginResult{outcome: loginBlocked, until: until}
+	}
+	guardErr := func(err error) {
+		if err != nil {
+			o.log.ErrorContext(ctx, "admin login guard", "err", err)
+		}
 	}
 	start := time.Now()
 	u, err := o.dir.Authenticate(ctx, login, password)
@@ -151,6 +109,7 @@ func (o *adminOps) login(ctx context.Context, c echo.Context, login, password st
 	res := loginResult{user: u}
 	switch {
 	case err == nil:
+		guardErr(try.passwordRight(ctx))
 		member, err := o.dir.IsAdmin(ctx, u.Username)
 		switch {
 		case err != nil:
@@ -160,29 +119,29 @@ func (o *adminOps) login(ctx context.Context, c echo.Context, login, password st
 			res.outcome, ev.Outcome = loginNotAdmin, "not_admin"
 		default:
 			res.outcome, ev.Outcome = loginOK, "ok"
-			if err := o.store.ClearFailures(ctx, keys[0]); err != nil {
-				o.log.ErrorContext(ctx, "admin login guard", "err", err)
-			}
 		}
 	case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNotFound),
-		errors.Is(err, directory.ErrAmbiguous):
-		res.outcome, ev.Outcome = loginBad, "bad_credentials"
+		errors.Is(err, directory.ErrAmbiguous), errors.Is(err, directory.ErrLocked):
+		res = loginResult{outcome: loginBad}
+		ev.Outcome = "bad_credentials"
 		defer waitFloor(ctx, start)
-		if u.Username == "" {
+		switch {
+		case u.Username == "":
 			ev.Detail = "no such user"
+		case errors.Is(err, directory.ErrLocked):
+			ev.Detail = "the directory says the account is locked (the password was not checked)"
 		}
-		until, err := recordSignInFailure(ctx, o.store, keys, now)
-		if err != nil {
-			o.log.ErrorContext(ctx, "admin login guard", "err", err)
-		}
-		if !until.IsZero() {
-			ev.Detail = strings.TrimPrefix(ev.Detail+"; now blocked until "+until.UTC().Format(time.RFC3339), "; ")
+		if !try.blocks.IsZero() {
+			ev.Detail = strings.TrimPrefix(ev.Detail+"; now blocked until "+try.blocks.UTC().Format(time.RFC3339), "; ")
 		}
 	case errors.Is(err, directory.ErrMustChange):
+		guardErr(try.passwordRight(ctx))
 		res.outcome, ev.Outcome = loginMustChange, "must_change"
-	case errors.Is(err, directory.ErrLocked), errors.Is(err, directory.ErrDisabled), errors.Is(err, directory.ErrAccountExpired), errors.Is(err, directory.ErrPasswordExpired):
+	case errors.Is(err, directory.ErrDisabled), errors.Is(err, directory.ErrAccountExpired), errors.Is(err, directory.ErrPasswordExpired):
+		guardErr(try.passwordRight(ctx))
 		res.outcome, ev.Outcome, ev.Detail = loginLocked, "account_unusable", err.Error()
 	default:
+		guardErr(try.notTried(ctx))
 		o.log.ErrorContext(ctx, "admin login: directory", "err", err)
 		res.outcome, ev.Outcome, ev.Detail = loginUnavailable, "error", err.Error()
 	}

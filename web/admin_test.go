@@ -47,7 +47,7 @@ func TestAdminLogin(t *testing.T) {
 		b.get("/admin/login")
 		p := b.post("/admin/login", url.Values{"username": {a.lab.HelpdeskUsername}, "password": {a.lab.HelpdeskPassword}})
 		set := strings.Join(p.header.Values("Set-Cookie"), "\n")
-		for _, want := range []string{adminCookie + "=", "Path=/admin", "HttpOnly", "SameSite=Strict", "Max-Age=3600"} {
+		for _, want := range []string{adminCookie + "=", "Path=/;", "HttpOnly", "SameSite=Strict", "Max-Age=3600"} {
 			if !strings.Contains(set, want) {
 				t.Errorf("Set-Cookie lacks %q:\n%s", want, set)
 			}
@@ -99,10 +99,11 @@ func TestAdminLogin(t *testing.T) {
 			t.Fatalf("6th try: status %d %q", p.code, errorText(p.body))
 		}
 		a.clock.Advance(10*time.Minute + time.Second)
-		// The lab domain also locks after 5 bad passwords: the account
-		// says so, then works once unlocked in the directory.
-		if p := b.post("/admin/login", url.Values{"username": {name}, "password": {password}}); p.code != http.StatusForbidden ||
-			errorText(p.body) != a.text("admin.login.locked", nil) {
+		// The lab domain also locks after 5 bad passwords. The directory
+		// refuses a locked account whatever the password, so even the
+		// right one is answered as a wrong one; once unlocked it works.
+		if p := b.post("/admin/login", url.Values{"username": {name}, "password": {password}}); p.code != http.StatusUnauthorized ||
+			errorText(p.body) != a.text("admin.login.bad", nil) {
 			t.Fatalf("after the guard, the AD lockout: %d %q", p.code, errorText(p.body))
 		}
 		u, err := a.dir.FindUser(context.Background(), name)
@@ -115,19 +116,18 @@ func TestAdminLogin(t *testing.T) {
 		b.login(name, password)
 	})
 
-	t.Run("five failures from one address block it for every account", func(t *testing.T) {
+	t.Run("failures from one address never block another account", func(t *testing.T) {
 		a2 := newAdminApp(t) // a fresh guard: the other sub-tests used this address
 		b := a2.browser(t)
-		for i := range 5 {
+		for i := range addressSlowAfter + 2 {
 			p := b.post("/admin/login", url.Values{"username": {a2.lab.UniqueName("guess")}, "password": {"x"}})
 			if p.code != http.StatusUnauthorized {
 				t.Fatalf("failure %d: status %d", i+1, p.code)
 			}
 		}
-		p := b.post("/admin/login", url.Values{"username": {a2.lab.HelpdeskUsername}, "password": {a2.lab.HelpdeskPassword}})
-		if p.code != http.StatusTooManyRequests {
-			t.Fatalf("a good login from a blocked address: %d", p.code)
-		}
+		// The address is slowed down, not blocked: the right password of
+		// another account still signs in.
+		b.login(a2.lab.HelpdeskUsername, a2.lab.HelpdeskPassword)
 	})
 
 	t.Run("no form token, no login", func(t *testing.T) {

@@ -95,7 +95,9 @@ func (s *adminSite) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
 		tok, err := s.ops.svc.VerifyToken(ctx, strings.TrimSpace(secret))
 		if err != nil {
 			if errors.Is(err, enroll.ErrAPITokenUnknown) || errors.Is(err, enroll.ErrAPITokenRevoked) {
-				if _, ferr := s.ops.store.RecordFailure(ctx, key, now, loginFailWindow, apiFailLimit, loginBlock); ferr != nil {
+				// Counted after the check: a token costs no directory bind,
+				// and a valid one is far beyond guessing.
+				if _, _, ferr := s.ops.store.Attempt(ctx, key, now, loginFailWindow, apiFailLimit, loginBlock); ferr != nil {
 					s.log.ErrorContext(ctx, "api token guard", "err", ferr)
 				}
 			}

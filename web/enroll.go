@@ -55,7 +55,7 @@ const (
 
 const (
 	csrfField  = "csrf_token"      // the hidden field of every form
-	csrfCookie = "replyreset_csrf" // holds the CSRF token
+	csrfCookie = "replyreset_csrf" // holds the browser's CSRF nonce (csrf.go)
 	langCookie = "replyreset_lang" // the language last shown: not a first visit any more
 	pageCSP    = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	maxToken   = 128 // longer path parameters are not tokens: answered without asking the service
@@ -325,7 +325,7 @@ func (s *enrollSite) open(c echo.Context, token string) (enroll.Page, error) {
 // firstVisit takes the language from the browser on the first page seen;
 // afterwards the enrollment's language (changed with the form) holds.
 func (s *enrollSite) firstVisit(c echo.Context, token string, p enroll.Page) enroll.Page {
-	if _, err := c.Cookie(langCookie); err == nil {
+	if _, ok := readCookie(c, s.secure, langCookie); ok {
 		return p
 	}
 	lang := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language"))

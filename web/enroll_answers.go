@@ -201,8 +201,10 @@ func writePage(c echo.Context, pages Pages, status int, page, lang string, data 
 // the language cookie (the last choice), else the browser's
 // Accept-Language, else def.
 func browserLanguage(c echo.Context, def string) string {
-	if ck, err := c.Cookie(langCookie); err == nil && templates.SupportedLanguage(ck.Value) {
-		return ck.Value
+	for _, name := range []string{hostPrefix + langCookie, langCookie} {
+		if ck, err := c.Cookie(name); err == nil && templates.SupportedLanguage(ck.Value) {
+			return ck.Value
+		}
 	}
 	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
 		return l
@@ -256,8 +258,7 @@ func tokenKey(token string) string {
 }
 
 func (s *enrollSite) setLangCookie(c echo.Context, lang string) {
-	c.SetCookie(&http.Cookie{Name: langCookie, Value: lang, Path: "/", MaxAge: 30 * 24 * 3600,
-		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	setCookie(c, s.secure, langCookie, lang, 30*24*3600, http.SameSiteLaxMode)
 }
 
 // fallbackLang is the language of a page with no enrollment: the last page
@@ -268,11 +269,6 @@ func (s *enrollSite) logError(c echo.Context, msg string, err error) {
 	// The route pattern, never the path: it holds the token.
 	s.log.ErrorContext(c.Request().Context(), msg, "route", c.Path(),
 		"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
-}
-
-func csrfToken(c echo.Context) string {
-	t, _ := c.Get("csrf").(string)
-	return t
 }
 
 // clock shows a time of day in the server's zone: "10:42".

@@ -298,8 +298,9 @@ func TestEnrollBySMS(t *testing.T) {
 	if got := r.header.Get("Cache-Control"); got != "no-store" {
 		t.Errorf("page Cache-Control = %q", got)
 	}
-	if b.csrf == "" || b.cookies[csrfCookie] == nil || b.cookies[csrfCookie].Value != b.csrf {
-		t.Fatalf("CSRF token %q not in the form or not matching the cookie %+v", b.csrf, b.cookies[csrfCookie])
+	if b.csrf == "" || b.cookies[csrfCookie] == nil ||
+		b.csrf != csrfTokenFor(b.cookies[csrfCookie].Value, "enroll:"+strings.TrimPrefix(link, "/enroll/")) {
+		t.Fatalf("CSRF token %q not in the form or not the one of the cookie %+v and the link", b.csrf, b.cookies[csrfCookie])
 	}
 	ck := b.cookies[csrfCookie]
 	if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure {
@@ -647,7 +648,9 @@ func TestEnrollRateLimits(t *testing.T) {
 	c.ip = "198.51.100.7"
 	c.get(link)
 	for i := range postsPerIP {
-		if r := c.post(fmt.Sprintf("/enroll/%043d/language", i), url.Values{"lang": {"en"}}); r.code != 404 {
+		other := fmt.Sprintf("%043d", i) // the form token of a page of that link
+		tok := csrfTokenFor(c.cookies[csrfCookie].Value, "enroll:"+other)
+		if r := c.post("/enroll/"+other+"/language", url.Values{"lang": {"en"}, csrfField: {tok}}); r.code != 404 {
 			t.Fatalf("post %d: %d", i+1, r.code)
 		}
 	}

@@ -27,14 +27,6 @@ type PhoneChangeService interface {
 	EndPhoneChange(ctx context.Context, token string) error
 }
 
-// LoginGuard counts failed sign-ins and blocks their keys for a while
-// (enroll.GuardStore; enroll.BoltStore).
-type LoginGuard interface {
-	RecordFailure(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (time.Time, error)
-	Blocked(ctx context.Context, key string, now time.Time) (time.Time, bool, error)
-	ClearFailures(ctx context.Context, key string) error
-}
-
 var (
 	_ PhoneChangeService = (*enroll.Service)(nil)
 	_ LoginGuard         = (enroll.GuardStore)(nil)
@@ -97,54 +89,53 @@ func (p *phoneChangeSite) show(c echo.Context) error {
 	return p.render(c, http.StatusOK, templates.PageChangeVerify, pc.Language, v)
 }
 
-// POST /phone/change/signin: username and directory password.
+// POST /phone/change/signin: username and directory password, under the
+// sign-in guard (signin_guard.go). A wrong password, an unknown user and a
+// locked account get the same page, as late.
 func (p *phoneChangeSite) postSignIn(c echo.Context) error {
 	ctx := c.Request().Context()
 	login, password := strings.TrimSpace(c.FormValue("username")), c.FormValue("password")
-	now := p.site.now()
-	keys := []string{"phone-change:user:" + loginName(login), "phone-change:ip:" + c.RealIP()}
-	until, blocked, err := anyBlocked(ctx, p.guard, keys, now)
+	try, until, err := beginSignIn(ctx, p.guard, p.site.now, "phone-change:user:"+loginName(login), "phone-change:ip:"+c.RealIP())
 	if err != nil {
 		return p.site.fail(c, "", err)
 	}
-	if blocked {
+	if try == nil {
+		now := p.site.now()
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(max(until.Sub(now), time.Second)/time.Second)))
 		return p.signInPage(c, http.StatusTooManyRequests, login,
 			&templates.Msg{Key: "change.err.blocked", Args: map[string]string{"time": p.site.clock(until)}})
+	}
+	guardErr := func(err error) {
+		if err != nil {
+			p.site.logError(c, "phone change sign-in guard", err)
+		}
 	}
 	start := time.Now()
 	token, pc, err := p.svc.StartPhoneChange(enroll.WithSource(ctx, c.RealIP()), login, password)
 	var msg string
 	switch {
 	case err == nil:
-		p.clearFailures(c, keys[0])
+		guardErr(try.passwordRight(ctx))
 		p.setToken(c, token)
 		p.site.setLangCookie(c, pc.Language)
 		return c.Redirect(http.StatusSeeOther, phoneChangeBase)
-	case errors.Is(err, enroll.ErrBadLogin):
+	case errors.Is(err, enroll.ErrBadLogin): // a locked account too
 		defer waitFloor(ctx, start)
-		if _, err := recordSignInFailure(ctx, p.guard, keys, now); err != nil {
-			p.site.logError(c, "phone change sign-in guard", err)
-		}
 		msg = "change.err.bad_login"
 	case errors.Is(err, directory.ErrMustChange):
+		guardErr(try.passwordRight(ctx))
 		msg = "change.err.must_change"
-	case errors.Is(err, directory.ErrLocked), errors.Is(err, directory.ErrDisabled),
-		errors.Is(err, directory.ErrAccountExpired), errors.Is(err, directory.ErrPasswordExpired):
+	case errors.Is(err, directory.ErrDisabled), errors.Is(err, directory.ErrAccountExpired), errors.Is(err, directory.ErrPasswordExpired):
+		guardErr(try.passwordRight(ctx))
 		msg = "change.err.account_locked"
 	case errors.Is(err, enroll.ErrNotActive):
-		p.clearFailures(c, keys[0]) // the password was right
+		guardErr(try.passwordRight(ctx))
 		msg = "change.err.not_active"
 	default:
+		guardErr(try.notTried(ctx))
 		return p.site.fail(c, "", err)
 	}
 	return p.signInPage(c, http.StatusUnprocessableEntity, login, &templates.Msg{Key: msg})
-}
-
-func (p *phoneChangeSite) clearFailures(c echo.Context, key string) {
-	if err := p.guard.ClearFailures(c.Request().Context(), key); err != nil {
-		p.site.logError(c, "phone change sign-in guard", err)
-	}
 }
 
 // POST /phone/change/number: the new number and how to send its code.
@@ -361,22 +352,33 @@ func (p *phoneChangeSite) limit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func (p *phoneChangeSite) token(c echo.Context) string {
-	ck, err := c.Cookie(phoneChangeCookie)
-	if err != nil || len(ck.Value) > maxToken {
+func (p *phoneChangeSite) token(c echo.Context) string { return phoneChangeToken(c, p.site.secure) }
+
+// phoneChangeToken is the token of the phone change the request belongs
+// to: as set or cleared by this request already, else its cookie's.
+func phoneChangeToken(c echo.Context, secure bool) string {
+	if t, ok := c.Get(phoneChangeKey).(string); ok {
+		return t
+	}
+	t, ok := readCookie(c, secure, phoneChangeCookie)
+	if !ok || len(t) > maxToken {
 		return ""
 	}
-	return ck.Value
+	return t
 }
 
+// phoneChangeKey is the context key of the token set or cleared by the
+// request (phoneChangeToken).
+const phoneChangeKey = "phone_change_token"
+
 func (p *phoneChangeSite) setToken(c echo.Context, token string) {
-	c.SetCookie(&http.Cookie{Name: phoneChangeCookie, Value: token, Path: phoneChangeBase, MaxAge: 3600,
-		HttpOnly: true, Secure: p.site.secure, SameSite: http.SameSiteStrictMode})
+	c.Set(phoneChangeKey, token)
+	setCookie(c, p.site.secure, phoneChangeCookie, token, 3600, http.SameSiteStrictMode)
 }
 
 func (p *phoneChangeSite) clearToken(c echo.Context) {
-	c.SetCookie(&http.Cookie{Name: phoneChangeCookie, Value: "", Path: phoneChangeBase, MaxAge: -1,
-		HttpOnly: true, Secure: p.site.secure, SameSite: http.SameSiteStrictMode})
+	c.Set(phoneChangeKey, "")
+	setCookie(c, p.site.secure, phoneChangeCookie, "", -1, http.SameSiteStrictMode)
 }
 
 // phoneChangeCSRFRefused is the page for a phone change form posted

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -32,12 +34,16 @@ type Deps struct {
 
 	// The enrollment site (GET /enroll/:token and the pages under it) is
 	// served when both Enrollment and Pages are set; /static/ with Pages.
-	Enrollment  Enrollment       // enroll.Service
-	Pages       AdminPages       // templates.Pages, loaded at start-up
-	RateLimiter RateLimiter      // enroll.BoltStore: POST limits per client address and per link; nil = none
-	PublicURL   string           // https://…: cookies are marked Secure
-	Language    string           // default page language (en | fr) when neither the enrollment nor the browser tells
-	Now         func() time.Time // default time.Now
+	Enrollment  Enrollment  // enroll.Service
+	Pages       AdminPages  // templates.Pages, loaded at start-up
+	RateLimiter RateLimiter // enroll.BoltStore: POST limits per client address and per link; nil = none
+	PublicURL   string      // https://…: cookies are marked Secure and __Host- named
+	// Proxies are the reverse proxies (trusted_proxies) whose
+	// X-Forwarded-For is believed: the client address is its rightmost
+	// address outside them. Empty: the TCP peer is the client.
+	Proxies  []netip.Prefix
+	Language string           // default page language (en | fr) when neither the enrollment nor the browser tells
+	Now      func() time.Time // default time.Now
 	// The safe phone change (/phone/change) is served with the
 	// enrollment site when both are set too.
 	PhoneChange PhoneChangeService // enroll.Service
@@ -113,9 +119,10 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	// The client address is the TCP peer: X-Forwarded-For is not trusted, so
-	// rate limits cannot be dodged with a forged header.
-	e.IPExtractor = echo.ExtractIPDirect()
+	// The client address is the TCP peer, or behind a trusted proxy the
+	// rightmost X-Forwarded-For hop outside the trusted ones: nothing else
+	// is believed, so guards cannot be dodged with a forged header.
+	e.IPExtractor = clientIP(d.Proxies)
 	e.HTTPErrorHandler = errorHandler(d.Logger)
 
 	// Middleware, outermost first:
@@ -190,13 +197,32 @@ func NewEcho(d Deps) *echo.Echo {
 	return e
 }
 
-// csrf builds the CSRF middleware; a refused enrollment form gets a page
-// in the user's language, anything else the error handler's answer.
+// clientIP extracts the client address: the TCP peer, unless it is one of
+// proxies, in which case X-Forwarded-For is read from the right and its
+// first address outside proxies is the client (an unreadable entry stops
+// the walk at the last trusted hop). Loopback, link-local and private
+// addresses are trusted only when listed.
+func clientIP(proxies []netip.Prefix) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		p = p.Masked()
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// csrf builds the CSRF guard (csrf.go); a refused enrollment form gets a
+// page in the user's language, a console form whose session has ended the
+// sign-in page, anything else the error handler's answer.
 func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
-	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+	g := &csrfGuard{
+		secure: secure,
 		// By route pattern, not path: what is exempt is the handler that
 		// runs. No route (404) has nothing to protect.
-		Skipper: func(c echo.Context) bool {
+		skip: func(c echo.Context) bool {
 			route := c.Path()
 			for _, prefix := range []string{"/sms/", "/api/", "/static/"} {
 				if strings.HasPrefix(route, prefix) {
@@ -205,15 +231,8 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 			}
 			return route == "" || route == "/healthz" || route == "/metrics"
 		},
-		TokenLookup:    "form:" + csrfField,
-		ContextKey:     "csrf",
-		CookieName:     csrfCookie,
-		CookiePath:     "/",
-		CookieMaxAge:   24 * 3600,
-		CookieSecure:   secure,
-		CookieHTTPOnly: true,
-		CookieSameSite: http.SameSiteStrictMode,
-		ErrorHandler: func(err error, c echo.Context) error {
+		bind: csrfBinding(admin, secure),
+		refused: func(c echo.Context) error {
 			if site != nil && strings.HasPrefix(c.Path(), "/enroll/") {
 				return site.csrfRefused(c)
 			}
@@ -221,12 +240,16 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 				return site.phoneChangeCSRFRefused(c)
 			}
 			if admin != nil && strings.HasPrefix(c.Path(), "/admin") {
+				if admin.needsSession(c) && admin.liveSession(c) == "" {
+					return admin.toLogin(c, "admin.login.expired")
+				}
 				return admin.render(c, http.StatusForbidden, templates.AdminError,
 					adminView{Title: templates.Msg{Key: "admin.err.csrf"}})
 			}
 			return echo.NewHTTPError(http.StatusForbidden, "invalid or missing form token: reload the page and try again")
 		},
-	})
+	}
+	return g.middleware
 }
 
 func requestLogger(log *slog.Logger) echo.MiddlewareFunc {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
@@ -44,6 +45,9 @@ type Config struct {
 	Reminders  directory.RemindersConfig `yaml:"reminders"`
 	Mail       mailer.Config             `yaml:"mail"`
 	Admin      web.AdminConfig           `yaml:"admin"`
+	// TrustedProxies are the CIDRs of the reverse proxies whose
+	// X-Forwarded-For is believed (web.Deps.TrustedProxies).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // LogConfig is the `log:` section.
@@ -68,6 +72,8 @@ func DefaultConfig() Config {
 		Reminders:  directory.DefaultRemindersConfig(),
 		Mail:       mailer.DefaultConfig(),
 		Admin:      web.DefaultAdminConfig(),
+
+		TrustedProxies: []string{},
 	}
 }
 
@@ -152,6 +158,11 @@ func (c Config) Validate() error {
 				rel, msg = "", e.Error()
 			}
 			errs = append(errs, &ConfigError{Path: joinPath(s.name, rel), Msg: msg, Err: errors.Unwrap(e)})
+		}
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not a CIDR: give the proxy's network, e.g. 10.0.0.0/24, or one address as 192.0.2.7/32", p)
 		}
 	}
 	if c.Reset.RequireAppCode && !c.Enrollment.HasMethod("app") {
@@ -781,4 +792,15 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// trustedProxies are the parsed trusted_proxies (validated by Validate).
+func (c Config) trustedProxies() []netip.Prefix {
+	ps := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, p := range c.TrustedProxies {
+		if pfx, err := netip.ParsePrefix(p); err == nil {
+			ps = append(ps, pfx.Masked())
+		}
+	}
+	return ps
 }

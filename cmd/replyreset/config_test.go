@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -113,6 +114,7 @@ func TestDefaults(t *testing.T) {
 		{"reminders", d.Reminders, directory.RemindersConfig{Days: []int{14, 7, 3, 1}}},
 		{"mail", d.Mail, mailer.Config{Port: 587, TLS: "mandatory"}},
 		{"admin", d.Admin, web.AdminConfig{SessionTTL: 8 * time.Hour}},
+		{"trusted_proxies", d.TrustedProxies, []string{}},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -222,7 +224,8 @@ func TestExampleFile(t *testing.T) {
 			From:     "IT Service Desk <it@example.com>",
 			TLS:      "mandatory",
 		},
-		Admin: web.AdminConfig{SessionTTL: 8 * time.Hour},
+		Admin:          web.AdminConfig{SessionTTL: 8 * time.Hour},
+		TrustedProxies: []string{},
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("config.example.yaml:\n got %#v\nwant %#v", plainTestConfigOf(*cfg), plainTestConfigOf(want))
@@ -757,6 +760,23 @@ func TestSectionRules(t *testing.T) {
 	}
 	mustParseConfig(t, minimalConfig+"mail: {host: localhost, port: 25, from: it@example.com, username: u, password: p, tls: none}\n", nil, nil)
 	mustParseConfig(t, minimalConfig+"  allowed_countries: [US, FR]\n  budgets: {per_country_day: {US: 100, FR: 0}}\n  lookup: {line_type: true, sim_swap_max_age: 72h}\n", nil, nil)
+}
+
+func TestTrustedProxies(t *testing.T) {
+	cfg := mustParseConfig(t, minimalConfig+"trusted_proxies: [10.0.0.0/8, \"2001:db8::/32\", 192.0.2.7/32, 10.1.2.3/16]\n", nil, nil)
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32"),
+		netip.MustParsePrefix("192.0.2.7/32"), netip.MustParsePrefix("10.1.0.0/16")}
+	if got := cfg.trustedProxies(); !slices.Equal(got, want) {
+		t.Errorf("trusted proxies %v, want %v", got, want)
+	}
+	if got := DefaultConfig().trustedProxies(); len(got) != 0 {
+		t.Errorf("default trusted proxies %v, want none", got)
+	}
+	n := strings.Count(minimalConfig, "\n") + 1
+	assertProblems(t, configProblems(t, minimalConfig+"trusted_proxies: [10.0.0.0/8, 192.0.2.7, proxy.example.com]\n", nil, nil), []string{
+		fmt.Sprintf(`line %d: trusted_proxies[1]: "192.0.2.7" is not a CIDR: give the proxy's network, e.g. 10.0.0.0/24, or one address as 192.0.2.7/32`, n),
+		fmt.Sprintf(`line %d: trusted_proxies[2]: "proxy.example.com" is not a CIDR: give the proxy's network, e.g. 10.0.0.0/24, or one address as 192.0.2.7/32`, n),
+	})
 }
 
 func TestRedacted(t *testing.T) {

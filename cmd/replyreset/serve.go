@@ -239,6 +239,7 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		LoginGuard:  a.store,
 		PublicURL:   a.cfg.PublicURL,
 		Language:    a.cfg.Language,
+		Proxies:     a.cfg.trustedProxies(),
 
 		AdminDirectory: a.dir,
 		AdminService:   a.enroll,

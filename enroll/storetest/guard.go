@@ -29,14 +29,26 @@ func asGuardStore(t *testing.T, s enroll.Store) enroll.GuardStore {
 	return asStore[enroll.GuardStore](t, s)
 }
 
-// fail records a failure of key at at with the admin login policy.
+// fail counts an attempt of key at at with the admin login policy (a
+// failure: nothing refunds it) and returns the block it started, or the
+// current one when it was refused.
 func fail(t *testing.T, gs enroll.GuardStore, key string, at time.Time) time.Time {
 	t.Helper()
-	until, err := gs.RecordFailure(t.Context(), key, at, guardWindow, guardLimit, guardBlock)
+	_, until, err := gs.Attempt(t.Context(), key, at, guardWindow, guardLimit, guardBlock)
 	if err != nil {
-		t.Fatalf("RecordFailure(%s, %s): %v", key, at, err)
+		t.Fatalf("Attempt(%s, %s): %v", key, at, err)
 	}
 	return until
+}
+
+// attempt is fail that also says whether the attempt was allowed.
+func attempt(t *testing.T, gs enroll.GuardStore, key string, at time.Time) (bool, time.Time) {
+	t.Helper()
+	ok, until, err := gs.Attempt(t.Context(), key, at, guardWindow, guardLimit, guardBlock)
+	if err != nil {
+		t.Fatalf("Attempt(%s, %s): %v", key, at, err)
+	}
+	return ok, until
 }
 
 // wantBlocked checks Blocked(key) at at: the zero want means not blocked.
@@ -58,28 +70,32 @@ func testGuardBlockAtLimit(t *testing.T, open Opener) {
 	const key = "admin-login:user:jdoe"
 	for i := range guardLimit - 1 {
 		at := t0.Add(time.Duration(i) * time.Minute)
-		if until := fail(t, gs, key, at); !until.IsZero() {
-			t.Fatalf("failure %d blocked until %s; want no block before the %d-th", i+1, until, guardLimit)
+		if ok, until := attempt(t, gs, key, at); !ok || !until.IsZero() {
+			t.Fatalf("attempt %d: allowed %v, blocked until %s; want allowed and no block before the %d-th", i+1, ok, until, guardLimit)
 		}
 		wantBlocked(t, gs, key, at, time.Time{})
 	}
 	fifth := t0.Add(4 * time.Minute)
 	want := fifth.Add(guardBlock)
-	if until := fail(t, gs, key, fifth); !until.Equal(want) {
-		t.Fatalf("the %d-th failure gave %s; want blocked until %s (block from that failure)", guardLimit, until, want)
+	// The limit-th attempt is allowed, and blocks the key from then on.
+	if ok, until := attempt(t, gs, key, fifth); !ok || !until.Equal(want) {
+		t.Fatalf("the %d-th attempt: allowed %v, until %s; want allowed and blocked until %s (block from that attempt)", guardLimit, ok, until, want)
 	}
 	wantBlocked(t, gs, key, fifth, want)
 	wantBlocked(t, gs, key, want.Add(-time.Nanosecond), want)
 	wantBlocked(t, gs, key, want, time.Time{}) // the block ends at until
+	if ok, until := attempt(t, gs, key, fifth); ok || !until.Equal(want) {
+		t.Fatalf("an attempt while blocked: allowed %v, until %s; want refused until %s", ok, until, want)
+	}
 	// Other keys are independent.
 	wantBlocked(t, gs, "admin-login:ip:192.0.2.7", fifth, time.Time{})
-	if until := fail(t, gs, "admin-login:user:asmith", fifth); !until.IsZero() {
-		t.Errorf("a first failure of another key blocked it until %s", until)
+	if ok, until := attempt(t, gs, "admin-login:user:asmith", fifth); !ok || !until.IsZero() {
+		t.Errorf("a first attempt of another key: allowed %v, blocked until %s", ok, until)
 	}
 	// After the block, counting starts afresh.
 	for i := range guardLimit - 1 {
-		if until := fail(t, gs, key, want.Add(time.Duration(i)*time.Second)); !until.IsZero() {
-			t.Fatalf("failure %d after the block ended blocked again until %s", i+1, until)
+		if ok, until := attempt(t, gs, key, want.Add(time.Duration(i)*time.Second)); !ok || !until.IsZero() {
+			t.Fatalf("attempt %d after the block ended: allowed %v, blocked again until %s", i+1, ok, until)
 		}
 	}
 }
@@ -113,15 +129,16 @@ func testGuardBlockedNotCounted(t *testing.T, open Opener) {
 		fail(t, gs, key, t0)
 	}
 	want := t0.Add(guardBlock)
-	// Failures during the block neither extend it nor count afterwards.
+	// Attempts during the block are refused, neither extend it nor count
+	// afterwards.
 	for i := range 3 * guardLimit {
-		if until := fail(t, gs, key, t0.Add(time.Duration(i)*time.Second)); !until.Equal(want) {
-			t.Fatalf("a failure while blocked gave %s, want the current block's end %s", until, want)
+		if ok, until := attempt(t, gs, key, t0.Add(time.Duration(i)*time.Second)); ok || !until.Equal(want) {
+			t.Fatalf("an attempt while blocked: allowed %v, until %s; want refused until the current block's end %s", ok, until, want)
 		}
 	}
 	wantBlocked(t, gs, key, want, time.Time{})
 	if until := fail(t, gs, key, want); !until.IsZero() {
-		t.Errorf("the first failure after the block blocked until %s: failures during the block were counted", until)
+		t.Errorf("the first attempt after the block blocked until %s: attempts during the block were counted", until)
 	}
 }
 
@@ -151,15 +168,22 @@ func testGuardClear(t *testing.T, open Opener) {
 	}
 }
 
+// testGuardConcurrent: however many attempts race, exactly limit are
+// allowed (the limit-th starting the block) and every other is refused.
 func testGuardConcurrent(t *testing.T, open Opener) {
 	_, gs, _ := guardStore(t, open)
-	var blocks atomic.Int32
+	var allowed, blocks atomic.Int32
 	var wg sync.WaitGroup
-	for range concurrency {
+	for i := range concurrency {
 		wg.Go(func() {
-			until, err := gs.RecordFailure(t.Context(), "race", t0, guardWindow, guardLimit, guardBlock)
+			// Writers with their own clocks, a nanosecond apart, inside
+			// one window.
+			ok, until, err := gs.Attempt(t.Context(), "race", t0.Add(time.Duration(i)), guardWindow, guardLimit, guardBlock)
 			if err != nil {
 				t.Error(err)
+			}
+			if ok {
+				allowed.Add(1)
 			}
 			if !until.IsZero() {
 				blocks.Add(1)
@@ -167,11 +191,108 @@ func testGuardConcurrent(t *testing.T, open Opener) {
 		})
 	}
 	wg.Wait()
-	// Exactly limit-1 calls were counted unblocked; every other saw a block.
-	if n := blocks.Load(); int(n) != concurrency-(guardLimit-1) {
-		t.Errorf("%d of %d concurrent failures reported a block, want %d", n, concurrency, concurrency-(guardLimit-1))
+	if n := allowed.Load(); int(n) != guardLimit {
+		t.Errorf("%d of %d concurrent attempts were allowed, want exactly %d", n, concurrency, guardLimit)
 	}
-	wantBlocked(t, gs, "race", t0, t0.Add(guardBlock))
+	// limit-1 allowed without a block; the limit-th and the refused ones saw it.
+	if n := blocks.Load(); int(n) != concurrency-(guardLimit-1) {
+		t.Errorf("%d of %d concurrent attempts reported a block, want %d", n, concurrency, concurrency-(guardLimit-1))
+	}
+	if _, blocked, err := gs.Blocked(t.Context(), "race", t0.Add(concurrency)); err != nil || !blocked {
+		t.Errorf("after %d concurrent attempts: blocked %v, %v; want blocked", concurrency, blocked, err)
+	}
+}
+
+// testGuardConcurrentRefunds: attempts that race with refunds of earlier
+// ones never let more than limit unrefunded attempts through.
+func testGuardConcurrentRefunds(t *testing.T, open Opener) {
+	_, gs, _ := guardStore(t, open)
+	ctx := t.Context()
+	var unrefunded, refunded atomic.Int32
+	var wg sync.WaitGroup
+	for i := range concurrency {
+		wg.Go(func() {
+			at := t0.Add(time.Duration(i))
+			ok, _, err := gs.Attempt(ctx, "race", at, guardWindow, guardLimit, guardBlock)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !ok {
+				return
+			}
+			if i%2 == 0 { // every other allowed attempt was no failure
+				if err := gs.RefundAttempt(ctx, "race", at, at); err != nil {
+					t.Error(err)
+				}
+				refunded.Add(1)
+				return
+			}
+			unrefunded.Add(1)
+		})
+	}
+	wg.Wait()
+	if n := unrefunded.Load(); int(n) > guardLimit {
+		t.Errorf("%d unrefunded attempts got through, want at most %d", n, guardLimit)
+	}
+	if refunded.Load() == 0 {
+		t.Log("no allowed attempt was refunded in this run")
+	}
+}
+
+func testGuardRefund(t *testing.T, open Opener) {
+	_, gs, _ := guardStore(t, open)
+	ctx := t.Context()
+	const key = "admin-login:user:jdoe"
+	refund := func(at, now time.Time) {
+		t.Helper()
+		if err := gs.RefundAttempt(ctx, key, at, now); err != nil {
+			t.Fatalf("RefundAttempt(%s, %s): %v", at, now, err)
+		}
+	}
+	for i := range guardLimit {
+		fail(t, gs, key, t0.Add(time.Duration(i)*time.Second))
+	}
+	last := t0.Add((guardLimit - 1) * time.Second)
+	wantBlocked(t, gs, key, last, last.Add(guardBlock))
+	// Taking back one attempt lifts the block it helped start: one
+	// attempt may be made again, and it blocks the key again.
+	refund(t0.Add(time.Second), last)
+	wantBlocked(t, gs, key, last, time.Time{})
+	at := last.Add(time.Second)
+	if ok, until := attempt(t, gs, key, at); !ok || !until.Equal(at.Add(guardBlock)) {
+		t.Fatalf("the attempt after a refund: allowed %v, until %s; want allowed and blocked until %s", ok, until, at.Add(guardBlock))
+	}
+	// A refund of an attempt never counted (or already refunded) changes nothing.
+	refund(t0.Add(time.Second), at)
+	refund(t0.Add(time.Hour), at)
+	wantBlocked(t, gs, key, at, at.Add(guardBlock))
+	if err := gs.RefundAttempt(ctx, "never-seen", t0, t0); err != nil {
+		t.Errorf("RefundAttempt of an unknown key: %v, want nil", err)
+	}
+	// Once the block has ended, its attempts are gone: a late refund does
+	// not bring the others back to count.
+	end := at.Add(guardBlock)
+	refund(at, end)
+	for i := range guardLimit - 1 {
+		if ok, until := attempt(t, gs, key, end.Add(time.Duration(i))); !ok || !until.IsZero() {
+			t.Fatalf("attempt %d after the block ended and a late refund: allowed %v, until %s", i+1, ok, until)
+		}
+	}
+	// Below the limit, a refund makes room for one more.
+	const k2 = "admin-login:ip:192.0.2.9"
+	for range guardLimit - 1 {
+		fail(t, gs, k2, t0)
+	}
+	if err := gs.RefundAttempt(ctx, k2, t0, t0); err != nil {
+		t.Fatal(err)
+	}
+	if until := fail(t, gs, k2, t0); !until.IsZero() {
+		t.Errorf("the %d-th attempt after a refund blocked until %s; want no block", guardLimit-1, until)
+	}
+	if until := fail(t, gs, k2, t0); !until.Equal(t0.Add(guardBlock)) {
+		t.Errorf("the %d-th unrefunded attempt gave %s, want a block until %s", guardLimit, until, t0.Add(guardBlock))
+	}
 }
 
 func testGuardPurge(t *testing.T, open Opener) {
@@ -208,10 +329,11 @@ func testGuardPurge(t *testing.T, open Opener) {
 
 func guardCalls(gs enroll.GuardStore) map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
-		"RecordFailure": func(ctx context.Context) error {
-			_, err := gs.RecordFailure(ctx, "k", t0, guardWindow, guardLimit, guardBlock)
+		"Attempt": func(ctx context.Context) error {
+			_, _, err := gs.Attempt(ctx, "k", t0, guardWindow, guardLimit, guardBlock)
 			return err
 		},
+		"RefundAttempt": func(ctx context.Context) error { return gs.RefundAttempt(ctx, "k", t0, t0) },
 		"Blocked": func(ctx context.Context) error {
 			_, _, err := gs.Blocked(ctx, "k", t0)
 			return err
@@ -220,12 +342,12 @@ func guardCalls(gs enroll.GuardStore) map[string]func(context.Context) error {
 	}
 }
 
-// wantGuardUntouched checks that failing calls recorded nothing for "k".
+// wantGuardUntouched checks that failing calls counted nothing for "k".
 func wantGuardUntouched(t *testing.T, gs enroll.GuardStore) {
 	t.Helper()
 	for range guardLimit - 1 {
 		if until := fail(t, gs, "k", t0); !until.IsZero() {
-			t.Fatalf("key k blocked until %s after %d failures: failing calls recorded some", until, guardLimit-1)
+			t.Fatalf("key k blocked until %s after %d failures: failing calls counted some", until, guardLimit-1)
 		}
 	}
 }
@@ -235,7 +357,7 @@ func testGuardInvalidInput(t *testing.T, open Opener) {
 	ctx := t.Context()
 	record := func(key string, now time.Time, window time.Duration, limit int, block time.Duration) func() error {
 		return func() error {
-			_, err := gs.RecordFailure(ctx, key, now, window, limit, block)
+			_, _, err := gs.Attempt(ctx, key, now, window, limit, block)
 			return err
 		}
 	}
@@ -255,7 +377,10 @@ func testGuardInvalidInput(t *testing.T, open Opener) {
 			_, _, err := gs.Blocked(ctx, "k", time.Time{})
 			return err
 		},
-		"clear empty key": func() error { return gs.ClearFailures(ctx, "") },
+		"clear empty key":  func() error { return gs.ClearFailures(ctx, "") },
+		"refund empty key": func() error { return gs.RefundAttempt(ctx, "", t0, t0) },
+		"refund zero time": func() error { return gs.RefundAttempt(ctx, "k", time.Time{}, t0) },
+		"refund zero now":  func() error { return gs.RefundAttempt(ctx, "k", t0, time.Time{}) },
 	}
 	wantInvalid(t, bad)
 	wantGuardUntouched(t, gs)

@@ -125,6 +125,8 @@ func Run(t *testing.T, open Opener) {
 		{"Guard/BlockedNotCounted", testGuardBlockedNotCounted},
 		{"Guard/Clear", testGuardClear},
 		{"Guard/Concurrent", testGuardConcurrent},
+		{"Guard/ConcurrentRefunds", testGuardConcurrentRefunds},
+		{"Guard/Refund", testGuardRefund},
 		{"Guard/Purge", testGuardPurge},
 		{"Guard/InvalidInput", testGuardInvalidInput},
 		{"Guard/CancelledContext", testGuardCancelled},

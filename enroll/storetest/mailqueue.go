@@ -255,7 +255,9 @@ func testMailReopen(t *testing.T, open Opener) {
 	m1.ID = enqueueMail(t, mq, m1)
 	m2 := queuedMail("admin@example.com", t0)
 	m2.ID = enqueueMail(t, mq, m2)
-	updateMail(t, mq, m2.ID, func(c *enroll.QueuedMail) { c.State, c.Attempts, c.NextAttempt = enroll.MailRetry, 1, t0.Add(time.Hour) })
+	updateMail(t, mq, m2.ID, func(c *enroll.QueuedMail) {
+		c.State, c.Attempts, c.NextAttempt = enroll.MailRetry, 1, t0.Add(time.Hour)
+	})
 	m2.State, m2.Attempts, m2.NextAttempt = enroll.MailRetry, 1, t0.Add(time.Hour)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

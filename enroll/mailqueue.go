@@ -24,6 +24,8 @@ type QueuedMail struct {
 	ID   uint64 `json:"id"`   // assigned by the store, increasing
 	Kind string `json:"kind"` // the template: activation, enrolled, not_me, ...
 	To   string `json:"to"`   // the recipient's address
+	// Username is the account the mail is about, if any.
+	Username string `json:"username,omitempty"`
 	// Sealed holds the subject, text and HTML, sealed for purpose "mail";
 	// empty once the mail is settled.
 	Sealed      []byte    `json:"sealed,omitempty"`

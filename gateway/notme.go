@@ -127,7 +127,8 @@ func (a *AdminAlerts) deliver(ctx context.Context, name string, data map[string]
 	}
 	var errs []error
 	for _, addr := range to {
-		if err := a.mailer.Send(ctx, enroll.Mail{To: addr, Subject: subject, Text: text, HTML: html}); err != nil {
+		if err := a.mailer.Send(ctx, enroll.Mail{To: addr, Subject: subject, Text: text, HTML: html,
+			Kind: name, Username: data["username"]}); err != nil {
 			a.log.WarnContext(ctx, "admin alert: mail not sent", "mail", name, "to", addr, "err", err)
 			errs = append(errs, err)
 			continue

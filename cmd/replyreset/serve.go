@@ -75,8 +75,9 @@ type app struct {
 	catalog *templates.Catalog
 	pages   *templates.Pages
 	mails   *templates.Mails
-	mail    enroll.Mailer // where mail goes: mailer, the demo's mailbox, or nil (off)
-	metrics *web.Metrics  // Prometheus metrics, fed by the store and the directory
+	mail    enroll.Mailer      // where mail goes: mailer, the demo's mailbox, or nil (off)
+	mailq   *gateway.MailQueue // every mail goes through it (nil when mail is off)
+	metrics *web.Metrics       // Prometheus metrics, fed by the store and the directory
 	outbox  *gateway.Outbox
 	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
 	lockout *gateway.LockoutWatch
@@ -151,7 +152,12 @@ func (a *app) wire() error {
 			return fmt.Errorf("sms.twilio: %w", err)
 		}
 	}
-	mail := a.mail
+	var mail enroll.Mailer // nil: mail off
+	if a.mail != nil {
+		a.mailq = gateway.NewMailQueue(gateway.MailQueueConfig{Store: a.store, Sealer: a.sealer, Transport: a.mail,
+			Log: a.log.With("component", "mail-queue")})
+		mail = a.mailq
+	}
 	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
 		Log: a.log.With("component", "admin-alerts")})
 	a.budget = gateway.NewSMSBudget(a.store, gateway.SMSBudgetOptions{Budgets: a.cfg.SMS.Budgets,
@@ -254,8 +260,12 @@ func (a *app) handler(demo web.Demo) http.Handler {
 // returned function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
-	for name, run := range map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run,
-		"sms password expiry": a.expiry.Run, "expiry reminders": a.reminds.Run} {
+	workers := map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run,
+		"sms password expiry": a.expiry.Run, "expiry reminders": a.reminds.Run}
+	if a.mailq != nil {
+		workers["mail queue"] = a.mailq.Run
+	}
+	for name, run := range workers {
 		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				a.log.Error(name+" stopped", "err", err)
@@ -263,6 +273,17 @@ func (a *app) run(ctx context.Context) (wait func()) {
 		})
 	}
 	return wg.Wait
+}
+
+// flushMail delivers, before a command run without a server exits, the
+// mail it queued; what cannot be sent now waits in the queue for serve.
+func (a *app) flushMail() {
+	if a.mailq == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mailer.DefaultTimeout+5*time.Second)
+	defer cancel()
+	a.mailq.Flush(ctx)
 }
 
 func (a *app) Close() {

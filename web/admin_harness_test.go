@@ -74,7 +74,8 @@ func newAdminApp(t *testing.T) *adminApp {
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en", DefaultRegion: "US"})
 	a.handler = NewEcho(Deps{Logger: logger, Pages: pages, Enrollment: a.svc, RateLimiter: store,
 		PublicURL: "http://127.0.0.1", Language: "en", Now: a.clock.Now,
-		AdminDirectory: dir, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour}})
+		AdminDirectory: dir, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour},
+		MailQueue: store})
 	return a
 }
 

@@ -231,6 +231,10 @@ func (a *app) Handler() http.Handler { return a.handler(nil) }
 
 // handler is Handler, with the demo pages when demo is set.
 func (a *app) handler(demo web.Demo) http.Handler {
+	var mailq web.MailQueueSource // nil: mail off
+	if a.mailq != nil {
+		mailq = a.store
+	}
 	return web.NewEcho(web.Deps{
 		Logger:      a.log.With("component", "web"),
 		SMSWebhook:  a.webhook,
@@ -252,6 +256,7 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		Admin:          a.cfg.Admin,
 		Demo:           demo,
 		SMSUsage:       a.budget,
+		MailQueue:      mailq,
 		Metrics:        a.metrics,
 	})
 }

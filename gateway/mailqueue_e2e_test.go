@@ -17,7 +17,9 @@ import (
 )
 
 // lateMailer hands mail to the queue set once the harness opened its store.
-type lateMailer struct{ q atomic.Pointer[gateway.MailQueue] }
+type lateMailer struct {
+	q atomic.Pointer[gateway.MailQueue]
+}
 
 func (l *lateMailer) Send(ctx context.Context, m enroll.Mail) error { return l.q.Load().Send(ctx, m) }
 

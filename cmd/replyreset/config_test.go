@@ -222,7 +222,7 @@ func TestExampleFile(t *testing.T) {
 			From:     "IT Service Desk <it@example.com>",
 			TLS:      "mandatory",
 		},
-		Admin: web.AdminConfig{SessionTTL: 8 * time.Hour},
+		Admin: web.AdminConfig{SessionTTL: 8 * time.Hour, AlertMail: []string{}},
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("config.example.yaml:\n got %#v\nwant %#v", plainTestConfigOf(*cfg), plainTestConfigOf(want))

@@ -159,7 +159,7 @@ func (a *app) wire() error {
 		mail = a.mailq
 	}
 	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
-		Log: a.log.With("component", "admin-alerts")})
+		AlertMail: a.cfg.Admin.AlertMail, Log: a.log.With("component", "admin-alerts")})
 	a.budget = gateway.NewSMSBudget(a.store, gateway.SMSBudgetOptions{Budgets: a.cfg.SMS.Budgets,
 		AllowedCountries: a.cfg.SMS.AllowedCountries, Alerts: alerts, Log: a.log.With("component", "sms-budget")})
 	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
@@ -167,7 +167,8 @@ func (a *app) wire() error {
 	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
 		Redactions: a.store, Wake: a.outbox.Notify}, a.store, a.log.With("component", "status"))
 	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
-		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language})
+		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language,
+			AlertMail: a.cfg.Admin.AlertMail})
 	a.expiry = gateway.NewSMSExpiry(a.store, a.dir, gen, a.log.With("component", "sms-expiry"), gateway.SMSExpiryOptions{})
 	a.reminds = gateway.NewReminders(a.cfg.Reminders, a.dir, a.store, a.sealer, a.catalog, a.outbox.Notify,
 		a.log.With("component", "reminders"), gateway.ReminderOptions{Language: a.cfg.Language})

@@ -105,8 +105,11 @@ type sealedMail struct {
 	HTML    string `json:"h,omitempty"`
 }
 
-// Send queues m and wakes the worker. It fails only when the store does.
+// Send queues m and wakes the worker. It fails only when the store does:
+// a caller whose context ends (a client that hung up) still has its mail
+// queued.
 func (q *MailQueue) Send(ctx context.Context, m enroll.Mail) error {
+	ctx = context.WithoutCancel(ctx)
 	plain, err := json.Marshal(sealedMail{Subject: m.Subject, Text: m.Text, HTML: m.HTML})
 	if err != nil {
 		return err

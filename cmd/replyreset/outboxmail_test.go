@@ -54,3 +54,22 @@ func mkdir(t *testing.T, dir string) string {
 	}
 	return dir
 }
+
+// TestActivateWithoutServerSendsQueuedMail: a command run without a
+// server queues its mail like the server does, then delivers it before it
+// exits; the queue records it sent.
+func TestActivateWithoutServerSendsQueuedMail(t *testing.T) {
+	lab := mustLab(t)
+	cfg := writeDemoConfig(t)
+	before := len(lab.smtp.Messages())
+	r := mustRun(t, "activate", "jdoe", "--config", cfg)
+	wantContains(t, r, r.stdout, "jdoe: activation email to jdoe@example.com queued (link valid until ")
+	msgs := lab.smtp.Messages()
+	if len(msgs) != before+1 || msgs[before].To[0] != "jdoe@example.com" || !strings.Contains(msgs[before].Text, testPublicURL+"/enroll/") {
+		t.Fatalf("after activate: %d new mails, want the activation email to jdoe@example.com", len(msgs)-before)
+	}
+	r = mustRun(t, "outbox", "-mail", "-format", "json", "--config", cfg)
+	if !strings.Contains(r.stdout, `"kind": "activation"`) || !strings.Contains(r.stdout, `"state": "sent"`) {
+		t.Errorf("outbox -mail after activate:\n%s", r.stdout)
+	}
+}

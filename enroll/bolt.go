@@ -53,6 +53,8 @@ var (
 //	api_tokens        token ID → JSON API token record, with its secret's hash
 //	api_token_hashes  hash of the secret → token ID
 //	api_token_names   lower-cased name → ID of the live (not revoked) token of that name
+//	mail_queue        big-endian uint64 ID → JSON QueuedMail (see bolt_mailqueue.go)
+//	mail_due          NextAttempt (8, ordered Unix ns) | ID (8) → empty, pending mails only
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -80,7 +82,8 @@ var (
 		bucketOutbox, bucketOutboxDue, bucketOutboxProvider, bucketOutboxRedact,
 		bucketLockouts, bucketMonitor,
 		bucketSMSChecks, bucketSMSChecksDue, bucketReminders,
-		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames}
+		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames,
+		bucketMailQueue, bucketMailDue}
 
 	keySchema = []byte("schema")
 )

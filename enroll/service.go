@@ -21,6 +21,11 @@ type Mail struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Kind names the mail (its template: "activation", "not_me", ...) and
+	// Username the account it is about, if any: the mail queue, its audit
+	// and the console show them instead of the subject and the body.
+	Kind     string
+	Username string
 }
 
 // Mailer sends email; a nil Mailer means mail is off.

@@ -14,8 +14,9 @@ import (
 // Activate looks username up in the directory, stores a new activation
 // (replacing any older one, whose link then stops working) and mails the
 // user the link PublicURL/enroll/<token>. Only the token's hash is stored;
-// the token exists in clear only in the email. If the email cannot be sent
-// the new activation is removed and the previous one, if any, restored.
+// the token exists in clear only in the email (sealed while it waits in
+// the mail queue). If the email cannot be sent (or queued) the new
+// activation is removed and the previous one, if any, restored.
 func (s *Service) Activate(ctx context.Context, username, actor string) (ActivationResult, error) {
 	res, outcome, err := s.activate(ctx, username, actor)
 	ev := Event{Actor: actor, Action: "activate", Username: username, Outcome: outcome}
@@ -81,7 +82,7 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 	if err := s.deps.Store.PutActivation(ctx, a); err != nil {
 		return ActivationResult{}, "error", fmt.Errorf("enroll: activate %s: %w", username, err)
 	}
-	mail := Mail{To: user.Mail, Subject: subject, Text: text, HTML: html}
+	mail := Mail{To: user.Mail, Subject: subject, Text: text, HTML: html, Kind: templates.MailActivation, Username: username}
 	if err := s.deps.Mailer.Send(ctx, mail); err != nil {
 		// Take the unsent link back, and give the user back a link they
 		// may already hold, so a mail outage loses nothing.

@@ -337,7 +337,8 @@ func (s *Service) mailPhoneChanged(ctx context.Context, e Enrollment, old string
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	return s.deps.Mailer.Send(ctx, Mail{To: to, Subject: subject, Text: text, HTML: html})
+	return s.deps.Mailer.Send(ctx, Mail{To: to, Subject: subject, Text: text, HTML: html,
+		Kind: templates.MailPhoneChanged, Username: e.Username})
 }
 
 // unlocker is the directory as a DirectoryUnlocker, if it is one.

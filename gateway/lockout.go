@@ -53,6 +53,8 @@ type LockoutWatchOptions struct {
 	// Location is the time zone of the times in texts and mails
 	// (default the server's).
 	Location *time.Location
+	// AlertMail (admin.alert_mail) get the storm alerts too.
+	AlertMail []string
 }
 
 // lockoutCursorName is the store key of the directory scan cursor.
@@ -131,7 +133,8 @@ func NewLockoutWatch(cfg directory.LockoutConfig, scanner directory.LockoutScann
 	if notify == nil {
 		notify = func() {}
 	}
-	alerts := NewAdminAlerts(admins, mailer, mails, AdminAlertOptions{Language: opt.Language, Location: opt.Location, Log: log})
+	alerts := NewAdminAlerts(admins, mailer, mails, AdminAlertOptions{Language: opt.Language, Location: opt.Location, Log: log,
+		AlertMail: opt.AlertMail})
 	return &LockoutWatch{cfg: cfg, scanner: scanner, store: store, sealer: sealer, alerts: alerts, msgs: catalog,
 		notify: notify, log: log, opt: opt}
 }

@@ -63,7 +63,8 @@ func (u *UserNotices) NotifyReset(ctx context.Context, n ResetNotice) error {
 	if err != nil {
 		return fmt.Errorf("render reset notice: %w", err)
 	}
-	return u.mailer.Send(ctx, enroll.Mail{To: n.Mail, Subject: subject, Text: text, HTML: html})
+	return u.mailer.Send(ctx, enroll.Mail{To: n.Mail, Subject: subject, Text: text, HTML: html,
+		Kind: templates.MailPasswordReset, Username: n.Username})
 }
 
 // resetNoticeTimeout bounds one notice; it is sent after the reply left.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +34,7 @@ type NotMeNotifier interface {
 // Admin alert errors, tested with errors.Is.
 var (
 	ErrMailOff  = errors.New("gateway: mail is not configured, so admins cannot be emailed")
-	ErrNoAdmins = errors.New("gateway: no member of directory.admin_group has a mail address")
+	ErrNoAdmins = errors.New("gateway: no one to alert: admin.alert_mail is empty and no member of directory.admin_group has a mail address")
 )
 
 // AdminAlertOptions tune AdminAlerts; zero fields take the defaults.
@@ -41,12 +42,17 @@ type AdminAlertOptions struct {
 	Language string         // of the mails (default "en": the `language` setting)
 	Location *time.Location // time zone of the times in the mails (default the server's)
 	Log      *slog.Logger
+	// AlertMail (admin.alert_mail) get every alert too, whether or not the
+	// directory can list the admins.
+	AlertMail []string
 }
 
-// AdminAlerts emails the admins: the members of directory.admin_group
-// (nested membership counts) that have a mail address, one message each.
-// It is the NotMeNotifier the webhook is given, and the lockout watch
-// sends its storm alerts through it.
+// AdminAlerts emails the admins: the addresses of admin.alert_mail and the
+// members of directory.admin_group (nested membership counts) that have a
+// mail address, one message per address (the same address once). It is
+// the NotMeNotifier the webhook is given; the lockout watch, the SIM swap
+// check and the SMS budgets send their alerts through it, and Alert sends
+// any other.
 type AdminAlerts struct {
 	admins directory.AdminDirectory
 	mailer enroll.Mailer
@@ -54,6 +60,7 @@ type AdminAlerts struct {
 	lang   string
 	loc    *time.Location
 	log    *slog.Logger
+	extra  []string
 }
 
 var _ NotMeNotifier = (*AdminAlerts)(nil)
@@ -70,7 +77,17 @@ func NewAdminAlerts(admins directory.AdminDirectory, mailer enroll.Mailer, mails
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	return &AdminAlerts{admins: admins, mailer: mailer, mails: mails, lang: opt.Language, loc: opt.Location, log: opt.Log}
+	return &AdminAlerts{admins: admins, mailer: mailer, mails: mails, lang: opt.Language, loc: opt.Location, log: opt.Log,
+		extra: opt.AlertMail}
+}
+
+// Alert mails every alert recipient the mail template name rendered with
+// data (in the alerts' language) and returns how many were told. Its
+// errors are those of NotifyNotMe; data["username"], when set, names the
+// account the alert is about in the mail queue and its audit.
+func (a *AdminAlerts) Alert(ctx context.Context, name string, data map[string]string) (int, error) {
+	sent, _, err := a.deliver(ctx, name, data, nil)
+	return len(sent), err
 }
 
 // NotifyNotMe mails every admin the "not_me" alert.
@@ -88,22 +105,27 @@ func (a *AdminAlerts) NotifyNotMe(ctx context.Context, n NotMeNotice) (int, erro
 	return len(sent), err
 }
 
-// deliver renders mail name and sends it to every admin whose address is
-// not in done (lower-cased addresses). It returns the addresses it sent
-// to, how many admins are still to be told, and the first failure: the
-// directory cannot list the admins, mail is off, no admin has an address
-// (ErrNoAdmins), or some sends failed. A retry with done grown by sent
-// tells only the admins not told yet.
+// deliver renders mail name and sends it to every alert recipient whose
+// address is not in done (lower-cased addresses). It returns the
+// addresses it sent to, how many are still to be told, and the first
+// failure: the directory cannot list the admins (admin.alert_mail are
+// told all the same), mail is off, no one has an address (ErrNoAdmins),
+// or some sends failed. A retry with done grown by sent tells only the
+// recipients not told yet.
 func (a *AdminAlerts) deliver(ctx context.Context, name string, data map[string]string, done map[string]bool) (sent []string, left int, err error) {
 	if a.mailer == nil || a.mails == nil {
 		return nil, 0, ErrMailOff
 	}
-	if a.admins == nil {
-		return nil, 0, ErrNoAdmins
-	}
-	users, err := a.admins.AdminContacts(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list the admins: %w", err)
+	addrs := slices.Clone(a.extra)
+	var dirErr error
+	if a.admins != nil {
+		users, err := a.admins.AdminContacts(ctx)
+		if err != nil {
+			dirErr = fmt.Errorf("list the admins: %w", err)
+		}
+		for _, u := range users {
+			addrs = append(addrs, u.Mail)
+		}
 	}
 	subject, text, html, err := a.mails.RenderMail(a.lang, name, data)
 	if err != nil {
@@ -111,8 +133,8 @@ func (a *AdminAlerts) deliver(ctx context.Context, name string, data map[string]
 	}
 	var to []string
 	seen := map[string]bool{}
-	for _, u := range users {
-		addr := strings.TrimSpace(u.Mail)
+	for _, addr := range addrs {
+		addr = strings.TrimSpace(addr)
 		key := mailKey(addr)
 		if addr == "" || seen[key] {
 			continue
@@ -123,11 +145,15 @@ func (a *AdminAlerts) deliver(ctx context.Context, name string, data map[string]
 		}
 	}
 	if len(seen) == 0 {
+		if dirErr != nil {
+			return nil, 0, dirErr
+		}
 		return nil, 0, ErrNoAdmins
 	}
 	var errs []error
 	for _, addr := range to {
-		if err := a.mailer.Send(ctx, enroll.Mail{To: addr, Subject: subject, Text: text, HTML: html}); err != nil {
+		if err := a.mailer.Send(ctx, enroll.Mail{To: addr, Subject: subject, Text: text, HTML: html,
+			Kind: name, Username: data["username"]}); err != nil {
 			a.log.WarnContext(ctx, "admin alert: mail not sent", "mail", name, "to", addr, "err", err)
 			errs = append(errs, err)
 			continue
@@ -138,7 +164,8 @@ func (a *AdminAlerts) deliver(ctx context.Context, name string, data map[string]
 	if len(errs) > 0 {
 		return sent, left, fmt.Errorf("%d of %d admin mails failed: %w", len(errs), len(to), errors.Join(errs...))
 	}
-	return sent, 0, nil
+	// The admin group could not be listed: its members are still to be told.
+	return sent, 0, dirErr
 }
 
 // mailKey is the form of an address used to tell admins apart.

@@ -299,11 +299,18 @@ func (o *Outbox) idle() time.Duration {
 // doubled n-1 times, at most BackoffMax, with up to half of it taken off at
 // random so that retries spread out.
 func (o *Outbox) backoff(n int) time.Duration {
-	d := o.opt.BackoffBase
-	for i := 1; i < n && d < o.opt.BackoffMax; i++ {
+	return retryDelay(o.opt.BackoffBase, o.opt.BackoffMax, n)
+}
+
+// retryDelay is the wait before attempt n+1 after n failures: base
+// doubled n-1 times, at most ceiling, with up to half of it taken off at
+// random so that retries spread out.
+func retryDelay(base, ceiling time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < ceiling; i++ {
 		d *= 2
 	}
-	d = min(d, o.opt.BackoffMax)
+	d = min(d, ceiling)
 	return d - rand.N(d/2+1)
 }
 

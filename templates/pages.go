@@ -53,11 +53,12 @@ const (
 	AdminEnrollment  = "admin_enrollment" // one enrollment's details and actions
 	AdminLockouts    = "admin_lockouts"
 	AdminAudit       = "admin_audit"
+	AdminMail        = "admin_mail" // the mail queue: recipient, kind, state, attempts
 	AdminError       = "admin_error"
 )
 
 var adminPageNames = []string{AdminLogin, AdminDashboard, AdminUsers, AdminResults, AdminEnrollments,
-	AdminEnrollment, AdminLockouts, AdminAudit, AdminError}
+	AdminEnrollment, AdminLockouts, AdminAudit, AdminMail, AdminError}
 
 // The pages of `replyreset demo`: the phone simulator and the mailbox.
 const (

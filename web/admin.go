@@ -70,7 +70,7 @@ const (
 )
 
 // adminSections are the console's pages, in navigation order.
-var adminSections = []string{"dashboard", "users", "enrollments", "lockouts", "audit"}
+var adminSections = []string{"dashboard", "users", "enrollments", "lockouts", "audit", "mail"}
 
 // adminSite serves /admin/... and /api/v1/...: the console and the API
 // share the operations (adminOps).
@@ -83,7 +83,8 @@ type adminSite struct {
 	secure   bool
 	ttl      time.Duration
 	sessions *sessions
-	usage    SMSUsageSource // nil: the dashboard shows no SMS budgets
+	usage    SMSUsageSource  // nil: the dashboard shows no SMS budgets
+	mailq    MailQueueSource // nil: mail is off
 }
 
 func (s *adminSite) register(e *echo.Echo) {
@@ -104,6 +105,7 @@ func (s *adminSite) register(e *echo.Echo) {
 	g.POST("/lockouts/:username/unlock", s.unlock)
 	g.GET("/audit", s.audit)
 	g.GET("/audit/export", s.auditExport)
+	g.GET("/mail", s.mail)
 }
 
 // adminView is the data of every admin page; each page uses some fields.
@@ -126,6 +128,7 @@ type adminView struct {
 	Enrollment  *enrollmentView
 	Lockouts    *lockoutsView
 	Audit       *auditView
+	Mail        *mailView
 }
 
 type loginView struct{ Username, Next string }

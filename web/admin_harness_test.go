@@ -82,7 +82,8 @@ func newAdminAppOn(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *admi
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en", DefaultRegion: "US"})
 	d := Deps{Logger: logger, Pages: pages, Enrollment: a.svc, RateLimiter: store,
 		PublicURL: "http://127.0.0.1", Language: "en", Now: a.clock.Now,
-		AdminDirectory: a.binds, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour}}
+		AdminDirectory: a.binds, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour},
+		MailQueue: store}
 	for _, opt := range opts {
 		opt(&d)
 	}

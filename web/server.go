@@ -61,6 +61,9 @@ type Deps struct {
 	Demo Demo
 	// SMSUsage, when set, shows the SMS budgets on the admin dashboard.
 	SMSUsage SMSUsageSource
+	// MailQueue, when set, lists the mail queue on /admin/mail; nil means
+	// mail is off.
+	MailQueue MailQueueSource
 
 	// Metrics, when set, counts requests and serves GET /metrics.
 	Metrics *Metrics
@@ -115,6 +118,7 @@ func NewEcho(d Deps) *echo.Echo {
 			secure:   strings.HasPrefix(strings.ToLower(d.PublicURL), "https://"),
 			sessions: newSessions(d.Admin.SessionTTL),
 			usage:    d.SMSUsage,
+			mailq:    d.MailQueue,
 		}
 	}
 	e := echo.New()

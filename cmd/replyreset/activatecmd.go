@@ -46,7 +46,7 @@ func runActivate(ctx context.Context, env *cmdEnv, path string, users []string, 
 			fmt.Fprintf(stdout, "%s: NOT activated: %s\n", username, activationProblem(err, cfg))
 			continue
 		}
-		fmt.Fprintf(stdout, "%s: activation email sent to %s (link valid until %s)\n",
+		fmt.Fprintf(stdout, "%s: activation email to %s queued (link valid until %s)\n",
 			res.Username, res.Mail, res.ExpiresAt.Local().Format("2006-01-02 15:04"))
 	}
 	if failed > 0 {

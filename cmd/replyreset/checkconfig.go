@@ -99,6 +99,7 @@ var warningChecks = []warningCheck{
 	warnInsecureSkipVerify,
 	warnHTTPPublicURL,
 	warnMailTLSNone,
+	warnAlertsReachNobody,
 }
 
 func warnInsecureSkipVerify(_ context.Context, cfg *Config, _ bool) []string {

@@ -224,7 +224,7 @@ func TestExampleFile(t *testing.T) {
 			From:     "IT Service Desk <it@example.com>",
 			TLS:      "mandatory",
 		},
-		Admin:          web.AdminConfig{SessionTTL: 8 * time.Hour},
+		Admin:          web.AdminConfig{SessionTTL: 8 * time.Hour, AlertMail: []string{}},
 		TrustedProxies: []string{},
 	}
 	if !reflect.DeepEqual(*cfg, want) {

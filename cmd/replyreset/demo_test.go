@@ -213,7 +213,13 @@ func TestDemoStory(t *testing.T) {
 		t.Fatalf("activation: %q", got)
 	}
 
-	// 2. The email arrives in the mailbox, with a working link.
+	// 2. The email arrives in the mailbox (through the mail queue, which
+	//    the worker delivers in the background), with a working link.
+	for deadline := time.Now().Add(20 * time.Second); len(d.backend.mailbox.Mails()) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the activation email did not reach the demo mailbox")
+		}
+	}
 	open("/demo/mail")
 	browsertest.Do(t, ctx, "open the newest mail", chromedp.Click(chromedp.CSS(`#mails li a`)), chromedp.WaitVisible(chromedp.ID("mail-body")))
 	if to := browsertest.Text(t, ctx, "#mail-to"); to != user.Mail {

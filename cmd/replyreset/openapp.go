@@ -33,5 +33,5 @@ func (env *cmdEnv) openApp(cfg *Config) (*app, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return a, a.Close, nil
+	return a, func() { a.flushMail(); a.Close() }, nil
 }

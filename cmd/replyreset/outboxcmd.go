@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -12,6 +14,7 @@ import (
 func newOutboxCmd(env *cmdEnv) *cobra.Command {
 	var path, to, format string
 	var limit int
+	var mail bool
 	c := &cobra.Command{
 		Use:         "outbox",
 		Short:       "list queued, sent and failed SMS and calls",
@@ -19,13 +22,14 @@ func newOutboxCmd(env *cmdEnv) *cobra.Command {
 		Annotations: sharedCommand,
 		Args:        wantArgs(cobra.NoArgs, "outbox takes no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			return runOutbox(c, env, outboxOptions{path, to, format, limit})
+			return runOutbox(c, env, outboxOptions{path, to, format, limit, mail})
 		},
 	}
 	fs := c.Flags()
 	configFlag(fs, &path)
 	fs.StringVar(&to, "to", "", "only messages to this number")
 	fs.IntVar(&limit, "limit", 50, "the newest N messages (0 = all)")
+	fs.BoolVar(&mail, "mail", false, "list the mail queue instead (recipient, kind, state, attempts, last error, next try)")
 	formatFlag(fs, &format)
 	return c
 }
@@ -33,6 +37,7 @@ func newOutboxCmd(env *cmdEnv) *cobra.Command {
 type outboxOptions struct {
 	path, to, format string
 	limit            int
+	mail             bool
 }
 
 // runOutbox lists the durable outbox: queued, sent and failed SMS and calls.
@@ -44,6 +49,9 @@ func runOutbox(c *cobra.Command, env *cmdEnv, o outboxOptions) error {
 	}
 	if o.limit < 0 {
 		return usageErrorf("-limit must not be negative")
+	}
+	if o.mail && o.to != "" {
+		return usageErrorf("-to selects SMS by number; it does not go with -mail")
 	}
 	cfg, err := loadConfigFlag(o.path)
 	if err != nil {
@@ -61,6 +69,9 @@ func runOutbox(c *cobra.Command, env *cmdEnv, o outboxOptions) error {
 	}
 	defer release()
 	ctx, stdout := c.Context(), c.OutOrStdout()
+	if o.mail {
+		return listMail(ctx, a.store, o.limit, o.format, stdout)
+	}
 	msgs, err := a.store.Messages(ctx, f)
 	if err != nil {
 		return err
@@ -97,6 +108,31 @@ func runOutbox(c *cobra.Command, env *cmdEnv, o outboxOptions) error {
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.CreatedAt.Local().Format("01-02 15:04:05"), r.Kind, r.To,
 			r.Purpose, r.Status, r.Attempts, errText, body)
+	}
+	return tw.Flush()
+}
+
+// listMail prints the mail queue, newest first: never a subject or body.
+func listMail(ctx context.Context, store enroll.MailQueueStore, limit int, format string, stdout io.Writer) error {
+	mails, err := store.QueuedMails(ctx, limit)
+	if err != nil {
+		return err
+	}
+	for i := range mails {
+		mails[i].Sealed = nil
+	}
+	if format == "json" {
+		return writeJSONList(stdout, mails)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCREATED\tTO\tKIND\tSTATE\tTRIES\tNEXT TRY\tERROR")
+	for _, m := range mails {
+		next := ""
+		if m.Pending() {
+			next = m.NextAttempt.Local().Format("01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.CreatedAt.Local().Format("01-02 15:04:05"), m.To, m.Kind,
+			m.State, m.Attempts, next, strings.ReplaceAll(m.LastError, "\n", " "))
 	}
 	return tw.Flush()
 }

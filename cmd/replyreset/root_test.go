@@ -131,7 +131,7 @@ func TestEveryCommandFlagOrders(t *testing.T) {
 		want               string // a line of stdout or stderr
 	}
 	cases := []cliCase{
-		{words: []string{"activate"}, args: []string{"jdoe", "asmith"}, want: "asmith: activation email sent to asmith@example.com (link valid until "},
+		{words: []string{"activate"}, args: []string{"jdoe", "asmith"}, want: "asmith: activation email to asmith@example.com queued (link valid until "},
 		{words: []string{"enroll"}, args: []string{"jdoe", "+1 201 555 0142"}, flags: []string{"-by", "helpdesk", "-language", "fr"},
 			want: "enrolled jdoe with +12015550142 (fr); confirmation SMS queued"},
 		{words: []string{"deactivate"}, args: []string{"jdoe"}, flags: []string{"-by", "helpdesk"}, code: 1,

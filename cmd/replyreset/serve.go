@@ -75,8 +75,9 @@ type app struct {
 	catalog *templates.Catalog
 	pages   *templates.Pages
 	mails   *templates.Mails
-	mail    enroll.Mailer // where mail goes: mailer, the demo's mailbox, or nil (off)
-	metrics *web.Metrics  // Prometheus metrics, fed by the store and the directory
+	mail    enroll.Mailer      // where mail goes: mailer, the demo's mailbox, or nil (off)
+	mailq   *gateway.MailQueue // every mail goes through it (nil when mail is off)
+	metrics *web.Metrics       // Prometheus metrics, fed by the store and the directory
 	outbox  *gateway.Outbox
 	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
 	lockout *gateway.LockoutWatch
@@ -151,9 +152,14 @@ func (a *app) wire() error {
 			return fmt.Errorf("sms.twilio: %w", err)
 		}
 	}
-	mail := a.mail
+	var mail enroll.Mailer // nil: mail off
+	if a.mail != nil {
+		a.mailq = gateway.NewMailQueue(gateway.MailQueueConfig{Store: a.store, Sealer: a.sealer, Transport: a.mail,
+			Log: a.log.With("component", "mail-queue")})
+		mail = a.mailq
+	}
 	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
-		Log: a.log.With("component", "admin-alerts")})
+		AlertMail: a.cfg.Admin.AlertMail, Log: a.log.With("component", "admin-alerts")})
 	a.budget = gateway.NewSMSBudget(a.store, gateway.SMSBudgetOptions{Budgets: a.cfg.SMS.Budgets,
 		AllowedCountries: a.cfg.SMS.AllowedCountries, Alerts: alerts, Log: a.log.With("component", "sms-budget")})
 	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
@@ -161,7 +167,8 @@ func (a *app) wire() error {
 	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
 		Redactions: a.store, Wake: a.outbox.Notify}, a.store, a.log.With("component", "status"))
 	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
-		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language})
+		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language,
+			AlertMail: a.cfg.Admin.AlertMail})
 	a.expiry = gateway.NewSMSExpiry(a.store, a.dir, gen, a.log.With("component", "sms-expiry"), gateway.SMSExpiryOptions{})
 	a.reminds = gateway.NewReminders(a.cfg.Reminders, a.dir, a.store, a.sealer, a.catalog, a.outbox.Notify,
 		a.log.With("component", "reminders"), gateway.ReminderOptions{Language: a.cfg.Language})
@@ -225,6 +232,10 @@ func (a *app) Handler() http.Handler { return a.handler(nil) }
 
 // handler is Handler, with the demo pages when demo is set.
 func (a *app) handler(demo web.Demo) http.Handler {
+	var mailq web.MailQueueSource // nil: mail off
+	if a.mailq != nil {
+		mailq = a.store
+	}
 	return web.NewEcho(web.Deps{
 		Logger:      a.log.With("component", "web"),
 		SMSWebhook:  a.webhook,
@@ -247,6 +258,7 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		Admin:          a.cfg.Admin,
 		Demo:           demo,
 		SMSUsage:       a.budget,
+		MailQueue:      mailq,
 		Metrics:        a.metrics,
 	})
 }
@@ -255,8 +267,12 @@ func (a *app) handler(demo web.Demo) http.Handler {
 // returned function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
-	for name, run := range map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run,
-		"sms password expiry": a.expiry.Run, "expiry reminders": a.reminds.Run} {
+	workers := map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run,
+		"sms password expiry": a.expiry.Run, "expiry reminders": a.reminds.Run}
+	if a.mailq != nil {
+		workers["mail queue"] = a.mailq.Run
+	}
+	for name, run := range workers {
 		wg.Go(func() {
 			if err := run(ctx); err != nil && ctx.Err() == nil {
 				a.log.Error(name+" stopped", "err", err)
@@ -264,6 +280,17 @@ func (a *app) run(ctx context.Context) (wait func()) {
 		})
 	}
 	return wg.Wait
+}
+
+// flushMail delivers, before a command run without a server exits, the
+// mail it queued; what cannot be sent now waits in the queue for serve.
+func (a *app) flushMail() {
+	if a.mailq == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mailer.DefaultTimeout+5*time.Second)
+	defer cancel()
+	a.mailq.Flush(ctx)
 }
 
 func (a *app) Close() {

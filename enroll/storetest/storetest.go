@@ -93,6 +93,15 @@ func Run(t *testing.T, open Opener) {
 		{"Outbox/Closed", testOutboxClosed},
 		{"Outbox/Reopen", testOutboxReopen},
 
+		{"MailQueue/Enqueue", testMailEnqueue},
+		{"MailQueue/Due", testMailDue},
+		{"MailQueue/UpdateMovesDue", testMailUpdate},
+		{"MailQueue/UpdateConcurrent", testMailUpdateConcurrent},
+		{"MailQueue/InvalidInput", testMailInvalidInput},
+		{"MailQueue/CancelledContext", testMailCancelled},
+		{"MailQueue/Closed", testMailClosed},
+		{"MailQueue/Reopen", testMailReopen},
+
 		{"Lockout/FirstAndDuplicate", testLockoutFirstAndDuplicate},
 		{"Lockout/Concurrent", testLockoutConcurrent},
 		{"Lockout/Purge", testLockoutPurge},

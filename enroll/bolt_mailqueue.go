@@ -1,0 +1,199 @@
+package enroll
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Mails are stored under their big-endian ID (mail_queue), one record
+// each; mail_due indexes the pending ones by NextAttempt (8, ordered Unix
+// ns) | ID (8), written in the same transaction as the record.
+
+var (
+	bucketMailQueue = []byte("mail_queue")
+	bucketMailDue   = []byte("mail_due")
+)
+
+var _ MailQueueStore = (*BoltStore)(nil)
+
+func mailDueKey(m QueuedMail) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 16), orderedNano(m.NextAttempt))
+	return binary.BigEndian.AppendUint64(k, m.ID)
+}
+
+// maxSealedMail bounds one record: a mail is a few kilobytes, and a
+// networked store (etcd) refuses values over about a megabyte.
+const maxSealedMail = 256 << 10
+
+func checkQueuedMail(m QueuedMail) error {
+	switch {
+	case m.Kind == "" || len(m.Kind) > 64:
+		return invalidf("queued mail: kind %q is empty or too long", m.Kind)
+	case m.State != MailQueued && m.State != MailRetry && m.State != MailSent && m.State != MailFailed:
+		return invalidf("queued mail: unknown state %q", m.State)
+	case m.Pending() && len(m.Sealed) == 0:
+		return invalidf("pending queued mail has no body")
+	case len(m.Sealed) > maxSealedMail:
+		return invalidf("queued mail: body of %d bytes is over %d", len(m.Sealed), maxSealedMail)
+	case m.Attempts < 0:
+		return invalidf("queued mail: negative attempts")
+	case m.CreatedAt.IsZero():
+		return invalidf("queued mail has no creation time")
+	case m.Pending() && m.NextAttempt.IsZero():
+		return invalidf("pending queued mail has no next attempt time")
+	}
+	if _, err := mail.ParseAddress(m.To); err != nil {
+		return invalidf("queued mail: recipient %q is not a mail address", m.To)
+	}
+	return nil
+}
+
+// EnqueueMail stores m under the next ID, which it returns, and indexes it.
+func (s *BoltStore) EnqueueMail(ctx context.Context, m QueuedMail) (uint64, error) {
+	if err := checkQueuedMail(m); err != nil {
+		return 0, err
+	}
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMailQueue)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		m.ID = seq
+		return putMail(tx, nil, m)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("enroll: enqueue %s mail: %w", m.Kind, err)
+	}
+	return m.ID, nil
+}
+
+// putMail writes m and moves its due entry from what old needed.
+func putMail(tx *bolt.Tx, old *QueuedMail, m QueuedMail) error {
+	due := tx.Bucket(bucketMailDue)
+	if old != nil && old.Pending() {
+		if err := due.Delete(mailDueKey(*old)); err != nil {
+			return err
+		}
+	}
+	if m.Pending() {
+		if err := due.Put(mailDueKey(m), nil); err != nil {
+			return err
+		}
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMailQueue).Put(u64Bytes(m.ID), val)
+}
+
+func getMail(b *bolt.Bucket, k []byte) (QueuedMail, error) {
+	raw := b.Get(k)
+	if raw == nil {
+		return QueuedMail{}, ErrNotFound
+	}
+	var m QueuedMail
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return QueuedMail{}, fmt.Errorf("decode queued mail %d: %w", bytesU64(k), err)
+	}
+	return m, nil
+}
+
+// DueMail returns up to limit pending mails due by now, earliest first.
+func (s *BoltStore) DueMail(ctx context.Context, now time.Time, limit int) ([]QueuedMail, error) {
+	if err := checkNow(now); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, invalidf("due mail: limit %d is not positive", limit)
+	}
+	cut := orderedNano(now)
+	var out []QueuedMail
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c, b := tx.Bucket(bucketMailDue).Cursor(), tx.Bucket(bucketMailQueue)
+		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+			if len(k) != 16 {
+				return fmt.Errorf("mail due index: corrupt key %x", k)
+			}
+			if binary.BigEndian.Uint64(k[:8]) > cut {
+				break
+			}
+			m, err := getMail(b, k[8:])
+			if err != nil {
+				return fmt.Errorf("mail due index names mail %d: %w", bytesU64(k[8:]), err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: due mail: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateMail lets fn change mail id and writes it back with its due entry.
+func (s *BoltStore) UpdateMail(ctx context.Context, id uint64, fn func(*QueuedMail) error) error {
+	if fn == nil {
+		return invalidf("update mail: nil function")
+	}
+	k := u64Bytes(id)
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		old, err := getMail(tx.Bucket(bucketMailQueue), k)
+		if err != nil {
+			return err
+		}
+		m := old
+		m.Sealed = bytes.Clone(old.Sealed)
+		if err := fn(&m); err != nil {
+			return err
+		}
+		if m.ID != id {
+			return invalidf("update mail %d: the ID cannot change", id)
+		}
+		if err := checkQueuedMail(m); err != nil {
+			return err
+		}
+		return putMail(tx, &old, m)
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: update mail %d: %w", id, err)
+	}
+	return nil
+}
+
+// QueuedMails lists up to limit mails (0: all), newest first.
+func (s *BoltStore) QueuedMails(ctx context.Context, limit int) ([]QueuedMail, error) {
+	if limit < 0 {
+		return nil, invalidf("queued mails: limit %d is negative", limit)
+	}
+	var out []QueuedMail
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMailQueue).Cursor()
+		i := 0
+		for k, _ := c.Last(); k != nil && (limit == 0 || len(out) < limit); k, _ = c.Prev() {
+			i++
+			if err := errIfDone(ctx, i); err != nil {
+				return err
+			}
+			m, err := getMail(tx.Bucket(bucketMailQueue), k)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: list queued mails: %w", err)
+	}
+	return out, nil
+}

@@ -259,7 +259,8 @@ func (s *Service) tokenOwner(ctx context.Context, owner string) (directory.User,
 // stored before tokens had owners, ErrAPITokenScope when it lacks scope,
 // ErrAPITokenOwner when its owner is gone, disabled or out of
 // directory.admin_group (audited as "api_token_use" "denied"), and the
-// directory's error when the owner cannot be checked. The owner is checked
+// directory's error when the owner cannot be checked (with the last four,
+// the token is returned too, to name it in the answer). The owner is checked
 // against the directory on every call, nothing cached, so a token stops
 // at the first request after its owner leaves. The secret is looked up by
 // its keyed hash and the stored hash compared in constant time. LastUsedAt

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -104,7 +103,7 @@ func (s *adminSite) requireToken(scope string) echo.MiddlewareFunc {
 				return apiFail(c, http.StatusUnauthorized, "unauthorized",
 					"an API token is required: Authorization: Bearer <token> (replyreset api-token create -owner USER -scopes read,write NAME)")
 			}
-			ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
+			ctx, cancel := withSource(c) // a refusal is audited with the address
 			defer cancel()
 			key, now := "api-token:ip:"+c.RealIP(), s.now()
 			if until, blocked, err := s.ops.store.Blocked(ctx, key, now); err != nil {

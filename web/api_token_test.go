@@ -116,7 +116,8 @@ func TestAPITokenOwnerLeaves(t *testing.T) {
 			code, e = a.api(t, tok, "POST", "/api/v1/lockouts/"+owner+"/unlock", "", nil)
 			wantAPI(t, "a write", code, e, http.StatusUnauthorized, "token_owner_not_admin")
 			evs := a.events("api_token_use")
-			if len(evs) == 0 || evs[len(evs)-1].Outcome != "denied" || evs[len(evs)-1].Username != owner {
+			if len(evs) == 0 || evs[len(evs)-1].Outcome != "denied" || evs[len(evs)-1].Username != owner ||
+				evs[len(evs)-1].SourceIP != "198.51.100.7" {
 				t.Errorf("refusal not audited: %+v", evs)
 			}
 			if code, e := a.api(t, keeper, "GET", "/api/v1/summary", "", nil); code != http.StatusOK {

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -9,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,7 +29,25 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	ldaplab.StopAll()
+	var table bytes.Buffer
+	writeTable(&table, testing.Short())
+	os.Stdout.Write(table.Bytes())
+	if path := os.Getenv("REPLYRESET_BENCH_RECORD"); path != "" && code == 0 && table.Len() > 0 {
+		if err := recordTable(path, table.Bytes()); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: record the table:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
+}
+
+// size picks a fixture size: full for make bench, short under -short
+// (make test runs every benchmark once that way, so none can rot).
+func size(full, short int) int {
+	if testing.Short() {
+		return short
+	}
+	return full
 }
 
 const (
@@ -40,6 +58,7 @@ const (
 type fixture struct {
 	lab    *ldaplab.Server
 	dcfg   directory.Config
+	store  *enroll.BoltStore
 	users  []string // usernames, enrolled with phones[i]
 	phones []string
 	srv    *httptest.Server
@@ -61,6 +80,7 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
+	f.store = store
 	f.gen, err = directory.NewGenerator(directory.DefaultPasswordConfig())
 	if err != nil {
 		b.Fatal(err)
@@ -88,35 +108,81 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 	return f
 }
 
-// webhook posts one signed inbound SMS and checks the reply is TwiML.
-func (f *fixture) webhook(from, body string) error {
+// webhook posts one signed inbound SMS and returns the messages of its
+// TwiML reply; any answer but 200 is an error. What the command did is
+// read from the audit trail (okEvents), not from the reply's wording.
+func (f *fixture) webhook(from, body string) ([]string, error) {
 	form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", f.sid.Add(1))}, "From": {from},
 		"To": {"+12015550000"}, "Body": {body}}
-	status, _, raw, err := twiliotest.PostSMS(context.Background(), f.client, f.srv.URL+"/sms/twilio",
+	status, msgs, raw, err := twiliotest.PostSMS(context.Background(), f.client, f.srv.URL+"/sms/twilio",
 		publicURL+"/sms/twilio", authToken, form)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if status != 200 || !strings.Contains(raw, "<Message>") {
-		return fmt.Errorf("status %d: %s", status, raw)
+	if status != 200 {
+		return nil, fmt.Errorf("%s: status %d: %s", body, status, raw)
 	}
-	return nil
+	return msgs, nil
+}
+
+// okEvents counts the audit events of action with outcome ok.
+func (f *fixture) okEvents(b *testing.B, action string) int {
+	evs, err := f.store.Audit(context.Background(), enroll.AuditFilter{Action: action})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Outcome == "ok" {
+			n++
+		}
+	}
+	return n
+}
+
+// wantDone fails the benchmark unless n more action events succeeded
+// since before: a benchmark whose operations fail measures nothing.
+func (f *fixture) wantDone(b *testing.B, action string, before, n int) {
+	if got := f.okEvents(b, action) - before; got != n {
+		b.Fatalf("%d of %d %s commands succeeded (audit trail)", got, n, action)
+	}
 }
 
 // rawReset is the same directory work done directly with go-ldap: find the
-// user, then set the password, must-change and unlock in one modify.
+// user, then set the password, must-change and unlock (AD: one modify;
+// OpenLDAP: the Password Modify operation, pwdReset, then the lockout
+// cleared, as the gateway does).
 func (f *fixture) rawReset(conn *ldap.Conn, username string) error {
+	attr := f.dcfg.EffectiveUsernameAttribute()
 	res, err := conn.Search(ldap.NewSearchRequest(f.dcfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 10, false,
-		"(&"+f.dcfg.EffectiveUserFilter()+"(sAMAccountName="+ldap.EscapeFilter(username)+"))",
-		[]string{"sAMAccountName", "displayName", "mail", "mobile", "lockoutTime", "msDS-User-Account-Control-Computed", "pwdLastSet", "userAccountControl"}, nil))
+		"(&"+f.dcfg.EffectiveUserFilter()+"("+attr+"="+ldap.EscapeFilter(username)+"))",
+		[]string{attr, "displayName", "mail", "mobile", "lockoutTime", "msDS-User-Account-Control-Computed", "pwdLastSet",
+			"userAccountControl", "pwdAccountLockedTime", "pwdReset", "pwdChangedTime"}, nil))
 	if err != nil || len(res.Entries) != 1 {
 		return fmt.Errorf("search %s: %v", username, err)
 	}
+	dn := res.Entries[0].DN
 	pw, err := f.gen.Generate(directory.User{Username: username})
 	if err != nil {
 		return err
 	}
-	m := ldap.NewModifyRequest(res.Entries[0].DN, nil)
+	if f.lab.Dialect == ldaplab.DialectOpenLDAP {
+		if _, err := conn.PasswordModify(ldap.NewPasswordModifyRequest(dn, "", pw)); err != nil {
+			return err
+		}
+		m := ldap.NewModifyRequest(dn, nil)
+		m.Replace("pwdReset", []string{"TRUE"})
+		if err := conn.Modify(m); err != nil {
+			return err
+		}
+		m = ldap.NewModifyRequest(dn, nil)
+		m.Delete("pwdAccountLockedTime", nil)
+		if err := conn.Modify(m); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchAttribute) {
+			return err
+		}
+		return nil
+	}
+	m := ldap.NewModifyRequest(dn, nil)
 	m.Replace("unicodePwd", []string{directory.EncodeUnicodePwd(pw)})
 	m.Replace("pwdLastSet", []string{"0"})
 	m.Replace("lockoutTime", []string{"0"})
@@ -174,61 +240,91 @@ func run(b *testing.B, conc, total int, op func(worker, i int) error) result {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 
-// BenchmarkResetRoundTrip compares a signed RESET webhook (in → TwiML out)
-// with the raw directory work, at concurrency 1 and 8, in the same run.
+// BenchmarkResetRoundTrip compares a signed RESET webhook (in → reply
+// out, the password set in the directory) with the raw directory work, at
+// concurrency 1 and 8, on Samba AD and on OpenLDAP, in the same run.
 func BenchmarkResetRoundTrip(b *testing.B) {
-	f := newFixture(b, ldaplab.Samba(b), 64)
+	for _, lab := range []*ldaplab.Server{ldaplab.Samba(b), ldaplab.OpenLDAP(b)} {
+		resetRoundTrip(b, newFixture(b, lab, size(64, 8)))
+	}
+}
+
+func resetRoundTrip(b *testing.B, f *fixture) {
 	conns := make([]*ldap.Conn, 8)
 	for i := range conns {
 		conns[i] = f.lab.Conn(b, f.lab.ServiceDN, f.lab.ServicePassword)
 	}
-	fmt.Printf("\nRESET round trip vs raw go-ldap (find + set password + unlock), Samba AD on 127.0.0.1 over LDAPS\n")
-	fmt.Printf("%-5s %8s %10s %10s %10s %10s %8s %8s\n", "conc", "ops", "raw p50", "raw p99", "gw p50", "gw p99", "p50 x", "p99 x")
 	for _, conc := range []int{1, 8} {
-		total := 150 * conc
+		total := size(150, 4) * conc
+		before := f.okEvents(b, "reset")
 		// Alternate raw and gateway in halves so drift hits both alike.
 		var raw, gw result
 		for half := 0; half < 2; half++ {
 			r := run(b, conc, total/2, func(w, i int) error { return f.rawReset(conns[w], f.users[(i*conc+w)%len(f.users)]) })
-			g := run(b, conc, total/2, func(w, i int) error { return f.webhook(f.phones[(i*conc+w)%len(f.phones)], "RESET") })
+			g := run(b, conc, total/2, func(w, i int) error {
+				_, err := f.webhook(f.phones[(i*conc+w)%len(f.phones)], "RESET")
+				return err
+			})
 			raw.lat, gw.lat = append(raw.lat, r.lat...), append(gw.lat, g.lat...)
 		}
-		fmt.Printf("%-5d %8d %10s %10s %10s %10s %8.2f %8.2f\n", conc, total, ms(raw.pct(0.5)), ms(raw.pct(0.99)),
-			ms(gw.pct(0.5)), ms(gw.pct(0.99)), float64(gw.pct(0.5))/float64(raw.pct(0.5)), float64(gw.pct(0.99))/float64(raw.pct(0.99)))
-		b.ReportMetric(float64(gw.pct(0.5))/float64(raw.pct(0.5)), fmt.Sprintf("ratio-p50-c%d", conc))
+		f.wantDone(b, "reset", before, 2*(total/2))
+		for _, p := range []struct {
+			name string
+			q    float64
+		}{{"p50", 0.5}, {"p99", 0.99}} {
+			g, r := gw.pct(p.q), raw.pct(p.q)
+			record(figure{sec: secReset, what: fmt.Sprintf("RESET round trip %s, concurrency %d (%d ops)", p.name, conc, len(gw.lat)),
+				dir: labName(f.lab), gateway: ms(g) + " ms", raw: ms(r) + " ms", ratio: ratio(float64(g), float64(r))})
+		}
+		b.ReportMetric(float64(gw.pct(0.5))/float64(raw.pct(0.5)), fmt.Sprintf("%s-ratio-p50-c%d", f.lab.Dialect, conc))
 	}
 }
 
 // BenchmarkStatusHelp measures webhook throughput for HELP (no directory
-// work) and STATUS (one directory search) at concurrency 8.
+// work) and STATUS (one directory search) at concurrency 8, against the
+// same user search done directly.
 func BenchmarkStatusHelp(b *testing.B) {
 	for _, lab := range []*ldaplab.Server{ldaplab.Samba(b), ldaplab.OpenLDAP(b)} {
-		statusHelp(b, newFixture(b, lab, 16))
+		statusHelp(b, newFixture(b, lab, size(16, 4)))
 	}
 }
 
 func statusHelp(b *testing.B, f *fixture) {
-	name := map[string]string{ldaplab.DialectAD: "Samba AD", ldaplab.DialectOpenLDAP: "OpenLDAP"}[f.lab.Dialect]
-	fmt.Printf("\nSTATUS/HELP webhooks at concurrency 8, %s\n%-7s %8s %10s %10s %10s\n", name, "command", "ops", "req/s", "p50 ms", "p99 ms")
-	for _, c := range []struct {
-		body  string
-		total int
-	}{{"HELP", 4000}, {"STATUS", 2000}} {
-		r := run(b, 8, c.total, func(w, i int) error { return f.webhook(f.phones[i%len(f.phones)], c.body) })
-		fmt.Printf("%-7s %8d %10.0f %10s %10s\n", c.body, c.total, r.rate(), ms(r.pct(0.5)), ms(r.pct(0.99)))
-		b.ReportMetric(r.rate(), f.lab.Dialect+"-"+strings.ToLower(c.body)+"-req/s")
-	}
+	name := labName(f.lab)
+	help := run(b, 8, size(4000, 40), func(w, i int) error {
+		msgs, err := f.webhook(f.phones[i%len(f.phones)], "HELP")
+		if err == nil && len(msgs) != 1 {
+			err = fmt.Errorf("HELP: %d reply messages, want 1", len(msgs))
+		}
+		return err
+	})
+	record(figure{sec: secHelp, what: fmt.Sprintf("HELP replies/s, concurrency 8 (%d ops, p99 %s ms)", len(help.lat), ms(help.pct(0.99))),
+		dir: name, gateway: fmt.Sprintf("%.0f/s", help.rate())})
+	b.ReportMetric(help.rate(), f.lab.Dialect+"-help-req/s")
+
+	before := f.okEvents(b, "status")
+	status := run(b, 8, size(2000, 40), func(w, i int) error {
+		_, err := f.webhook(f.phones[i%len(f.phones)], "STATUS")
+		return err
+	})
+	f.wantDone(b, "status", before, len(status.lat))
 	// The ceiling for STATUS: the same user search done directly, 8 connections.
 	conns := make([]*ldap.Conn, 8)
 	for i := range conns {
 		conns[i] = f.lab.Conn(b, f.lab.ServiceDN, f.lab.ServicePassword)
 	}
 	attr := f.dcfg.EffectiveUsernameAttribute()
-	r := run(b, 8, 2000, func(w, i int) error {
-		_, err := conns[w].Search(ldap.NewSearchRequest(f.dcfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 10, false,
+	search := run(b, 8, size(2000, 40), func(w, i int) error {
+		res, err := conns[w].Search(ldap.NewSearchRequest(f.dcfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 10, false,
 			"(&"+f.dcfg.EffectiveUserFilter()+"("+attr+"="+ldap.EscapeFilter(f.users[i%len(f.users)])+"))",
 			[]string{attr, "displayName", "mail", "mobile"}, nil))
+		if err == nil && len(res.Entries) != 1 {
+			err = fmt.Errorf("search: %d entries", len(res.Entries))
+		}
 		return err
 	})
-	fmt.Printf("%-7s %8d %10.0f %10s %10s   (raw go-ldap user search: the directory's own ceiling)\n", "search", 2000, r.rate(), ms(r.pct(0.5)), ms(r.pct(0.99)))
+	record(figure{sec: secStatus, what: fmt.Sprintf("STATUS replies/s vs raw user search/s, concurrency 8 (%d ops, p99 %s ms)",
+		len(status.lat), ms(status.pct(0.99))), dir: name, gateway: fmt.Sprintf("%.0f/s", status.rate()),
+		raw: fmt.Sprintf("%.0f/s", search.rate()), ratio: ratio(status.rate(), search.rate())})
+	b.ReportMetric(status.rate(), f.lab.Dialect+"-status-req/s")
 }

@@ -30,23 +30,29 @@ import (
 //	    -exec $PWD/scripts/netns-exec.sh ./bench/
 //
 // REPLYRESET_BENCH_OPENLDAP_USERS and REPLYRESET_BENCH_SAMBA_USERS change
-// the directory sizes (defaults 50,000 and 20,000).
+// the directory sizes (defaults 50,000 and 20,000; under -short 200 and
+// 100). The details go to stderr; the table gets the headline figures.
 
 func BenchmarkLockoutOpenLDAP(b *testing.B) {
-	lockoutBench(b, ldaplab.OpenLDAP(b), envInt(b, "REPLYRESET_BENCH_OPENLDAP_USERS", 50000))
+	lockoutBench(b, ldaplab.OpenLDAP(b), envInt(b, "REPLYRESET_BENCH_OPENLDAP_USERS", size(50000, 200)))
 }
 
 func BenchmarkLockoutSamba(b *testing.B) {
-	lockoutBench(b, ldaplab.Samba(b), envInt(b, "REPLYRESET_BENCH_SAMBA_USERS", 20000))
+	lockoutBench(b, ldaplab.Samba(b), envInt(b, "REPLYRESET_BENCH_SAMBA_USERS", size(20000, 100)))
 }
 
 const (
-	loadWorkers   = 8
-	loadBudget    = 10 * time.Minute // Samba: stop loading past this and extrapolate
-	pollInterval  = 5 * time.Second
-	latencySample = 20
-	costPolls     = 20
+	loadWorkers = 8
+	loadBudget  = 5 * time.Minute // Samba: stop loading past this and extrapolate
 )
+
+// pollInterval, latencySample and costPolls shrink under -short.
+func pollInterval() time.Duration { return time.Duration(size(5, 1)) * time.Second }
+func latencySample() int          { return size(20, 2) }
+func costPolls() int              { return size(20, 3) }
+
+// detailf prints a figure that is not in the table, to stderr.
+func detailf(format string, args ...any) { fmt.Fprintf(os.Stderr, format, args...) }
 
 func envInt(b *testing.B, name string, def int) int {
 	v := os.Getenv(name)
@@ -69,7 +75,7 @@ func labName(lab *ldaplab.Server) string {
 
 func lockoutBench(b *testing.B, lab *ldaplab.Server, nUsers int) {
 	name := labName(lab)
-	fmt.Printf("\nLockout monitor, %s on 127.0.0.1\n", name)
+	detailf("\nLockout monitor, %s on 127.0.0.1\n", name)
 	loaded := loadBulkUsers(b, lab, nUsers)
 
 	cfg := lab.DirectoryConfig()
@@ -153,7 +159,7 @@ func loadBulkUsers(b *testing.B, lab *ldaplab.Server, n int) int {
 					return
 				}
 				if c := done.Add(1); c%10000 == 0 {
-					fmt.Printf("  ... %d users in %v\n", c, time.Since(start).Round(time.Second))
+					detailf("  ... %d users in %v\n", c, time.Since(start).Round(time.Second))
 				}
 			}
 		})
@@ -165,10 +171,10 @@ func loadBulkUsers(b *testing.B, lab *ldaplab.Server, n int) int {
 	}
 	loaded := int(done.Load())
 	rate := float64(loaded) / took.Seconds()
-	fmt.Printf("fixture: %d users loaded over LDAP in %v (%.0f adds/s, %d connections)\n",
+	detailf("fixture: %d users loaded over LDAP in %v (%.0f adds/s, %d connections)\n",
 		loaded, took.Round(100*time.Millisecond), rate, loadWorkers)
 	if loaded < n {
-		fmt.Printf("fixture: stopped at the %v budget; %d users would take about %v at this rate\n",
+		detailf("fixture: stopped at the %v budget; %d users would take about %v at this rate\n",
 			loadBudget, n, (time.Duration(float64(n)/rate) * time.Second).Round(time.Second))
 	}
 	return loaded
@@ -215,7 +221,7 @@ func (p pollFigures) print(label string) {
 	if hi != lo {
 		reads += "-" + strconv.Itoa(hi)
 	}
-	fmt.Printf("  %-52s %6d %9s %9s %9s %9s\n", label, len(p.took), reads, ms(r.pct(0.5)), ms(r.pct(0.99)), ms(slicesMax(p.took)))
+	detailf("  %-52s %6d %9s %9s %9s %9s\n", label, len(p.took), reads, ms(r.pct(0.5)), ms(r.pct(0.99)), ms(slicesMax(p.took)))
 }
 
 func slicesMax(d []time.Duration) time.Duration {
@@ -260,11 +266,11 @@ func pollCost(b *testing.B, lab *ldaplab.Server, d *directory.Client, loaded int
 		}
 	}
 	var quiet, touched, busy, full pollFigures
-	poll(&quiet, costPolls, 0)
-	poll(&touched, costPolls, 1)
-	poll(&busy, 5, 300)
+	poll(&quiet, costPolls(), 0)
+	poll(&touched, costPolls(), 1)
+	poll(&busy, size(5, 1), size(300, 10))
 	var events int
-	for i := 0; i < costPolls; i++ {
+	for i := 0; i < costPolls(); i++ {
 		ev, _, st, err := d.ScanLockouts(ctx, cur, true)
 		if err != nil {
 			b.Fatal(err)
@@ -272,12 +278,16 @@ func pollCost(b *testing.B, lab *ldaplab.Server, d *directory.Client, loaded int
 		events = len(ev)
 		full.add(st)
 	}
-	fmt.Printf("\none poll with no new lockout, %s, %d users, %d accounts locked (ms)\n", labName(lab), loaded, events)
-	fmt.Printf("  %-52s %6s %9s %9s %9s %9s\n", "scan", "polls", "entries", "p50", "p99", "max")
+	detailf("\none poll with no new lockout, %s, %d users, %d accounts locked (ms)\n", labName(lab), loaded, events)
+	detailf("  %-52s %6s %9s %9s %9s %9s\n", "scan", "polls", "entries", "p50", "p99", "max")
 	quiet.print("incremental, nothing changed")
 	touched.print("incremental, 1 unrelated edit in between")
 	busy.print("incremental, 300 unrelated edits in between")
 	full.print("full sweep")
+	q, fs := result{lat: quiet.took}, result{lat: full.took}
+	record(figure{sec: secLockout, what: fmt.Sprintf("Lockout poll with no new lockout, %d users, p50 / p99 (incremental vs full sweep)", loaded),
+		dir: labName(lab), gateway: ms(q.pct(0.5)) + " / " + ms(q.pct(0.99)) + " ms", raw: ms(fs.pct(0.5)) + " / " + ms(fs.pct(0.99)) + " ms",
+		ratio: ratio(float64(q.pct(0.5)), float64(fs.pct(0.5)))})
 	b.ReportMetric(float64(result{lat: quiet.took}.pct(0.5).Microseconds())/1000, lab.Dialect+"-quiet-poll-ms")
 	b.ReportMetric(float64(result{lat: full.took}.pct(0.5).Microseconds())/1000, lab.Dialect+"-full-sweep-ms")
 
@@ -295,12 +305,12 @@ func pollCost(b *testing.B, lab *ldaplab.Server, d *directory.Client, loaded int
 		{"raw (modifyTimestamp>=T) (the rejected incremental)", "(&(objectClass=inetOrgPerson)(modifyTimestamp>=" + since + "))"},
 	} {
 		var p pollFigures
-		for i := 0; i < costPolls; i++ {
+		for i := 0; i < costPolls(); i++ {
 			t0 := time.Now()
 			res, err := svc.SearchWithPaging(ldap.NewSearchRequest(lab.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 				0, 60, false, alt.filter, []string{"1.1"}, nil), 500)
 			if err != nil {
-				fmt.Printf("  %-52s error: %v\n", alt.label, err)
+				detailf("  %-52s error: %v\n", alt.label, err)
 				break
 			}
 			p.add(directory.ScanStats{Took: time.Since(t0), EntriesRead: len(res.Entries)})
@@ -318,7 +328,7 @@ func pollCost(b *testing.B, lab *ldaplab.Server, d *directory.Client, loaded int
 func detectionLatency(b *testing.B, lab *ldaplab.Server, d *directory.Client) {
 	var users []string
 	dns := map[string]string{}
-	for i := 0; i < latencySample; i++ {
+	for i := 0; i < latencySample(); i++ {
 		u := lab.UniqueName("lat")
 		dns[u] = lab.AddUser(b, ldaplab.UserSpec{Username: u, Password: "Latency#Pass1x", DisplayName: "Latency " + u})
 		users = append(users, u)
@@ -331,12 +341,12 @@ func detectionLatency(b *testing.B, lab *ldaplab.Server, d *directory.Client) {
 	}
 	var mu sync.Mutex
 	seen := map[string]time.Time{}
-	found := make(chan string, latencySample*2)
+	found := make(chan string, latencySample()*2)
 	var polls pollFigures
 	var pollErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(pollInterval)
+		tick := time.NewTicker(pollInterval())
 		defer tick.Stop()
 		for {
 			select {
@@ -368,12 +378,12 @@ func detectionLatency(b *testing.B, lab *ldaplab.Server, d *directory.Client) {
 	})
 	var lat []time.Duration
 	for _, u := range users {
-		time.Sleep(time.Duration(rand.Int64N(int64(pollInterval))))
+		time.Sleep(time.Duration(rand.Int64N(int64(pollInterval()))))
 		lockedAt, err := lockByBadBinds(lab, dns[u])
 		if err != nil {
 			b.Fatal(err)
 		}
-		timeout := time.After(4 * pollInterval)
+		timeout := time.After(4 * pollInterval())
 	wait:
 		for {
 			select {
@@ -385,7 +395,7 @@ func detectionLatency(b *testing.B, lab *ldaplab.Server, d *directory.Client) {
 				mu.Lock()
 				err := pollErr
 				mu.Unlock()
-				b.Fatalf("%s locked at %v, not reported within %v (poll error: %v)", u, lockedAt, 4*pollInterval, err)
+				b.Fatalf("%s locked at %v, not reported within %v (poll error: %v)", u, lockedAt, 4*pollInterval(), err)
 			}
 		}
 		mu.Lock()
@@ -395,13 +405,15 @@ func detectionLatency(b *testing.B, lab *ldaplab.Server, d *directory.Client) {
 	cancel()
 	wg.Wait()
 	r := result{lat: lat}
-	fmt.Printf("\ndetection latency, %s, poll every %v, %d single lockouts at random moments\n", labName(lab), pollInterval, len(lat))
-	fmt.Printf("  p50 %s ms   p99 %s ms (with %d samples p99 is the largest)   min %s ms\n",
+	detailf("\ndetection latency, %s, poll every %v, %d single lockouts at random moments\n", labName(lab), pollInterval(), len(lat))
+	detailf("  p50 %s ms   p99 %s ms (with %d samples p99 is the largest)   min %s ms\n",
 		ms(r.pct(0.5)), ms(r.pct(0.99)), len(lat), ms(slicesMin(lat)))
 	mu.Lock()
 	p := result{lat: polls.took}
-	fmt.Printf("  monitor polls meanwhile: %d, each p50 %s ms, max %s ms\n", len(polls.took), ms(p.pct(0.5)), ms(slicesMax(polls.took)))
+	detailf("  monitor polls meanwhile: %d, each p50 %s ms, max %s ms\n", len(polls.took), ms(p.pct(0.5)), ms(slicesMax(polls.took)))
 	mu.Unlock()
+	record(figure{sec: secLockout, what: fmt.Sprintf("Lockout detection latency, poll every %v, p50 / p99 (%d lockouts)", pollInterval(), len(lat)),
+		dir: labName(lab), gateway: ms(r.pct(0.5)) + " / " + ms(r.pct(0.99)) + " ms"})
 	b.ReportMetric(float64(r.pct(0.5).Milliseconds()), lab.Dialect+"-detect-p50-ms")
 	b.ReportMetric(float64(r.pct(0.99).Milliseconds()), lab.Dialect+"-detect-p99-ms")
 }

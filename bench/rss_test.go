@@ -77,9 +77,10 @@ sms:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	time.Sleep(5 * time.Second) // let start-up garbage be collected
+	time.Sleep(time.Duration(size(5, 1)) * time.Second) // let start-up garbage be collected
 	rss, hwm := procMem(b, cmd.Process.Pid)
-	fmt.Printf("\nidle serve process (Samba AD, healthy): VmRSS %.1f MB, VmHWM %.1f MB\n", rss, hwm)
+	record(figure{sec: secRSS, what: "Idle memory of serve (healthy), VmRSS (peak VmHWM)", dir: "Samba AD",
+		gateway: fmt.Sprintf("%.1f MB (%.1f MB)", rss, hwm)})
 	b.ReportMetric(rss, "idle-RSS-MB")
 }
 

@@ -7,16 +7,25 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/replyreset/replyreset/directory"
 )
 
 // APIToken is a bearer token of the JSON admin API, as listed: the secret
 // is shown once at creation and stored only as its keyed hash
-// (Sealer.Hash("api-token", secret)), which no listing returns.
+// (Sealer.Hash("api-token", secret)), which no listing returns. A token
+// belongs to an admin (Owner, a directory username) and works only while
+// that admin is an enabled member of directory.admin_group; it grants only
+// its Scopes. A token stored before tokens had owners has neither and is
+// refused (ErrAPITokenNoOwner): it must be created again.
 type APIToken struct {
 	ID         string    `json:"id"`
 	Name       string    `json:"name"`
+	Owner      string    `json:"owner,omitempty"`
+	Scopes     []string  `json:"scopes,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	CreatedBy  string    `json:"created_by"`
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
@@ -26,6 +35,54 @@ type APIToken struct {
 // Revoked reports whether the token was revoked.
 func (t APIToken) Revoked() bool { return !t.RevokedAt.IsZero() }
 
+// Has reports whether the token carries scope.
+func (t APIToken) Has(scope string) bool { return slices.Contains(t.Scopes, scope) }
+
+// The scopes of an API token. Each API route needs one: reading needs
+// ScopeRead, every change ScopeWrite (neither implies the other).
+// ScopeMSP is reserved for the MSP mode's tenant management: a token may
+// carry it, but no route grants anything for it yet.
+const (
+	ScopeRead  = "read"
+	ScopeWrite = "write"
+	ScopeMSP   = "msp"
+)
+
+// apiScopes are the known scopes, in the order they are listed.
+var apiScopes = []string{ScopeRead, ScopeWrite, ScopeMSP}
+
+// ParseScopes reads a comma-separated list of scopes ("read,write") into
+// the canonical list (known order, no repeats). An empty list or an
+// unknown scope is an ErrInvalid error.
+func ParseScopes(list string) ([]string, error) {
+	var in []string
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			in = append(in, strings.ToLower(f))
+		}
+	}
+	return checkScopes(in)
+}
+
+// checkScopes validates scopes and returns them in canonical order.
+func checkScopes(scopes []string) ([]string, error) {
+	if len(scopes) == 0 {
+		return nil, invalidf("a token needs at least one scope (%s)", strings.Join(apiScopes, ", "))
+	}
+	for _, sc := range scopes {
+		if !slices.Contains(apiScopes, sc) {
+			return nil, invalidf("unknown scope %q: the scopes are %s", sc, strings.Join(apiScopes, ", "))
+		}
+	}
+	var out []string
+	for _, sc := range apiScopes {
+		if slices.Contains(scopes, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
 // API token errors, tested with errors.Is.
 var (
 	// ErrAPITokenUnknown: the bearer secret is malformed or matches no token.
@@ -34,7 +91,31 @@ var (
 	ErrAPITokenRevoked = errors.New("enroll: API token revoked")
 	// ErrAPITokenNameTaken: a live (not revoked) token already has the name.
 	ErrAPITokenNameTaken = errors.New("enroll: a live API token already has this name")
+	// ErrAPITokenNoOwner: the token was stored before tokens had an owner
+	// and scopes; it no longer works and must be created again.
+	ErrAPITokenNoOwner = errors.New("enroll: API token has no owner (made before tokens had owners and scopes): create a new one")
+	// ErrAPITokenOwner: the token's owner is not (or no longer) an enabled
+	// member of directory.admin_group; the error says why.
+	ErrAPITokenOwner = errors.New("enroll: API token owner is not an enabled admin")
+	// ErrAPITokenScope: the token lacks the scope the call needs.
+	ErrAPITokenScope = errors.New("enroll: API token lacks the scope")
 )
+
+// TokenOwnerDirectory answers whether a token's owner may still use it
+// (directory.Client): the owner must exist, be enabled and be a member of
+// directory.admin_group, nested groups included.
+type TokenOwnerDirectory interface {
+	FindUser(ctx context.Context, username string) (directory.User, error)
+	IsAdmin(ctx context.Context, username string) (bool, error)
+}
+
+// TokenSpec is what CreateToken makes: a name, the admin who owns the
+// token and its scopes (see ParseScopes).
+type TokenSpec struct {
+	Name   string
+	Owner  string
+	Scopes []string
+}
 
 // TokenStore keeps API tokens. Every Store must also be one; storetest
 // checks it. Names match case-insensitively and are unique among live
@@ -42,8 +123,9 @@ var (
 type TokenStore interface {
 	// PutAPIToken stores a new token whose secret hashes to hash.
 	// ErrAPITokenNameTaken when a live token has t.Name; ErrInvalid for an
-	// empty ID, name or hash, a zero CreatedAt, a revoked t, or an ID or
-	// hash already stored.
+	// empty ID, name, owner or hash, no or an unknown scope, a zero
+	// CreatedAt, a revoked t, or an ID or hash already stored. Tokens stored
+	// before owners existed are read back with an empty Owner and no Scopes.
 	PutAPIToken(ctx context.Context, t APIToken, hash string) error
 	// APITokenByHash returns the token whose secret hashes to hash, with
 	// the hash as stored (for a constant-time comparison), or
@@ -96,19 +178,33 @@ func wellFormedAPIToken(secret string) bool {
 	return err == nil
 }
 
-// CreateToken makes a new API token named name and returns its secret,
-// "rr_" and 32 random bytes in base64url: it is shown to the caller once
-// and stored only as its keyed hash. Names are 1 to 64 letters, digits, '.',
-// '_' or '-', unique among live tokens (ErrAPITokenNameTaken). Audited as
-// "api_token_create" (never with the secret).
-func (s *Service) CreateToken(ctx context.Context, name, actor string) (string, APIToken, error) {
-	secret, t, err := s.createToken(ctx, name, actor)
-	s.audit(ctx, tokenEvent(actor, "api_token_create", name, t, err))
+// CreateToken makes a new API token and returns its secret, "rr_" and 32
+// random bytes in base64url: it is shown to the caller once and stored
+// only as its keyed hash. Names are 1 to 64 letters, digits, '.', '_' or
+// '-', unique among live tokens (ErrAPITokenNameTaken). The owner must be
+// an enabled member of directory.admin_group now (ErrAPITokenOwner, or the
+// directory's error when it cannot tell); the scopes must be known
+// (ErrInvalid). Audited as "api_token_create" (never with the secret).
+func (s *Service) CreateToken(ctx context.Context, spec TokenSpec, actor string) (string, APIToken, error) {
+	secret, t, err := s.createToken(ctx, spec, actor)
+	s.audit(ctx, tokenEvent(actor, "api_token_create", spec.Name, t, err))
 	return secret, t, err
 }
 
-func (s *Service) createToken(ctx context.Context, name, actor string) (string, APIToken, error) {
-	if err := CheckAPITokenName(name); err != nil {
+func (s *Service) createToken(ctx context.Context, spec TokenSpec, actor string) (string, APIToken, error) {
+	if err := CheckAPITokenName(spec.Name); err != nil {
+		return "", APIToken{}, err
+	}
+	owner := strings.TrimSpace(spec.Owner)
+	if err := checkKey("token owner", owner); err != nil {
+		return "", APIToken{}, err
+	}
+	scopes, err := checkScopes(spec.Scopes)
+	if err != nil {
+		return "", APIToken{}, err
+	}
+	u, err := s.tokenOwner(ctx, owner)
+	if err != nil {
 		return "", APIToken{}, err
 	}
 	raw := make([]byte, apiTokenBytes)
@@ -116,20 +212,61 @@ func (s *Service) createToken(ctx context.Context, name, actor string) (string, 
 	secret := apiTokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	id := make([]byte, 8)
 	rand.Read(id)
-	t := APIToken{ID: hex.EncodeToString(id), Name: name, CreatedAt: s.deps.Now(), CreatedBy: actor}
+	t := APIToken{ID: hex.EncodeToString(id), Name: spec.Name, Owner: u.Username, Scopes: scopes, CreatedAt: s.deps.Now(), CreatedBy: actor}
 	if err := s.deps.Store.PutAPIToken(ctx, t, s.deps.Sealer.Hash("api-token", secret)); err != nil {
 		return "", APIToken{}, err
 	}
-	s.deps.Log.Info("enroll: API token created", "name", name, "id", t.ID, "actor", actor)
+	s.deps.Log.Info("enroll: API token created", "name", t.Name, "id", t.ID, "owner", t.Owner, "scopes", scopes, "actor", actor)
 	return secret, t, nil
 }
 
-// VerifyToken returns the live token whose secret is secret:
-// ErrAPITokenUnknown for a malformed or unknown secret, ErrAPITokenRevoked
-// for a revoked token's. The secret is looked up by its keyed hash and the
-// stored hash compared in constant time. LastUsedAt is written at most once
-// a minute per token, so a busy API client does not write on every call.
-func (s *Service) VerifyToken(ctx context.Context, secret string) (APIToken, error) {
+// tokenOwner returns the directory user owner when it is an enabled member
+// of the admin group: ErrAPITokenOwner (saying why) when it is not, the
+// directory's error when it cannot tell.
+func (s *Service) tokenOwner(ctx context.Context, owner string) (directory.User, error) {
+	dir := s.deps.TokenOwners
+	if dir == nil {
+		dir, _ = s.deps.Directory.(TokenOwnerDirectory)
+	}
+	if dir == nil {
+		return directory.User{}, errors.New("enroll: no directory to check API token owners against")
+	}
+	u, err := dir.FindUser(ctx, owner)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		// The default user filters leave disabled accounts out: they land here.
+		return u, fmt.Errorf("%w: %s is not in the directory (removed, disabled, or outside directory.user_filter)", ErrAPITokenOwner, owner)
+	case err != nil:
+		return u, fmt.Errorf("enroll: check API token owner %s: %w", owner, err)
+	case u.Disabled:
+		return u, fmt.Errorf("%w: %s is disabled in the directory", ErrAPITokenOwner, u.Username)
+	}
+	admin, err := dir.IsAdmin(ctx, u.Username)
+	switch {
+	case errors.Is(err, directory.ErrNotFound): // the user or the admin group went away meanwhile
+		return u, fmt.Errorf("%w: %s: %v", ErrAPITokenOwner, u.Username, err)
+	case err != nil:
+		return u, fmt.Errorf("enroll: check API token owner %s: %w", owner, err)
+	case !admin:
+		return u, fmt.Errorf("%w: %s is not a member of directory.admin_group", ErrAPITokenOwner, u.Username)
+	}
+	return u, nil
+}
+
+// VerifyToken returns the live token whose secret is secret, when it
+// carries scope: ErrAPITokenUnknown for a malformed or unknown secret,
+// ErrAPITokenRevoked for a revoked token's, ErrAPITokenNoOwner for a token
+// stored before tokens had owners, ErrAPITokenScope when it lacks scope,
+// ErrAPITokenOwner when its owner is gone, disabled or out of
+// directory.admin_group (audited as "api_token_use" "denied"), and the
+// directory's error when the owner cannot be checked (with the last four,
+// the token is returned too, to name it in the answer). The owner is checked
+// against the directory on every call, nothing cached, so a token stops
+// at the first request after its owner leaves. The secret is looked up by
+// its keyed hash and the stored hash compared in constant time. LastUsedAt
+// is written at most once a minute per token, so a busy API client does
+// not write on every call.
+func (s *Service) VerifyToken(ctx context.Context, secret, scope string) (APIToken, error) {
 	if !wellFormedAPIToken(secret) {
 		return APIToken{}, ErrAPITokenUnknown
 	}
@@ -144,6 +281,17 @@ func (s *Service) VerifyToken(ctx context.Context, secret string) (APIToken, err
 		return APIToken{}, ErrAPITokenUnknown
 	case t.Revoked():
 		return APIToken{}, ErrAPITokenRevoked
+	case t.Owner == "":
+		return t, ErrAPITokenNoOwner
+	case !t.Has(scope):
+		return t, fmt.Errorf("%w %s (it has %s)", ErrAPITokenScope, scope, strings.Join(t.Scopes, ", "))
+	}
+	if _, err := s.tokenOwner(ctx, t.Owner); err != nil {
+		if errors.Is(err, ErrAPITokenOwner) {
+			s.audit(ctx, Event{Actor: "api:" + t.Name, Action: "api_token_use", Username: t.Owner, Outcome: "denied",
+				Detail: "token " + t.Name + " (id " + t.ID + "): " + err.Error()})
+		}
+		return t, err
 	}
 	if now := s.deps.Now(); now.Sub(t.LastUsedAt) >= apiTokenUseEvery {
 		if err := s.deps.Store.TouchAPIToken(ctx, t.ID, now); err != nil {

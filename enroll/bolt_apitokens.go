@@ -33,6 +33,14 @@ func (s *BoltStore) PutAPIToken(ctx context.Context, t APIToken, hash string) er
 	if err := CheckAPITokenName(t.Name); err != nil {
 		return err
 	}
+	if err := checkKey("API token owner", t.Owner); err != nil {
+		return err
+	}
+	scopes, err := checkScopes(t.Scopes)
+	if err != nil {
+		return err
+	}
+	t.Scopes = scopes
 	if err := checkKey("API token hash", hash); err != nil {
 		return err
 	}

@@ -75,6 +75,10 @@ type ServiceDeps struct {
 	// phone change; default: Directory, when it has an Authenticate
 	// method (directory.Client does).
 	Authenticator Authenticator
+	// TokenOwners checks the owners of API tokens on creation and on every
+	// use; default: Directory, when it has an IsAdmin method
+	// (directory.Client does). Without one, no token can be made or used.
+	TokenOwners TokenOwnerDirectory
 }
 
 // ServiceSettings are the enrollment knobs from the configuration.

@@ -72,7 +72,7 @@ func outcomeOf(err error) string {
 		return "not_locked"
 	case errors.Is(err, ErrNotFound), errors.Is(err, directory.ErrNotFound), errors.Is(err, ErrInvalid),
 		errors.Is(err, ErrWrongState), errors.Is(err, ErrPhoneTaken), errors.Is(err, ErrCountryNotAllowed),
-		errors.Is(err, ErrAPITokenNameTaken):
+		errors.Is(err, ErrAPITokenNameTaken), errors.Is(err, ErrAPITokenOwner), errors.Is(err, ErrAPITokenScope):
 		return "denied"
 	}
 	return "error"

@@ -399,11 +399,11 @@ func TestAdminOpsKeepSecretsOut(t *testing.T) {
 	h := newHarness(t)
 	token := h.activate("jdoe")
 	h.enrolled("asmith", phoneOther, "en")
-	secret, _, err := h.svc.CreateToken(h.adminCtx(), "grafana", "admin:helpdesk")
+	secret, _, err := h.svc.CreateToken(h.adminCtx(), rw("grafana"), "admin:helpdesk")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.svc.VerifyToken(h.ctx, secret); err != nil {
+	if _, err := h.svc.VerifyToken(h.ctx, secret, enroll.ScopeWrite); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.svc.Deactivate(h.adminCtx(), "jdoe", "admin:helpdesk"); err != nil {

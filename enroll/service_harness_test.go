@@ -33,6 +33,7 @@ type harness struct {
 	sealer   *enroll.Sealer
 	clock    *enrolltest.Clock
 	users    enrolltest.Users
+	admins   map[string]bool // members of the admin group (API token owners)
 	mailer   *enrolltest.Mailer
 	renderer *enrolltest.Renderer
 	catalog  *templates.Catalog
@@ -43,6 +44,9 @@ type harness struct {
 	// came before what a test checks (enrolled).
 	skipMessages, skipMails int
 }
+
+// tokenOwner is the admin who owns the API tokens of the tests.
+const tokenOwner = "helpdesk"
 
 const (
 	phoneJdoe  = "+12015550123"
@@ -66,25 +70,28 @@ func newHarness(t testing.TB, tune ...func(*enroll.ServiceDeps, *enroll.ServiceS
 		sealer: sealer,
 		clock:  enrolltest.NewClock(t0),
 		users: enrolltest.Users{
-			"jdoe":   {Username: "jdoe", DisplayName: "John Doe", Mail: "jdoe@example.com", Mobile: "(201) 555-0123"},
-			"asmith": {Username: "asmith", DisplayName: "Ann Smith", Mail: "asmith@example.com"},
-			"nomail": {Username: "nomail", DisplayName: "No Mail"},
+			"jdoe":     {Username: "jdoe", DisplayName: "John Doe", Mail: "jdoe@example.com", Mobile: "(201) 555-0123"},
+			"asmith":   {Username: "asmith", DisplayName: "Ann Smith", Mail: "asmith@example.com"},
+			"nomail":   {Username: "nomail", DisplayName: "No Mail"},
+			tokenOwner: {Username: tokenOwner, DisplayName: "Help Desk", Mail: "helpdesk@example.com"},
 		},
+		admins:   map[string]bool{tokenOwner: true},
 		mailer:   &enrolltest.Mailer{},
 		renderer: &enrolltest.Renderer{},
 		catalog:  catalog,
 		logs:     &enrolltest.LogBuffer{},
 	}
 	deps := enroll.ServiceDeps{
-		Store:     store,
-		Directory: h.users,
-		Mailer:    h.mailer,
-		Mails:     h.renderer,
-		Messages:  catalog,
-		Sealer:    sealer,
-		Notify:    func() { h.notified.Add(1) },
-		Log:       slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:       h.clock.Now,
+		Store:       store,
+		Directory:   h.users,
+		TokenOwners: enrolltest.AdminUsers{Users: h.users, Admins: h.admins},
+		Mailer:      h.mailer,
+		Mails:       h.renderer,
+		Messages:    catalog,
+		Sealer:      sealer,
+		Notify:      func() { h.notified.Add(1) },
+		Log:         slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:         h.clock.Now,
 	}
 	set := enroll.ServiceSettings{
 		Config:          enroll.DefaultConfig(),

@@ -41,7 +41,7 @@ type AdminService interface {
 	EnrollInPerson(ctx context.Context, username, rawPhone, lang, actor string) (enroll.Enrollment, error)
 	UnlockUser(ctx context.Context, username, actor string) (directory.User, error)
 	Summary(ctx context.Context, now time.Time) (enroll.Summary, error)
-	VerifyToken(ctx context.Context, secret string) (enroll.APIToken, error)
+	VerifyToken(ctx context.Context, secret, scope string) (enroll.APIToken, error)
 }
 
 // AdminStore is what the console reads directly, and the failed-login

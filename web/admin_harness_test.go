@@ -180,10 +180,17 @@ func (a *adminApp) events(action string) []enroll.Event {
 	return evs
 }
 
-// token creates an API token and returns its secret.
+// token creates a read-write API token owned by the lab's helpdesk admin
+// (a nested member of the admin group) and returns its secret.
 func (a *adminApp) token(name string) string {
 	a.t.Helper()
-	secret, _, err := a.svc.CreateToken(context.Background(), name, "cli:test")
+	return a.scopedToken(name, a.lab.HelpdeskUsername, enroll.ScopeRead, enroll.ScopeWrite)
+}
+
+// scopedToken creates an API token owned by owner with scopes.
+func (a *adminApp) scopedToken(name, owner string, scopes ...string) string {
+	a.t.Helper()
+	secret, _, err := a.svc.CreateToken(context.Background(), enroll.TokenSpec{Name: name, Owner: owner, Scopes: scopes}, "cli:test")
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -56,64 +55,107 @@ func (s *adminSite) registerAPI(e *echo.Echo) {
 	})
 	// Routes one by one rather than as a group: a group's catch-all would
 	// answer a wrong method with 404 instead of 405.
+	// Each route needs one token scope, from its method: reading (GET)
+	// needs read, every change write.
 	const v1 = "/api/v1"
-	e.GET(v1+"/summary", s.apiSummary, s.requireToken)
-	e.GET(v1+"/users", s.apiUsers, s.requireToken)
-	e.POST(v1+"/activations", s.apiActivate, s.requireToken)
-	e.GET(v1+"/enrollments", s.apiEnrollments, s.requireToken)
-	e.POST(v1+"/enrollments", s.apiEnrollInPerson, s.requireToken)
-	e.GET(v1+"/enrollments/:username", s.apiEnrollment, s.requireToken)
-	e.POST(v1+"/enrollments/:username/deactivate", s.apiEnrollmentAction, s.requireToken)
-	e.POST(v1+"/enrollments/:username/unfreeze", s.apiEnrollmentAction, s.requireToken)
-	e.POST(v1+"/enrollments/:username/resend", s.apiEnrollmentAction, s.requireToken)
-	e.PUT(v1+"/enrollments/:username/phone", s.apiChangePhone, s.requireToken)
-	e.GET(v1+"/lockouts", s.apiLockouts, s.requireToken)
-	e.POST(v1+"/lockouts/:username/unlock", s.apiUnlock, s.requireToken)
-	e.GET(v1+"/audit", s.apiAudit, s.requireToken)
+	for _, r := range []struct {
+		method, path string
+		h            echo.HandlerFunc
+	}{
+		{http.MethodGet, "/summary", s.apiSummary},
+		{http.MethodGet, "/users", s.apiUsers},
+		{http.MethodPost, "/activations", s.apiActivate},
+		{http.MethodGet, "/enrollments", s.apiEnrollments},
+		{http.MethodPost, "/enrollments", s.apiEnrollInPerson},
+		{http.MethodGet, "/enrollments/:username", s.apiEnrollment},
+		{http.MethodPost, "/enrollments/:username/deactivate", s.apiEnrollmentAction},
+		{http.MethodPost, "/enrollments/:username/unfreeze", s.apiEnrollmentAction},
+		{http.MethodPost, "/enrollments/:username/resend", s.apiEnrollmentAction},
+		{http.MethodPut, "/enrollments/:username/phone", s.apiChangePhone},
+		{http.MethodGet, "/lockouts", s.apiLockouts},
+		{http.MethodPost, "/lockouts/:username/unlock", s.apiUnlock},
+		{http.MethodGet, "/audit", s.apiAudit},
+	} {
+		e.Add(r.method, v1+r.path, r.h, s.requireToken(routeScope(r.method)))
+	}
 }
 
-// requireToken checks the bearer token; the token's name is the actor.
-func (s *adminSite) requireToken(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		c.Response().Header().Set("Cache-Control", "no-store")
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		scheme, secret, _ := strings.Cut(h, " ")
-		if h == "" || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="replyreset"`)
-			return apiFail(c, http.StatusUnauthorized, "unauthorized",
-				"an API token is required: Authorization: Bearer <token> (replyreset api-token create NAME)")
-		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), adminTimeout)
-		defer cancel()
-		key, now := "api-token:ip:"+c.RealIP(), s.now()
-		if until, blocked, err := s.ops.store.Blocked(ctx, key, now); err != nil {
-			return apiFail(c, http.StatusServiceUnavailable, "unavailable", "the data store does not answer")
-		} else if blocked {
-			c.Response().Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
-			return apiFail(c, http.StatusTooManyRequests, "rate_limited", "too many invalid tokens from this address; try again later")
-		}
-		tok, err := s.ops.svc.VerifyToken(ctx, strings.TrimSpace(secret))
-		if err != nil {
-			if errors.Is(err, enroll.ErrAPITokenUnknown) || errors.Is(err, enroll.ErrAPITokenRevoked) {
-				// Counted after the check: a token costs no directory bind,
-				// and a valid one is far beyond guessing.
-				if _, _, ferr := s.ops.store.Attempt(ctx, key, now, loginFailWindow, apiFailLimit, loginBlock); ferr != nil {
-					s.log.ErrorContext(ctx, "api token guard", "err", ferr)
-				}
-			}
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="replyreset", error="invalid_token"`)
-			if errors.Is(err, enroll.ErrAPITokenRevoked) {
-				return apiFail(c, http.StatusUnauthorized, "token_revoked", "this API token was revoked")
-			}
-			if errors.Is(err, enroll.ErrAPITokenUnknown) {
-				return apiFail(c, http.StatusUnauthorized, "invalid_token", "this API token is not valid")
-			}
-			s.log.ErrorContext(ctx, "api token check", "err", err)
-			return apiFail(c, http.StatusServiceUnavailable, "unavailable", "the token cannot be checked now")
-		}
-		c.Set("api_token", tok.Name)
-		return next(c)
+// routeScope is the token scope a route of method needs.
+func routeScope(method string) string {
+	if method == http.MethodGet {
+		return enroll.ScopeRead
 	}
+	return enroll.ScopeWrite
+}
+
+// requireToken checks the bearer token and that it carries scope; the
+// token's name is the actor. The token's owner is checked against the
+// directory on every request (enroll.Service.VerifyToken): a token stops
+// at the first request after its owner leaves the admin group.
+func (s *adminSite) requireToken(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			c.Response().Header().Set("Cache-Control", "no-store")
+			h := c.Request().Header.Get(echo.HeaderAuthorization)
+			scheme, secret, _ := strings.Cut(h, " ")
+			if h == "" || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="replyreset"`)
+				return apiFail(c, http.StatusUnauthorized, "unauthorized",
+					"an API token is required: Authorization: Bearer <token> (replyreset api-token create -owner USER -scopes read,write NAME)")
+			}
+			ctx, cancel := withSource(c) // a refusal is audited with the address
+			defer cancel()
+			key, now := "api-token:ip:"+c.RealIP(), s.now()
+			if until, blocked, err := s.ops.store.Blocked(ctx, key, now); err != nil {
+				return apiFail(c, http.StatusServiceUnavailable, "unavailable", "the data store does not answer")
+			} else if blocked {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
+				return apiFail(c, http.StatusTooManyRequests, "rate_limited", "too many invalid tokens from this address; try again later")
+			}
+			tok, err := s.ops.svc.VerifyToken(ctx, strings.TrimSpace(secret), scope)
+			if err != nil {
+				if errors.Is(err, enroll.ErrAPITokenUnknown) || errors.Is(err, enroll.ErrAPITokenRevoked) {
+					// Counted after the check: a token costs no directory bind,
+					// and a valid one is far beyond guessing.
+					if _, _, ferr := s.ops.store.Attempt(ctx, key, now, loginFailWindow, apiFailLimit, loginBlock); ferr != nil {
+						s.log.ErrorContext(ctx, "api token guard", "err", ferr)
+					}
+				}
+				return s.tokenRefused(c, scope, tok, err)
+			}
+			c.Set("api_token", tok.Name)
+			return next(c)
+		}
+	}
+}
+
+// tokenRefused answers a token VerifyToken refused: 401 for a token that
+// does not (or no longer) work, 403 for a good token without the scope,
+// 503 when the directory cannot tell whether its owner is still an admin.
+func (s *adminSite) tokenRefused(c echo.Context, scope string, tok enroll.APIToken, err error) error {
+	invalid := func(code, msg string) error {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="replyreset", error="invalid_token"`)
+		return apiFail(c, http.StatusUnauthorized, code, msg)
+	}
+	switch {
+	case errors.Is(err, enroll.ErrAPITokenRevoked):
+		return invalid("token_revoked", "this API token was revoked")
+	case errors.Is(err, enroll.ErrAPITokenUnknown):
+		return invalid("invalid_token", "this API token is not valid")
+	case errors.Is(err, enroll.ErrAPITokenNoOwner):
+		return invalid("token_no_owner", "this API token was made before tokens had an owner and scopes, and no longer works: "+
+			"create a new one (replyreset api-token create -owner USER -scopes read,write NAME), then revoke this one ("+
+			"replyreset api-token revoke "+tok.Name+")")
+	case errors.Is(err, enroll.ErrAPITokenOwner):
+		return invalid("token_owner_not_admin", "this API token no longer works: its owner must be an enabled member of the admin group ("+
+			strings.TrimPrefix(err.Error(), enroll.ErrAPITokenOwner.Error()+": ")+")")
+	case errors.Is(err, enroll.ErrAPITokenScope):
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="replyreset", error="insufficient_scope", scope="`+scope+`"`)
+		return apiFail(c, http.StatusForbidden, "insufficient_scope", "this call needs an API token with the "+scope+
+			" scope; this one has: "+strings.Join(tok.Scopes, ", "))
+	}
+	s.log.ErrorContext(c.Request().Context(), "api token check", "err", err)
+	return apiFail(c, http.StatusServiceUnavailable, "unavailable", "the token cannot be checked now; try again in a few minutes")
 }
 
 func apiActor(c echo.Context) string {

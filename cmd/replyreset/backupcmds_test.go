@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/enroll"
 )
 
@@ -50,9 +51,9 @@ func tokenNames(t *testing.T, path string) map[string]bool {
 
 func TestBackupAndRestore(t *testing.T) {
 	t.Parallel()
-	f := writeConfig(t, offlineConfig())
+	f := writeConfig(t, embeddedConfig(t))
 	for _, name := range []string{"one", "two"} {
-		mustRun(t, "api-token", "create", "-config", f.Path, name)
+		mustRun(t, "api-token", "create", "-config", f.Path, "-owner", demodir.HelpdeskUsername, "-scopes", "read", name)
 	}
 	dest := filepath.Join(t.TempDir(), "backup.db")
 	r := mustRun(t, "backup", "-config", f.Path, "-o", dest)
@@ -80,7 +81,7 @@ func TestBackupAndRestore(t *testing.T) {
 	}
 
 	// Changes after the backup are undone by a restore.
-	mustRun(t, "api-token", "create", "-config", f.Path, "three")
+	mustRun(t, "api-token", "create", "-config", f.Path, "-owner", demodir.HelpdeskUsername, "-scopes", "read", "three")
 	mustRun(t, "api-token", "revoke", "-config", f.Path, "one")
 	r = mustRun(t, "restore", "-config", f.Path, "-i", dest)
 	line, ok := lineWithPrefix(r.stdout, "restored "+filepath.Join(f.DataDir, "replyreset.db")+" from "+dest+"; the previous data file is kept as ")
@@ -107,8 +108,8 @@ func TestBackupAndRestore(t *testing.T) {
 
 func TestRestoreRefusesBadFiles(t *testing.T) {
 	t.Parallel()
-	f := writeConfig(t, offlineConfig())
-	mustRun(t, "api-token", "create", "-config", f.Path, "keep")
+	f := writeConfig(t, embeddedConfig(t))
+	mustRun(t, "api-token", "create", "-config", f.Path, "-owner", demodir.HelpdeskUsername, "-scopes", "read", "keep")
 	junk := filepath.Join(t.TempDir(), "junk.db")
 	writeFile(t, junk, strings.Repeat("not a database ", 1000))
 	r := runCLI(t, "restore", "-config", f.Path, "-i", junk)
@@ -141,7 +142,7 @@ func TestRestoreRefusesBadFiles(t *testing.T) {
 func TestBackupWhileServing(t *testing.T) {
 	work := t.TempDir()
 	t.Chdir(work)
-	c := offlineConfig()
+	c := embeddedConfig(t)
 	c.Listen = freePort(t)
 	f := writeConfig(t, c)
 	srv := startServe(t, f, c.Listen)
@@ -157,7 +158,7 @@ func TestBackupWhileServing(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
 				name := fmt.Sprintf("w%d-%d", w, i)
-				r := runCLI(t, "api-token", "create", "-config", f.Path, name)
+				r := runCLI(t, "api-token", "create", "-config", f.Path, "-owner", demodir.HelpdeskUsername, "-scopes", "read", name)
 				if r.code != 0 {
 					t.Errorf("create during backup:\n%v", r)
 					return

@@ -73,8 +73,8 @@ func (env *cmdEnv) openStore(cfg *Config) (*enroll.BoltStore, func(), error) {
 	if controlAnswers(sock) {
 		return nil, nil, &serverRunningError{socket: sock}
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data_dir: %w", err)
+	if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
+		return nil, nil, err
 	}
 	s, err := enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
 	if err != nil {

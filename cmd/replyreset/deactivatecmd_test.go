@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 )
@@ -86,7 +87,7 @@ func TestDeactivate(t *testing.T) {
 
 func TestDeactivateUsage(t *testing.T) {
 	t.Parallel()
-	f := writeConfig(t, offlineConfig())
+	f := writeConfig(t, embeddedConfig(t))
 	r := runCLI(t, "deactivate", "-config", f.Path)
 	wantCode(t, r, 2)
 	wantLine(t, r, r.stderr, "replyreset deactivate: usage: want one or more usernames, e.g. replyreset deactivate -config config.yaml jdoe asmith")
@@ -99,7 +100,7 @@ func TestDeactivateUsage(t *testing.T) {
 // api-token run inside a running server through the control socket.
 func TestAdminCommandsWhileServing(t *testing.T) {
 	t.Parallel()
-	c := offlineConfig() // none of these needs the directory
+	c := embeddedConfig(t) // an API token's owner is checked in the directory
 	c.Listen = freePort(t)
 	f := writeConfig(t, c)
 	seedEnrollments(t, f, activeEnrollment("jdoe", "+12015550171"))
@@ -111,7 +112,7 @@ func TestAdminCommandsWhileServing(t *testing.T) {
 	if !strings.Contains(r.stdout, "cli:ann,deactivate,jdoe,'+12015550171,ok,was active") {
 		t.Errorf("audit CSV through the server:\n%v", r)
 	}
-	r = mustRun(t, "api-token", "create", "-config", f.Path, "ci")
+	r = mustRun(t, "api-token", "create", "-config", f.Path, "-owner", demodir.HelpdeskUsername, "-scopes", "read", "ci")
 	if !strings.HasPrefix(r.stdout, "rr_") {
 		t.Errorf("api-token create through the server:\n%v", r)
 	}

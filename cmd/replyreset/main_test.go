@@ -64,6 +64,7 @@ type testConfig struct {
 	BindPassword string // written to a file and referenced by bind_password_file
 	BaseDN       string
 	Timeout      string // directory.timeout; default 5s
+	AdminGroup   string // directory.admin_group; default none
 }
 
 // labConfig is a valid configuration for a lab server, bound as its service
@@ -133,6 +134,9 @@ func writeConfig(t *testing.T, c testConfig) configFile {
 	fmt.Fprintf(&b, "  bind_password_file: %s\n", q(pwFile))
 	fmt.Fprintf(&b, "  base_dn: %s\n", q(c.BaseDN))
 	fmt.Fprintf(&b, "  timeout: %s\n", c.Timeout)
+	if c.AdminGroup != "" {
+		fmt.Fprintf(&b, "  admin_group: %s\n", q(c.AdminGroup))
+	}
 	fmt.Fprintf(&b, "sms:\n")
 	fmt.Fprintf(&b, "  provider: twilio\n")
 	fmt.Fprintf(&b, "  twilio:\n")

@@ -29,6 +29,10 @@ func (env *cmdEnv) openApp(cfg *Config) (*app, func(), error) {
 	if sock := controlSocket(cfg); controlAnswers(sock) {
 		return nil, nil, &serverRunningError{socket: sock}
 	}
+	// The commands' own log is silent; what data_dir needs fixing is said.
+	if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
+		return nil, nil, err
+	}
 	a, err := openApp(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, err

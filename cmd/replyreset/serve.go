@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -95,8 +94,8 @@ func openApp(cfg *Config, log *slog.Logger) (*app, error) {
 // openAppWith is openApp with mail delivered to mail instead of the
 // configured SMTP server (the demo's mailbox).
 func openAppWith(cfg *Config, log *slog.Logger, mail enroll.Mailer) (*app, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data_dir: %w", err)
+	if err := openDataDir(cfg.DataDir, log); err != nil {
+		return nil, err
 	}
 	store, err := enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
 	if err != nil {

@@ -102,6 +102,14 @@ func (s *Server) AddMember(groupDN, memberDN string) error {
 	return nil
 }
 
+// RemoveMember takes memberDN out of the group at groupDN.
+func (s *Server) RemoveMember(groupDN, memberDN string) error {
+	if lerr := s.store.modify(systemPrincipal, groupDN, []change{{op: gldap.DeleteAttribute, attr: "member", vals: []string{memberDN}}}, false); lerr != nil {
+		return fmt.Errorf("demodir: remove member %s from %s: %w", memberDN, groupDN, lerr)
+	}
+	return nil
+}
+
 // Delete removes the leaf entry at dn.
 func (s *Server) Delete(dn string) error {
 	if lerr := s.store.del(systemPrincipal, dn); lerr != nil {

@@ -69,6 +69,23 @@ func (m Users) FindUser(_ context.Context, username string) (directory.User, err
 	return directory.User{}, fmt.Errorf("find %q: %w", username, directory.ErrNotFound)
 }
 
+// AdminUsers is Users with an admin group: the usernames (lower case) set
+// in Admins are its members. It answers the API token owner checks.
+type AdminUsers struct {
+	Users
+	Admins map[string]bool
+}
+
+// IsAdmin reports whether username is in Admins; an unknown user is
+// directory.ErrNotFound.
+func (m AdminUsers) IsAdmin(ctx context.Context, username string) (bool, error) {
+	u, err := m.FindUser(ctx, username)
+	if err != nil {
+		return false, err
+	}
+	return m.Admins[strings.ToLower(u.Username)], nil
+}
+
 // Mailer keeps every mail it is asked to send. Fail, when set, decides per
 // mail whether sending fails; set it before the mail is sent.
 type Mailer struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +27,8 @@ func asTokenStore(t *testing.T, s enroll.Store) enroll.TokenStore {
 
 // apiToken is a fixture: the token and the hash of its (imaginary) secret.
 func apiToken(n int, name string) (enroll.APIToken, string) {
-	return enroll.APIToken{ID: fmt.Sprintf("id%03d", n), Name: name, CreatedAt: t0.Add(time.Duration(n) * time.Minute),
-		CreatedBy: "cli:root"}, fmt.Sprintf("%064x", 1000+n)
+	return enroll.APIToken{ID: fmt.Sprintf("id%03d", n), Name: name, Owner: "helpdesk", Scopes: []string{enroll.ScopeRead, enroll.ScopeWrite},
+		CreatedAt: t0.Add(time.Duration(n) * time.Minute), CreatedBy: "cli:root"}, fmt.Sprintf("%064x", 1000+n)
 }
 
 func putToken(t *testing.T, ts enroll.TokenStore, tok enroll.APIToken, hash string) {
@@ -39,7 +40,8 @@ func putToken(t *testing.T, ts enroll.TokenStore, tok enroll.APIToken, hash stri
 
 func wantToken(t *testing.T, got, want enroll.APIToken) {
 	t.Helper()
-	if got.ID != want.ID || got.Name != want.Name || got.CreatedBy != want.CreatedBy || !got.CreatedAt.Equal(want.CreatedAt) ||
+	if got.ID != want.ID || got.Name != want.Name || got.Owner != want.Owner || !slices.Equal(got.Scopes, want.Scopes) ||
+		got.CreatedBy != want.CreatedBy || !got.CreatedAt.Equal(want.CreatedAt) ||
 		!got.LastUsedAt.Equal(want.LastUsedAt) || !got.RevokedAt.Equal(want.RevokedAt) {
 		t.Errorf("token = %+v\nwant    %+v", got, want)
 	}
@@ -70,6 +72,7 @@ func testTokenPutGet(t *testing.T, open Opener) {
 	_, ts, _ := tokenStore(t, open)
 	b, hb := apiToken(2, "backup-job")
 	a, ha := apiToken(1, "Grafana.prod_1")
+	b.Owner, b.Scopes = "ops", []string{enroll.ScopeRead} // each token keeps its own owner and scopes
 	putToken(t, ts, b, hb)
 	putToken(t, ts, a, ha)
 	wantToken(t, tokenByHash(t, ts, ha), a)
@@ -230,6 +233,9 @@ func testTokenInvalidInput(t *testing.T, open Opener) {
 		"put zero creation":   put(func(tok *enroll.APIToken) { tok.CreatedAt = time.Time{} }, good),
 		"put revoked":         put(func(tok *enroll.APIToken) { tok.RevokedAt = t0 }, good),
 		"put empty hash":      put(func(*enroll.APIToken) {}, ""),
+		"put no owner":        put(func(tok *enroll.APIToken) { tok.Owner = "" }, good),
+		"put no scope":        put(func(tok *enroll.APIToken) { tok.Scopes = nil }, good),
+		"put unknown scope":   put(func(tok *enroll.APIToken) { tok.Scopes = []string{enroll.ScopeRead, "admin"} }, good),
 		"by empty hash": func() error {
 			_, _, err := ts.APITokenByHash(ctx, "")
 			return err

@@ -360,10 +360,13 @@ func encodeSID(sid string) ([]byte, bool) {
 // validate checks the group names and DNs; each error names its key.
 func (p SelfServicePolicy) validate() error {
 	var errs []error
-	for key, specs := range map[string][]string{"reset.allow_groups": p.AllowGroups, "reset.deny_groups": p.DenyGroups} {
-		for i, g := range specs {
+	for _, list := range []struct {
+		key   string
+		specs []string
+	}{{"reset.allow_groups", p.AllowGroups}, {"reset.deny_groups", p.DenyGroups}} {
+		for i, g := range list.specs {
 			if err := ValidateGroupSpec(g); err != nil {
-				errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err))
+				errs = append(errs, fmt.Errorf("%s[%d]: %w", list.key, i, err))
 			}
 		}
 	}

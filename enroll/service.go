@@ -70,6 +70,11 @@ type ServiceDeps struct {
 	// phone change; default: Directory, when it has an Authenticate
 	// method (directory.Client does).
 	Authenticator Authenticator
+	// SelfService decides who may use self-service, asked at each act
+	// (selfservice.go); default: Directory, when it has a
+	// CheckSelfService method (directory.Client does). Without one every
+	// act is refused.
+	SelfService directory.SelfServiceChecker
 }
 
 // ServiceSettings are the enrollment knobs from the configuration.

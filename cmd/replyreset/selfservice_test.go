@@ -38,7 +38,7 @@ func TestEnrollCLIRefusesPrivileged(t *testing.T) {
 	lab := ldaplab.Samba(t)
 	f := writeConfig(t, labConfig(lab))
 	user := lab.UniqueName("ccda")
-	dn := lab.AddUser(t, ldaplab.UserSpec{Username: user})
+	dn := lab.AddUser(t, ldaplab.UserSpec{Username: user, Mail: user + "@example.test"})
 	lab.AddMember(t, "CN=Domain Admins,CN=Users,"+lab.BaseDN, dn)
 
 	r := runCLI(t, "enroll", "-config", f.Path, user, "+1 201 555 0191")
@@ -51,5 +51,16 @@ func TestEnrollCLIRefusesPrivileged(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, ",enroll,") {
 		t.Errorf("an enroll event was recorded:\n%v", r)
+	}
+
+	// activate: the same reason, and no mail.
+	srv := newSMTP(t)
+	f = writeMoreConfig(t, labConfig(lab), moreConfig{smtp: srv})
+	r = runCLI(t, "activate", "-config", f.Path, user)
+	if r.code == 0 || !strings.Contains(r.stdout, user+": NOT activated: "+user+" is a member of Domain Admins: privileged accounts can't use self-service") {
+		t.Fatalf("activate of a Domain Admin: want the reason:\n%v", r)
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("%d mails sent for a refused activation", n)
 	}
 }

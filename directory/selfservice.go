@@ -165,6 +165,13 @@ func (c *Client) refusal(ctx context.Context, conn *ldap.Conn, dn string, p Self
 				sids = append(sids, s)
 			}
 		}
+		if len(sids) == 0 {
+			// Every account has at least its primary group (Domain Users):
+			// none means the service account may not read tokenGroups, and
+			// "no protected group" would be a guess.
+			return nil, fmt.Errorf("check self-service: no tokenGroups readable on %q (the service account needs Read tokenGroups, "+
+				"e.g. as a member of Windows Authorization Access Group): %w", dn, ErrInsufficientRights)
+		}
 		if !p.AllowPrivileged {
 			for _, sid := range sids {
 				if fallback, ok := protectedSID(sid); ok {

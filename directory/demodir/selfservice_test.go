@@ -1,6 +1,7 @@
 package demodir
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
@@ -76,4 +77,30 @@ func TestSelfServiceSuite(t *testing.T) {
 	t.Parallel() // a server of its own
 	s := start(t, Options{})
 	directorytest.RunSelfService(t, selfServiceBackend(s))
+}
+
+// TestSelfServiceWithoutTokenGroupsFailsClosed: an account whose
+// tokenGroups come back empty (as when the service account may not read
+// them) is not taken for an ordinary one: the check fails.
+func TestSelfServiceWithoutTokenGroupsFailsClosed(t *testing.T) {
+	t.Parallel() // a server of its own
+	s := start(t, Options{})
+	b := selfServiceBackend(s)
+	u := b.UniqueName("notg")
+	b.AddUser(t, directorytest.UserSpec{Username: u, Password: "Initial#Pass1x", DisplayName: "No TG"})
+	d := b.Open(t, "", directory.SelfServicePolicy{})
+	found, err := d.FindUser(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.CheckSelfService(t.Context(), found); err != nil {
+		t.Fatalf("CheckSelfService before: %v", err)
+	}
+	if err := s.Delete("CN=Domain Users,CN=Users," + s.BaseDN()); err != nil {
+		t.Fatal(err)
+	}
+	err = d.CheckSelfService(t.Context(), found)
+	if !errors.Is(err, directory.ErrInsufficientRights) || errors.Is(err, directory.ErrNoSelfService) {
+		t.Fatalf("CheckSelfService without tokenGroups = %v, want ErrInsufficientRights", err)
+	}
 }

@@ -21,6 +21,7 @@ type Client struct {
 	log     *slog.Logger
 	now     func() time.Time
 	observe func(op string, took time.Duration, err error)
+	policy  SelfServicePolicy
 }
 
 var _ Directory = (*Client)(nil)
@@ -34,6 +35,10 @@ type Options struct {
 	// ("find", "set_password", "unlock", "bind_user", "scan_lockouts",
 	// ...), how long it took and its error (metrics).
 	Observer func(op string, took time.Duration, err error)
+	// SelfService is who may use self-service (reset: protect_privileged,
+	// allow_groups, deny_groups), for CheckSelfService; the zero value
+	// protects privileged accounts.
+	SelfService SelfServicePolicy
 }
 
 // New returns a Client for cfg. It does not dial: the first operation (or
@@ -47,6 +52,9 @@ func New(cfg Config, opt Options) (*Client, error) {
 			return nil, fmt.Errorf("directory.%s: %q is not an attribute name", key, attr)
 		}
 	}
+	if err := opt.SelfService.validate(); err != nil {
+		return nil, err
+	}
 	if opt.PoolSize <= 0 {
 		opt.PoolSize = 8
 	}
@@ -56,7 +64,7 @@ func New(cfg Config, opt Options) (*Client, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: opt.Logger, now: time.Now, observe: opt.Observer}
+	c := &Client{cfg: cfg, log: opt.Logger, now: time.Now, observe: opt.Observer, policy: opt.SelfService}
 	switch cfg.Dialect {
 	case DialectAD:
 		c.dialect = &adDialect{cfg: cfg}

@@ -168,3 +168,15 @@ func groupOrUserFilter(base string) string {
 
 // groupFilter matches a static group (read with base scope).
 const groupFilter = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))"
+
+// sidFilter matches the entry whose objectSid is the binary SID raw, every
+// byte hex-escaped.
+func sidFilter(raw []byte) string {
+	var b strings.Builder
+	b.WriteString("(objectSid=")
+	for _, x := range raw {
+		fmt.Fprintf(&b, "\\%02x", x)
+	}
+	b.WriteString(")")
+	return b.String()
+}

@@ -123,5 +123,9 @@ func FuzzFilters(f *testing.F) {
 		wantAssertion(t, fl, "entryDN", v)
 		// An attribute name from a corrupted state is dropped, never spliced in.
 		compile(t, openldapLockoutFilter(base, time.Time{}, []lockSeen{{DN: v, Attr: v, Value: v}}))
+
+		// A SID from tokenGroups (any bytes) is one binary assertion.
+		count(sidFilter([]byte(v)), 1)
+		wantAssertion(t, sidFilter([]byte(v)), "objectSid", v)
 	})
 }

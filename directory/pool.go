@@ -113,8 +113,9 @@ func (p *pool) do(ctx context.Context, fn func(*ldap.Conn) error) error {
 			return err
 		}
 		err = fn(pc.conn)
+		reused := pc.reused // once put back, pc belongs to the next caller
 		p.put(pc, err)
-		if err != nil && attempt == 0 && pc.reused && errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
+		if err != nil && attempt == 0 && reused && errors.Is(err, ErrUnavailable) && ctx.Err() == nil {
 			continue
 		}
 		return err

@@ -79,6 +79,11 @@ type ServiceDeps struct {
 	// use; default: Directory, when it has an IsAdmin method
 	// (directory.Client does). Without one, no token can be made or used.
 	TokenOwners TokenOwnerDirectory
+	// SelfService decides who may use self-service, asked at each act
+	// (selfservice.go); default: Directory, when it has a
+	// CheckSelfService method (directory.Client does). Without one every
+	// act is refused.
+	SelfService directory.SelfServiceChecker
 }
 
 // ServiceSettings are the enrollment knobs from the configuration.

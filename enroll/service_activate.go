@@ -40,6 +40,9 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 	case strings.TrimSpace(user.Mail) == "":
 		return ActivationResult{}, "denied", ErrNoMail
 	}
+	if err := s.checkSelfService(ctx, user, "activate", actor); err != nil {
+		return ActivationResult{}, selfServiceOutcome(err), err
+	}
 	if user.Username != "" {
 		username = user.Username // the directory's spelling
 	}
@@ -108,6 +111,9 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 func (s *Service) Open(ctx context.Context, token string) (Page, error) {
 	_, a, err := s.activation(ctx, token)
 	if err != nil {
+		return Page{}, err
+	}
+	if err := s.checkActivationUser(ctx, a, "enroll_open"); err != nil {
 		return Page{}, err
 	}
 	p := s.page(ctx, a)

@@ -21,6 +21,9 @@ func (s *Service) EnrollInPerson(ctx context.Context, username, rawPhone, lang, 
 		}
 		return Enrollment{}, fmt.Errorf("enroll: look up %q: %w", username, err)
 	}
+	if err := s.checkSelfService(ctx, user, "enroll_in_person", actor); err != nil {
+		return Enrollment{}, err
+	}
 	phone, err := s.enrollablePhone(ctx, user.Username, rawPhone, "sms")
 	if err != nil {
 		return Enrollment{}, err

@@ -122,6 +122,9 @@ func (s *Service) startPhoneChange(ctx context.Context, login, password string) 
 	case err != nil:
 		return "", pc, "error", fmt.Errorf("enroll: phone change of %s: %w", u.Username, err)
 	}
+	if err := s.checkSelfService(ctx, u, "phone_change", phoneChangeActor); err != nil {
+		return "", pc, selfServiceOutcome(err), err
+	}
 	now := s.deps.Now()
 	token := newToken()
 	a := Activation{TokenHash: s.phoneChangeHash(token), Username: e.Username, Mail: e.Mail, Language: e.Language,
@@ -234,6 +237,9 @@ func (s *Service) VerifyPhoneChange(ctx context.Context, token, code string) (En
 				Outcome: "denied", Detail: "too many wrong codes"})
 		}
 		return Enrollment{}, answer
+	}
+	if err := s.checkActivationUser(ctx, a, "phone_change"); err != nil {
+		return Enrollment{}, err
 	}
 	e, old, err := s.selfChangePhone(ctx, a)
 	ev := adminEvent(phoneChangeActor, "change_phone", a.Username, err)

@@ -233,6 +233,9 @@ func (s *Service) noteWrongTry(ctx context.Context, a Activation, answer error) 
 // deleting the activation in the same transaction (the token then stops
 // working), and tells the user by SMS and email.
 func (s *Service) complete(ctx context.Context, a Activation, method string) (Page, error) {
+	if err := s.checkActivationUser(ctx, a, "enroll"); err != nil {
+		return Page{}, err
+	}
 	now := s.deps.Now()
 	e := Enrollment{
 		Username:   a.Username,

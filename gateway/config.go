@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
+
+	"github.com/replyreset/replyreset/directory"
 )
 
 // SMSConfig is the `sms:` section of the configuration file.
@@ -198,17 +200,49 @@ type ResetConfig struct {
 	RequireAppCode bool `yaml:"require_app_code"`
 	// MaxPerHour is the most resets per phone number per hour.
 	MaxPerHour int `yaml:"max_per_hour"`
+	// AllowGroups (DNs or names): when not empty, only their members
+	// (nested) may use self-service; empty: every user under
+	// directory.user_filter.
+	AllowGroups []string `yaml:"allow_groups"`
+	// DenyGroups (DNs or names): their members (nested) never may.
+	DenyGroups []string `yaml:"deny_groups"`
+	// ProtectPrivileged refuses self-service to privileged accounts
+	// (adminCount=1, the protected AD groups, directory.admin_group).
+	ProtectPrivileged bool `yaml:"protect_privileged"`
 }
 
 // DefaultResetConfig returns the documented defaults.
 func DefaultResetConfig() ResetConfig {
-	return ResetConfig{MaxPerHour: 3}
+	return ResetConfig{MaxPerHour: 3, ProtectPrivileged: true}
+}
+
+// SelfServicePolicy is the directory's view of the section: who may use
+// self-service (directory.Client.CheckSelfService).
+func (c ResetConfig) SelfServicePolicy() directory.SelfServicePolicy {
+	return directory.SelfServicePolicy{AllowPrivileged: !c.ProtectPrivileged,
+		AllowGroups: c.AllowGroups, DenyGroups: c.DenyGroups}
 }
 
 // Validate reports every problem, each prefixed by its key relative to `reset.`.
 func (c ResetConfig) Validate() error {
+	var errs []error
 	if c.MaxPerHour < 1 {
-		return errors.Join(fmt.Errorf("max_per_hour: must be at least 1, not %d", c.MaxPerHour))
+		errs = append(errs, fmt.Errorf("max_per_hour: must be at least 1, not %d", c.MaxPerHour))
 	}
-	return nil
+	for _, list := range []struct {
+		key    string
+		groups []string
+	}{{"allow_groups", c.AllowGroups}, {"deny_groups", c.DenyGroups}} {
+		seen := map[string]bool{}
+		for i, g := range list.groups {
+			if err := directory.ValidateGroupSpec(g); err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d]: %w", list.key, i, err))
+			} else if k := strings.ToLower(g); seen[k] {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q is listed twice", list.key, i, g))
+			} else {
+				seen[k] = true
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -185,6 +185,9 @@ func (c *conversation) reset() (string, error) {
 	if !found {
 		return reply, nil
 	}
+	if reply, ok := c.selfServiceAllowed(u); !ok {
+		return reply, nil // no password set, nothing written
+	}
 	if !c.admitReply() {
 		return "", nil // over an SMS budget: set no password that cannot be texted
 	}
@@ -226,6 +229,22 @@ func (c *conversation) reset() (string, error) {
 	return c.text(key, map[string]string{"username": u.Username, "password": password}), nil
 }
 
+// selfServiceAllowed asks the directory, now, whether u may use
+// self-service (enroll.CheckSelfService: a refusal is audited); when not,
+// it returns the reply.
+func (c *conversation) selfServiceAllowed(u directory.User) (string, bool) {
+	action := c.cmd.Kind.String()
+	err := enroll.CheckSelfService(c.ctx, c.w.dir, c.w.store, u, action,
+		enroll.Event{Time: c.now, Actor: "sms:" + c.phone, Phone: c.phone})
+	switch {
+	case err == nil:
+		return "", true
+	case errors.Is(err, directory.ErrNoSelfService):
+		return c.text("sms.no_self_service", nil), false
+	}
+	return c.directoryFailure(err), false
+}
+
 func resetDetail(opt directory.SetPasswordOptions) string {
 	return "must_change=" + strconv.FormatBool(opt.MustChange) + " unlock=" + strconv.FormatBool(opt.Unlock)
 }
@@ -233,6 +252,9 @@ func resetDetail(opt directory.SetPasswordOptions) string {
 func (c *conversation) unlock() (string, error) {
 	u, reply, found := c.findUser()
 	if !found {
+		return reply, nil
+	}
+	if reply, ok := c.selfServiceAllowed(u); !ok {
 		return reply, nil
 	}
 	if !u.Locked {

@@ -35,6 +35,14 @@ type Directory interface {
 	Unlock(ctx context.Context, u directory.User) error
 }
 
+// WebhookDirectory is what the SMS conversation needs: the Directory and,
+// at each RESET and UNLOCK, whether the account may use self-service
+// (privileged accounts may not).
+type WebhookDirectory interface {
+	Directory
+	directory.SelfServiceChecker
+}
+
 // PasswordGenerator makes passwords that meet the directory's policy.
 type PasswordGenerator interface {
 	Generate(u directory.User) (string, error)
@@ -83,7 +91,7 @@ type SecretOpener interface {
 // Webhook handles POST /sms/twilio.
 type Webhook struct {
 	store     Store
-	dir       Directory
+	dir       WebhookDirectory
 	gen       PasswordGenerator
 	msgs      Catalog
 	log       *slog.Logger
@@ -95,7 +103,7 @@ type Webhook struct {
 }
 
 // NewWebhook wires the webhook; log may be nil.
-func NewWebhook(s Settings, store Store, dir Directory, gen PasswordGenerator, msgs Catalog, log *slog.Logger) *Webhook {
+func NewWebhook(s Settings, store Store, dir WebhookDirectory, gen PasswordGenerator, msgs Catalog, log *slog.Logger) *Webhook {
 	if s.MessageTTL <= 0 {
 		s.MessageTTL = 7 * 24 * time.Hour
 	}

@@ -74,6 +74,11 @@ func (d *countingDirectory) Unlock(context.Context, directory.User) error {
 	return nil
 }
 
+func (d *countingDirectory) CheckSelfService(context.Context, directory.User) error {
+	d.calls.Add(1)
+	return nil
+}
+
 const fuzzEnrolledPhone = "+12015550177"
 
 // FuzzWebhook posts random forms and bodies to the signed webhook. Whatever

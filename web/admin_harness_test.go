@@ -47,6 +47,7 @@ type adminApp struct {
 	lab      *ldaplab.Server
 	dir      *directory.Client
 	store    *enroll.BoltStore
+	sealer   *enroll.Sealer
 	svc      *enroll.Service
 	mailer   *enrolltest.Mailer
 	clock    *enrolltest.Clock
@@ -74,7 +75,7 @@ func newAdminAppOn(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *admi
 	}
 	t.Cleanup(func() { dir.Close() })
 	store, sealer, catalog, pages := testData(t)
-	a := &adminApp{t: t, lab: lab, dir: dir, store: store, mailer: &enrolltest.Mailer{},
+	a := &adminApp{t: t, lab: lab, dir: dir, store: store, sealer: sealer, mailer: &enrolltest.Mailer{},
 		clock: enrolltest.NewClock(time.Now()), pages: pages, log: &enrolltest.LogBuffer{}, binds: &bindCounter{Client: dir}}
 	logger := slog.New(slog.NewJSONHandler(a.log, nil))
 	a.svc = enroll.NewService(enroll.ServiceDeps{Store: store, Directory: dir, Mailer: a.mailer, Mails: &enrolltest.Renderer{},

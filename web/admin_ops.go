@@ -221,7 +221,13 @@ func (o *adminOps) activateOne(ctx context.Context, actor, name string, skipEnro
 		}
 	}
 	res, err := o.svc.Activate(ctx, name, actor)
-	if err != nil {
+	var refused *directory.RefusedError
+	switch {
+	case errors.As(err, &refused): // the reason, per user: "jdoe is a member of Domain Admins: ..."
+		row.setProblem("no_self_service", "admin.err.no_self_service."+string(refused.Reason), err)
+		row.Problem.Args = map[string]string{"username": refused.Username, "group": refused.Group}
+		return row
+	case err != nil:
 		code, key := activationProblem(err)
 		row.setProblem(code, key, err)
 		return row

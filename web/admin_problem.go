@@ -29,7 +29,12 @@ type opProblem struct {
 func problemOf(err error) (p opProblem, known bool) {
 	reason := map[string]string{"reason": err.Error()}
 	var pe *enroll.PhoneError
+	var refused *directory.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		return opProblem{http.StatusUnprocessableEntity, "no_self_service", refused.Error(),
+			templates.Msg{Key: "admin.err.no_self_service." + string(refused.Reason),
+				Args: map[string]string{"username": refused.Username, "group": refused.Group}}}, true
 	case errors.As(err, &pe):
 		return opProblem{http.StatusUnprocessableEntity, "invalid_phone", pe.Error(),
 			templates.Msg{Key: "admin.err.phone", Args: map[string]string{"reason": pe.Error()}}}, true

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
 
+	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -124,6 +125,9 @@ func (s *enrollSite) fail(c echo.Context, token string, err error) error {
 	case errors.Is(err, enroll.ErrTokenExpired):
 		return s.errorPage(c, http.StatusGone, pageView{Title: templates.Msg{Key: "err.expired.title"},
 			Error: &templates.Msg{Key: "err.expired.text"}, Next: &templates.Msg{Key: "err.new_link"}})
+	case errors.Is(err, directory.ErrNoSelfService): // a privileged account, a deny group, no allow group
+		return s.errorPage(c, http.StatusForbidden, pageView{Title: templates.Msg{Key: "err.no_self_service.title"},
+			Error: &templates.Msg{Key: "err.no_self_service.text"}})
 	case errors.As(err, &lockedErr):
 		lang := s.fallbackLang(c)
 		if p, err := s.open(c, token); err == nil {

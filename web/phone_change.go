@@ -131,6 +131,9 @@ func (p *phoneChangeSite) postSignIn(c echo.Context) error {
 	case errors.Is(err, enroll.ErrNotActive):
 		guardErr(try.passwordRight(ctx))
 		msg = "change.err.not_active"
+	case errors.Is(err, directory.ErrNoSelfService):
+		guardErr(try.passwordRight(ctx))
+		return p.signInPage(c, http.StatusForbidden, login, &templates.Msg{Key: "change.err.no_self_service"})
 	default:
 		guardErr(try.notTried(ctx))
 		return p.site.fail(c, "", err)
@@ -264,6 +267,9 @@ func (p *phoneChangeSite) failed(c echo.Context, err error) error {
 	case errors.Is(err, enroll.ErrNotActive):
 		p.clearToken(c)
 		return p.signInPage(c, http.StatusConflict, "", &templates.Msg{Key: "change.err.not_active"})
+	case errors.Is(err, directory.ErrNoSelfService):
+		p.clearToken(c)
+		return p.signInPage(c, http.StatusForbidden, "", &templates.Msg{Key: "change.err.no_self_service"})
 	case errors.As(err, &lockedErr):
 		lang := p.site.fallbackLang(c)
 		if pc, err := p.svc.OpenPhoneChange(c.Request().Context(), p.token(c)); err == nil {

@@ -130,6 +130,8 @@ func dialChecks(ctx context.Context, cfg *Config, stdout io.Writer) []string {
 	var failed []string
 	if n := checkDirectory(ctx, cfg, stdout); n > 0 {
 		failed = append(failed, fmt.Sprintf("%d of %d directory URLs failed", n, len(cfg.Directory.URLs)))
+	} else {
+		warnPrivilegedServiceAccount(ctx, cfg, stdout)
 	}
 	if !checkStore(ctx, cfg, stdout) {
 		failed = append(failed, "the data file check failed")
@@ -164,6 +166,27 @@ func checkDirectory(ctx context.Context, cfg *Config, stdout io.Writer) int {
 		fmt.Fprintf(stdout, "directory %s: OK (%s)\n", c.URL, c.Detail)
 	}
 	return failed
+}
+
+// warnPrivilegedServiceAccount prints a warning when bind_dn is itself a
+// privileged account (Domain Admins, adminCount=1, the admin group, ...):
+// the gateway needs reset rights on the user OUs only. A failed check is a
+// warning too; it never fails check-config.
+func warnPrivilegedServiceAccount(ctx context.Context, cfg *Config, stdout io.Writer) {
+	ctx, cancel := context.WithTimeout(ctx, 2*cfg.Directory.Timeout)
+	defer cancel()
+	d, err := directory.New(cfg.Directory, directory.Options{})
+	if err == nil {
+		defer d.Close()
+		err = d.CheckServiceAccount(ctx)
+	}
+	var refused *directory.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		fmt.Fprintf(stdout, "warning: the service account is privileged: %v; give it reset and unlock rights on the user OUs only\n", refused)
+	case err != nil:
+		fmt.Fprintf(stdout, "warning: could not check whether the service account is privileged: %v\n", err)
+	}
 }
 
 // checkStore opens the data file as serve would, counts the enrollments

@@ -108,7 +108,7 @@ func TestDefaults(t *testing.T) {
 		{"sms.budgets", d.SMS.Budgets, gateway.BudgetConfig{PerNumberDay: 10, PerCountryDay: map[string]int{}, PerDay: 1000}},
 		{"sms.lookup", d.SMS.Lookup, gateway.LookupConfig{}},
 		{"sms.twilio", d.SMS.Twilio, gateway.TwilioConfig{}},
-		{"reset", d.Reset, gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3}},
+		{"reset", d.Reset, gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3, ProtectPrivileged: true}},
 		{"enrollment", d.Enrollment, enroll.Config{ActivationTTL: 168 * time.Hour, CodeTTL: 40 * time.Minute, ResendAfter: 60 * time.Second, MaxAttempts: 5, Methods: []string{"sms", "voice", "app"}}},
 		{"lockout", d.Lockout, directory.LockoutConfig{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute}},
 		{"reminders", d.Reminders, directory.RemindersConfig{Days: []int{14, 7, 3, 1}}},
@@ -212,7 +212,8 @@ func TestExampleFile(t *testing.T) {
 			Budgets:          gateway.BudgetConfig{PerNumberDay: 10, PerCountryDay: map[string]int{}, PerDay: 1000},
 			Lookup:           gateway.LookupConfig{LineType: false, SIMSwapMaxAge: 0},
 		},
-		Reset:      gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3},
+		Reset: gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3, ProtectPrivileged: true,
+			AllowGroups: []string{}, DenyGroups: []string{}},
 		Enrollment: enroll.Config{ActivationTTL: 168 * time.Hour, CodeTTL: 40 * time.Minute, ResendAfter: 60 * time.Second, MaxAttempts: 5, Methods: []string{"sms", "voice", "app"}},
 		Lockout:    directory.LockoutConfig{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute},
 		Reminders:  directory.RemindersConfig{Days: []int{14, 7, 3, 1}},
@@ -474,6 +475,41 @@ mail:
 			t.Errorf("LoadConfig of a missing file: %v", err)
 		}
 	})
+}
+
+// TestResetSelfServiceKeys: reset.protect_privileged, allow_groups and
+// deny_groups decode into the section and bad entries are named.
+func TestResetSelfServiceKeys(t *testing.T) {
+	cfg := mustParseConfig(t, minimalConfig+`reset:
+  protect_privileged: false
+  allow_groups: ["CN=SMS Users,OU=Groups,DC=example,DC=com", "Staff"]
+  deny_groups: [Tier0]
+`, nil, nil)
+	want := gateway.ResetConfig{MaxPerHour: 3, ProtectPrivileged: false,
+		AllowGroups: []string{"CN=SMS Users,OU=Groups,DC=example,DC=com", "Staff"}, DenyGroups: []string{"Tier0"}}
+	if !reflect.DeepEqual(cfg.Reset, want) {
+		t.Fatalf("reset = %#v, want %#v", cfg.Reset, want)
+	}
+	if p := cfg.Reset.SelfServicePolicy(); !p.AllowPrivileged || len(p.AllowGroups) != 2 || p.DenyGroups[0] != "Tier0" {
+		t.Errorf("SelfServicePolicy() = %+v", p)
+	}
+	if p := DefaultConfig().Reset.SelfServicePolicy(); p.AllowPrivileged {
+		t.Errorf("default policy %+v lets privileged accounts in", p)
+	}
+	problems := configProblems(t, minimalConfig+`reset:
+  allow_groups: ["", "CN=,DC=x", Staff, staff]
+  deny_groups: [" Tier0"]
+`, nil, nil)
+	for _, want := range []string{
+		`reset.allow_groups[0]: empty group: give a DN or a group name`,
+		`reset.allow_groups[1]: "CN=,DC=x" is neither a distinguished name nor a group name`,
+		`reset.allow_groups[3]: "staff" is listed twice`,
+		`reset.deny_groups[0]: " Tier0" has leading or trailing spaces`,
+	} {
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.HasSuffix(p, want) }) {
+			t.Errorf("no problem %q in %q", want, problems)
+		}
+	}
 }
 
 func TestUnknownKeys(t *testing.T) {

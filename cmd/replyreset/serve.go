@@ -118,7 +118,7 @@ func (a *app) wire() error {
 	a.metrics = web.NewMetrics()
 	a.store.SetObserver(a.metrics)
 	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory"),
-		Observer: a.metrics.ObserveDirectory})
+		Observer: a.metrics.ObserveDirectory, SelfService: a.cfg.Reset.SelfServicePolicy()})
 	if err != nil {
 		return err
 	}

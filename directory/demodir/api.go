@@ -244,3 +244,62 @@ func (s *Server) Unlock(name string) error {
 	}
 	return nil
 }
+
+// Rename gives the leaf entry at dn the common name cn (and the same name
+// and, for a group, sAMAccountName when cn is a valid one), as a rename in the administrator's console does:
+// objectSid, members and memberships stay, and member values naming it
+// follow. It returns the new DN.
+func (s *Server) Rename(dn, cn string) (string, error) {
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	e, _, lerr := st.lookup(dn)
+	if lerr != nil || e == nil {
+		return "", fmt.Errorf("demodir: rename %s: no such entry", dn)
+	}
+	if st.hasChildren(e.key) {
+		return "", fmt.Errorf("demodir: rename %s: not a leaf", dn)
+	}
+	parsed, err := ldap.ParseDN(e.dn)
+	if err != nil || len(parsed.RDNs) < 2 {
+		return "", fmt.Errorf("demodir: rename %s: bad DN", dn)
+	}
+	newDN := "CN=" + ldap.EscapeDN(cn) + "," + (&ldap.DN{RDNs: parsed.RDNs[1:]}).String()
+	rdns, perr := parseDN(newDN)
+	if perr != nil {
+		return "", fmt.Errorf("demodir: rename %s: %w", dn, perr)
+	}
+	newKey := strings.Join(rdns, ",")
+	if st.entries[newKey] != nil {
+		return "", fmt.Errorf("demodir: rename %s: %s exists", dn, newDN)
+	}
+	oldKey := e.key
+	st.unindex(e)
+	delete(st.entries, oldKey)
+	e.dn, e.rdns, e.key = newDN, rdns, newKey
+	e.set("cn", cn)
+	e.set("name", cn)
+	e.set("distinguishedName", newDN)
+	if e.kind == kindGroup && validSAM(cn) {
+		e.set("sAMAccountName", cn)
+	}
+	st.entries[newKey] = e
+	st.order[slices.Index(st.order, oldKey)] = newKey
+	st.index(e)
+	for _, k := range st.order {
+		g := st.entries[k]
+		vals := g.get("member")
+		changed := false
+		for i, v := range vals {
+			if st.normKey(v) == oldKey {
+				vals[i], changed = newDN, true
+			}
+		}
+		if changed {
+			g.set("member", vals...)
+		}
+	}
+	st.linksDirty = true
+	st.stamp(e, s.clock.Now())
+	return newDN, nil
+}

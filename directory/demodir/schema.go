@@ -73,6 +73,7 @@ var schemaDefs = []attrDef{
 	{name: "objectCategory", syntax: synDN},
 	{name: "distinguishedName", syntax: synDN, system: true},
 	{name: "memberOf", syntax: synDN, system: true, constructed: true},
+	{name: "tokenGroups", syntax: synBinary, system: true, constructed: true},
 
 	{name: "whenCreated", syntax: synTime, system: true},
 	{name: "whenChanged", syntax: synTime, system: true},

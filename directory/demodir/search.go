@@ -109,6 +109,9 @@ func (s *store) render(key string, req searchRequest) (result, bool) {
 	if all || named["memberof"] {
 		add("memberOf", s.memberOfDNs(e))
 	}
+	if named["tokengroups"] && req.scope == gldap.BaseObject && (e.kind == kindUser || e.kind == kindGroup) {
+		add("tokenGroups", s.tokenGroups(e)) // AD constructs it for a base-scope read only
+	}
 	if named["msds-user-account-control-computed"] && e.kind == kindUser {
 		add("msDS-User-Account-Control-Computed", []string{strconv.FormatInt(s.computedFlags(e, s.clock.Now()), 10)})
 	}

@@ -122,6 +122,9 @@ func (s *Server) build(opt Options) error {
 		attrOf("adminCount", "1"), attrOf("description", "Designated administrators of the domain")); err != nil {
 		return err
 	}
+	if err := s.addProtectedGroups(usersCN); err != nil {
+		return err
+	}
 	st.rid = 1100
 
 	s.service = Account{Username: ServiceUsername, DN: "CN=" + ServiceUsername + ",OU=Service Accounts," + base, Password: randomPassword()}
@@ -148,6 +151,59 @@ func (s *Server) build(opt Options) error {
 	}
 	if opt.Seed {
 		return s.seed()
+	}
+	return nil
+}
+
+// addProtectedGroups adds the groups Active Directory protects (by their
+// well-known SIDs), as a new domain has them: Domain Users (513, every
+// user's primary group), Schema and Enterprise Admins (518, 519) in
+// CN=Users, and in CN=Builtin the builtin Administrators (S-1-5-32-544,
+// holding the Administrator and Domain Admins) and the Account, Server,
+// Print and Backup Operators (548 to 551).
+func (s *Server) addProtectedGroups(usersCN string) error {
+	st := s.store
+	base := st.base
+	adminsDN := "CN=Domain Admins," + usersCN
+	st.rid = 512
+	if err := s.addEntry("CN=Domain Users,"+usersCN, attrOf("objectClass", "top", "group"),
+		attrOf("description", "All domain users")); err != nil {
+		return err
+	}
+	st.rid = 517
+	for _, name := range []string{"Schema Admins", "Enterprise Admins"} {
+		if err := s.addEntry("CN="+name+","+usersCN, attrOf("objectClass", "top", "group"), attrOf("member", s.admin.DN),
+			attrOf("adminCount", "1")); err != nil {
+			return err
+		}
+	}
+	builtin := "CN=Builtin," + base
+	if err := s.addEntry(builtin, attrOf("objectClass", "top", "container")); err != nil {
+		return err
+	}
+	for _, g := range []struct {
+		rid     int64
+		name    string
+		members []string
+	}{
+		{544, "Administrators", []string{s.admin.DN, adminsDN, "CN=Enterprise Admins," + usersCN}},
+		{548, "Account Operators", nil},
+		{549, "Server Operators", nil},
+		{550, "Print Operators", nil},
+		{551, "Backup Operators", nil},
+	} {
+		attrs := []gldap.Attribute{attrOf("objectClass", "top", "group"), attrOf("groupType", "-2147483643"),
+			attrOf("adminCount", "1")}
+		if len(g.members) > 0 {
+			attrs = append(attrs, attrOf("member", g.members...))
+		}
+		dn := "CN=" + g.name + "," + builtin
+		if err := s.addEntry(dn, attrs...); err != nil {
+			return err
+		}
+		st.mu.Lock()
+		st.entries[st.normKey(dn)].set("objectSid", encodeSID("S-1-5-32", g.rid))
+		st.mu.Unlock()
 	}
 	return nil
 }

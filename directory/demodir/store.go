@@ -390,3 +390,38 @@ func ticksDuration(ticks int64) (time.Duration, bool) {
 	}
 	return time.Duration(ticks) * 100, true
 }
+
+// tokenGroups is the constructed tokenGroups of e: the binary SIDs of
+// every group e belongs to, directly, through nested groups or through its
+// primary group (primaryGroupID, a RID of the domain), each once.
+func (s *store) tokenGroups(e *entry) []string {
+	seen := map[string]bool{e.key: true}
+	queue := slices.Clone(s.groupsOf(e.key))
+	if pg := e.int("primaryGroupID"); pg > 0 {
+		sid := encodeSID(s.sidBase, pg)
+		for _, k := range s.order {
+			if g := s.entries[k]; g.kind == kindGroup && g.first("objectSid") == sid {
+				queue = append(queue, k)
+				break
+			}
+		}
+	}
+	var sids []string
+	for len(queue) > 0 {
+		k := queue[0]
+		queue = queue[1:]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		g := s.entries[k]
+		if g == nil {
+			continue
+		}
+		if sid := g.first("objectSid"); sid != "" {
+			sids = append(sids, sid)
+		}
+		queue = append(queue, s.groupsOf(k)...)
+	}
+	return sids
+}

@@ -154,13 +154,14 @@ func (s *adminSite) fail(c echo.Context, status int, key string, err error) erro
 	return s.render(c, status, templates.AdminError, adminView{Title: templates.Msg{Key: key}})
 }
 
-// language: the session's choice, else the language cookie, else the
-// browser's, else the configured default.
+// language: the order of language.go, the session's language being the
+// stored one.
 func (s *adminSite) language(c echo.Context) string {
-	if sess := sessionOf(c); sess != nil && sess.lang != "" {
-		return sess.lang
+	stored := ""
+	if sess := sessionOf(c); sess != nil {
+		stored = sess.lang
 	}
-	return browserLanguage(c, s.lang)
+	return pageLanguage(c, stored, s.lang)
 }
 
 // requireAdmin lets a request through with a live session whose admin is
@@ -340,7 +341,7 @@ func (s *adminSite) postLanguage(c echo.Context) error {
 	if id, ok := readCookie(c, s.secure, adminCookie); ok {
 		s.sessions.setLanguage(id, lang)
 	}
-	setCookie(c, s.secure, langCookie, lang, 365*24*3600, http.SameSiteLaxMode)
+	rememberChoice(c, lang, s.secure)
 	if strings.HasPrefix(c.FormValue("back"), "/admin/login") {
 		back = "/admin/login"
 	}

@@ -145,7 +145,6 @@ func (s *enrollSite) locked(c echo.Context, token, lang string, until time.Time,
 		Next:     &templates.Msg{Key: "err.locked.next"},
 		Continue: "/enroll/" + token,
 	}
-	s.setLangCookie(c, lang)
 	return s.render(c, status, templates.PageError, lang, v)
 }
 
@@ -161,7 +160,6 @@ func (s *enrollSite) renderPage(c echo.Context, status int, page, token string, 
 	if v.Name = p.DisplayName; v.Name == "" {
 		v.Name = p.Username
 	}
-	s.setLangCookie(c, p.Language)
 	return s.render(c, status, page, p.Language, v)
 }
 
@@ -195,21 +193,6 @@ func writePage(c echo.Context, pages Pages, status int, page, lang string, data 
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("Cache-Control", "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
-}
-
-// browserLanguage is the language of a page that belongs to no enrollment:
-// the language cookie (the last choice), else the browser's
-// Accept-Language, else def.
-func browserLanguage(c echo.Context, def string) string {
-	for _, name := range []string{hostPrefix + langCookie, langCookie} {
-		if ck, err := c.Cookie(name); err == nil && templates.SupportedLanguage(ck.Value) {
-			return ck.Value
-		}
-	}
-	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
-		return l
-	}
-	return def
 }
 
 // limit refuses a POST beyond the per-address or the per-link budget.
@@ -257,12 +240,8 @@ func tokenKey(token string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func (s *enrollSite) setLangCookie(c echo.Context, lang string) {
-	setCookie(c, s.secure, langCookie, lang, 30*24*3600, http.SameSiteLaxMode)
-}
-
-// fallbackLang is the language of a page with no enrollment: the last page
-// seen, else the browser's, else the configured default.
+// fallbackLang is the language of a page with no enrollment: the last
+// choice, else the browser's, else the configured default.
 func (s *enrollSite) fallbackLang(c echo.Context) string { return browserLanguage(c, s.lang) }
 
 func (s *enrollSite) logError(c echo.Context, msg string, err error) {

@@ -109,9 +109,16 @@ type pageView struct {
 	AttemptsLeft *templates.Msg
 
 	// The error page.
-	Title    templates.Msg
-	Next     *templates.Msg
-	Continue string // link to go on with, when there is one
+	Title        templates.Msg
+	Next         *templates.Msg
+	Continue     string // link to go on with, when there is one
+	ContinueText string // its text key; "" = error.continue
+	RequestID    string // shown on failure pages, to find the log lines
+
+	// Return is where the site-wide language switch (POST /language)
+	// returns, on pages that belong to no enrollment (Base empty).
+	Return string
+	Home   *homeView // the start page (GET /)
 }
 
 // GET /enroll/:token: the page of the current step.

@@ -130,10 +130,24 @@ func (s *enrollSite) fail(c echo.Context, token string, err error) error {
 			lang = p.Language
 		}
 		return s.locked(c, token, lang, lockedErr.Until, http.StatusTooManyRequests)
+	case directoryDown(err):
+		s.logError(c, "enrollment page: the directory does not answer", err)
+		return s.errorPage(c, http.StatusServiceUnavailable, pageView{Title: templates.Msg{Key: "err.unavailable.title"},
+			Error: &templates.Msg{Key: "err.unavailable.text"}, RequestID: requestID(c), Continue: enrollLink(token),
+			ContinueText: "error.retry"})
 	}
 	s.logError(c, "enrollment page failed", err)
 	return s.errorPage(c, http.StatusInternalServerError, pageView{Title: templates.Msg{Key: "err.internal.title"},
-		Error: &templates.Msg{Key: "err.internal.text"}})
+		Error: &templates.Msg{Key: "err.internal.text"}, RequestID: requestID(c)})
+}
+
+// enrollLink is the address of token's page, or "" for what cannot be a
+// token.
+func enrollLink(token string) string {
+	if token == "" || len(token) > maxToken {
+		return ""
+	}
+	return "/enroll/" + token
 }
 
 // locked is the lockout page: when codes are accepted again, and the way on.
@@ -151,6 +165,7 @@ func (s *enrollSite) locked(c echo.Context, token, lang string, until time.Time,
 // errorPage renders a page that belongs to no enrollment, in the language
 // of the last page seen or of the browser.
 func (s *enrollSite) errorPage(c echo.Context, status int, v pageView) error {
+	v.CSRF, v.Return = csrfToken(c), "/"
 	return s.render(c, status, templates.PageError, s.fallbackLang(c), v)
 }
 
@@ -228,9 +243,7 @@ func (s *enrollSite) limit(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *enrollSite) csrfRefused(c echo.Context) error {
 	v := pageView{Title: templates.Msg{Key: "err.csrf.title"}, Error: &templates.Msg{Key: "err.csrf.text"},
 		Next: &templates.Msg{Key: "err.csrf.next"}}
-	if t := c.Param("token"); t != "" && len(t) <= maxToken {
-		v.Continue = "/enroll/" + t
-	}
+	v.Continue = enrollLink(c.Param("token"))
 	return s.errorPage(c, http.StatusForbidden, v)
 }
 
@@ -246,8 +259,7 @@ func (s *enrollSite) fallbackLang(c echo.Context) string { return browserLanguag
 
 func (s *enrollSite) logError(c echo.Context, msg string, err error) {
 	// The route pattern, never the path: it holds the token.
-	s.log.ErrorContext(c.Request().Context(), msg, "route", c.Path(),
-		"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+	s.log.ErrorContext(c.Request().Context(), msg, "route", c.Path(), "request_id", requestID(c), "err", err)
 }
 
 // clock shows a time of day in the server's zone: "10:42".

@@ -233,4 +233,3 @@ func screenshotDir(t *testing.T) string {
 	}
 	return dir
 }
-

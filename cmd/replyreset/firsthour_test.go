@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -18,8 +19,13 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
+
+	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/web/browsertest"
 )
 
 // startTestDemo runs `replyreset demo` in-process until the test ends.
@@ -232,4 +238,171 @@ func screenshotDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// pageWalk drives one browser over the pages of one language and size,
+// checking each with axe-core and, at the phone size with
+// REPLYRESET_SCREENSHOTS set, saving it for the README.
+type pageWalk struct {
+	t     *testing.T
+	ctx   context.Context
+	d     *demo
+	lang  string
+	vp    browsertest.Viewport
+	shots string
+	n     *int // screenshot number, shared by the walks of a language
+}
+
+func newPageWalk(t *testing.T, d *demo, lang string, vp browsertest.Viewport, n *int) *pageWalk {
+	ctx := browsertest.New(t)
+	browsertest.SetViewport(t, ctx, vp)
+	browsertest.AcceptLanguage(t, ctx, map[string]string{"en": "en-US,en;q=0.9", "fr": "fr-FR,fr;q=0.9"}[lang])
+	w := &pageWalk{t: t, ctx: ctx, d: d, lang: lang, vp: vp, n: n}
+	if vp == browsertest.Phone {
+		w.shots = screenshotDir(t)
+	}
+	return w
+}
+
+// check asserts the page's language and 0 axe-core violations, and takes
+// the screenshot.
+func (w *pageWalk) check(name string) {
+	w.t.Helper()
+	if got := browsertest.Eval(w.t, w.ctx, `document.documentElement.lang`); got != w.lang {
+		w.t.Errorf("%s: page in %q, want %q", name, got, w.lang)
+	}
+	browsertest.WantAccessible(w.t, w.ctx, w.lang+" "+w.vp.Name+" "+name)
+	if w.shots != "" {
+		*w.n++
+		browsertest.Screenshot(w.t, w.ctx, filepath.Join(w.shots, fmt.Sprintf("%s-%02d-%s.png", w.lang, *w.n, name)))
+	}
+}
+
+func (w *pageWalk) open(path string, status int64, name string) {
+	w.t.Helper()
+	if got := browsertest.Open(w.t, w.ctx, w.d.url+path); got != status {
+		w.t.Fatalf("open %s: %d, want %d", path, got, status)
+	}
+	w.check(name)
+}
+
+func (w *pageWalk) submit(sel string, status int64, name string) {
+	w.t.Helper()
+	if got := browsertest.Submit(w.t, w.ctx, sel); got != status {
+		w.t.Fatalf("%s: submit %s: %d, want %d: %s", name, sel, got, status,
+			browsertest.Eval(w.t, w.ctx, `document.body.innerText.slice(0, 300)`))
+	}
+	w.check(name)
+}
+
+func (w *pageWalk) fill(id, value string) {
+	w.t.Helper()
+	browsertest.Eval(w.t, w.ctx, `(document.getElementById("`+id+`").value = "", "")`)
+	browsertest.Do(w.t, w.ctx, "type into #"+id, chromedp.SendKeys(chromedp.ID(id), value))
+}
+
+// code waits for the newest verification code texted to phone.
+func (w *pageWalk) code(phone string, before int) string {
+	w.t.Helper()
+	re := regexp.MustCompile(`\b\d{6}\b`)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		ms, err := w.d.backend.Conversation(context.Background(), phone)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		for i := len(ms) - 1; i >= before; i-- {
+			if m := ms[i]; m.Incoming && re.MatchString(m.Body) {
+				return re.FindString(m.Body)
+			}
+		}
+	}
+	w.t.Fatalf("no code texted to %s", phone)
+	return ""
+}
+
+// TestPagesAccessible opens every page an employee, an admin and a demo
+// user reach, at a phone (390x844) and a desktop size, in English and
+// French, and asserts 0 axe-core violations on each (WCAG 2.2 A/AA and
+// best practices). With REPLYRESET_SCREENSHOTS=1 it refreshes the phone
+// screenshots under docs/screenshots/ (README: Screenshots).
+func TestPagesAccessible(t *testing.T) {
+	d := startTestDemo(t)
+	var users []demodir.User
+	for _, u := range d.dir.Users() {
+		if u.Mobile != "" && u.Mail != "" {
+			users = append(users, u)
+		}
+	}
+	if len(users) < 4 {
+		t.Fatalf("%d sample users with a phone and a mail, want 4", len(users))
+	}
+	if dir := screenshotDir(t); dir != "" {
+		old, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
+	next := 0
+	for _, lang := range []string{"en", "fr"} {
+		n := 0
+		for _, vp := range browsertest.Viewports {
+			user := users[next]
+			next++
+			t.Run(lang+"/"+vp.Name+"/employee", func(t *testing.T) {
+				w := newPageWalk(t, d, lang, vp, &n)
+				w.open("/", 200, "start")
+				w.open("/no-such-page", 404, "not-found")
+				w.open("/enroll/"+strings.Repeat("A", 43), 404, "unknown-link")
+				if _, err := d.app.enroll.Activate(context.Background(), user.Username, "admin:test"); err != nil {
+					t.Fatal(err)
+				}
+				w.open("/demo/mail", 200, "mailbox")
+				browsertest.Do(t, w.ctx, "open the newest mail", chromedp.Click(chromedp.CSS(`#mails li a`)),
+					chromedp.WaitVisible(chromedp.ID("mail-body")))
+				w.check("mail")
+				link := strings.TrimPrefix(browsertest.Eval(t, w.ctx, `document.querySelector("#mail-body a").href`), d.url)
+				w.open(link, 200, "enroll-phone")
+				w.fill("phone", "12")
+				w.submit("#send", 422, "enroll-phone-error")
+				w.fill("phone", user.Mobile)
+				browsertest.Do(t, w.ctx, "choose the app", chromedp.Click(chromedp.ID("method-app")))
+				w.submit("#send", 200, "enroll-app")
+				w.open(link+"?step=phone", 200, "enroll-change-method")
+				ms, _ := d.backend.Conversation(context.Background(), user.Mobile)
+				browsertest.Do(t, w.ctx, "choose SMS", chromedp.Click(chromedp.ID("method-sms")))
+				w.submit("#send", 200, "enroll-verify")
+				code := w.code(user.Mobile, len(ms))
+				wrong := "000000"
+				if code == wrong {
+					wrong = "111111"
+				}
+				w.fill("code", wrong)
+				w.submit("#verify", 422, "enroll-verify-error")
+				w.fill("code", code)
+				w.submit("#verify", 200, "enroll-done")
+				w.open("/phone/change", 200, "phone-change")
+				w.open("/demo/phone?user="+user.Username, 200, "demo-phone")
+			})
+			t.Run(lang+"/"+vp.Name+"/admin", func(t *testing.T) {
+				w := newPageWalk(t, d, lang, vp, &n)
+				admin := d.dir.HelpdeskAdmin()
+				w.open("/admin/", 200, "admin-login")
+				w.fill("username", admin.Username)
+				w.fill("password", "wrong")
+				w.submit("#login", 401, "admin-login-error")
+				w.fill("username", admin.Username)
+				w.fill("password", admin.Password)
+				w.submit("#login", 200, "admin-dashboard")
+				w.open("/admin/users", 200, "admin-users")
+				w.open("/admin/users?q="+url.QueryEscape(users[0].Username[:3]), 200, "admin-search")
+				w.fill("one", users[len(users)-1].Username)
+				w.submit("#activate-one", 200, "admin-results")
+				w.open("/admin/enrollments", 200, "admin-enrollments")
+				w.open("/admin/enrollments/"+user.Username, 200, "admin-enrollment")
+				w.open("/admin/lockouts", 200, "admin-lockouts")
+				w.open("/admin/audit", 200, "admin-audit")
+				w.open("/admin/nope", 404, "admin-not-found")
+			})
+		}
+	}
 }

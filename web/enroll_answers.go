@@ -165,7 +165,8 @@ func (s *enrollSite) locked(c echo.Context, token, lang string, until time.Time,
 // errorPage renders a page that belongs to no enrollment, in the language
 // of the last page seen or of the browser.
 func (s *enrollSite) errorPage(c echo.Context, status int, v pageView) error {
-	v.CSRF, v.Return = csrfToken(c), "/"
+	// The page's one form is the site-wide language switch.
+	v.CSRF, v.Return = siteCSRFToken(c), "/"
 	return s.render(c, status, templates.PageError, s.fallbackLang(c), v)
 }
 

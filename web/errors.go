@@ -53,6 +53,16 @@ func answerFor(status int) errorAnswer {
 	return errRequest
 }
 
+// siteCSRFToken is the form token of the site-wide language switch (POST
+// /language, bound to nothing), whatever route answers the page.
+func siteCSRFToken(c echo.Context) string {
+	nonce, _ := c.Get(csrfNonceKey).(string)
+	if nonce == "" {
+		return ""
+	}
+	return csrfTokenFor(nonce, "")
+}
+
 // requestID is the ID of c's request, shown on failure pages so that the
 // service desk finds the log lines.
 func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
@@ -147,7 +157,7 @@ func errorPage(c echo.Context, d Deps, status int) error {
 			Error: &templates.Msg{Key: a.text}, RequestID: id})
 	}
 	return writePage(c, d.Pages, status, templates.PageError, lang, pageView{
-		CSRF: csrfToken(c), Return: "/",
+		CSRF: siteCSRFToken(c), Return: "/",
 		Title: templates.Msg{Key: a.title}, Error: &templates.Msg{Key: a.text},
 		Continue: "/", ContinueText: "error.home", RequestID: id})
 }

@@ -193,6 +193,24 @@ func TestErrorAddressesAnswerHTML(t *testing.T) {
 			for _, a := range signedIn {
 				check(a)
 			}
+			// The language switch of an error page works, and the choice holds.
+			other := map[string]string{"en": "fr", "fr": "en"}[lang]
+			for _, path := range []string{"/nope", "/enroll/" + strings.Repeat("B", 43)} {
+				page := h.do(http.MethodGet, path, nil)
+				m := regexp.MustCompile(`(?s)action="/language".*?name="csrf_token" value="([^"]+)"`).FindStringSubmatch(page.body)
+				if m == nil {
+					t.Fatalf("%s: no language switch", path)
+				}
+				r := h.do(http.MethodPost, "/language", url.Values{"csrf_token": {m[1]}, "lang": {other}, "back": {path}})
+				if r.status != 404 || !strings.Contains(r.body, `<html lang="`+other+`">`) {
+					t.Errorf("switch to %s on %s: %d\n%.300s", other, path, r.status, r.body)
+				}
+				r = h.do(http.MethodPost, "/language", url.Values{"csrf_token": {m[1]}, "lang": {lang}, "back": {"/"}})
+				if r.status != 200 || !strings.Contains(r.body, `<html lang="`+lang+`">`) {
+					t.Errorf("switch back to %s: %d", lang, r.status)
+				}
+			}
+
 			// The Twilio webhook: a bare status, no page, no JSON.
 			if r := h.do(http.MethodGet, "/sms/twilio", nil); r.status != 405 || !strings.HasPrefix(r.ctype, "text/plain") {
 				t.Errorf("GET /sms/twilio: %d %s", r.status, r.ctype)

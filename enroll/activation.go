@@ -12,13 +12,17 @@ import (
 // enrollment completes (the token is then used) or replaced when the user
 // is activated again.
 type Activation struct {
-	TokenHash string    `json:"token_hash"` // hex SHA-256 of the token; the token itself is never stored
-	Username  string    `json:"username"`
-	Mail      string    `json:"mail"`
-	Language  string    `json:"language"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	TokenHash string `json:"token_hash"` // hex SHA-256 of the token; the token itself is never stored
+	Username  string `json:"username"`
+	Mail      string `json:"mail"`
+	Language  string `json:"language"`
+	// LanguageChosen: Language was chosen by the user (the pages' language
+	// switch) or kept from an earlier enrollment, so it beats the browser's
+	// Accept-Language; otherwise it is only the default.
+	LanguageChosen bool      `json:"language_chosen,omitempty"`
+	CreatedBy      string    `json:"created_by"`
+	CreatedAt      time.Time `json:"created_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
 
 	// Phone verification in progress (all zero until a number is entered).
 	Phone        string    `json:"phone,omitempty"`         // E.164 being verified

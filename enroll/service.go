@@ -121,18 +121,21 @@ const (
 
 // Page is what the enrollment site shows for a token.
 type Page struct {
-	Username     string
-	DisplayName  string
-	Language     string
-	Step         Step
-	Phone        string   // E.164 being verified (StepVerify) or enrolled (StepDone)
-	PrefillPhone string   // from the directory's mobile attribute, for StepPhone
-	Methods      []string // allowed methods: sms, voice, app
-	ResendAt     time.Time
-	CodeExpires  time.Time
-	AttemptsLeft int
-	LockedUntil  time.Time
-	ExpiresAt    time.Time // the activation link's expiry
+	Username    string
+	DisplayName string
+	Language    string
+	// LanguageChosen: Language is the user's (chosen on the pages or kept
+	// from an earlier enrollment), not a default the browser may override.
+	LanguageChosen bool
+	Step           Step
+	Phone          string   // E.164 being verified (StepVerify) or enrolled (StepDone)
+	PrefillPhone   string   // from the directory's mobile attribute, for StepPhone
+	Methods        []string // allowed methods: sms, voice, app
+	ResendAt       time.Time
+	CodeExpires    time.Time
+	AttemptsLeft   int
+	LockedUntil    time.Time
+	ExpiresAt      time.Time // the activation link's expiry
 	// Delivery is what became of the newest code message to Phone (set by
 	// Open, StepVerify only): pending, sent, delivered, or failed and why.
 	Delivery DeliveryState
@@ -223,6 +226,9 @@ func NewService(deps ServiceDeps, set ServiceSettings) *Service {
 //	Open(ctx, token string) (Page, error)
 //	    ErrTokenUnknown / ErrTokenExpired, else the page state.
 //	SetLanguage(ctx, token, lang string) (Page, error)
+//	    The user's choice (the language switch): it holds from now on.
+//	BrowserLanguage(ctx, token, lang string) (Page, error)
+//	    The browser's language, taken only while the user chose none.
 //	SendCode(ctx, token, rawPhone, method string) (Page, error)
 //	    method "sms" or "voice". Normalises the phone (PhoneError),
 //	    checks allowed countries (ErrCountryNotAllowed) and that no other

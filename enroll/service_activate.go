@@ -46,11 +46,11 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 	if user.Username != "" {
 		username = user.Username // the directory's spelling
 	}
-	lang := s.set.DefaultLanguage
+	lang, chosen := s.set.DefaultLanguage, false
 	old, err := s.deps.Store.Enrollment(ctx, username)
 	switch {
 	case err == nil && old.Language != "":
-		lang = old.Language
+		lang, chosen = old.Language, true
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return ActivationResult{}, "error", fmt.Errorf("enroll: activate %s: %w", username, err)
 	}
@@ -62,9 +62,11 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 		Username:  username,
 		Mail:      user.Mail,
 		Language:  lang,
-		CreatedBy: actor,
-		CreatedAt: now,
-		ExpiresAt: now.Add(s.set.ActivationTTL),
+		// The language of an earlier enrollment is the user's.
+		LanguageChosen: chosen,
+		CreatedBy:      actor,
+		CreatedAt:      now,
+		ExpiresAt:      now.Add(s.set.ActivationTTL),
 	}
 	subject, text, html, err := s.deps.Mails.RenderMail(lang, "activation", map[string]string{
 		"display_name": displayName(user),
@@ -124,15 +126,28 @@ func (s *Service) Open(ctx context.Context, token string) (Page, error) {
 }
 
 // SetLanguage changes the language of the pages, the code messages and the
-// enrollment-to-be ("en" or "fr"; a tag such as "fr-CA" counts as "fr").
+// enrollment-to-be ("en" or "fr"; a tag such as "fr-CA" counts as "fr"):
+// the user's choice, which holds from now on.
 func (s *Service) SetLanguage(ctx context.Context, token, lang string) (Page, error) {
+	return s.setLanguage(ctx, token, lang, true)
+}
+
+// BrowserLanguage is SetLanguage for the language the browser asks for
+// (Accept-Language): it changes nothing once the user chose a language.
+func (s *Service) BrowserLanguage(ctx context.Context, token, lang string) (Page, error) {
+	return s.setLanguage(ctx, token, lang, false)
+}
+
+func (s *Service) setLanguage(ctx context.Context, token, lang string, chosen bool) (Page, error) {
 	code := normalizeLanguage(lang)
 	if code == "" {
 		return Page{}, fmt.Errorf("%w: language must be en or fr", ErrInvalid)
 	}
 	var a Activation
 	err := s.updateActivation(ctx, token, func(act *Activation, _ time.Time) error {
-		act.Language = code
+		if chosen || !act.LanguageChosen {
+			act.Language, act.LanguageChosen = code, act.LanguageChosen || chosen
+		}
 		a = *act
 		return nil
 	})
@@ -219,12 +234,13 @@ func (s *Service) updateActivationHash(ctx context.Context, hash string, fn func
 func (s *Service) page(ctx context.Context, a Activation) Page {
 	now := s.deps.Now()
 	p := Page{
-		Username:    a.Username,
-		DisplayName: a.Username,
-		Language:    a.Language,
-		Step:        StepPhone,
-		Methods:     append([]string(nil), s.set.Methods...),
-		ExpiresAt:   a.ExpiresAt,
+		Username:       a.Username,
+		DisplayName:    a.Username,
+		Language:       a.Language,
+		LanguageChosen: a.LanguageChosen,
+		Step:           StepPhone,
+		Methods:        append([]string(nil), s.set.Methods...),
+		ExpiresAt:      a.ExpiresAt,
 	}
 	if p.Language == "" {
 		p.Language = s.set.DefaultLanguage

@@ -256,6 +256,25 @@ func TestOpenUnknownAndExpiredTokens(t *testing.T) {
 	}
 }
 
+// The browser's language is taken until the user chooses one on the page;
+// then the choice holds against any browser.
+func TestBrowserLanguageYieldsToChoice(t *testing.T) {
+	h := newHarness(t)
+	token := h.activate("jdoe")
+	if p, err := h.svc.Open(h.ctx, token); err != nil || p.LanguageChosen {
+		t.Fatalf("fresh activation: chosen = %v, %v; want a default", p.LanguageChosen, err)
+	}
+	if p, err := h.svc.BrowserLanguage(h.ctx, token, "fr-FR"); err != nil || p.Language != "fr" || p.LanguageChosen {
+		t.Fatalf("BrowserLanguage(fr-FR) = %q chosen %v, %v; want fr, not chosen", p.Language, p.LanguageChosen, err)
+	}
+	if p, err := h.svc.SetLanguage(h.ctx, token, "en"); err != nil || p.Language != "en" || !p.LanguageChosen {
+		t.Fatalf("SetLanguage(en) = %q chosen %v, %v; want en, chosen", p.Language, p.LanguageChosen, err)
+	}
+	if p, err := h.svc.BrowserLanguage(h.ctx, token, "fr"); err != nil || p.Language != "en" {
+		t.Fatalf("BrowserLanguage(fr) after a choice = %q, %v; want the choice en", p.Language, err)
+	}
+}
+
 func TestSetLanguage(t *testing.T) {
 	h := newHarness(t)
 	token := h.activate("jdoe")

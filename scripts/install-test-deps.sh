@@ -4,6 +4,8 @@
 #   oathtool faketime               TOTP codes and clock shifts in tests
 #   chromium                        browser tests
 #   iproute2 util-linux tar         scripts/netns-exec.sh and the lab's template cache
+#   npm, then axe-core (npm)        accessibility checks of the pages (web/browsertest.Axe),
+#                                   into $REPLYRESET_TEST_CACHE (default ~/.cache/replyreset)
 # Idempotent and non-interactive: when everything is installed it changes
 # nothing and runs no apt-get update. Fails loudly.
 set -euo pipefail
@@ -23,9 +25,29 @@ if ! command -v dpkg-query >/dev/null || ! command -v apt-get >/dev/null; then
   exit 1
 fi
 
+# axe-core, pinned: the version web/browsertest/axe.go (AxeVersion) reads.
+axe_version=4.14.1
+axe_dir="${REPLYRESET_TEST_CACHE:-$HOME/.cache/replyreset}/axe-core-$axe_version"
+install_axe() {
+  if [ -s "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+    say "axe-core $axe_version present in $axe_dir"
+    return
+  fi
+  say "+ npm install axe-core@$axe_version into $axe_dir"
+  mkdir -p "$axe_dir"
+  npm install --prefix "$axe_dir" --no-save --no-audit --no-fund --ignore-scripts "axe-core@$axe_version"
+  if [ ! -s "$axe_dir/node_modules/axe-core/axe.min.js" ]; then
+    say "ERROR: npm did not install $axe_dir/node_modules/axe-core/axe.min.js" >&2
+    exit 1
+  fi
+}
+
 mapfile -t missing < <(missing_packages)
+# npm may come from Debian's npm package or with another nodejs build.
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then
-  say "all present: ${packages[*]}"
+  say "all present: ${packages[*]} npm"
+  install_axe
   exit 0
 fi
 say "missing: ${missing[*]}"
@@ -61,3 +83,4 @@ if [ ${#still[@]} -ne 0 ]; then
   exit 1
 fi
 say "installed: ${missing[*]}"
+install_axe

@@ -28,6 +28,7 @@ const (
 	PageApp    = "app"    // scan the QR code, type the app's code
 	PageDone   = "done"   // enrolled
 	PageError  = "error"  // a whole-page message: unknown or expired link, lockout, too many requests
+	PageHome   = "home"   // the start page (GET /): text RESET to the number, whom to ask
 )
 
 // The pages of the safe phone change (/phone/change): sign in with the
@@ -39,7 +40,7 @@ const (
 	PageChangeDone   = "phone_change_done"
 )
 
-var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError,
+var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError, PageHome,
 	PageChangeSignIn, PageChangeNumber, PageChangeVerify, PageChangeDone}
 
 // The pages of the admin console, drawn in their own layout (navigation,

@@ -101,7 +101,7 @@ func TestRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	type data struct {
-		CSRF, Base, Back, Name, Phone string
+		CSRF, Base, Back, Name, Phone, Return, RequestID string
 	}
 	var buf bytes.Buffer
 	if err := p.Render(&buf, PageDone, "fr-CA", data{Base: "/enroll/x", Phone: "+33612345678"}); err != nil {

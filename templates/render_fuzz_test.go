@@ -24,7 +24,7 @@ type fuzzPageView struct {
 	AttemptsLeft                                     *Msg
 	Title                                            Msg
 	Next                                             *Msg
-	Continue                                         string
+	Continue, ContinueText, RequestID, Return        string
 }
 
 // fuzzLoginView has the fields of the admin login page's view.
@@ -34,6 +34,7 @@ type fuzzLoginView struct {
 	Back                 string
 	Notice, Error        *Msg
 	Title                Msg
+	RequestID            string
 	Events               []struct{}
 	Login                *struct{ Username, Next string }
 }

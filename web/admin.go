@@ -88,7 +88,11 @@ type adminSite struct {
 }
 
 func (s *adminSite) register(e *echo.Echo) {
-	e.GET("/admin", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/dashboard") })
+	// /admin/ is the console's home (the README's address): the dashboard,
+	// after the sign-in when there is no session.
+	toHome := func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/dashboard") }
+	e.GET("/admin", toHome)
+	e.GET("/admin/", toHome)
 	e.GET("/admin/login", s.showLogin)
 	e.POST("/admin/login", s.postLogin)
 	e.POST("/admin/language", s.postLanguage)
@@ -118,7 +122,9 @@ type adminView struct {
 	Notice   *templates.Msg
 	Error    *templates.Msg
 	Title    templates.Msg // the error page
-	Events   []eventRow    // dashboard, audit page, enrollment history
+	// RequestID is shown with failures, to find the log lines.
+	RequestID string
+	Events    []eventRow // dashboard, audit page, enrollment history
 
 	Login       *loginView
 	Dashboard   *dashboardView
@@ -143,6 +149,9 @@ func (s *adminSite) render(c echo.Context, status int, page string, v adminView)
 		v.Sections = adminSections
 	}
 	v.CSRF = csrfToken(c)
+	if v.Error != nil || status >= 500 {
+		v.RequestID = requestID(c) // the cause is in the log under it
+	}
 	if v.Back == "" {
 		v.Back = c.Request().URL.RequestURI()
 	}
@@ -152,18 +161,19 @@ func (s *adminSite) render(c echo.Context, status int, page string, v adminView)
 // fail renders the admin error page; err is logged, not shown.
 func (s *adminSite) fail(c echo.Context, status int, key string, err error) error {
 	if err != nil {
-		s.log.ErrorContext(c.Request().Context(), "admin request failed", "route", c.Path(), "err", err)
+		s.log.ErrorContext(c.Request().Context(), "admin request failed", "route", c.Path(), "request_id", requestID(c), "err", err)
 	}
 	return s.render(c, status, templates.AdminError, adminView{Title: templates.Msg{Key: key}})
 }
 
-// language: the session's choice, else the language cookie, else the
-// browser's, else the configured default.
+// language: the order of language.go, the session's language being the
+// stored one.
 func (s *adminSite) language(c echo.Context) string {
-	if sess := sessionOf(c); sess != nil && sess.lang != "" {
-		return sess.lang
+	stored := ""
+	if sess := sessionOf(c); sess != nil {
+		stored = sess.lang
 	}
-	return browserLanguage(c, s.lang)
+	return pageLanguage(c, stored, s.lang)
 }
 
 // requireAdmin lets a request through with a live session whose admin is
@@ -343,7 +353,7 @@ func (s *adminSite) postLanguage(c echo.Context) error {
 	if id, ok := readCookie(c, s.secure, adminCookie); ok {
 		s.sessions.setLanguage(id, lang)
 	}
-	setCookie(c, s.secure, langCookie, lang, 365*24*3600, http.SameSiteLaxMode)
+	rememberChoice(c, lang, s.secure)
 	if strings.HasPrefix(c.FormValue("back"), "/admin/login") {
 		back = "/admin/login"
 	}

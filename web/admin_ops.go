@@ -253,7 +253,7 @@ func activationProblem(err error) (code, key string) {
 		return "no_mail", "admin.act.no_mail"
 	case errors.Is(err, enroll.ErrMailOff):
 		return "mail_off", "admin.act.mail_off"
-	case errors.Is(err, directory.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case directoryDown(err):
 		return "directory_unavailable", "admin.err.directory"
 	}
 	return "error", "admin.act.error"

@@ -131,8 +131,13 @@ func (s *adminSite) activate(c echo.Context) error {
 			f.Close()
 		}
 		if err != nil {
-			return s.usersError(c, http.StatusUnprocessableEntity, templates.Msg{Key: "admin.users.bad_csv",
-				Args: map[string]string{"reason": err.Error()}})
+			s.log.WarnContext(c.Request().Context(), "admin: uploaded CSV refused", "request_id", requestID(c), "err", err)
+			m := templates.Msg{Key: "admin.users.bad_csv"}
+			var ce *CSVError
+			if errors.As(err, &ce) {
+				m = templates.Msg{Key: "admin.users.bad_csv_line", Args: map[string]string{"line": strconv.Itoa(ce.Line)}}
+			}
+			return s.usersError(c, http.StatusUnprocessableEntity, m)
 		}
 		source = form.File["csv"][0].Filename
 	case group != "":
@@ -465,7 +470,8 @@ func (s *adminSite) audit(c echo.Context) error {
 		Since: c.QueryParam("since"), Until: c.QueryParam("until"), Actions: auditActions}}
 	f, err := parseAuditFilter(c, time.Local)
 	if err != nil {
-		v.Error = &templates.Msg{Key: "admin.audit.bad_filter", Args: map[string]string{"reason": err.Error()}}
+		s.log.InfoContext(c.Request().Context(), "admin: audit filter refused", "request_id", requestID(c), "err", err)
+		v.Error = &templates.Msg{Key: "admin.audit.bad_filter"}
 		return s.render(c, http.StatusUnprocessableEntity, templates.AdminAudit, v)
 	}
 	ctx, cancel := withSource(c)

@@ -1,8 +1,8 @@
 package web
 
 import (
-	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -27,7 +27,6 @@ type opProblem struct {
 // for an error no case names (a 500, to be logged); a directory that does
 // not answer is known, a 503.
 func problemOf(err error) (p opProblem, known bool) {
-	reason := map[string]string{"reason": err.Error()}
 	var pe *enroll.PhoneError
 	var refused *directory.RefusedError
 	switch {
@@ -36,8 +35,7 @@ func problemOf(err error) (p opProblem, known bool) {
 			templates.Msg{Key: "admin.err.no_self_service." + string(refused.Reason),
 				Args: map[string]string{"username": refused.Username, "group": refused.Group}}}, true
 	case errors.As(err, &pe):
-		return opProblem{http.StatusUnprocessableEntity, "invalid_phone", pe.Error(),
-			templates.Msg{Key: "admin.err.phone", Args: map[string]string{"reason": pe.Error()}}}, true
+		return opProblem{http.StatusUnprocessableEntity, "invalid_phone", pe.Error(), templates.Msg{Key: "admin.err.phone"}}, true
 	case errors.Is(err, enroll.ErrPhoneTaken):
 		return opProblem{http.StatusConflict, "phone_taken", "this number belongs to another active enrollment",
 			templates.Msg{Key: "admin.err.phone_taken"}}, true
@@ -55,8 +53,7 @@ func problemOf(err error) (p opProblem, known bool) {
 	case errors.Is(err, enroll.ErrWrongState):
 		return opProblem{http.StatusConflict, "wrong_state", err.Error(), templates.Msg{Key: "admin.err.wrong_state"}}, true
 	case errors.Is(err, enroll.ErrInvalid), errors.Is(err, directory.ErrInvalidInput):
-		return opProblem{http.StatusUnprocessableEntity, "invalid_request", err.Error(),
-			templates.Msg{Key: "admin.err.invalid", Args: reason}}, true
+		return opProblem{http.StatusUnprocessableEntity, "invalid_request", err.Error(), templates.Msg{Key: "admin.err.invalid"}}, true
 	case errors.Is(err, directory.ErrNotFound): // before enroll.ErrNotFound: it may wrap both
 		return opProblem{http.StatusNotFound, "user_not_found", "no such user in the directory",
 			templates.Msg{Key: "admin.err.not_in_directory"}}, true
@@ -70,20 +67,25 @@ func problemOf(err error) (p opProblem, known bool) {
 	case errors.Is(err, directory.ErrInsufficientRights):
 		return opProblem{http.StatusForbidden, "insufficient_rights", "the service account may not do this in the directory",
 			templates.Msg{Key: "admin.err.rights"}}, true
-	case errors.Is(err, directory.ErrUnavailable), errors.Is(err, directory.ErrTLS), errors.Is(err, context.DeadlineExceeded):
+	case directoryDown(err):
 		return opProblem{http.StatusServiceUnavailable, "directory_unavailable",
-			"the directory does not answer; try again in a few minutes", templates.Msg{Key: "admin.err.directory"}}, true
+			directoryUnavailableMessage, templates.Msg{Key: "admin.err.directory"}}, true
 	}
 	return opProblem{http.StatusInternalServerError, "internal", "internal error; see the server log",
 		templates.Msg{Key: "admin.err.internal"}}, false
 }
 
-// pageProblem is problemOf for the console, logging what no case names.
+// pageProblem is problemOf for the console. The page shows a catalog
+// sentence and the request ID (adminSite.render); the cause goes to the
+// log: an error when no case names it, else a warning.
 func (s *adminSite) pageProblem(c echo.Context, err error) (int, templates.Msg) {
 	p, known := problemOf(err)
+	level := slog.LevelWarn
 	if !known {
-		s.log.ErrorContext(c.Request().Context(), "admin operation failed", "route", c.Path(), "err", err)
+		level = slog.LevelError
 	}
+	s.log.Log(c.Request().Context(), level, "admin operation failed", "route", c.Path(), "request_id", requestID(c),
+		"status", p.status, "err", err)
 	return p.status, p.page
 }
 

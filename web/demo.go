@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -40,6 +41,7 @@ type demoSite struct {
 	demo  Demo
 	pages AdminPages
 	lang  string
+	log   *slog.Logger
 }
 
 func (s *demoSite) register(e *echo.Echo) {
@@ -54,6 +56,8 @@ func (s *demoSite) register(e *echo.Echo) {
 
 type demoView struct {
 	CSRF, Base, Back string
+	Return           string // where the language switch returns
+	RequestID        string // shown with an error: its cause is in the log
 	Users            []DemoUser
 	Selected         *DemoUser
 	Messages         []demoBubble
@@ -83,8 +87,17 @@ type demoMailView struct {
 type demoLine struct{ Text, Link, After string }
 
 func (s *demoSite) render(c echo.Context, status int, page string, v demoView) error {
-	v.CSRF = csrfToken(c)
+	v.CSRF, v.Return = csrfToken(c), c.Request().URL.RequestURI()
+	if v.Error != nil {
+		v.RequestID = requestID(c)
+	}
 	return writePage(c, s.pages, status, page, browserLanguage(c, s.lang), v)
+}
+
+// problem logs err under the request's ID and returns the page's text.
+func (s *demoSite) problem(c echo.Context, key string, err error) *templates.Msg {
+	s.log.WarnContext(c.Request().Context(), "demo: "+key, "request_id", requestID(c), "err", err)
+	return &templates.Msg{Key: key}
 }
 
 func (s *demoSite) user(name string) *DemoUser {
@@ -142,7 +155,7 @@ func (s *demoSite) send(c echo.Context) error {
 	defer cancel()
 	if _, err := s.demo.Send(ctx, u.Phone, c.FormValue("body")); err != nil {
 		return s.showPhone(c, http.StatusUnprocessableEntity, u.Username,
-			&templates.Msg{Key: "demo.phone.bad", Args: map[string]string{"reason": err.Error()}})
+			s.problem(c, "demo.phone.bad", err))
 	}
 	return c.Redirect(http.StatusSeeOther, phoneURL(u.Username, "sent"))
 }
@@ -160,7 +173,7 @@ func (s *demoSite) failLogins(c echo.Context) error {
 		err := s.demo.Bind(ctx, u.Username, "Wrong-password-"+strconv.Itoa(i))
 		if err != nil && !errors.Is(err, directory.ErrInvalidCredentials) && !errors.Is(err, directory.ErrLocked) {
 			return s.showPhone(c, http.StatusServiceUnavailable, u.Username,
-				&templates.Msg{Key: "demo.account.error", Args: map[string]string{"reason": err.Error()}})
+				s.problem(c, "demo.account.error", err))
 		}
 	}
 	return c.Redirect(http.StatusSeeOther, phoneURL(u.Username, "locked"))
@@ -187,7 +200,7 @@ func (s *demoSite) tryPassword(c echo.Context) error {
 		done = "bad"
 	default:
 		return s.showPhone(c, http.StatusServiceUnavailable, u.Username,
-			&templates.Msg{Key: "demo.account.error", Args: map[string]string{"reason": err.Error()}})
+			s.problem(c, "demo.account.error", err))
 	}
 	return c.Redirect(http.StatusSeeOther, phoneURL(u.Username, done))
 }

@@ -22,6 +22,7 @@ import (
 type Enrollment interface {
 	Open(ctx context.Context, token string) (enroll.Page, error)
 	SetLanguage(ctx context.Context, token, lang string) (enroll.Page, error)
+	BrowserLanguage(ctx context.Context, token, lang string) (enroll.Page, error)
 	SendCode(ctx context.Context, token, rawPhone, method string) (enroll.Page, error)
 	Resend(ctx context.Context, token, method string) (enroll.Page, error)
 	VerifyCode(ctx context.Context, token, code string) (enroll.Page, error)
@@ -56,7 +57,6 @@ const (
 const (
 	csrfField  = "csrf_token"      // the hidden field of every form
 	csrfCookie = "replyreset_csrf" // holds the browser's CSRF nonce (csrf.go)
-	langCookie = "replyreset_lang" // the language last shown: not a first visit any more
 	pageCSP    = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	maxToken   = 128 // longer path parameters are not tokens: answered without asking the service
 )
@@ -109,9 +109,16 @@ type pageView struct {
 	AttemptsLeft *templates.Msg
 
 	// The error page.
-	Title    templates.Msg
-	Next     *templates.Msg
-	Continue string // link to go on with, when there is one
+	Title        templates.Msg
+	Next         *templates.Msg
+	Continue     string // link to go on with, when there is one
+	ContinueText string // its text key; "" = error.continue
+	RequestID    string // shown on failure pages, to find the log lines
+
+	// Return is where the site-wide language switch (POST /language)
+	// returns, on pages that belong to no enrollment (Base empty).
+	Return string
+	Home   *homeView // the start page (GET /)
 }
 
 // GET /enroll/:token: the page of the current step.
@@ -121,7 +128,7 @@ func (s *enrollSite) show(c echo.Context) error {
 	if err != nil {
 		return s.fail(c, token, err)
 	}
-	p = s.firstVisit(c, token, p)
+	p = s.pageLanguage(c, token, p)
 	if p.Step == enroll.StepDone {
 		return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
 	}
@@ -310,7 +317,7 @@ func (s *enrollSite) postLanguage(c echo.Context) error {
 	if err != nil {
 		return s.fail(c, token, err)
 	}
-	s.setLangCookie(c, p.Language)
+	rememberChoice(c, p.Language, s.secure)
 	return c.Redirect(http.StatusSeeOther, back)
 }
 
@@ -322,17 +329,23 @@ func (s *enrollSite) open(c echo.Context, token string) (enroll.Page, error) {
 	return s.svc.Open(c.Request().Context(), token)
 }
 
-// firstVisit takes the language from the browser on the first page seen;
-// afterwards the enrollment's language (changed with the form) holds.
-func (s *enrollSite) firstVisit(c echo.Context, token string, p enroll.Page) enroll.Page {
-	if _, ok := readCookie(c, s.secure, langCookie); ok {
+// pageLanguage settles the enrollment's language by the order of
+// language.go and stores it, so that the codes and the SMS go in the
+// language of the pages: a choice made with a switch (the cookie) is the
+// user's; the browser's language counts only while the enrollment's is a
+// default.
+func (s *enrollSite) pageLanguage(c echo.Context, token string, p enroll.Page) enroll.Page {
+	set := s.svc.BrowserLanguage
+	lang := acceptLanguage(c)
+	if chosen := chosenLanguage(c); chosen != "" {
+		set, lang = s.svc.SetLanguage, chosen
+	} else if p.LanguageChosen {
 		return p
 	}
-	lang := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language"))
 	if lang == "" || lang == p.Language {
 		return p
 	}
-	np, err := s.svc.SetLanguage(c.Request().Context(), token, lang)
+	np, err := set(c.Request().Context(), token, lang)
 	if err != nil {
 		s.logError(c, "set language from the browser", err)
 		return p

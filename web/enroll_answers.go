@@ -134,10 +134,24 @@ func (s *enrollSite) fail(c echo.Context, token string, err error) error {
 			lang = p.Language
 		}
 		return s.locked(c, token, lang, lockedErr.Until, http.StatusTooManyRequests)
+	case directoryDown(err):
+		s.logError(c, "enrollment page: the directory does not answer", err)
+		return s.errorPage(c, http.StatusServiceUnavailable, pageView{Title: templates.Msg{Key: "err.unavailable.title"},
+			Error: &templates.Msg{Key: "err.unavailable.text"}, RequestID: requestID(c), Continue: enrollLink(token),
+			ContinueText: "error.retry"})
 	}
 	s.logError(c, "enrollment page failed", err)
 	return s.errorPage(c, http.StatusInternalServerError, pageView{Title: templates.Msg{Key: "err.internal.title"},
-		Error: &templates.Msg{Key: "err.internal.text"}})
+		Error: &templates.Msg{Key: "err.internal.text"}, RequestID: requestID(c)})
+}
+
+// enrollLink is the address of token's page, or "" for what cannot be a
+// token.
+func enrollLink(token string) string {
+	if token == "" || len(token) > maxToken {
+		return ""
+	}
+	return "/enroll/" + token
 }
 
 // locked is the lockout page: when codes are accepted again, and the way on.
@@ -149,13 +163,14 @@ func (s *enrollSite) locked(c echo.Context, token, lang string, until time.Time,
 		Next:     &templates.Msg{Key: "err.locked.next"},
 		Continue: "/enroll/" + token,
 	}
-	s.setLangCookie(c, lang)
 	return s.render(c, status, templates.PageError, lang, v)
 }
 
 // errorPage renders a page that belongs to no enrollment, in the language
 // of the last page seen or of the browser.
 func (s *enrollSite) errorPage(c echo.Context, status int, v pageView) error {
+	// The page's one form is the site-wide language switch.
+	v.CSRF, v.Return = siteCSRFToken(c), "/"
 	return s.render(c, status, templates.PageError, s.fallbackLang(c), v)
 }
 
@@ -165,7 +180,6 @@ func (s *enrollSite) renderPage(c echo.Context, status int, page, token string, 
 	if v.Name = p.DisplayName; v.Name == "" {
 		v.Name = p.Username
 	}
-	s.setLangCookie(c, p.Language)
 	return s.render(c, status, page, p.Language, v)
 }
 
@@ -201,21 +215,6 @@ func writePage(c echo.Context, pages Pages, status int, page, lang string, data 
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
-// browserLanguage is the language of a page that belongs to no enrollment:
-// the language cookie (the last choice), else the browser's
-// Accept-Language, else def.
-func browserLanguage(c echo.Context, def string) string {
-	for _, name := range []string{hostPrefix + langCookie, langCookie} {
-		if ck, err := c.Cookie(name); err == nil && templates.SupportedLanguage(ck.Value) {
-			return ck.Value
-		}
-	}
-	if l := templates.NormalizeLanguage(c.Request().Header.Get("Accept-Language")); l != "" {
-		return l
-	}
-	return def
-}
-
 // limit refuses a POST beyond the per-address or the per-link budget.
 func (s *enrollSite) limit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -249,9 +248,7 @@ func (s *enrollSite) limit(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *enrollSite) csrfRefused(c echo.Context) error {
 	v := pageView{Title: templates.Msg{Key: "err.csrf.title"}, Error: &templates.Msg{Key: "err.csrf.text"},
 		Next: &templates.Msg{Key: "err.csrf.next"}}
-	if t := c.Param("token"); t != "" && len(t) <= maxToken {
-		v.Continue = "/enroll/" + t
-	}
+	v.Continue = enrollLink(c.Param("token"))
 	return s.errorPage(c, http.StatusForbidden, v)
 }
 
@@ -261,18 +258,13 @@ func tokenKey(token string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func (s *enrollSite) setLangCookie(c echo.Context, lang string) {
-	setCookie(c, s.secure, langCookie, lang, 30*24*3600, http.SameSiteLaxMode)
-}
-
-// fallbackLang is the language of a page with no enrollment: the last page
-// seen, else the browser's, else the configured default.
+// fallbackLang is the language of a page with no enrollment: the last
+// choice, else the browser's, else the configured default.
 func (s *enrollSite) fallbackLang(c echo.Context) string { return browserLanguage(c, s.lang) }
 
 func (s *enrollSite) logError(c echo.Context, msg string, err error) {
 	// The route pattern, never the path: it holds the token.
-	s.log.ErrorContext(c.Request().Context(), msg, "route", c.Path(),
-		"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+	s.log.ErrorContext(c.Request().Context(), msg, "route", c.Path(), "request_id", requestID(c), "err", err)
 }
 
 // clock shows a time of day in the server's zone: "10:42".

@@ -201,7 +201,12 @@ func newHTTPBrowser(t *testing.T, handler http.Handler, lang string) *browser {
 	return &browser{t: t, handler: handler, cookies: map[string]*http.Cookie{}, lang: lang, ip: "192.0.2.10"}
 }
 
-var csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
+var (
+	csrfRE = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
+	// siteSwitchRE is the site-wide language switch, whose token is bound to
+	// no link or session: not the token the page's other forms carry.
+	siteSwitchRE = regexp.MustCompile(`(?s)<form class="lang" method="post" action="/language"[^>]*>.*?</form>`)
+)
 
 func (b *browser) do(req *http.Request) answer {
 	b.t.Helper()
@@ -218,7 +223,7 @@ func (b *browser) do(req *http.Request) answer {
 		b.cookies[c.Name] = c
 	}
 	body := rec.Body.String()
-	if m := csrfRE.FindStringSubmatch(body); m != nil {
+	if m := csrfRE.FindStringSubmatch(siteSwitchRE.ReplaceAllString(body, "")); m != nil {
 		b.csrf = m[1]
 	}
 	return answer{code: rec.Code, body: body, header: rec.Header()}

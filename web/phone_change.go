@@ -111,13 +111,12 @@ func (p *phoneChangeSite) postSignIn(c echo.Context) error {
 		}
 	}
 	start := time.Now()
-	token, pc, err := p.svc.StartPhoneChange(enroll.WithSource(ctx, c.RealIP()), login, password)
+	token, _, err := p.svc.StartPhoneChange(enroll.WithSource(ctx, c.RealIP()), login, password)
 	var msg string
 	switch {
 	case err == nil:
 		guardErr(try.passwordRight(ctx))
 		p.setToken(c, token)
-		p.site.setLangCookie(c, pc.Language)
 		return c.Redirect(http.StatusSeeOther, phoneChangeBase)
 	case errors.Is(err, enroll.ErrBadLogin): // a locked account too
 		defer waitFloor(ctx, start)
@@ -224,7 +223,7 @@ func (p *phoneChangeSite) postSignOut(c echo.Context) error {
 // POST /phone/change/language: the pages in another language.
 func (p *phoneChangeSite) postLanguage(c echo.Context) error {
 	if lang := c.FormValue("lang"); templates.SupportedLanguage(lang) {
-		p.site.setLangCookie(c, lang)
+		rememberChoice(c, lang, p.site.secure)
 	}
 	back := phoneChangeBase
 	if c.FormValue("back") == "number" {
@@ -326,7 +325,7 @@ func (p *phoneChangeSite) verifyView(pc enroll.PhoneChange) changeView {
 
 func (p *phoneChangeSite) render(c echo.Context, status int, page, lang string, v changeView) error {
 	v.CSRF, v.Base = csrfToken(c), phoneChangeBase
-	p.site.setLangCookie(c, lang)
+	lang = pageLanguage(c, lang, p.site.lang) // a switch's choice beats the enrollment's
 	v.localise(lang)
 	return p.site.renderData(c, status, page, lang, v)
 }

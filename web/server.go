@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,6 +37,8 @@ type Deps struct {
 	Pages       AdminPages  // templates.Pages, loaded at start-up
 	RateLimiter RateLimiter // enroll.BoltStore: POST limits per client address and per link; nil = none
 	PublicURL   string      // https://…: cookies are marked Secure and __Host- named
+	SMSNumber   string      // the number employees text (sms.twilio.from), shown on the start page
+	Helpdesk    string      // how to reach the service desk (mail.from), shown on the start page
 	// Proxies are the reverse proxies (trusted_proxies) whose
 	// X-Forwarded-For is believed: the client address is its rightmost
 	// address outside them. Empty: the TCP peer is the client.
@@ -127,7 +128,7 @@ func NewEcho(d Deps) *echo.Echo {
 	// rightmost X-Forwarded-For hop outside the trusted ones: nothing else
 	// is believed, so guards cannot be dodged with a forged header.
 	e.IPExtractor = clientIP(d.Proxies)
-	e.HTTPErrorHandler = errorHandler(d.Logger)
+	e.HTTPErrorHandler = errorHandler(d) // errors.go
 
 	// Middleware, outermost first:
 	// 1. recover: a panic becomes a 500, logged, never a dropped connection;
@@ -184,6 +185,8 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	if d.Pages != nil {
 		e.GET("/static/*", staticFiles(d.Pages.Static()))
+		e.GET("/", home(d))
+		e.POST("/language", postLanguage(strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")))
 	}
 	if site != nil {
 		site.register(e)
@@ -196,7 +199,7 @@ func NewEcho(d Deps) *echo.Echo {
 		admin.registerAPI(e)
 	}
 	if d.Demo != nil && d.Pages != nil {
-		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language}).register(e)
+		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language, log: d.Logger}).register(e)
 	}
 	return e
 }
@@ -225,7 +228,8 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 	g := &csrfGuard{
 		secure: secure,
 		// By route pattern, not path: what is exempt is the handler that
-		// runs. No route (404) has nothing to protect.
+		// runs. No route (404) has nothing to protect, but its page gets a
+		// token for its language switch.
 		skip: func(c echo.Context) bool {
 			route := c.Path()
 			for _, prefix := range []string{"/sms/", "/api/", "/static/"} {
@@ -233,7 +237,7 @@ func csrf(site *enrollSite, admin *adminSite, secure bool) echo.MiddlewareFunc {
 					return true
 				}
 			}
-			return route == "" || route == "/healthz" || route == "/metrics"
+			return (route == "" && c.Request().Method != http.MethodGet) || route == "/healthz" || route == "/metrics"
 		},
 		bind: csrfBinding(admin, secure),
 		refused: func(c echo.Context) error {
@@ -273,43 +277,6 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
-}
-
-// errorHandler answers errors with JSON for API-style routes and plain text
-// elsewhere; internal details are logged, not shown.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
-	return func(err error, c echo.Context) {
-		if c.Response().Committed {
-			return
-		}
-		code := http.StatusInternalServerError
-		msg := http.StatusText(code)
-		var he *echo.HTTPError
-		if errors.As(err, &he) {
-			code = he.Code
-			if s, ok := he.Message.(string); ok {
-				msg = s
-			} else {
-				msg = http.StatusText(code)
-			}
-		} else {
-			log.ErrorContext(c.Request().Context(), "request failed", "path", c.Path(), "err", err)
-		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(code)
-			return
-		}
-		if strings.HasPrefix(c.Request().URL.Path, "/api/") {
-			apiCode := map[int]string{http.StatusNotFound: "not_found", http.StatusMethodNotAllowed: "method_not_allowed",
-				http.StatusRequestEntityTooLarge: "invalid_request", http.StatusBadRequest: "invalid_request"}[code]
-			if apiCode == "" {
-				apiCode = "internal"
-			}
-			_ = apiFail(c, code, apiCode, msg)
-			return
-		}
-		_ = c.JSON(code, map[string]string{"error": msg})
-	}
 }
 
 type componentHealth struct {

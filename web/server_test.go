@@ -93,10 +93,16 @@ func TestHealthzPingTimeout(t *testing.T) {
 	}
 }
 
-func TestErrorsAreJSONAndBodiesBounded(t *testing.T) {
+// Without pages (a bare server) errors are plain text, JSON under /api/;
+// errors_test.go has the pages.
+func TestErrorsAndBodiesBounded(t *testing.T) {
 	rec := serve(t, Deps{}, httptest.NewRequest(http.MethodGet, "/nope", nil))
-	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"error"`) {
-		t.Fatalf("404: %d %s", rec.Code, rec.Body)
+	if rec.Code != 404 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("404: %d %s %s", rec.Code, rec.Header().Get("Content-Type"), rec.Body)
+	}
+	rec = serve(t, Deps{}, httptest.NewRequest(http.MethodGet, "/api/v1/nope", nil))
+	if rec.Code != 404 || !strings.Contains(rec.Body.String(), `"not_found"`) {
+		t.Fatalf("API 404: %d %s", rec.Code, rec.Body)
 	}
 	webhook := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _ = r.ParseForm() })
 	big := httptest.NewRequest(http.MethodPost, "/sms/twilio", strings.NewReader(strings.Repeat("a", 300<<10)))

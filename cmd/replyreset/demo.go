@@ -59,6 +59,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) error {
 	if o.Language != "en" && o.Language != "fr" {
 		return usageErrorf("-language must be en or fr")
 	}
+	o.Progress = stdout // what the start is doing, before the banner
 	d, err := startDemo(ctx, o)
 	if err != nil {
 		return err
@@ -89,6 +90,7 @@ type demoOptions struct {
 	Listen, DataDir, Language string
 	Verbose                   bool
 	Log                       io.Writer
+	Progress                  io.Writer // what the start is doing, for the person waiting; nil = quiet
 }
 
 // demo is a running demo: directory, app and listener.
@@ -110,6 +112,11 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 	}
 	log := newLogger(opt.Log, level, "text")
 	d := &demo{log: log}
+	step := func(what string) {
+		if opt.Progress != nil {
+			fmt.Fprintln(opt.Progress, "replyreset demo: "+what)
+		}
+	}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -125,6 +132,7 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 		}
 		d.tempData = true
 	}
+	step("starting the demo directory (AD dialect, LDAPS on loopback)…")
 	if d.dir, err = demodir.Start(ctx, demodir.Options{Seed: true, LockoutDuration: demodir.DemoLockoutDuration, CAFile: d.dataDir + "/demo-ca.pem",
 		Logger: log.With("component", "demo-directory")}); err != nil {
 		return nil, fmt.Errorf("start the demo directory: %w", err)
@@ -147,12 +155,14 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
 	mailbox := gateway.NewDemoMailbox(nil)
+	step("opening the data store in " + d.dataDir + " and loading the pages…")
 	if d.app, err = openAppWith(&cfg, log, mailbox); err != nil {
 		return nil, err
 	}
 	d.backend = &demoBackend{dir: d.dir, client: d.app.dir, mailbox: mailbox,
 		phone: gateway.NewDemoPhone(d.app.store, d.app.sealer, gateway.DemoPhoneOptions{PostURL: d.url + "/sms/twilio",
 			PublicURL: d.url, AuthToken: cfg.SMS.Twilio.AuthToken, Number: demoNumber})}
+	step("ready at " + d.url)
 	return d, nil
 }
 

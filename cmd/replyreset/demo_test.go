@@ -67,13 +67,20 @@ func TestDemoCtrlC(t *testing.T) {
 	urlRE := regexp.MustCompile(`Phone simulator\s+(http://127\.0\.0\.1:\d+)/demo/phone`)
 	dataRE := regexp.MustCompile(`Data: (\S+) \(removed at exit\)`)
 	var base, data string
+	started := false // the progress line comes before the banner (issue 13 item 9)
 	for base == "" || data == "" {
 		select {
 		case line, ok := <-lines:
 			if !ok {
 				t.Fatalf("the demo ended before its banner; stderr:\n%s", stderr.String())
 			}
+			if strings.Contains(line, "replyreset demo: starting the demo directory") {
+				started = true
+			}
 			if m := urlRE.FindStringSubmatch(line); m != nil {
+				if !started {
+					t.Fatalf("the banner came with no progress line before it")
+				}
 				base = m[1]
 			}
 			if m := dataRE.FindStringSubmatch(line); m != nil {

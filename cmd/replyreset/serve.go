@@ -250,6 +250,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		PublicURL:   a.cfg.PublicURL,
 		Language:    a.cfg.Language,
 		Proxies:     a.cfg.trustedProxies(),
+		SMSNumber:   a.cfg.SMS.Twilio.From,
+		Helpdesk:    a.cfg.Mail.From,
 
 		AdminDirectory: a.dir,
 		AdminService:   a.enroll,

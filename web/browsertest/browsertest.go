@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -226,4 +228,22 @@ func Eval(t testing.TB, ctx context.Context, expr string) string {
 		t.Fatalf("%s: %v", expr, err)
 	}
 	return s
+}
+
+// AcceptLanguage makes the tab of ctx send this Accept-Language header
+// (e.g. "fr-FR,fr;q=0.9") with every request from now on.
+func AcceptLanguage(t testing.TB, ctx context.Context, accept string) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Accept-Language": accept}}); err != nil {
+		t.Fatalf("set Accept-Language: %v", err)
+	}
+}
+
+// ClearCookies forgets every cookie of the browser.
+func ClearCookies(t testing.TB, ctx context.Context) {
+	t.Helper()
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatalf("clear cookies: %v", err)
+	}
 }

@@ -1,0 +1,200 @@
+package web
+
+// How every address answers what its handler does not: unknown addresses,
+// wrong methods, failures and a directory that does not answer. A person
+// gets an HTML page in their language with a way back; JSON is for /api/
+// alone, and the Twilio webhooks get a bare status (DESIGN: Routes).
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/templates"
+)
+
+// directoryDown reports whether err means the directory did not answer
+// (down, unreachable, TLS refused, or too slow): the same 503 "try again in
+// a few minutes" on every page, in the API and by SMS.
+func directoryDown(err error) bool {
+	return errors.Is(err, directory.ErrUnavailable) || errors.Is(err, directory.ErrTLS) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// errorAnswer is what a page says for an HTTP status.
+type errorAnswer struct{ title, text string }
+
+// errorAnswers are the texts of the whole-page answers by status; other
+// 4xx get errRequest, other 5xx errInternal.
+var (
+	errorAnswers = map[int]errorAnswer{
+		http.StatusNotFound:              {"err.notfound.title", "err.notfound.text"},
+		http.StatusMethodNotAllowed:      {"err.method.title", "err.method.text"},
+		http.StatusRequestEntityTooLarge: {"err.toolarge.title", "err.toolarge.text"},
+		http.StatusForbidden:             {"err.csrf.title", "err.csrf.text"},
+		http.StatusTooManyRequests:       {"err.rate.title", "err.rate.text"},
+		http.StatusServiceUnavailable:    {"err.unavailable.title", "err.unavailable.text"},
+	}
+	errRequest  = errorAnswer{"err.request.title", "err.request.text"}
+	errInternal = errorAnswer{"err.internal.title", "err.internal.text"}
+)
+
+func answerFor(status int) errorAnswer {
+	if a, ok := errorAnswers[status]; ok {
+		return a
+	}
+	if status >= 500 {
+		return errInternal
+	}
+	return errRequest
+}
+
+// siteCSRFToken is the form token of the site-wide language switch (POST
+// /language, bound to nothing), whatever route answers the page.
+func siteCSRFToken(c echo.Context) string {
+	nonce, _ := c.Get(csrfNonceKey).(string)
+	if nonce == "" {
+		return ""
+	}
+	return csrfTokenFor(nonce, "")
+}
+
+// requestID is the ID of c's request, shown on failure pages so that the
+// service desk finds the log lines.
+func requestID(c echo.Context) string { return c.Response().Header().Get(echo.HeaderXRequestID) }
+
+// errorHandler maps any error a handler returns (or the router's 404 and
+// 405) to its answer; causes are logged with the request ID, never shown.
+func errorHandler(d Deps) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code := http.StatusInternalServerError
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &he):
+			code = he.Code
+		case directoryDown(err):
+			code = http.StatusServiceUnavailable
+			d.Logger.WarnContext(c.Request().Context(), "directory does not answer", "route", c.Path(),
+				"request_id", requestID(c), "err", err)
+		default:
+			d.Logger.ErrorContext(c.Request().Context(), "request failed", "route", c.Path(),
+				"request_id", requestID(c), "err", err)
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(code)
+			return
+		}
+		path := c.Request().URL.Path
+		switch {
+		case strings.HasPrefix(path, "/api/"):
+			_ = apiFail(c, code, apiCode(code), apiMessage(code))
+		case strings.HasPrefix(path, "/sms/"), d.Pages == nil:
+			// Twilio reads the status only (a 4xx or 5xx is logged in its
+			// console); no markup it would try to run.
+			_ = c.String(code, http.StatusText(code))
+		default:
+			if werr := errorPage(c, d, code); werr != nil {
+				d.Logger.ErrorContext(c.Request().Context(), "error page failed", "request_id", requestID(c), "err", werr)
+				_ = c.String(code, http.StatusText(code))
+			}
+		}
+	}
+}
+
+// apiCode is the API's stable code for a status the router or a
+// middleware answered.
+func apiCode(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge, http.StatusBadRequest:
+		return "invalid_request"
+	case http.StatusServiceUnavailable:
+		return "directory_unavailable"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	}
+	return "internal"
+}
+
+// apiMessage: the API's message for such a status; never an error chain.
+func apiMessage(status int) string {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return directoryUnavailableMessage
+	case http.StatusInternalServerError:
+		return "internal error; see the server log"
+	}
+	return strings.ToLower(http.StatusText(status))
+}
+
+// directoryUnavailableMessage is the API's answer when the directory does
+// not answer (problemOf, errorHandler).
+const directoryUnavailableMessage = "the directory does not answer; try again in a few minutes"
+
+// errorPage renders the whole-page answer for status: in the console's
+// layout under /admin/ (back to the console's home), else in the site's
+// (back to the start page).
+func errorPage(c echo.Context, d Deps, status int) error {
+	a := answerFor(status)
+	id := ""
+	if status >= 500 {
+		id = requestID(c)
+	}
+	lang := browserLanguage(c, d.Language)
+	if strings.HasPrefix(c.Request().URL.Path, "/admin") && d.AdminDirectory != nil {
+		return writePage(c, d.Pages, status, templates.AdminError, lang, adminView{
+			CSRF: csrfToken(c), Back: "/admin/", Title: templates.Msg{Key: a.title},
+			Error: &templates.Msg{Key: a.text}, RequestID: id})
+	}
+	return writePage(c, d.Pages, status, templates.PageError, lang, pageView{
+		CSRF: siteCSRFToken(c), Return: "/",
+		Title: templates.Msg{Key: a.title}, Error: &templates.Msg{Key: a.text},
+		Continue: "/", ContinueText: "error.home", RequestID: id})
+}
+
+// homeView is the start page: how to reset, whom to ask.
+type homeView struct {
+	Number, Helpdesk string
+	PhoneChange      bool // the safe phone change is served
+	Demo             bool // demo mode: link to the phone simulator
+}
+
+// home serves GET /: what an employee who opens the site can do.
+func home(d Deps) echo.HandlerFunc {
+	v := homeView{Number: d.SMSNumber, Helpdesk: d.Helpdesk, Demo: d.Demo != nil,
+		PhoneChange: d.PhoneChange != nil && d.LoginGuard != nil && d.Enrollment != nil}
+	return func(c echo.Context) error {
+		return writePage(c, d.Pages, http.StatusOK, templates.PageHome, browserLanguage(c, d.Language),
+			pageView{CSRF: csrfToken(c), Return: "/", Home: &v})
+	}
+}
+
+// postLanguage serves POST /language, the language switch of the pages
+// that belong to no enrollment: the choice holds for every page.
+func postLanguage(secure bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if lang := c.FormValue("lang"); templates.SupportedLanguage(lang) {
+			rememberChoice(c, lang, secure)
+		}
+		return c.Redirect(http.StatusSeeOther, localPath(c.FormValue("back")))
+	}
+}
+
+// localPath keeps a return address only when it is a path of this site;
+// otherwise "/".
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return "/"
+	}
+	return p
+}

@@ -43,9 +43,28 @@ var (
 	// ErrTokenUnknown: no activation has this token hash (never issued,
 	// already used, or replaced by a newer activation).
 	ErrTokenUnknown = errors.New("enroll: activation link unknown or already used")
-	// ErrTokenExpired: the activation exists but has expired.
+	// ErrTokenExpired: the activation exists but has expired (or expired
+	// and was purged).
 	ErrTokenExpired = errors.New("enroll: activation link expired")
+	// ErrTokenUsed: the link completed an enrollment that is still in
+	// force (a *LinkUsedError says more). It also matches ErrTokenUnknown:
+	// there is no activation behind the link any more.
+	ErrTokenUsed = errors.New("enroll: activation link already used; the user is enrolled")
 )
+
+// LinkUsedError answers a link that was used to enroll, when the user is
+// still enrolled: the page says so, and how to reset (text RESET to
+// SMSNumber), instead of "unknown link". It matches ErrTokenUsed and
+// ErrTokenUnknown.
+type LinkUsedError struct {
+	Language  string // the enrollment's language
+	SMSNumber string // the number to text; "" when not configured
+}
+
+func (e *LinkUsedError) Error() string { return ErrTokenUsed.Error() }
+func (e *LinkUsedError) Is(target error) bool {
+	return target == ErrTokenUsed || target == ErrTokenUnknown
+}
 
 // ActivationStore keeps activations. Implementations must pass the
 // activation part of storetest.

@@ -36,6 +36,7 @@ type AdminDirectory interface {
 type AdminService interface {
 	Activate(ctx context.Context, username, actor string) (enroll.ActivationResult, error)
 	Deactivate(ctx context.Context, username, actor string) (enroll.Enrollment, error)
+	RevokeActivation(ctx context.Context, username, actor string) (enroll.Activation, error)
 	Unfreeze(ctx context.Context, username, actor string) (enroll.Enrollment, error)
 	ChangePhone(ctx context.Context, username, rawPhone, actor string) (enroll.Enrollment, error)
 	EnrollInPerson(ctx context.Context, username, rawPhone, lang, actor string) (enroll.Enrollment, error)
@@ -50,6 +51,7 @@ type AdminStore interface {
 	Enrollments(ctx context.Context) ([]enroll.Enrollment, error)
 	Enrollment(ctx context.Context, username string) (enroll.Enrollment, error)
 	ActivationByUser(ctx context.Context, username string) (enroll.Activation, error)
+	Activations(ctx context.Context) ([]enroll.Activation, error)
 	Audit(ctx context.Context, f enroll.AuditFilter) ([]enroll.Event, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 	LoginGuard

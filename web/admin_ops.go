@@ -342,19 +342,68 @@ func parseUsernameCSV(r io.Reader) ([]string, error) {
 	return names, nil
 }
 
+// stateInvited is the listed state of a user with a pending activation
+// link and no enrollment in force: activated, the link sent, not enrolled
+// yet. It is not a stored enrollment state; the activation is the record.
+const stateInvited enroll.State = "invited"
+
+// listStates are the states the enrollments list filters by.
+var listStates = []enroll.State{enroll.StateActive, stateInvited, enroll.StatePending, enroll.StateFrozen, enroll.StateDeactivated}
+
+// validListState reports whether st is one the list can filter by.
+func validListState(st enroll.State) bool { return st == stateInvited || st.Valid() }
+
 // enrollmentFilter selects enrollments for the list.
 type enrollmentFilter struct {
 	State enroll.State
 	Query string // part of the username or phone
 }
 
-func (o *adminOps) listEnrollments(ctx context.Context, f enrollmentFilter) ([]enroll.Enrollment, error) {
+// listedEnrollment is one user of the enrollments list: an enrollment, a
+// pending activation (Invite), or both (an enrolled user sent a new link).
+type listedEnrollment struct {
+	enroll.Enrollment                    // Username always set; the rest zero for a user only invited
+	State             enroll.State       // shown: the enrollment's, or stateInvited
+	Invite            *enroll.Activation // the pending activation, if any
+}
+
+// listEnrollments lists enrollments and pending activations by username:
+// a user whose enrollment is not in force (none, pending, deactivated) but
+// who has an activation link is listed as invited.
+func (o *adminOps) listEnrollments(ctx context.Context, f enrollmentFilter) ([]listedEnrollment, error) {
 	all, err := o.store.Enrollments(ctx)
 	if err != nil {
 		return nil, err
 	}
+	acts, err := o.store.Activations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	invites := make(map[string]*enroll.Activation, len(acts))
+	for i := range acts {
+		invites[strings.ToLower(acts[i].Username)] = &acts[i]
+	}
+	list := make([]listedEnrollment, 0, len(all)+len(acts))
+	for _, e := range all {
+		l := listedEnrollment{Enrollment: e, State: e.State}
+		if a := invites[strings.ToLower(e.Username)]; a != nil {
+			delete(invites, strings.ToLower(e.Username))
+			l.Invite = a
+			if e.State != enroll.StateActive && e.State != enroll.StateFrozen {
+				l.State = stateInvited
+			}
+		}
+		list = append(list, l)
+	}
+	for _, a := range invites {
+		list = append(list, listedEnrollment{Enrollment: enroll.Enrollment{Username: a.Username, Mail: a.Mail,
+			Language: a.Language, CreatedAt: a.CreatedAt, UpdatedAt: a.CreatedAt}, State: stateInvited, Invite: a})
+	}
+	slices.SortFunc(list, func(a, b listedEnrollment) int {
+		return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
+	})
 	q := strings.ToLower(strings.TrimSpace(f.Query))
-	return slices.DeleteFunc(all, func(e enroll.Enrollment) bool {
+	return slices.DeleteFunc(list, func(e listedEnrollment) bool {
 		if f.State != "" && e.State != f.State {
 			return true
 		}

@@ -66,6 +66,7 @@ func (s *adminSite) registerAPI(e *echo.Echo) {
 	e.POST(v1+"/enrollments/:username/deactivate", s.apiEnrollmentAction, s.requireToken)
 	e.POST(v1+"/enrollments/:username/unfreeze", s.apiEnrollmentAction, s.requireToken)
 	e.POST(v1+"/enrollments/:username/resend", s.apiEnrollmentAction, s.requireToken)
+	e.POST(v1+"/enrollments/:username/revoke", s.apiEnrollmentAction, s.requireToken)
 	e.PUT(v1+"/enrollments/:username/phone", s.apiChangePhone, s.requireToken)
 	e.GET(v1+"/lockouts", s.apiLockouts, s.requireToken)
 	e.POST(v1+"/lockouts/:username/unlock", s.apiUnlock, s.requireToken)
@@ -150,6 +151,21 @@ type apiEnrollment struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// The pending activation link, when there is one (state invited, or
+	// an enrolled user sent a new link).
+	InvitedAt     time.Time `json:"invited_at,omitzero"`
+	InvitedBy     string    `json:"invited_by,omitempty"`
+	LinkExpiresAt time.Time `json:"link_expires_at,omitzero"`
+}
+
+// toAPIListed is a row of the enrollments list as the API shows it.
+func toAPIListed(l listedEnrollment) apiEnrollment {
+	out := toAPIEnrollment(l.Enrollment)
+	out.State = string(l.State)
+	if a := l.Invite; a != nil {
+		out.InvitedAt, out.InvitedBy, out.LinkExpiresAt = a.CreatedAt, a.CreatedBy, a.ExpiresAt
+	}
+	return out
 }
 
 func toAPIEnrollment(e enroll.Enrollment) apiEnrollment {
@@ -287,8 +303,8 @@ func (s *adminSite) apiActivate(c echo.Context) error {
 
 func (s *adminSite) apiEnrollments(c echo.Context) error {
 	state := enroll.State(c.QueryParam("state"))
-	if state != "" && !state.Valid() {
-		return apiFail(c, http.StatusBadRequest, "invalid_request", "state: must be pending, active, frozen or deactivated")
+	if state != "" && !validListState(state) {
+		return apiFail(c, http.StatusBadRequest, "invalid_request", "state: must be invited, pending, active, frozen or deactivated")
 	}
 	offset, err := intParam(c, "offset", 0, 1<<31-1)
 	if err == nil {
@@ -303,7 +319,7 @@ func (s *adminSite) apiEnrollments(c echo.Context) error {
 			page := list[min(offset, len(list)):min(offset+limit, len(list))]
 			out := make([]apiEnrollment, len(page))
 			for i, e := range page {
-				out[i] = toAPIEnrollment(e)
+				out[i] = toAPIListed(e)
 			}
 			return c.JSON(http.StatusOK, map[string]any{"total": len(list), "offset": offset, "enrollments": out})
 		}
@@ -362,6 +378,12 @@ func (s *adminSite) apiEnrollmentAction(c echo.Context) error {
 			return s.apiProblem(c, err)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"username": res.Username, "mail": res.Mail, "expires_at": res.ExpiresAt})
+	case "revoke":
+		a, err := s.ops.svc.RevokeActivation(ctx, name, apiActor(c))
+		if err != nil {
+			return s.apiProblem(c, err)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"username": a.Username, "revoked": true})
 	}
 	if err != nil {
 		return s.apiProblem(c, err)

@@ -116,14 +116,27 @@ func phoneMsg(e *enroll.PhoneError) templates.Msg {
 // (410), codes are locked (429), or something broke (500). The first two
 // say nothing about the user: only what to do next.
 func (s *enrollSite) fail(c echo.Context, token string, err error) error {
-	var lockedErr *enroll.LockedError
+	var (
+		lockedErr *enroll.LockedError
+		usedErr   *enroll.LinkUsedError
+	)
 	switch {
+	case errors.As(err, &usedErr):
+		// Back, a reload or the email opened again after enrolling: how to
+		// reset now, not "unknown link".
+		next := &templates.Msg{Key: "err.used.next_any"}
+		if usedErr.SMSNumber != "" {
+			next = &templates.Msg{Key: "err.used.next", Args: map[string]string{"number": usedErr.SMSNumber}}
+		}
+		s.setLangCookie(c, usedErr.Language)
+		return s.render(c, http.StatusOK, templates.PageError, usedErr.Language, pageView{
+			Title: templates.Msg{Key: "err.used.title"}, Notice: &templates.Msg{Key: "err.used.text"}, Next: next})
 	case errors.Is(err, enroll.ErrTokenUnknown):
 		return s.errorPage(c, http.StatusNotFound, pageView{Title: templates.Msg{Key: "err.unknown.title"},
 			Error: &templates.Msg{Key: "err.unknown.text"}, Next: &templates.Msg{Key: "err.new_link"}})
 	case errors.Is(err, enroll.ErrTokenExpired):
 		return s.errorPage(c, http.StatusGone, pageView{Title: templates.Msg{Key: "err.expired.title"},
-			Error: &templates.Msg{Key: "err.expired.text"}, Next: &templates.Msg{Key: "err.new_link"}})
+			Error: &templates.Msg{Key: "err.expired.text"}, Next: &templates.Msg{Key: "err.expired.next"}})
 	case errors.As(err, &lockedErr):
 		lang := s.fallbackLang(c)
 		if p, err := s.open(c, token); err == nil {

@@ -54,10 +54,11 @@ const (
 	AdminLockouts    = "admin_lockouts"
 	AdminAudit       = "admin_audit"
 	AdminError       = "admin_error"
+	AdminConfirm     = "admin_confirm" // the confirmation step of a destructive action
 )
 
 var adminPageNames = []string{AdminLogin, AdminDashboard, AdminUsers, AdminResults, AdminEnrollments,
-	AdminEnrollment, AdminLockouts, AdminAudit, AdminError}
+	AdminEnrollment, AdminLockouts, AdminAudit, AdminError, AdminConfirm}
 
 // The pages of `replyreset demo`: the phone simulator and the mailbox.
 const (

@@ -61,6 +61,7 @@ type AdminStore interface {
 type AdminPages interface {
 	Pages
 	Text(lang, key string, args map[string]string) string
+	Plural(lang, key string, n int, args map[string]string) string
 }
 
 const (
@@ -103,6 +104,7 @@ func (s *adminSite) register(e *echo.Echo) {
 	g.POST("/enrollments/:username/:action", s.enrollmentAction)
 	g.POST("/enroll", s.enrollInPerson)
 	g.GET("/lockouts", s.lockouts)
+	g.POST("/lockouts/unlock-all", s.unlockAll)
 	g.POST("/lockouts/:username/unlock", s.unlock)
 	g.GET("/audit", s.audit)
 	g.GET("/audit/export", s.auditExport)
@@ -115,6 +117,7 @@ type adminView struct {
 	Section  string   // the current navigation entry
 	Sections []string // navigation
 	Back     string   // where the language switch returns
+	Zone     string   // the time zone of the times shown, named
 	Notice   *templates.Msg
 	Error    *templates.Msg
 	Title    templates.Msg // the error page
@@ -128,6 +131,7 @@ type adminView struct {
 	Enrollment  *enrollmentView
 	Lockouts    *lockoutsView
 	Audit       *auditView
+	Confirm     *confirmView
 }
 
 type loginView struct{ Username, Next string }
@@ -140,6 +144,7 @@ func (s *adminSite) render(c echo.Context, status int, page string, v adminView)
 	if sess != nil {
 		v.Admin = sess.display
 		v.Sections = adminSections
+		v.Zone = s.zoneName(c)
 	}
 	v.CSRF = csrfToken(c)
 	if v.Back == "" {
@@ -295,7 +300,7 @@ func (s *adminSite) postLogin(c echo.Context) error {
 	case loginOK:
 	case loginBlocked:
 		return refuse(http.StatusTooManyRequests, "admin.login.blocked",
-			map[string]string{"time": templates.FormatDateTime(s.language(c), res.until)})
+			map[string]string{"time": s.when(c, res.until)})
 	case loginBad:
 		return refuse(http.StatusUnauthorized, "admin.login.bad", nil)
 	case loginNotAdmin:
@@ -307,6 +312,7 @@ func (s *adminSite) postLogin(c echo.Context) error {
 	default:
 		return refuse(http.StatusServiceUnavailable, "admin.err.directory", nil)
 	}
+	s.rememberZone(c)
 	if old, ok := readCookie(c, s.secure, adminCookie); ok {
 		s.sessions.drop(old)
 	}

@@ -122,3 +122,24 @@ func TestBrowserExpiredLink(t *testing.T) {
 		}
 	})
 }
+
+// The QR step also offers the otpauth:// link itself, tappable: a phone
+// cannot scan its own screen (same-device enrollment).
+func TestBrowserAppLink(t *testing.T) {
+	ctx := newBrowser(t)
+	eachScreen(t, ctx, func(t *testing.T, b *tab) {
+		link := b.app.activate("mdupont")
+		b.wantStatus("open the emailed link", b.open(link), 200)
+		b.typePhone("(201) 555-0142", "app")
+		b.wantStatus("set up the app", b.submit("#send"), 200)
+		b.wantText("open-app", b.msg("app.open", nil))
+		href := b.js(`document.getElementById("open-app").getAttribute("href")`)
+		secret := strings.ReplaceAll(b.text("secret"), " ", "")
+		if !strings.HasPrefix(href, "otpauth://totp/") || !strings.Contains(href, "secret="+secret) {
+			t.Fatalf("open-app link %q, want the otpauth URI with secret %s", href, secret)
+		}
+		if visible := b.js(`String(document.getElementById("open-app").getBoundingClientRect().width > 0)`); visible != "true" {
+			t.Fatal("the app link is not shown")
+		}
+	})
+}

@@ -28,6 +28,9 @@ type AdminDirectory interface {
 	GroupMembers(ctx context.Context, group string) ([]directory.User, error)
 	UsersUnder(ctx context.Context, base string) ([]directory.User, error)
 	LockedUsers(ctx context.Context) ([]directory.User, error)
+	// AccountState finds a person account that user_filter leaves out
+	// (disabled, say), so the console can say why it is not usable.
+	AccountState(ctx context.Context, username string) (directory.User, error)
 }
 
 // AdminService is what admins do to enrollments (enroll.Service). Each

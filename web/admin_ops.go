@@ -223,6 +223,9 @@ func (o *adminOps) activateOne(ctx context.Context, actor, name string, skipEnro
 	res, err := o.svc.Activate(ctx, name, actor)
 	if err != nil {
 		code, key := activationProblem(err)
+		if code == "not_found" {
+			code, key = o.whyNotFound(ctx, name)
+		}
 		row.setProblem(code, key, err)
 		return row
 	}
@@ -236,6 +239,21 @@ func (r *activationRow) setProblem(code, key string, err error) {
 	if err != nil {
 		r.Error = err.Error()
 	}
+}
+
+// whyNotFound tells a disabled or expired account (which user_filter
+// leaves out) from one that is not in the directory at all.
+func (o *adminOps) whyNotFound(ctx context.Context, name string) (code, key string) {
+	u, err := o.dir.AccountState(ctx, name)
+	switch {
+	case err != nil:
+		return "not_found", "admin.act.not_found"
+	case u.Disabled:
+		return "disabled", "admin.act.disabled"
+	case u.Expired:
+		return "account_expired", "admin.act.expired"
+	}
+	return "outside_filter", "admin.act.outside_filter"
 }
 
 // activationProblem maps an activation error to its stable code and text.

@@ -260,6 +260,26 @@ type enrollmentView struct {
 	LinkExpired, CanRevoke          bool
 }
 
+// accountState says what the directory account u allows, for admins:
+// usable, locked (since when), disabled, expired; each distinctly.
+func (s *adminSite) accountState(c echo.Context, u directory.User) string {
+	lang := s.language(c)
+	var parts []string
+	if u.Disabled {
+		parts = append(parts, s.pages.Text(lang, "admin.dir.disabled", nil))
+	}
+	if u.Expired {
+		parts = append(parts, s.pages.Text(lang, "admin.dir.expired", nil))
+	}
+	if u.Locked {
+		parts = append(parts, s.pages.Text(lang, "admin.dir.locked", map[string]string{"time": s.whenRel(c, u.LockoutTime)}))
+	}
+	if len(parts) == 0 {
+		return s.pages.Text(lang, "admin.dir.ok", nil)
+	}
+	return strings.Join(parts, " · ")
+}
+
 // enrollmentNotices are the ?done= notices after an action.
 var enrollmentNotices = map[string]bool{"deactivated": true, "resent": true, "unfrozen": true, "phone": true, "enrolled": true,
 	"revoked": true}
@@ -313,17 +333,25 @@ func (s *adminSite) showEnrollment(c echo.Context, name string, status int, prob
 		if ev.Mail == "" {
 			ev.Mail = u.Mail
 		}
-		ev.Directory = s.pages.Text(lang, "admin.dir.ok", nil)
-		if u.Locked {
-			ev.Directory = s.pages.Text(lang, "admin.dir.locked", map[string]string{"time": s.whenRel(c, u.LockoutTime)})
-		} else if u.Disabled {
-			ev.Directory = s.pages.Text(lang, "admin.dir.disabled", nil)
-		}
+		ev.Directory = s.accountState(c, u)
 	case errors.Is(derr, directory.ErrNotFound):
-		if errors.Is(err, enroll.ErrNotFound) && aerr != nil {
+		// Not among the users user_filter selects: disabled, expired, or
+		// gone? Admins see which; employees' answers stay the same.
+		acct, serr := s.ops.dir.AccountState(ctx, name)
+		switch {
+		case serr == nil:
+			if ev.DisplayName == "" {
+				ev.DisplayName = acct.DisplayName
+			}
+			ev.Directory = s.accountState(c, acct)
+			if !acct.Disabled && !acct.Expired {
+				ev.Directory = s.pages.Text(lang, "admin.dir.filtered", nil)
+			}
+		case errors.Is(err, enroll.ErrNotFound) && aerr != nil:
 			return s.fail(c, http.StatusNotFound, "admin.err.no_user", nil)
+		default:
+			ev.Directory = s.pages.Text(lang, "admin.dir.missing", nil)
 		}
-		ev.Directory = s.pages.Text(lang, "admin.dir.missing", nil)
 	default:
 		ev.Directory = s.pages.Text(lang, "admin.dir.unavailable", nil)
 	}

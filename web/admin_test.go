@@ -237,7 +237,7 @@ func TestAdminConsoleOperations(t *testing.T) {
 			t.Fatalf("search: %d\n%s", p.code, p.body)
 		}
 		p = b.post("/admin/users/activate", url.Values{"username": {name}})
-		if p.code != http.StatusOK || !strings.Contains(p.body, "1 emails sent, 0 not sent") {
+		if p.code != http.StatusOK || !strings.Contains(p.body, "1 email sent, 0 not sent") {
 			t.Fatalf("activate: %d %s", p.code, errorText(p.body))
 		}
 		evs := a.events("activate")
@@ -272,7 +272,7 @@ func TestAdminConsoleOperations(t *testing.T) {
 		}
 		// Named on its own, a user gets a new link (re-send).
 		p = b.post("/admin/users/activate", url.Values{"username": {u1}})
-		if !strings.Contains(p.body, "1 emails sent, 0 not sent") {
+		if !strings.Contains(p.body, "1 email sent, 0 not sent") {
 			t.Fatalf("single re-send: %s", errorText(p.body))
 		}
 	})
@@ -380,7 +380,7 @@ func TestAdminConsoleOperations(t *testing.T) {
 			}
 		}
 		p := b.get("/admin/enrollments?state=pending&q=bulk")
-		if p.code != http.StatusOK || !strings.Contains(p.body, "60 enrollments.") || !strings.Contains(p.body, "Page 1 of 2") {
+		if p.code != http.StatusOK || !strings.Contains(p.body, "60 users.") || !strings.Contains(p.body, "Page 1 of 2") {
 			t.Fatalf("list: %d\n%s", p.code, p.body)
 		}
 		p = b.get("/admin/enrollments?state=pending&q=bulk&page=2")

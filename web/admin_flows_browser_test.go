@@ -95,6 +95,14 @@ func TestBrowserAdminInvitedUsers(t *testing.T) {
 			!strings.Contains(sent, a.lab.HelpdeskUsername) {
 			t.Fatalf("link sent %q", sent)
 		}
+		// The dashboard counts invited users and leads to the list.
+		b.wantStatus("dashboard", b.open("/admin/dashboard"), 200)
+		if n, _ := strconv.Atoi(b.text("#state-invited")); n < 1 {
+			t.Fatalf("dashboard invited count %q", b.text("#state-invited"))
+		}
+		if href := b.js(`document.querySelector("#state-invited a").getAttribute("href")`); href != "/admin/enrollments?state=invited" {
+			t.Fatalf("dashboard invited link %q", href)
+		}
 		// The other filters do not show the user; all states do.
 		b.open("/admin/enrollments?state=active&q=" + name)
 		if got := b.text("#count"); got != a.pages.Plural(lang, "admin.enr.count", 0, nil) {

@@ -60,6 +60,13 @@ func (s *adminSite) dashboard(c echo.Context) error {
 	for _, st := range allStates {
 		d.States = append(d.States, stateCount{State: st, Count: sum.Enrollments[st]})
 	}
+	// Invited users (a link sent, not enrolled yet) count too, from the
+	// same list the Enrollments page filters.
+	if invited, err := s.ops.listEnrollments(ctx, enrollmentFilter{State: stateInvited}); err == nil {
+		d.States = append(d.States[:1], append([]stateCount{{State: stateInvited, Count: len(invited)}}, d.States[1:]...)...)
+	} else {
+		s.log.ErrorContext(ctx, "dashboard: invited users", "err", err)
+	}
 	return s.render(c, http.StatusOK, templates.AdminDashboard, adminView{Section: "dashboard", Dashboard: d,
 		Events: s.eventRows(c, sum.Recent)})
 }

@@ -34,10 +34,10 @@ type adDialect struct {
 
 func (d *adDialect) attributes() []string {
 	return []string{d.cfg.EffectiveUsernameAttribute(), "displayName", d.cfg.MailAttribute, d.cfg.MobileAttribute,
-		"lockoutTime", adComputedAttr, "pwdLastSet", "userAccountControl"}
+		"lockoutTime", adComputedAttr, "pwdLastSet", "userAccountControl", "accountExpires"}
 }
 
-func (d *adDialect) user(_ *ldap.Conn, e *ldap.Entry, _ time.Time) User {
+func (d *adDialect) user(_ *ldap.Conn, e *ldap.Entry, now time.Time) User {
 	computed, _ := strconv.ParseInt(e.GetAttributeValue(adComputedAttr), 10, 64)
 	uac, _ := strconv.ParseInt(e.GetAttributeValue("userAccountControl"), 10, 64)
 	u := User{
@@ -52,6 +52,13 @@ func (d *adDialect) user(_ *ldap.Conn, e *ldap.Entry, _ time.Time) User {
 	}
 	if u.Locked {
 		u.LockoutTime = fileTime(e.GetAttributeValue("lockoutTime"))
+	}
+	// accountExpires: 0 or 0x7FFFFFFFFFFFFFFF is "never" (fileTime of the
+	// latter overflows to a negative time, hence the check on the value).
+	if v := e.GetAttributeValue("accountExpires"); v != "" && v != "0" && v != "9223372036854775807" {
+		if at := fileTime(v); !at.IsZero() && !now.Before(at) {
+			u.Expired = true
+		}
 	}
 	return u
 }

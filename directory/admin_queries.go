@@ -36,6 +36,37 @@ type AdminQueries interface {
 	// LockedUsers returns the accounts locked right now (the computed state,
 	// as User.Locked), each with its LockoutTime.
 	LockedUsers(ctx context.Context) ([]User, error)
+	// AccountState looks username up like FindUser but also among the
+	// accounts user_filter leaves out by default (AD: disabled ones), so
+	// that the console can say why someone is not usable: Disabled,
+	// Expired, Locked. ErrNotFound when no such person account exists.
+	AccountState(ctx context.Context, username string) (User, error)
+}
+
+// accountFilter is the person accounts of the dialect, enabled or not.
+func (c *Client) accountFilter() string {
+	if c.cfg.Dialect == DialectAD {
+		return "(&(objectCategory=person)(objectClass=user))"
+	}
+	return c.cfg.EffectiveUserFilter()
+}
+
+// AccountState implements AdminQueries.
+func (c *Client) AccountState(ctx context.Context, username string) (User, error) {
+	if strings.TrimSpace(username) == "" || !validValue(username) {
+		return User{}, fmt.Errorf("account state: %w", ErrNotFound)
+	}
+	attr := c.cfg.EffectiveUsernameAttribute()
+	var u User
+	err := c.run(ctx, "find", func(conn *ldap.Conn) error {
+		e, err := c.searchOne(ctx, conn, "account state", userEqualityFilter(c.accountFilter(), attr, username), c.dialect.attributes())
+		if err != nil {
+			return err
+		}
+		u = c.dialect.user(conn, e, c.now())
+		return nil
+	})
+	return u, err
 }
 
 var _ AdminQueries = (*Client)(nil)

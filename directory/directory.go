@@ -22,6 +22,9 @@ type User struct {
 	// (AD pwdLastSet=0, OpenLDAP pwdReset=TRUE).
 	MustChange bool
 	Disabled   bool
+	// Expired: AD accountExpires has passed (OpenLDAP has no account
+	// expiry; always false there).
+	Expired bool
 }
 
 // SetPasswordOptions says what else a password reset does.

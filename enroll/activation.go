@@ -47,9 +47,28 @@ var (
 	// ErrTokenUnknown: no activation has this token hash (never issued,
 	// already used, or replaced by a newer activation).
 	ErrTokenUnknown = errors.New("enroll: activation link unknown or already used")
-	// ErrTokenExpired: the activation exists but has expired.
+	// ErrTokenExpired: the activation exists but has expired (or expired
+	// and was purged).
 	ErrTokenExpired = errors.New("enroll: activation link expired")
+	// ErrTokenUsed: the link completed an enrollment that is still in
+	// force (a *LinkUsedError says more). It also matches ErrTokenUnknown:
+	// there is no activation behind the link any more.
+	ErrTokenUsed = errors.New("enroll: activation link already used; the user is enrolled")
 )
+
+// LinkUsedError answers a link that was used to enroll, when the user is
+// still enrolled: the page says so, and how to reset (text RESET to
+// SMSNumber), instead of "unknown link". It matches ErrTokenUsed and
+// ErrTokenUnknown.
+type LinkUsedError struct {
+	Language  string // the enrollment's language
+	SMSNumber string // the number to text; "" when not configured
+}
+
+func (e *LinkUsedError) Error() string { return ErrTokenUsed.Error() }
+func (e *LinkUsedError) Is(target error) bool {
+	return target == ErrTokenUsed || target == ErrTokenUnknown
+}
 
 // ActivationStore keeps activations. Implementations must pass the
 // activation part of storetest.
@@ -72,6 +91,37 @@ type ActivationStore interface {
 	CompleteActivation(ctx context.Context, hash string, e Enrollment) error
 	// DeleteActivation removes the activation (ErrTokenUnknown when none).
 	DeleteActivation(ctx context.Context, hash string) error
-	// PurgeActivations removes activations expired before now.
+	// PurgeActivations removes activations expired before now, recording
+	// each as an EndedLink (LinkExpired), and forgets ended links older
+	// than EndedLinkRetention.
 	PurgeActivations(ctx context.Context, now time.Time) (int, error)
+	// Activations lists every stored activation (expired ones included),
+	// ordered by username, case-insensitively: the console's invited users.
+	Activations(ctx context.Context) ([]Activation, error)
+	// EndedLink returns what became of the link whose activation was
+	// stored under hash: CompleteActivation records it as used, and
+	// PurgeActivations as expired. ErrTokenUnknown when nothing is known.
+	EndedLink(ctx context.Context, hash string) (EndedLink, error)
 }
+
+// EndedLink remembers an activation link that no longer works, so that
+// reopening it (Back after enrolling, an old email) gets a page that says
+// what happened instead of "unknown link". It holds only the token's hash:
+// the link cannot be used again from it.
+type EndedLink struct {
+	TokenHash string    `json:"token_hash"`
+	Username  string    `json:"username"`
+	Reason    LinkEnd   `json:"reason"`
+	At        time.Time `json:"at"` // when it was used, or when it expired
+}
+
+// LinkEnd is why a link stopped working.
+type LinkEnd string
+
+const (
+	LinkUsed    LinkEnd = "used"    // the enrollment completed with it
+	LinkExpired LinkEnd = "expired" // activation_ttl passed
+)
+
+// EndedLinkRetention is how long an ended link is remembered.
+const EndedLinkRetention = 30 * 24 * time.Hour

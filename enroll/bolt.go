@@ -40,6 +40,7 @@ var (
 //	ratelimit    key → window and hit times (see ratelimit.go)
 //	activations       token hash → JSON Activation
 //	activation_users  lower-cased username → token hash of the current activation
+//	ended_links       token hash → JSON EndedLink: a link used or expired, for its page (bolt_ended.go)
 //	outbox            big-endian uint64 ID → JSON OutboundMessage
 //	outbox_due        priority (1 byte) | NextAttempt (8, ordered Unix ns) | ID (8) → empty,
 //	                  for pending messages only (see bolt_outbox.go)
@@ -66,6 +67,7 @@ var (
 
 	bucketActivations     = []byte("activations")
 	bucketActivationUsers = []byte("activation_users")
+	bucketEndedLinks      = []byte("ended_links")
 	bucketOutbox          = []byte("outbox")
 	bucketOutboxDue       = []byte("outbox_due")
 	bucketOutboxProvider  = []byte("outbox_provider")
@@ -78,7 +80,7 @@ var (
 
 	allBuckets = [][]byte{bucketMeta, bucketEnrollments, bucketPhones, bucketAudit,
 		bucketMessages, bucketOptOut, bucketRateLimit,
-		bucketActivations, bucketActivationUsers,
+		bucketActivations, bucketActivationUsers, bucketEndedLinks,
 		bucketOutbox, bucketOutboxDue, bucketOutboxProvider, bucketOutboxRedact,
 		bucketLockouts, bucketMonitor,
 		bucketSMSChecks, bucketSMSChecksDue, bucketReminders,

@@ -215,6 +215,13 @@ func (s *BoltStore) CompleteActivation(ctx context.Context, hash string, e Enrol
 		if err := putEnrollmentTx(tx, []byte(ekey), e, val); err != nil {
 			return err
 		}
+		at := e.UpdatedAt
+		if at.IsZero() {
+			at = e.VerifiedAt
+		}
+		if err := putEndedLink(tx, EndedLink{TokenHash: hash, Username: a.Username, Reason: LinkUsed, At: at}); err != nil {
+			return err
+		}
 		return deleteActivation(tx, h, a)
 	})
 	if err != nil {
@@ -280,9 +287,13 @@ func (s *BoltStore) PurgeActivations(ctx context.Context, now time.Time) (int, e
 			if err := deleteActivation(tx, x.hash, x.a); err != nil {
 				return err
 			}
+			ended := EndedLink{TokenHash: x.a.TokenHash, Username: x.a.Username, Reason: LinkExpired, At: x.a.ExpiresAt}
+			if err := putEndedLink(tx, ended); err != nil {
+				return err
+			}
 		}
 		n = len(gone) // set, not added to: this function may be re-run
-		return nil
+		return purgeEndedLinks(ctx, tx, now)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enroll: purge activations: %w", err)

@@ -166,6 +166,16 @@ var (
 	ErrMethodOff         = errors.New("enroll: this verification method is turned off")
 )
 
+// ErrCodeReplayed: the authenticator code just accepted, posted again (a
+// double tap). Each time step is accepted once, so it is refused, but it
+// is no wrong try. It matches ErrCodeWrong.
+var ErrCodeReplayed error = replayedError{}
+
+type replayedError struct{}
+
+func (replayedError) Error() string        { return "enroll: this authenticator code was just used" }
+func (replayedError) Is(target error) bool { return target == ErrCodeWrong }
+
 // ResendError: a code may not be sent again before At.
 type ResendError struct{ At time.Time }
 

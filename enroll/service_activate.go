@@ -183,13 +183,40 @@ func (s *Service) activation(ctx context.Context, token string) (string, Activat
 	a, err := s.deps.Store.ActivationByToken(ctx, hash)
 	switch {
 	case errors.Is(err, ErrTokenUnknown) || errors.Is(err, ErrNotFound):
-		return "", Activation{}, ErrTokenUnknown
+		return "", Activation{}, s.endedLink(ctx, hash)
 	case err != nil:
 		return "", Activation{}, fmt.Errorf("enroll: read activation: %w", err)
 	case a.Expired(s.deps.Now()):
 		return "", Activation{}, ErrTokenExpired
 	}
 	return hash, a, nil
+}
+
+// endedLink is the answer to a link with no activation behind it: used by
+// a user still enrolled (*LinkUsedError), expired (ErrTokenExpired), else
+// ErrTokenUnknown (never issued, replaced, or its user since deactivated).
+func (s *Service) endedLink(ctx context.Context, hash string) error {
+	l, err := s.deps.Store.EndedLink(ctx, hash)
+	switch {
+	case err != nil:
+		if !errors.Is(err, ErrTokenUnknown) && !errors.Is(err, ErrNotFound) {
+			s.deps.Log.Warn("enroll: reading an ended link", "err", err)
+		}
+		return ErrTokenUnknown
+	case l.Reason == LinkExpired:
+		return ErrTokenExpired
+	case l.Reason != LinkUsed:
+		return ErrTokenUnknown
+	}
+	e, err := s.deps.Store.Enrollment(ctx, l.Username)
+	if err != nil || e.State != StateActive {
+		return ErrTokenUnknown
+	}
+	lang := e.Language
+	if lang == "" {
+		lang = s.set.DefaultLanguage
+	}
+	return &LinkUsedError{Language: lang, SMSNumber: normalizeSMSNumber(s.set.SMSNumber)}
 }
 
 // updateActivation changes token's activation in one store transaction.
@@ -223,7 +250,7 @@ func (s *Service) updateActivationHash(ctx context.Context, hash string, fn func
 	case fnErr != nil && errors.Is(err, fnErr):
 		return fnErr // without the store's prefix: it is the page's answer
 	case errors.Is(err, ErrTokenUnknown) || errors.Is(err, ErrNotFound):
-		return ErrTokenUnknown
+		return s.endedLink(ctx, hash)
 	}
 	return fmt.Errorf("enroll: update activation: %w", err)
 }

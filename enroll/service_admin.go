@@ -392,3 +392,39 @@ func (s *Service) unlockUser(ctx context.Context, username string) (directory.Us
 	s.deps.Log.Info("enroll: account unlocked by an admin", "username", u.Username)
 	return u, nil
 }
+
+// RevokeActivation takes back username's pending activation link: it stops
+// working at once (its page then says the link is unknown), and nothing
+// else changes. Audited as "revoke_activation". ErrNotFound when the user
+// has no pending activation.
+func (s *Service) RevokeActivation(ctx context.Context, username, actor string) (Activation, error) {
+	a, err := s.revokeActivation(ctx, username)
+	ev := adminEvent(actor, "revoke_activation", username, err)
+	if err == nil {
+		ev.Username = a.Username
+		ev.Detail = "link sent " + a.CreatedAt.UTC().Format(time.RFC3339) + " by " + a.CreatedBy
+	}
+	s.audit(ctx, ev)
+	return a, err
+}
+
+func (s *Service) revokeActivation(ctx context.Context, username string) (Activation, error) {
+	if _, err := usernameKey(username); err != nil {
+		return Activation{}, err
+	}
+	a, err := s.deps.Store.ActivationByUser(ctx, username)
+	switch {
+	case errors.Is(err, ErrNotFound) || errors.Is(err, ErrTokenUnknown):
+		return Activation{}, fmt.Errorf("%w: %s has no pending activation", ErrNotFound, username)
+	case err != nil:
+		return Activation{}, fmt.Errorf("enroll: revoke the activation of %s: %w", username, err)
+	}
+	switch err := s.deps.Store.DeleteActivation(ctx, a.TokenHash); {
+	case errors.Is(err, ErrTokenUnknown):
+		return Activation{}, fmt.Errorf("%w: %s has no pending activation", ErrNotFound, username)
+	case err != nil:
+		return Activation{}, fmt.Errorf("enroll: revoke the activation of %s: %w", username, err)
+	}
+	s.deps.Log.Info("enroll: activation revoked", "username", a.Username)
+	return a, nil
+}

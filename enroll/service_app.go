@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -80,6 +81,10 @@ func (s *Service) VerifyApp(ctx context.Context, token, code string) (Page, erro
 			// Recorded now, so the step stays used even if completion
 			// fails (phone taken meanwhile) and the user tries again.
 			act.LastTOTPStep = step
+		} else if act.LastTOTPStep != 0 && replaysStep(string(secret), code, now, act.LastTOTPStep) {
+			// The code just accepted, posted again (a double tap): refused,
+			// as every used step is, but not counted as a wrong try.
+			answer = ErrCodeReplayed
 		} else {
 			answer = s.wrongTry(act, now)
 		}
@@ -88,6 +93,10 @@ func (s *Service) VerifyApp(ctx context.Context, token, code string) (Page, erro
 	})
 	if err != nil {
 		return Page{}, err
+	}
+	if errors.Is(answer, ErrCodeReplayed) {
+		s.deps.Log.Info("enroll: the app code just accepted was posted again", "username", a.Username)
+		return Page{}, answer
 	}
 	if answer != nil {
 		s.noteWrongTry(ctx, a, answer)

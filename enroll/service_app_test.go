@@ -170,8 +170,8 @@ func TestAppSetupAndEnroll(t *testing.T) {
 	if evs := h.audit("enroll"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "app") {
 		t.Errorf("audit %+v, want one enroll event with method app", evs)
 	}
-	if _, err := h.svc.VerifyApp(h.ctx, token, oathtool(t, setup.Secret, now.Add(30*time.Second))); err != enroll.ErrTokenUnknown {
-		t.Errorf("VerifyApp after completion = %v, want ErrTokenUnknown", err)
+	if _, err := h.svc.VerifyApp(h.ctx, token, oathtool(t, setup.Secret, now.Add(30*time.Second))); !errors.Is(err, enroll.ErrTokenUsed) {
+		t.Errorf("VerifyApp after completion = %v, want ErrTokenUsed", err)
 	}
 }
 

@@ -194,7 +194,7 @@ func (s *Service) SendPhoneChangeCode(ctx context.Context, token, rawPhone, meth
 	if phone == e.Phone {
 		return PhoneChange{}, ErrSamePhone
 	}
-	p, err := s.sendCode(ctx, a.TokenHash, phone, method)
+	p, err := s.sendCode(ctx, a.TokenHash, phone, method, true)
 	if err != nil {
 		return PhoneChange{}, err
 	}

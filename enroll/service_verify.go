@@ -29,7 +29,7 @@ func (s *Service) SendCode(ctx context.Context, token, rawPhone, method string) 
 	if err != nil {
 		return Page{}, err
 	}
-	return s.sendCode(ctx, hash, phone, method)
+	return s.sendCode(ctx, hash, phone, method, true)
 }
 
 // Resend sends the current code again (a new one if it has expired or died)
@@ -51,7 +51,7 @@ func (s *Service) Resend(ctx context.Context, token, method string) (Page, error
 	if err != nil {
 		return Page{}, err
 	}
-	return s.sendCode(ctx, hash, phone, method)
+	return s.sendCode(ctx, hash, phone, method, false)
 }
 
 func (s *Service) checkCodeMethod(method string) error {
@@ -94,19 +94,40 @@ func (s *Service) enrollablePhone(ctx context.Context, username, raw, use string
 	return phone, nil
 }
 
+// sendTimeout bounds the work a send must finish once started: recording
+// the send and queueing the message. It runs on a context detached from
+// the request's (context.WithoutCancel), so a browser that gives up on the
+// request (a double tap, a closed tab) cannot leave a send recorded but
+// never queued.
+const sendTimeout = 15 * time.Second
+
 // sendCode records a send to phone (the live code for that number, or a
-// new one) in the activation stored under hash and queues it.
-func (s *Service) sendCode(ctx context.Context, hash, phone, method string) (Page, error) {
+// new one) in the activation stored under hash and queues it. With
+// sameIsRepeat (the phone form), the same number and method asked for
+// again within resend_after, while the code lives, is the same request (a
+// double tap, a form posted twice): it gets the same page and nothing is
+// sent again. Resend asks for another send on purpose, so it waits.
+func (s *Service) sendCode(ctx context.Context, hash, phone, method string, sameIsRepeat bool) (Page, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
 	var (
-		a    Activation
-		code string
+		a        Activation
+		code     string
+		repeated bool
+		before   time.Time // CodeSentAt before this send, to undo it
 	)
 	err := s.updateActivationHash(ctx, hash, func(act *Activation, now time.Time) error {
+		repeated, before = false, act.CodeSentAt
 		if act.LockedUntil.After(now) {
 			return &LockedError{Until: act.LockedUntil}
 		}
 		if !act.CodeSentAt.IsZero() {
 			if at := act.CodeSentAt.Add(s.set.ResendAfter); now.Before(at) {
+				if sameIsRepeat && act.Phone == phone && act.CodeMethod == method && act.CodeHash != "" && now.Before(act.CodeExpires) {
+					repeated = true
+					a = *act
+					return nil
+				}
 				return &ResendError{At: at}
 			}
 		}
@@ -132,6 +153,10 @@ func (s *Service) sendCode(ctx context.Context, hash, phone, method string) (Pag
 	if err != nil {
 		return Page{}, err
 	}
+	if repeated {
+		s.deps.Log.Info("enroll: the same code asked for again at once; not sent twice", "username", a.Username, "method", method)
+		return s.page(ctx, a), nil
+	}
 	kind, key, args := KindSMS, "sms.code", map[string]string{
 		"code":    code,
 		"minutes": strconv.Itoa(ceilMinutes(a.CodeExpires.Sub(a.CodeSentAt))),
@@ -141,6 +166,16 @@ func (s *Service) sendCode(ctx context.Context, hash, phone, method string) (Pag
 	}
 	body := s.deps.Messages.Text(a.Language, key, args)
 	if err := s.queue(ctx, kind, phone, a.Language, "code", a.Username, body); err != nil {
+		// Not sent: the user may ask again at once.
+		sentAt := a.CodeSentAt
+		if uerr := s.updateActivationHash(ctx, hash, func(act *Activation, _ time.Time) error {
+			if act.CodeSentAt.Equal(sentAt) {
+				act.CodeSentAt = before
+			}
+			return nil
+		}); uerr != nil {
+			s.deps.Log.Error("enroll: undoing a send that was not queued", "username", a.Username, "err", uerr)
+		}
 		return Page{}, err
 	}
 	s.deps.Log.Info("enroll: code queued", "username", a.Username, "method", method)
@@ -231,8 +266,11 @@ func (s *Service) noteWrongTry(ctx context.Context, a Activation, answer error) 
 
 // complete turns the verified activation a into an active enrollment,
 // deleting the activation in the same transaction (the token then stops
-// working), and tells the user by SMS and email.
+// working), and tells the user by SMS and email. Once the code is right it
+// runs to the end whatever becomes of the request (sendTimeout).
 func (s *Service) complete(ctx context.Context, a Activation, method string) (Page, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
+	defer cancel()
 	if err := s.checkActivationUser(ctx, a, "enroll"); err != nil {
 		return Page{}, err
 	}
@@ -263,7 +301,7 @@ func (s *Service) complete(ctx context.Context, a Activation, method string) (Pa
 	}
 	switch err := s.deps.Store.CompleteActivation(ctx, a.TokenHash, e); {
 	case errors.Is(err, ErrTokenUnknown) || errors.Is(err, ErrNotFound):
-		return Page{}, ErrTokenUnknown // completed (or replaced) meanwhile
+		return Page{}, s.endedLink(ctx, a.TokenHash) // completed (or replaced) meanwhile: a double submit
 	case errors.Is(err, ErrPhoneTaken):
 		return Page{}, ErrPhoneTaken
 	case err != nil:

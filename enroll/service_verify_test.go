@@ -58,8 +58,13 @@ func TestResendTiming(t *testing.T) {
 			t.Errorf("%s: resend at %v, want %v", what, re.At, resendAt)
 		}
 	}
-	_, err := h.svc.SendCode(h.ctx, token, phoneJdoe, "sms")
-	checkRefused("SendCode again at once", err)
+	// The same number and method again at once is the same request (a
+	// double tap): the same page, nothing sent again.
+	if p, err := h.svc.SendCode(h.ctx, token, "201 555 0123", "sms"); err != nil || !p.ResendAt.Equal(resendAt) || p.Phone != phoneJdoe {
+		t.Errorf("SendCode again at once = %+v, %v; want the same page", p, err)
+	}
+	_, err := h.svc.SendCode(h.ctx, token, phoneJdoe, "voice")
+	checkRefused("SendCode by voice at once", err)
 	_, err = h.svc.Resend(h.ctx, token, "sms")
 	checkRefused("Resend at once", err)
 	_, err = h.svc.Resend(h.ctx, token, "voice")
@@ -489,11 +494,20 @@ func TestCompletionBySMS(t *testing.T) {
 	}
 
 	// The link is used up.
-	if _, err := h.svc.Open(h.ctx, token); err != enroll.ErrTokenUnknown {
-		t.Errorf("Open after completion = %v, want ErrTokenUnknown", err)
+	// The link is used up: reopening it says the user is enrolled.
+	var used *enroll.LinkUsedError
+	if _, err := h.svc.Open(h.ctx, token); !errors.As(err, &used) || used.Language != "en" {
+		t.Errorf("Open after completion = %v, want a LinkUsedError in en", err)
 	}
-	if _, err := h.svc.VerifyCode(h.ctx, token, h.lastCode()); err != enroll.ErrTokenUnknown {
-		t.Errorf("VerifyCode again = %v, want ErrTokenUnknown", err)
+	if _, err := h.svc.VerifyCode(h.ctx, token, h.lastCode()); !errors.Is(err, enroll.ErrTokenUsed) || !errors.Is(err, enroll.ErrTokenUnknown) {
+		t.Errorf("VerifyCode again = %v, want ErrTokenUsed (an ErrTokenUnknown)", err)
+	}
+	// Deactivated since: the link is just unknown.
+	if _, err := h.svc.Deactivate(h.ctx, "jdoe", "admin:root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.Open(h.ctx, token); err != enroll.ErrTokenUnknown {
+		t.Errorf("Open after deactivation = %v, want ErrTokenUnknown", err)
 	}
 }
 
@@ -601,10 +615,10 @@ func TestConcurrentRightCodes(t *testing.T) {
 	wg.Wait()
 	ok := 0
 	for _, err := range errs {
-		switch err {
-		case nil:
+		switch {
+		case err == nil:
 			ok++
-		case enroll.ErrTokenUnknown:
+		case errors.Is(err, enroll.ErrTokenUsed): // the others: "you're enrolled"
 		default:
 			t.Errorf("unexpected answer %v", err)
 		}

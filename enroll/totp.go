@@ -112,3 +112,15 @@ func VerifyTOTP(secret, code string, now time.Time, lastStep int64) (step int64,
 	}
 	return matched, found
 }
+
+// replaysStep reports whether code is the code of step, the step last
+// accepted, and that step is still within the window VerifyTOTP accepts
+// at now: the same code posted twice in a row.
+func replaysStep(secret, code string, now time.Time, step int64) bool {
+	code = cleanCode(code)
+	if cur := totpStep(now); len(code) != codeDigits || step < 0 || cur-step > totpSkew || step-cur > totpSkew {
+		return false
+	}
+	want, err := hotp.GenerateCodeCustom(secret, uint64(step), totpOpts)
+	return err == nil && subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1
+}

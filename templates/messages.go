@@ -219,6 +219,31 @@ func (c *Catalog) Text(lang, key string, args map[string]string) string {
 	return b.String()
 }
 
+// PluralKey is the key of the form of key that counts n in lang: key+".one"
+// or key+".other". A catalog text that counts has both forms, each with
+// its {n}. English takes the singular for 1 only; French for 0 and 1
+// ("0 utilisateur", "1 utilisateur", "2 utilisateurs").
+func PluralKey(lang, key string, n int) string {
+	one := n == 1
+	if NormalizeLanguage(lang) == "fr" {
+		one = n == 0 || n == 1
+	}
+	if one {
+		return key + ".one"
+	}
+	return key + ".other"
+}
+
+// Plural returns the form of key that counts n in lang, with {n} and args
+// filled in.
+func (c *Catalog) Plural(lang, key string, n int, args map[string]string) string {
+	all := map[string]string{"n": strconv.Itoa(n)}
+	for k, v := range args {
+		all[k] = v
+	}
+	return c.Text(lang, PluralKey(lang, key, n), all)
+}
+
 // NormalizeLanguage maps a language tag ("fr-CA", "FR", "fr_FR") or an
 // Accept-Language header value ("fr-CH, fr;q=0.9, en;q=0.8") to a supported
 // language code, "en" or "fr". It returns "" when nothing supported is asked

@@ -56,10 +56,11 @@ const (
 	AdminAudit       = "admin_audit"
 	AdminMail        = "admin_mail" // the mail queue: recipient, kind, state, attempts
 	AdminError       = "admin_error"
+	AdminConfirm     = "admin_confirm" // the confirmation step of a destructive action
 )
 
 var adminPageNames = []string{AdminLogin, AdminDashboard, AdminUsers, AdminResults, AdminEnrollments,
-	AdminEnrollment, AdminLockouts, AdminAudit, AdminMail, AdminError}
+	AdminEnrollment, AdminLockouts, AdminAudit, AdminMail, AdminError, AdminConfirm}
 
 // The pages of `replyreset demo`: the phone simulator and the mailbox.
 const (
@@ -99,8 +100,12 @@ func LoadPages() (*Pages, error) {
 	return loadPages(pageFiles)
 }
 
-// textCall finds the literal keys templates pass to .T.
-var textCall = regexp.MustCompile(`\.T\s+"([^"]*)"`)
+// textCall finds the literal keys templates pass to .T; pluralCall those
+// passed to .N, which must have a .one and an .other form.
+var (
+	textCall   = regexp.MustCompile(`\.T\s+"([^"]*)"`)
+	pluralCall = regexp.MustCompile(`\.N\s+"([^"]*)"`)
+)
 
 func loadPages(fsys fs.FS) (*Pages, error) {
 	text, err := loadPageTexts(fsys)
@@ -142,6 +147,13 @@ func loadPages(fsys fs.FS) (*Pages, error) {
 		for _, m := range textCall.FindAllStringSubmatch(string(layout)+string(src), -1) {
 			if _, ok := text.messages[DefaultLanguage][m[1]]; !ok {
 				errs = append(errs, fmt.Errorf("templates: %s: page text %q is missing", file, m[1]))
+			}
+		}
+		for _, m := range pluralCall.FindAllStringSubmatch(string(layout)+string(src), -1) {
+			for _, form := range []string{".one", ".other"} {
+				if _, ok := text.messages[DefaultLanguage][m[1]+form]; !ok {
+					errs = append(errs, fmt.Errorf("templates: %s: page text %q is missing", file, m[1]+form))
+				}
 			}
 		}
 	}
@@ -222,6 +234,12 @@ func (p *Pages) Text(lang, key string, args map[string]string) string {
 	return p.text.Text(lang, key, args)
 }
 
+// Plural returns the form of page text key that counts n in lang
+// (Catalog.Plural).
+func (p *Pages) Plural(lang, key string, n int, args map[string]string) string {
+	return p.text.Plural(lang, key, n, args)
+}
+
 // Static returns the static assets (CSS), served under /static/.
 func (p *Pages) Static() fs.FS { return p.static }
 
@@ -243,6 +261,17 @@ func (v view) T(key string, pairs ...any) string {
 		}
 	}
 	return v.p.text.Text(v.Lang, key, args)
+}
+
+// N returns the form of key that counts n ("1 user", "2 users"), with {n}
+// and the placeholders of the name, value pairs filled in:
+// {{.N "admin.enr.count" .Total}}.
+func (v view) N(key string, n int, pairs ...any) string {
+	args := make(map[string]string, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		args[fmt.Sprint(pairs[i])] = fmt.Sprint(pairs[i+1])
+	}
+	return v.p.text.Plural(v.Lang, key, n, args)
 }
 
 // Msg renders a text chosen by the handler.

@@ -15,7 +15,7 @@ type fuzzPageView struct {
 	Methods                                          []string
 	Method, ExpiresAt, CodeUntil, ResendAt, ResendIn string
 	ResendMethods                                    []string
-	Secret, QR                                       string
+	Secret, QR, AppLink                              string
 	Notice                                           *Msg
 	Delivery                                         any
 	Reload                                           bool
@@ -31,7 +31,7 @@ type fuzzPageView struct {
 type fuzzLoginView struct {
 	CSRF, Admin, Section string
 	Sections             []string
-	Back                 string
+	Back, Zone           string
 	Notice, Error        *Msg
 	Title                Msg
 	RequestID            string

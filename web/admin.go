@@ -28,6 +28,9 @@ type AdminDirectory interface {
 	GroupMembers(ctx context.Context, group string) ([]directory.User, error)
 	UsersUnder(ctx context.Context, base string) ([]directory.User, error)
 	LockedUsers(ctx context.Context) ([]directory.User, error)
+	// AccountState finds a person account that user_filter leaves out
+	// (disabled, say), so the console can say why it is not usable.
+	AccountState(ctx context.Context, username string) (directory.User, error)
 }
 
 // AdminService is what admins do to enrollments (enroll.Service). Each
@@ -36,6 +39,7 @@ type AdminDirectory interface {
 type AdminService interface {
 	Activate(ctx context.Context, username, actor string) (enroll.ActivationResult, error)
 	Deactivate(ctx context.Context, username, actor string) (enroll.Enrollment, error)
+	RevokeActivation(ctx context.Context, username, actor string) (enroll.Activation, error)
 	Unfreeze(ctx context.Context, username, actor string) (enroll.Enrollment, error)
 	ChangePhone(ctx context.Context, username, rawPhone, actor string) (enroll.Enrollment, error)
 	EnrollInPerson(ctx context.Context, username, rawPhone, lang, actor string) (enroll.Enrollment, error)
@@ -50,6 +54,7 @@ type AdminStore interface {
 	Enrollments(ctx context.Context) ([]enroll.Enrollment, error)
 	Enrollment(ctx context.Context, username string) (enroll.Enrollment, error)
 	ActivationByUser(ctx context.Context, username string) (enroll.Activation, error)
+	Activations(ctx context.Context) ([]enroll.Activation, error)
 	Audit(ctx context.Context, f enroll.AuditFilter) ([]enroll.Event, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 	LoginGuard
@@ -59,6 +64,7 @@ type AdminStore interface {
 type AdminPages interface {
 	Pages
 	Text(lang, key string, args map[string]string) string
+	Plural(lang, key string, n int, args map[string]string) string
 }
 
 const (
@@ -106,6 +112,7 @@ func (s *adminSite) register(e *echo.Echo) {
 	g.POST("/enrollments/:username/:action", s.enrollmentAction)
 	g.POST("/enroll", s.enrollInPerson)
 	g.GET("/lockouts", s.lockouts)
+	g.POST("/lockouts/unlock-all", s.unlockAll)
 	g.POST("/lockouts/:username/unlock", s.unlock)
 	g.GET("/audit", s.audit)
 	g.GET("/audit/export", s.auditExport)
@@ -119,6 +126,7 @@ type adminView struct {
 	Section  string   // the current navigation entry
 	Sections []string // navigation
 	Back     string   // where the language switch returns
+	Zone     string   // the time zone of the times shown, named
 	Notice   *templates.Msg
 	Error    *templates.Msg
 	Title    templates.Msg // the error page
@@ -135,6 +143,7 @@ type adminView struct {
 	Lockouts    *lockoutsView
 	Audit       *auditView
 	Mail        *mailView
+	Confirm     *confirmView
 }
 
 type loginView struct{ Username, Next string }
@@ -147,6 +156,7 @@ func (s *adminSite) render(c echo.Context, status int, page string, v adminView)
 	if sess != nil {
 		v.Admin = sess.display
 		v.Sections = adminSections
+		v.Zone = s.zoneName(c)
 	}
 	v.CSRF = csrfToken(c)
 	if v.Error != nil || status >= 500 {
@@ -306,7 +316,7 @@ func (s *adminSite) postLogin(c echo.Context) error {
 	case loginOK:
 	case loginBlocked:
 		return refuse(http.StatusTooManyRequests, "admin.login.blocked",
-			map[string]string{"time": templates.FormatDateTime(s.language(c), res.until)})
+			map[string]string{"time": s.when(c, res.until)})
 	case loginBad:
 		return refuse(http.StatusUnauthorized, "admin.login.bad", nil)
 	case loginNotAdmin:
@@ -318,6 +328,7 @@ func (s *adminSite) postLogin(c echo.Context) error {
 	default:
 		return refuse(http.StatusServiceUnavailable, "admin.err.directory", nil)
 	}
+	s.rememberZone(c)
 	if old, ok := readCookie(c, s.secure, adminCookie); ok {
 		s.sessions.drop(old)
 	}

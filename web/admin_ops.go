@@ -229,6 +229,9 @@ func (o *adminOps) activateOne(ctx context.Context, actor, name string, skipEnro
 		return row
 	case err != nil:
 		code, key := activationProblem(err)
+		if code == "not_found" {
+			code, key = o.whyNotFound(ctx, name)
+		}
 		row.setProblem(code, key, err)
 		return row
 	}
@@ -242,6 +245,21 @@ func (r *activationRow) setProblem(code, key string, err error) {
 	if err != nil {
 		r.Error = err.Error()
 	}
+}
+
+// whyNotFound tells a disabled or expired account (which user_filter
+// leaves out) from one that is not in the directory at all.
+func (o *adminOps) whyNotFound(ctx context.Context, name string) (code, key string) {
+	u, err := o.dir.AccountState(ctx, name)
+	switch {
+	case err != nil:
+		return "not_found", "admin.act.not_found"
+	case u.Disabled:
+		return "disabled", "admin.act.disabled"
+	case u.Expired:
+		return "account_expired", "admin.act.expired"
+	}
+	return "outside_filter", "admin.act.outside_filter"
 }
 
 // activationProblem maps an activation error to its stable code and text.
@@ -348,19 +366,68 @@ func parseUsernameCSV(r io.Reader) ([]string, error) {
 	return names, nil
 }
 
+// stateInvited is the listed state of a user with a pending activation
+// link and no enrollment in force: activated, the link sent, not enrolled
+// yet. It is not a stored enrollment state; the activation is the record.
+const stateInvited enroll.State = "invited"
+
+// listStates are the states the enrollments list filters by.
+var listStates = []enroll.State{enroll.StateActive, stateInvited, enroll.StatePending, enroll.StateFrozen, enroll.StateDeactivated}
+
+// validListState reports whether st is one the list can filter by.
+func validListState(st enroll.State) bool { return st == stateInvited || st.Valid() }
+
 // enrollmentFilter selects enrollments for the list.
 type enrollmentFilter struct {
 	State enroll.State
 	Query string // part of the username or phone
 }
 
-func (o *adminOps) listEnrollments(ctx context.Context, f enrollmentFilter) ([]enroll.Enrollment, error) {
+// listedEnrollment is one user of the enrollments list: an enrollment, a
+// pending activation (Invite), or both (an enrolled user sent a new link).
+type listedEnrollment struct {
+	enroll.Enrollment                    // Username always set; the rest zero for a user only invited
+	State             enroll.State       // shown: the enrollment's, or stateInvited
+	Invite            *enroll.Activation // the pending activation, if any
+}
+
+// listEnrollments lists enrollments and pending activations by username:
+// a user whose enrollment is not in force (none, pending, deactivated) but
+// who has an activation link is listed as invited.
+func (o *adminOps) listEnrollments(ctx context.Context, f enrollmentFilter) ([]listedEnrollment, error) {
 	all, err := o.store.Enrollments(ctx)
 	if err != nil {
 		return nil, err
 	}
+	acts, err := o.store.Activations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	invites := make(map[string]*enroll.Activation, len(acts))
+	for i := range acts {
+		invites[strings.ToLower(acts[i].Username)] = &acts[i]
+	}
+	list := make([]listedEnrollment, 0, len(all)+len(acts))
+	for _, e := range all {
+		l := listedEnrollment{Enrollment: e, State: e.State}
+		if a := invites[strings.ToLower(e.Username)]; a != nil {
+			delete(invites, strings.ToLower(e.Username))
+			l.Invite = a
+			if e.State != enroll.StateActive && e.State != enroll.StateFrozen {
+				l.State = stateInvited
+			}
+		}
+		list = append(list, l)
+	}
+	for _, a := range invites {
+		list = append(list, listedEnrollment{Enrollment: enroll.Enrollment{Username: a.Username, Mail: a.Mail,
+			Language: a.Language, CreatedAt: a.CreatedAt, UpdatedAt: a.CreatedAt}, State: stateInvited, Invite: a})
+	}
+	slices.SortFunc(list, func(a, b listedEnrollment) int {
+		return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
+	})
 	q := strings.ToLower(strings.TrimSpace(f.Query))
-	return slices.DeleteFunc(all, func(e enroll.Enrollment) bool {
+	return slices.DeleteFunc(list, func(e listedEnrollment) bool {
 		if f.State != "" && e.State != f.State {
 			return true
 		}

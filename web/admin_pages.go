@@ -39,10 +39,9 @@ type eventRow struct {
 var allStates = []enroll.State{enroll.StateActive, enroll.StatePending, enroll.StateFrozen, enroll.StateDeactivated}
 
 func (s *adminSite) eventRows(c echo.Context, evs []enroll.Event) []eventRow {
-	lang := s.language(c)
 	rows := make([]eventRow, len(evs))
 	for i, ev := range evs {
-		rows[i] = eventRow{Seq: ev.Seq, Time: templates.FormatDateTime(lang, ev.Time), Actor: ev.Actor, Action: ev.Action,
+		rows[i] = eventRow{Seq: ev.Seq, Time: s.when(c, ev.Time), Actor: ev.Actor, Action: ev.Action,
 			Username: ev.Username, Outcome: ev.Outcome, SourceIP: ev.SourceIP, Detail: ev.Detail}
 	}
 	return rows
@@ -60,6 +59,13 @@ func (s *adminSite) dashboard(c echo.Context) error {
 		SMS: s.smsUsage(ctx)}
 	for _, st := range allStates {
 		d.States = append(d.States, stateCount{State: st, Count: sum.Enrollments[st]})
+	}
+	// Invited users (a link sent, not enrolled yet) count too, from the
+	// same list the Enrollments page filters.
+	if invited, err := s.ops.listEnrollments(ctx, enrollmentFilter{State: stateInvited}); err == nil {
+		d.States = append(d.States[:1], append([]stateCount{{State: stateInvited, Count: len(invited)}}, d.States[1:]...)...)
+	} else {
+		s.log.ErrorContext(ctx, "dashboard: invited users", "err", err)
 	}
 	return s.render(c, http.StatusOK, templates.AdminDashboard, adminView{Section: "dashboard", Dashboard: d,
 		Events: s.eventRows(c, sum.Recent)})
@@ -169,11 +175,10 @@ func (s *adminSite) activate(c echo.Context) error {
 	}
 	rows := s.ops.activateMany(ctx, actor(c), names, skip)
 	v := &resultsView{Source: source, Rows: rows}
-	lang := s.language(c)
 	for i := range rows {
 		if rows[i].OK {
 			v.OK++
-			rows[i].Expires = templates.FormatDate(lang, rows[i].Expiry)
+			rows[i].Expires = s.whenRel(c, rows[i].Expiry)
 		} else {
 			v.Failed++
 		}
@@ -197,6 +202,11 @@ type enrollmentsView struct {
 type enrollmentRow struct {
 	Username, Phone, Method, Updated string
 	State                            enroll.State
+	// The pending activation link: when it was sent (and by whom), when
+	// it expires; empty without one.
+	Invited, InvitedBy, LinkExpires string
+	LinkExpired                     bool
+	CanResend, CanRevoke            bool
 }
 
 const pageSize = 50
@@ -208,7 +218,7 @@ func (s *adminSite) enrollments(c echo.Context) error {
 func (s *adminSite) showEnrollments(c echo.Context, status int, problem *templates.Msg) error {
 	state := enroll.State(c.QueryParam("state"))
 	v := adminView{Section: "enrollments", Error: problem}
-	if state != "" && !state.Valid() {
+	if state != "" && !validListState(state) {
 		v.Error, state = &templates.Msg{Key: "admin.enr.bad_state"}, ""
 	}
 	q := strings.TrimSpace(c.QueryParam("q"))
@@ -219,7 +229,7 @@ func (s *adminSite) showEnrollments(c echo.Context, status int, problem *templat
 	if err != nil {
 		return s.fail(c, http.StatusInternalServerError, "admin.err.internal", err)
 	}
-	ev := &enrollmentsView{Query: q, State: string(state), States: allStates, Total: len(list)}
+	ev := &enrollmentsView{Query: q, State: string(state), States: listStates, Total: len(list)}
 	ev.Pages = max(1, (len(list)+pageSize-1)/pageSize)
 	ev.Page = min(max(page, 1), ev.Pages)
 	link := func(p int) string {
@@ -238,10 +248,15 @@ func (s *adminSite) showEnrollments(c echo.Context, status int, problem *templat
 	if ev.Page < ev.Pages {
 		ev.Next = link(ev.Page + 1)
 	}
-	lang := s.language(c)
+	now := s.now()
 	for _, e := range list[(ev.Page-1)*pageSize : min(ev.Page*pageSize, len(list))] {
-		ev.Rows = append(ev.Rows, enrollmentRow{Username: e.Username, Phone: e.Phone, Method: e.Method, State: e.State,
-			Updated: templates.FormatDateTime(lang, e.UpdatedAt)})
+		row := enrollmentRow{Username: e.Username, Phone: e.Phone, Method: e.Method, State: e.State,
+			Updated: s.when(c, e.UpdatedAt), CanResend: e.State != enroll.StateFrozen}
+		if a := e.Invite; a != nil {
+			row.Invited, row.InvitedBy = s.whenRel(c, a.CreatedAt), a.CreatedBy
+			row.LinkExpires, row.LinkExpired, row.CanRevoke = s.whenRel(c, a.ExpiresAt), a.Expired(now), true
+		}
+		ev.Rows = append(ev.Rows, row)
 	}
 	v.Enrollments = ev
 	return s.render(c, status, templates.AdminEnrollments, v)
@@ -252,10 +267,34 @@ type enrollmentView struct {
 	Created, Verified, Directory                          string
 	State                                                 enroll.State
 	CanResend, CanDeactivate, CanUnfreeze, CanChangePhone bool
+	// The pending activation link, if any.
+	Invited, InvitedBy, LinkExpires string
+	LinkExpired, CanRevoke          bool
+}
+
+// accountState says what the directory account u allows, for admins:
+// usable, locked (since when), disabled, expired; each distinctly.
+func (s *adminSite) accountState(c echo.Context, u directory.User) string {
+	lang := s.language(c)
+	var parts []string
+	if u.Disabled {
+		parts = append(parts, s.pages.Text(lang, "admin.dir.disabled", nil))
+	}
+	if u.Expired {
+		parts = append(parts, s.pages.Text(lang, "admin.dir.expired", nil))
+	}
+	if u.Locked {
+		parts = append(parts, s.pages.Text(lang, "admin.dir.locked", map[string]string{"time": s.whenRel(c, u.LockoutTime)}))
+	}
+	if len(parts) == 0 {
+		return s.pages.Text(lang, "admin.dir.ok", nil)
+	}
+	return strings.Join(parts, " · ")
 }
 
 // enrollmentNotices are the ?done= notices after an action.
-var enrollmentNotices = map[string]bool{"deactivated": true, "resent": true, "unfrozen": true, "phone": true, "enrolled": true}
+var enrollmentNotices = map[string]bool{"deactivated": true, "resent": true, "unfrozen": true, "phone": true, "enrolled": true,
+	"revoked": true}
 
 // GET /admin/enrollments/:username: one user's enrollment, directory state
 // and history. A user in the directory but not enrolled has a page too,
@@ -275,12 +314,29 @@ func (s *adminSite) showEnrollment(c echo.Context, name string, status int, prob
 	switch {
 	case err == nil:
 		ev.Username, ev.Phone, ev.Mail, ev.Method, ev.Language, ev.State = e.Username, e.Phone, e.Mail, e.Method, e.Language, e.State
-		ev.Created = templates.FormatDateTime(lang, e.CreatedAt)
+		ev.Created = s.when(c, e.CreatedAt)
 		if !e.VerifiedAt.IsZero() {
-			ev.Verified = templates.FormatDateTime(lang, e.VerifiedAt)
+			ev.Verified = s.when(c, e.VerifiedAt)
 		}
 	case !errors.Is(err, enroll.ErrNotFound):
 		return s.fail(c, http.StatusInternalServerError, "admin.err.internal", err)
+	}
+	inv, aerr := s.ops.store.ActivationByUser(ctx, name)
+	switch {
+	case aerr == nil:
+		if err != nil { // invited only: the activation's spelling
+			ev.Username = inv.Username
+		}
+		ev.Invited, ev.InvitedBy, ev.LinkExpires = s.whenRel(c, inv.CreatedAt), inv.CreatedBy, s.whenRel(c, inv.ExpiresAt)
+		ev.LinkExpired, ev.CanRevoke = inv.Expired(s.now()), true
+		if ev.State != enroll.StateActive && ev.State != enroll.StateFrozen {
+			ev.State = stateInvited
+		}
+		if ev.Mail == "" {
+			ev.Mail = inv.Mail
+		}
+	case !errors.Is(aerr, enroll.ErrNotFound) && !errors.Is(aerr, enroll.ErrTokenUnknown):
+		return s.fail(c, http.StatusInternalServerError, "admin.err.internal", aerr)
 	}
 	u, derr := s.ops.dir.FindUser(ctx, name)
 	switch {
@@ -289,22 +345,31 @@ func (s *adminSite) showEnrollment(c echo.Context, name string, status int, prob
 		if ev.Mail == "" {
 			ev.Mail = u.Mail
 		}
-		ev.Directory = s.pages.Text(lang, "admin.dir.ok", nil)
-		if u.Locked {
-			ev.Directory = s.pages.Text(lang, "admin.dir.locked", map[string]string{"time": templates.FormatDateTime(lang, u.LockoutTime)})
-		} else if u.Disabled {
-			ev.Directory = s.pages.Text(lang, "admin.dir.disabled", nil)
-		}
+		ev.Directory = s.accountState(c, u)
 	case errors.Is(derr, directory.ErrNotFound):
-		if errors.Is(err, enroll.ErrNotFound) {
+		// Not among the users user_filter selects: disabled, expired, or
+		// gone? Admins see which; employees' answers stay the same.
+		acct, serr := s.ops.dir.AccountState(ctx, name)
+		switch {
+		case serr == nil:
+			if ev.DisplayName == "" {
+				ev.DisplayName = acct.DisplayName
+			}
+			ev.Directory = s.accountState(c, acct)
+			if !acct.Disabled && !acct.Expired {
+				ev.Directory = s.pages.Text(lang, "admin.dir.filtered", nil)
+			}
+		case errors.Is(err, enroll.ErrNotFound) && aerr != nil:
 			return s.fail(c, http.StatusNotFound, "admin.err.no_user", nil)
+		default:
+			ev.Directory = s.pages.Text(lang, "admin.dir.missing", nil)
 		}
-		ev.Directory = s.pages.Text(lang, "admin.dir.missing", nil)
 	default:
 		ev.Directory = s.pages.Text(lang, "admin.dir.unavailable", nil)
 	}
 	ev.CanResend = ev.State != enroll.StateFrozen
-	ev.CanDeactivate = ev.State == enroll.StateActive || ev.State == enroll.StatePending || ev.State == enroll.StateFrozen
+	ev.CanDeactivate = ev.State == enroll.StateActive || ev.State == enroll.StatePending || ev.State == enroll.StateFrozen ||
+		ev.State == stateInvited
 	ev.CanUnfreeze = ev.State == enroll.StateFrozen
 	ev.CanChangePhone = ev.State == enroll.StateActive || ev.State == enroll.StateFrozen
 	evs, err := s.ops.store.Audit(ctx, enroll.AuditFilter{Username: ev.Username})
@@ -319,17 +384,36 @@ func (s *adminSite) showEnrollment(c echo.Context, name string, status int, prob
 	return s.render(c, status, templates.AdminEnrollment, v)
 }
 
-// POST /admin/enrollments/:username/{deactivate,resend,unfreeze,phone}.
+// destructive are the enrollment actions that ask for confirmation first.
+var destructive = map[string]bool{"deactivate": true, "revoke": true}
+
+// POST /admin/enrollments/:username/{deactivate,revoke,resend,unfreeze,phone}.
+// A destructive action posted without confirm=yes answers the confirmation
+// step (a page with its own form: no JavaScript needed).
 func (s *adminSite) enrollmentAction(c echo.Context) error {
 	name := c.Param("username")
+	action := c.Param("action")
+	if destructive[action] && c.FormValue("confirm") != "yes" {
+		back := "/admin/enrollments/" + url.PathEscape(name)
+		if strings.HasPrefix(c.FormValue("back"), "/admin/enrollments") && safeNext(c.FormValue("back")) != "" {
+			back = c.FormValue("back")
+		}
+		return s.confirm(c, confirmView{Action: c.Request().URL.Path, Cancel: back,
+			Question: templates.Msg{Key: "admin.confirm." + action, Args: map[string]string{"user": name}},
+			Detail:   &templates.Msg{Key: "admin.confirm." + action + "_detail"},
+			Button:   templates.Msg{Key: "admin.confirm." + action + "_submit"}})
+	}
 	ctx, cancel := withSource(c)
 	defer cancel()
 	var err error
 	done := ""
-	switch c.Param("action") {
+	switch action {
 	case "deactivate":
 		done = "deactivated"
 		_, err = s.ops.svc.Deactivate(ctx, name, actor(c))
+	case "revoke":
+		done = "revoked"
+		_, err = s.ops.svc.RevokeActivation(ctx, name, actor(c))
 	case "resend":
 		done = "resent"
 		_, err = s.ops.svc.Activate(ctx, name, actor(c))
@@ -383,13 +467,16 @@ func (s *adminSite) showLockouts(c echo.Context, status int, problem *templates.
 		v.Error = &msg
 		return s.render(c, status, templates.AdminLockouts, v)
 	}
-	lang := s.language(c)
 	for _, r := range rows {
 		v.Lockouts.Rows = append(v.Lockouts.Rows, lockoutRow{Username: r.User.Username, DisplayName: r.User.DisplayName,
-			Since: templates.FormatDateTime(lang, r.User.LockoutTime), State: r.State})
+			Since: s.whenRel(c, r.User.LockoutTime), State: r.State})
 	}
 	if u := c.QueryParam("unlocked"); u != "" && problem == nil {
 		v.Notice = &templates.Msg{Key: "admin.done.unlocked", Args: map[string]string{"user": u}}
+	}
+	if n, err := strconv.Atoi(c.QueryParam("unlocked_all")); err == nil && n >= 0 && problem == nil {
+		v.Notice = &templates.Msg{Key: templates.PluralKey(s.language(c), "admin.done.unlocked_all", n),
+			Args: map[string]string{"n": strconv.Itoa(n)}}
 	}
 	return s.render(c, status, templates.AdminLockouts, v)
 }
@@ -407,6 +494,36 @@ func (s *adminSite) unlock(c echo.Context) error {
 		name = u.Username
 	}
 	return c.Redirect(http.StatusSeeOther, "/admin/lockouts?unlocked="+url.QueryEscape(name))
+}
+
+// POST /admin/lockouts/unlock-all: every account locked right now, after
+// a confirmation step that says how many (each unlock is audited).
+func (s *adminSite) unlockAll(c echo.Context) error {
+	ctx, cancel := withSource(c)
+	defer cancel()
+	rows, err := s.ops.locked(ctx)
+	if err != nil {
+		status, m := s.pageProblem(c, err)
+		return s.showLockouts(c, status, &m)
+	}
+	if c.FormValue("confirm") != "yes" {
+		n := strconv.Itoa(len(rows))
+		return s.confirm(c, confirmView{Action: "/admin/lockouts/unlock-all", Cancel: "/admin/lockouts",
+			Question: templates.Msg{Key: templates.PluralKey(s.language(c), "admin.confirm.unlock_all", len(rows)),
+				Args: map[string]string{"n": n}},
+			Detail: &templates.Msg{Key: "admin.confirm.unlock_all_detail"},
+			Button: templates.Msg{Key: "admin.confirm.unlock_all_submit"}})
+	}
+	done := 0
+	for _, r := range rows {
+		if _, err := s.ops.svc.UnlockUser(ctx, r.User.Username, actor(c)); err == nil || errors.Is(err, enroll.ErrNotLocked) {
+			done++
+		} else {
+			status, m := s.pageProblem(c, err)
+			return s.showLockouts(c, status, &m)
+		}
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/lockouts?unlocked_all="+strconv.Itoa(done))
 }
 
 type auditView struct {

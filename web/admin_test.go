@@ -237,7 +237,7 @@ func TestAdminConsoleOperations(t *testing.T) {
 			t.Fatalf("search: %d\n%s", p.code, p.body)
 		}
 		p = b.post("/admin/users/activate", url.Values{"username": {name}})
-		if p.code != http.StatusOK || !strings.Contains(p.body, "1 emails sent, 0 not sent") {
+		if p.code != http.StatusOK || !strings.Contains(p.body, "1 email sent, 0 not sent") {
 			t.Fatalf("activate: %d %s", p.code, errorText(p.body))
 		}
 		evs := a.events("activate")
@@ -272,7 +272,7 @@ func TestAdminConsoleOperations(t *testing.T) {
 		}
 		// Named on its own, a user gets a new link (re-send).
 		p = b.post("/admin/users/activate", url.Values{"username": {u1}})
-		if !strings.Contains(p.body, "1 emails sent, 0 not sent") {
+		if !strings.Contains(p.body, "1 email sent, 0 not sent") {
 			t.Fatalf("single re-send: %s", errorText(p.body))
 		}
 	})
@@ -334,7 +334,15 @@ func TestAdminConsoleOperations(t *testing.T) {
 		if err != nil || e.Phone != "+12015550199" {
 			t.Fatalf("after the change: %+v %v", e, err)
 		}
+		// Deactivating asks first, and changes nothing until confirmed.
 		p = b.post("/admin/enrollments/"+name+"/deactivate", nil)
+		if p.code != http.StatusOK || !strings.Contains(p.body, `id="confirm"`) || !strings.Contains(p.body, `name="confirm" value="yes"`) {
+			t.Fatalf("deactivate without confirmation: %d\n%s", p.code, p.body)
+		}
+		if e, _ := a.store.Enrollment(context.Background(), name); e.State != enroll.StateActive {
+			t.Fatalf("deactivated before the confirmation: %s", e.State)
+		}
+		p = b.post("/admin/enrollments/"+name+"/deactivate", url.Values{"confirm": {"yes"}})
 		if p.code != http.StatusSeeOther {
 			t.Fatalf("deactivate: %d %s", p.code, errorText(p.body))
 		}
@@ -372,7 +380,7 @@ func TestAdminConsoleOperations(t *testing.T) {
 			}
 		}
 		p := b.get("/admin/enrollments?state=pending&q=bulk")
-		if p.code != http.StatusOK || !strings.Contains(p.body, "60 enrollments.") || !strings.Contains(p.body, "Page 1 of 2") {
+		if p.code != http.StatusOK || !strings.Contains(p.body, "60 users.") || !strings.Contains(p.body, "Page 1 of 2") {
 			t.Fatalf("list: %d\n%s", p.code, p.body)
 		}
 		p = b.get("/admin/enrollments?state=pending&q=bulk&page=2")
@@ -452,11 +460,11 @@ func TestAdminConsoleOperations(t *testing.T) {
 		if _, err := a.svc.EnrollInPerson(context.Background(), name, "+12015550166", "en", "cli:test"); err != nil {
 			t.Fatal(err)
 		}
-		p := b.postRaw("/admin/enrollments/"+name+"/deactivate", url.Values{})
+		p := b.postRaw("/admin/enrollments/"+name+"/deactivate", url.Values{"confirm": {"yes"}})
 		if p.code != http.StatusForbidden || !strings.Contains(p.body, a.text("admin.err.csrf", nil)) {
 			t.Fatalf("no token: %d", p.code)
 		}
-		p = b.postRaw("/admin/enrollments/"+name+"/deactivate", url.Values{csrfField: {"forged"}})
+		p = b.postRaw("/admin/enrollments/"+name+"/deactivate", url.Values{csrfField: {"forged"}, "confirm": {"yes"}})
 		if p.code != http.StatusForbidden {
 			t.Fatalf("forged token: %d", p.code)
 		}

@@ -71,6 +71,7 @@ func (s *adminSite) registerAPI(e *echo.Echo) {
 		{http.MethodPost, "/enrollments/:username/deactivate", s.apiEnrollmentAction},
 		{http.MethodPost, "/enrollments/:username/unfreeze", s.apiEnrollmentAction},
 		{http.MethodPost, "/enrollments/:username/resend", s.apiEnrollmentAction},
+		{http.MethodPost, "/enrollments/:username/revoke", s.apiEnrollmentAction},
 		{http.MethodPut, "/enrollments/:username/phone", s.apiChangePhone},
 		{http.MethodGet, "/lockouts", s.apiLockouts},
 		{http.MethodPost, "/lockouts/:username/unlock", s.apiUnlock},
@@ -155,6 +156,9 @@ func (s *adminSite) tokenRefused(c echo.Context, scope string, tok enroll.APITok
 			" scope; this one has: "+strings.Join(tok.Scopes, ", "))
 	}
 	s.log.ErrorContext(c.Request().Context(), "api token check", "err", err)
+	if directoryDown(err) { // the owner check asks the directory: its outage answers as everywhere
+		return apiFail(c, http.StatusServiceUnavailable, "directory_unavailable", directoryUnavailableMessage)
+	}
 	return apiFail(c, http.StatusServiceUnavailable, "unavailable", "the token cannot be checked now; try again in a few minutes")
 }
 
@@ -192,6 +196,21 @@ type apiEnrollment struct {
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
+	// The pending activation link, when there is one (state invited, or
+	// an enrolled user sent a new link).
+	InvitedAt     time.Time `json:"invited_at,omitzero"`
+	InvitedBy     string    `json:"invited_by,omitempty"`
+	LinkExpiresAt time.Time `json:"link_expires_at,omitzero"`
+}
+
+// toAPIListed is a row of the enrollments list as the API shows it.
+func toAPIListed(l listedEnrollment) apiEnrollment {
+	out := toAPIEnrollment(l.Enrollment)
+	out.State = string(l.State)
+	if a := l.Invite; a != nil {
+		out.InvitedAt, out.InvitedBy, out.LinkExpiresAt = a.CreatedAt, a.CreatedBy, a.ExpiresAt
+	}
+	return out
 }
 
 func toAPIEnrollment(e enroll.Enrollment) apiEnrollment {
@@ -329,8 +348,8 @@ func (s *adminSite) apiActivate(c echo.Context) error {
 
 func (s *adminSite) apiEnrollments(c echo.Context) error {
 	state := enroll.State(c.QueryParam("state"))
-	if state != "" && !state.Valid() {
-		return apiFail(c, http.StatusBadRequest, "invalid_request", "state: must be pending, active, frozen or deactivated")
+	if state != "" && !validListState(state) {
+		return apiFail(c, http.StatusBadRequest, "invalid_request", "state: must be invited, pending, active, frozen or deactivated")
 	}
 	offset, err := intParam(c, "offset", 0, 1<<31-1)
 	if err == nil {
@@ -345,7 +364,7 @@ func (s *adminSite) apiEnrollments(c echo.Context) error {
 			page := list[min(offset, len(list)):min(offset+limit, len(list))]
 			out := make([]apiEnrollment, len(page))
 			for i, e := range page {
-				out[i] = toAPIEnrollment(e)
+				out[i] = toAPIListed(e)
 			}
 			return c.JSON(http.StatusOK, map[string]any{"total": len(list), "offset": offset, "enrollments": out})
 		}
@@ -404,6 +423,12 @@ func (s *adminSite) apiEnrollmentAction(c echo.Context) error {
 			return s.apiProblem(c, err)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"username": res.Username, "mail": res.Mail, "expires_at": res.ExpiresAt})
+	case "revoke":
+		a, err := s.ops.svc.RevokeActivation(ctx, name, apiActor(c))
+		if err != nil {
+			return s.apiProblem(c, err)
+		}
+		return c.JSON(http.StatusOK, map[string]any{"username": a.Username, "revoked": true})
 	}
 	if err != nil {
 		return s.apiProblem(c, err)

@@ -343,3 +343,36 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 	}
 }
+
+// An activated user is listed by the API at once, as invited with the
+// link's dates, like the console; revoke takes the link back.
+func TestAPIInvitedUsers(t *testing.T) {
+	a := newAdminApp(t)
+	tok := a.token("invites")
+	name := a.user("apiinv")
+	if _, err := a.svc.Activate(context.Background(), name, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Total       int             `json:"total"`
+		Enrollments []apiEnrollment `json:"enrollments"`
+	}
+	if code, e := a.api(t, tok, "GET", "/api/v1/enrollments?state=invited&q="+name, "", &list); code != 200 || list.Total != 1 {
+		t.Fatalf("list invited: %d %+v %+v", code, e, list)
+	}
+	got := list.Enrollments[0]
+	if got.Username != name || got.State != "invited" || got.InvitedBy != "cli:test" ||
+		!got.LinkExpiresAt.Equal(a.clock.Now().Add(7*24*time.Hour)) || got.InvitedAt.IsZero() {
+		t.Fatalf("invited row %+v", got)
+	}
+	var rev map[string]any
+	if code, e := a.api(t, tok, "POST", "/api/v1/enrollments/"+name+"/revoke", "", &rev); code != 200 || rev["revoked"] != true {
+		t.Fatalf("revoke: %d %+v %v", code, e, rev)
+	}
+	if code, _ := a.api(t, tok, "POST", "/api/v1/enrollments/"+name+"/revoke", "", nil); code != 404 {
+		t.Fatalf("revoke again: %d, want 404", code)
+	}
+	if code, _ := a.api(t, tok, "GET", "/api/v1/enrollments?state=invited&q="+name, "", &list); code != 200 || list.Total != 0 {
+		t.Fatalf("after revoke: %d %+v", code, list)
+	}
+}

@@ -283,7 +283,7 @@ func TestBrowserEnrollErrors(t *testing.T) {
 			b.app.clock.Advance(7*24*time.Hour + time.Minute)
 			b.wantStatus("open the expired link", b.open(link), 410)
 			b.wantText("problem", b.msg("err.expired.title", nil))
-			b.wantText("next", b.msg("err.new_link", nil))
+			b.wantText("next", b.msg("err.expired.next", nil))
 			b.wantLang()
 			if main := b.text("main"); strings.Contains(main, "John") || strings.Contains(main, "555") {
 				t.Fatalf("the expired-link page tells about the user: %q", main)

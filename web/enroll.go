@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"html/template"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -57,7 +58,7 @@ const (
 const (
 	csrfField  = "csrf_token"      // the hidden field of every form
 	csrfCookie = "replyreset_csrf" // holds the browser's CSRF nonce (csrf.go)
-	pageCSP    = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	pageCSP    = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	maxToken   = 128 // longer path parameters are not tokens: answered without asking the service
 )
 
@@ -100,6 +101,9 @@ type pageView struct {
 	ResendMethods []string
 	Secret        string // the app's key in groups of four
 	QR            string // URL of the QR image
+	// AppLink is the otpauth:// URI itself, for a phone that cannot scan
+	// its own screen: tapping it opens the authenticator app.
+	AppLink template.URL
 
 	Notice       *templates.Msg
 	Delivery     *deliveryView // the newest code's delivery (verify page)
@@ -452,6 +456,9 @@ func (s *enrollSite) appPage(c echo.Context, status int, token string, p enroll.
 		return s.fail(c, token, err)
 	}
 	v := pageView{Back: "app", Phone: p.Phone, Secret: groups(setup.Secret), QR: "/enroll/" + token + "/qr.png"}
+	if strings.HasPrefix(setup.URI, "otpauth://") {
+		v.AppLink = template.URL(setup.URI) // #nosec: our own otpauth URI, made by appSetup
+	}
 	if pr != nil {
 		v.setProblem(*pr, "code")
 	}

@@ -117,14 +117,26 @@ func phoneMsg(e *enroll.PhoneError) templates.Msg {
 // (410), codes are locked (429), or something broke (500). The first two
 // say nothing about the user: only what to do next.
 func (s *enrollSite) fail(c echo.Context, token string, err error) error {
-	var lockedErr *enroll.LockedError
+	var (
+		lockedErr *enroll.LockedError
+		usedErr   *enroll.LinkUsedError
+	)
 	switch {
+	case errors.As(err, &usedErr):
+		// Back, a reload or the email opened again after enrolling: how to
+		// reset now, not "unknown link".
+		next := &templates.Msg{Key: "err.used.next_any"}
+		if usedErr.SMSNumber != "" {
+			next = &templates.Msg{Key: "err.used.next", Args: map[string]string{"number": usedErr.SMSNumber}}
+		}
+		return s.render(c, http.StatusOK, templates.PageError, usedErr.Language, pageView{
+			Title: templates.Msg{Key: "err.used.title"}, Notice: &templates.Msg{Key: "err.used.text"}, Next: next})
 	case errors.Is(err, enroll.ErrTokenUnknown):
 		return s.errorPage(c, http.StatusNotFound, pageView{Title: templates.Msg{Key: "err.unknown.title"},
 			Error: &templates.Msg{Key: "err.unknown.text"}, Next: &templates.Msg{Key: "err.new_link"}})
 	case errors.Is(err, enroll.ErrTokenExpired):
 		return s.errorPage(c, http.StatusGone, pageView{Title: templates.Msg{Key: "err.expired.title"},
-			Error: &templates.Msg{Key: "err.expired.text"}, Next: &templates.Msg{Key: "err.new_link"}})
+			Error: &templates.Msg{Key: "err.expired.text"}, Next: &templates.Msg{Key: "err.expired.next"}})
 	case errors.Is(err, directory.ErrNoSelfService): // a privileged account, a deny group, no allow group
 		return s.errorPage(c, http.StatusForbidden, pageView{Title: templates.Msg{Key: "err.no_self_service.title"},
 			Error: &templates.Msg{Key: "err.no_self_service.text"}})

@@ -322,8 +322,10 @@ func TestEnrollBySMS(t *testing.T) {
 	r.want(t, "verify", 200, "You&#39;re enrolled", "&#43;12015550123")
 	a.wantEnrolled("jdoe", phoneJdoe, "sms", "en")
 
-	// The link worked once.
-	b.get(link).want(t, "used link", 404, pageText(t, "en", "err.unknown.text", nil))
+	// The link worked once; opened again (Back, the email) it says the
+	// user is enrolled and how to reset.
+	b.get(link).want(t, "used link", 200, pageText(t, "en", "err.used.title", nil), pageText(t, "en", "err.used.next_any", nil))
+	b.post(link+"/verify", url.Values{"code": {a.lastCode()}}).want(t, "verify again", 200, pageText(t, "en", "err.used.title", nil))
 }
 
 func TestEnrollByVoice(t *testing.T) {
@@ -472,7 +474,7 @@ func TestEnrollErrorMessages(t *testing.T) {
 			b.get("/enroll/"+strings.Repeat("A", 300)).want(t, "junk link", 404, txt("err.unknown.title", nil))
 			a.clock.Advance(7 * 24 * time.Hour)
 			for _, r := range []answer{b.get(link), b.get(link + "/app"), b.post(link+"/phone", url.Values{"phone": {phoneJdoe}, "method": {"sms"}})} {
-				r.want(t, "expired link", 410, txt("err.expired.title", nil), txt("err.new_link", nil))
+				r.want(t, "expired link", 410, txt("err.expired.title", nil), txt("err.expired.next", nil))
 				if strings.Contains(r.body, "John") || strings.Contains(r.body, "jdoe") || strings.Contains(r.body, "2015550123") {
 					t.Fatalf("the expired-link page tells about the user:\n%s", r.body)
 				}

@@ -105,7 +105,16 @@ func TestDirectoryOutageAnswer(t *testing.T) {
 				t.Errorf("the cause is not logged with the request ID:\n%s", log.String())
 			}
 
-			secret, _, err := svc.CreateToken(context.Background(), "outage", "cli:test")
+			// The token is made while its owner's directory answers (the
+			// same store and key); the outage then hits its owner check.
+			maker := enroll.NewService(enroll.ServiceDeps{Store: store, Sealer: sealer, Messages: catalog, Log: logger,
+				Mailer: &enrolltest.Mailer{}, Mails: &enrolltest.Renderer{},
+				Directory: enrolltest.AdminUsers{Users: enrolltest.Users{"helpdeskadmin": {Username: "helpdeskadmin"}},
+					Admins: map[string]bool{"helpdeskadmin": true}}},
+				enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en",
+					DefaultRegion: "US"})
+			secret, _, err := maker.CreateToken(context.Background(),
+				enroll.TokenSpec{Name: "outage", Owner: "helpdeskadmin", Scopes: []string{enroll.ScopeRead}}, "cli:test")
 			if err != nil {
 				t.Fatal(err)
 			}

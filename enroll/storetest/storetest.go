@@ -76,6 +76,8 @@ func Run(t *testing.T, open Opener) {
 		{"Activation/CompletePhoneTaken", testCompleteActivationPhoneTaken},
 		{"Activation/Delete", testDeleteActivation},
 		{"Activation/Purge", testPurgeActivations},
+		{"Activation/List", testActivationsList},
+		{"Activation/EndedLinks", testEndedLinks},
 		{"Activation/PurgeConcurrent", testPurgeActivationsConcurrent},
 		{"Activation/InvalidInput", testActivationInvalidInput},
 		{"Activation/CancelledContext", testActivationCancelled},

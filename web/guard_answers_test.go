@@ -24,6 +24,8 @@ import (
 func normalAnswer(p answer) string {
 	body := usernameValueRE.ReplaceAllString(p.body, `id="username" value="…"`)
 	body = csrfRE.ReplaceAllString(body, `name="csrf_token" value="…"`)
+	// The request ID differs for every request, whoever signs in.
+	body = requestIDRE.ReplaceAllString(body, `<p id="request-id" class="hint">…</p>`)
 	return fmt.Sprintf("%d\n%s", p.code, body)
 }
 

@@ -147,6 +147,7 @@ func (a *changeApp) wantAlert(p answer, status int, key string, args map[string]
 }
 
 var usernameValueRE = regexp.MustCompile(`id="username"[^>]*value="[^"]*"`)
+var requestIDRE = regexp.MustCompile(`<p id="request-id" class="hint">[^<]*</p>`)
 
 // TestPhoneChange: sign-in with the directory password (wrong password and
 // unknown user answered alike), the new number checked (taken, same,

@@ -81,7 +81,7 @@ func TestAdminActivationRefusesPrivileged(t *testing.T) {
 			Members: []string{dnOf(t, a, da), dnOf(t, a, helper), dnOf(t, a, ordinary)}})
 		p := b.post("/admin/users/activate", url.Values{"group": {grp}})
 		shown := visibleText(p.body)
-		if p.code != http.StatusOK || !strings.Contains(p.body, "1 emails sent, 2 not sent") ||
+		if p.code != http.StatusOK || !strings.Contains(p.body, "1 email sent, 2 not sent") ||
 			!strings.Contains(shown, daReason) || !strings.Contains(shown, hdReason) {
 			t.Fatalf("activate a group: %d\n%s", p.code, shown)
 		}

@@ -216,7 +216,7 @@ func TestDemoStory(t *testing.T) {
 	shot("demo-1-admin-users.png")
 	fill("one", user.Username)
 	submit("#activate-one")
-	if got := browsertest.Text(t, ctx, "#summary"); !strings.Contains(got, "1 emails sent, 0 not sent") {
+	if got := browsertest.Text(t, ctx, "#summary"); !strings.Contains(got, "1 email sent, 0 not sent") {
 		t.Fatalf("activation: %q", got)
 	}
 

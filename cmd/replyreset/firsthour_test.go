@@ -371,8 +371,15 @@ func TestPagesAccessible(t *testing.T) {
 				w.open("/", 200, "start")
 				w.open("/no-such-page", 404, "not-found")
 				w.open("/enroll/"+strings.Repeat("A", 43), 404, "unknown-link")
+				before := len(d.backend.mailbox.Mails())
 				if _, err := d.app.enroll.Activate(context.Background(), user.Username, "admin:test"); err != nil {
 					t.Fatal(err)
+				}
+				// The mail queue's worker delivers the email in the background.
+				for deadline := time.Now().Add(20 * time.Second); len(d.backend.mailbox.Mails()) == before; time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatal("the activation email did not reach the demo mailbox")
+					}
 				}
 				w.open("/demo/mail", 200, "mailbox")
 				browsertest.Do(t, w.ctx, "open the newest mail", chromedp.Click(chromedp.CSS(`#mails li a`)),

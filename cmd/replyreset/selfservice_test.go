@@ -16,7 +16,7 @@ func TestCheckConfigPrivilegedServiceAccount(t *testing.T) {
 	f := writeMoreConfig(t, labConfig(lab), moreConfig{twilio: tw, outbox: true})
 	r := runCLI(t, "check-config", "-config", f.Path)
 	wantCode(t, r, 0)
-	if strings.Contains(r.stdout, "warning: ") {
+	if strings.Contains(r.stdout, "warning: the service account") {
 		t.Errorf("the delegated service account got a warning:\n%v", r)
 	}
 

@@ -67,8 +67,12 @@ type conversation struct {
 	reply *replyMeta // budget and secrecy of the reply (webhook_reply.go)
 }
 
+// text renders a reply. A reply never carries a secret: a password goes
+// through the outbox (webhook_password.go).
 func (c *conversation) text(key string, args map[string]string) string {
-	c.noteSecret(args)
+	if args["password"] != "" || args["code"] != "" {
+		panic("gateway: a secret in a webhook reply (" + key + ")")
+	}
 	return c.w.msgs.Text(c.lang, key, args)
 }
 
@@ -192,14 +196,22 @@ func (c *conversation) reset() (string, error) {
 		return "", nil // over an SMS budget: set no password that cannot be texted
 	}
 	opt := c.w.set.Password
-	var password string
+	held := &heldPassword{c: c, u: u}
 	attempts := 0
 	for {
 		attempts++
+		var password string
 		password, err = c.w.gen.Generate(u)
 		if err != nil {
+			held.cancel("password generation failed")
 			c.audit("reset", u.Username, "error", "password generation: "+err.Error())
 			return c.text("sms.reset.failed", nil), nil
+		}
+		// The message first, durably: no password is set that no queued
+		// message carries.
+		if err = held.hold(password); err != nil {
+			held.cancel("not queued")
+			return "", fmt.Errorf("queue the new password: %w", err)
 		}
 		err = c.w.dir.SetPassword(c.ctx, u, password, opt)
 		if !errors.Is(err, directory.ErrPolicy) || attempts >= c.w.set.PolicyRetries {
@@ -215,18 +227,22 @@ func (c *conversation) reset() (string, error) {
 		c.audit("reset", u.Username, "partial", err.Error())
 		c.w.log.ErrorContext(c.ctx, "password set but a follow-up change failed", "err", err)
 	case errors.Is(err, directory.ErrPolicy):
+		held.cancel("refused by the directory's password policy")
 		c.audit("reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", attempts, err))
 		return c.text("sms.reset.failed", nil), nil
 	default:
+		held.cancel("the password was not set")
 		return c.directoryFailure(err), nil
+	}
+	if err := held.release(); err != nil {
+		// The password is set and its message stays held (never sent):
+		// the user texts RESET again.
+		c.audit("reset", u.Username, "error", "password set, but its SMS could not be released")
+		return "", fmt.Errorf("release the new password's SMS (message %d): %w", held.id, err)
 	}
 	c.scheduleExpiry(u)
 	c.noticeReset(u)
-	key := "sms.reset.ok"
-	if opt.MustChange {
-		key = "sms.reset.ok_must_change"
-	}
-	return c.text(key, map[string]string{"username": u.Username, "password": password}), nil
+	return "", nil // the password is on its way through the outbox
 }
 
 // selfServiceAllowed asks the directory, now, whether u may use

@@ -26,6 +26,9 @@ type Store interface {
 	OptedOut(ctx context.Context, phone string) (bool, error)
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	// The outbox, where a RESET's new password is queued (webhook_password.go).
+	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
+	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
 }
 
 // Directory is what the webhook needs from AD or OpenLDAP.
@@ -81,6 +84,11 @@ type Settings struct {
 	// SMSBudget, when set, admits every reply before it is sent: a TwiML
 	// reply is an SMS Twilio sends and bills (webhook_reply.go).
 	SMSBudget SendBudget
+	// Sealer seals the new password's SMS for the outbox, and Wake wakes
+	// the outbox worker once it is queued (webhook_password.go). Without a
+	// Sealer no RESET can be done.
+	Sealer BodySealer
+	Wake   func()
 }
 
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
@@ -159,19 +167,15 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	reply = w.admitReply(ctx, in, reply)
-	writeReply(rw, reply, w.replyAction(in, reply))
+	writeTwiML(rw, w.admitReply(ctx, in, reply))
 }
 
-// writeTwiML answers with a <Response>, holding one <Message> when text is set.
-func writeTwiML(rw http.ResponseWriter, text string) { writeReply(rw, text, "") }
-
-// writeReply is writeTwiML whose <Message> names action, when set: where
-// Twilio reports that message's status.
-func writeReply(rw http.ResponseWriter, text, action string) {
+// writeTwiML answers with a <Response>, holding one <Message> when text is
+// set. The text never holds a secret (webhook_password.go).
+func writeTwiML(rw http.ResponseWriter, text string) {
 	var verbs []twiml.Element
 	if text != "" {
-		verbs = append(verbs, &twiml.MessagingMessage{Body: text, Action: action})
+		verbs = append(verbs, &twiml.MessagingMessage{Body: text})
 	}
 	doc, err := twiml.Messages(verbs)
 	if err != nil {

@@ -181,6 +181,8 @@ func (a *app) wire() error {
 		Secrets:          a.sealer,
 		NotMe:            alerts,
 		SMSBudget:        a.budget,
+		Sealer:           a.sealer,
+		Wake:             a.outbox.Notify,
 	}
 	set.SMSPasswordTTL = a.cfg.Password.SMSPasswordTTL
 	if mail != nil {

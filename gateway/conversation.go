@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
@@ -25,9 +26,19 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		return "", nil
 	}
 	cmd := ParseCommand(in.body)
+	// With Twilio's Advanced Opt-Out, Twilio matched the keyword (its list
+	// may hold words of its own) and already replied: record what it
+	// means, reply nothing.
+	twilioReplied := false
+	if kind, ok := optOutTypes[strings.ToUpper(strings.TrimSpace(in.optOutType))]; ok {
+		cmd, twilioReplied = Command{Kind: kind}, true
+	}
 	phone, phoneErr := enroll.NormalizePhone(in.from, "")
 	if phoneErr != nil {
 		// Short codes and alphanumeric senders can enroll nothing.
+		if twilioReplied {
+			return "", nil
+		}
 		return w.msgs.Text(w.set.DefaultLanguage, "sms.generic", nil), nil
 	}
 	c := &conversation{w: w, ctx: ctx, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage, reply: in.reply}
@@ -40,11 +51,16 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		return "", nil // carrier rules: nothing after STOP until START
 	}
 	switch cmd.Kind {
-	case Stop:
-		return c.optOut(true, "sms.stop")
-	case Start:
-		return c.optOut(false, "sms.start")
+	case Stop, Start:
+		reply, err := c.optOut(cmd.Kind == Stop)
+		if twilioReplied {
+			return "", err
+		}
+		return reply, err
 	case Help:
+		if twilioReplied {
+			return "", nil
+		}
 		c.loadLanguage()
 		return c.text("sms.help", nil), nil
 	case Unknown:
@@ -95,7 +111,15 @@ func (c *conversation) audit(action, username, outcome, detail string) {
 	}
 }
 
-func (c *conversation) optOut(out bool, key string) (string, error) {
+// optOutTypes are the values of Twilio's OptOutType field.
+var optOutTypes = map[string]CommandKind{"STOP": Stop, "START": Start, "HELP": Help}
+
+// optOut records a STOP (out) or a START and returns its reply.
+func (c *conversation) optOut(out bool) (string, error) {
+	key := "sms.start"
+	if out {
+		key = "sms.stop"
+	}
 	c.loadLanguage()
 	if err := c.w.store.SetOptOut(c.ctx, c.phone, out, c.now); err != nil {
 		return "", fmt.Errorf("record opt-out: %w", err)

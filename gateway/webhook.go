@@ -143,7 +143,10 @@ var messageSidRe = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
 // inbound is one parsed, authenticated webhook request.
 type inbound struct {
 	sid, from, to, body string
-	reply               *replyMeta // what the reply costs and carries
+	// optOutType is Twilio's OptOutType (STOP, START or HELP), sent with
+	// Advanced Opt-Out: Twilio has already answered that keyword.
+	optOutType string
+	reply      *replyMeta // what the reply costs and carries
 }
 
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -151,7 +154,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := inbound{sid: r.PostForm.Get("MessageSid"), from: r.PostForm.Get("From"),
-		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body"), reply: &replyMeta{}}
+		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body"), optOutType: r.PostForm.Get("OptOutType"), reply: &replyMeta{}}
 	if !messageSidRe.MatchString(in.sid) || in.from == "" {
 		http.Error(rw, "MessageSid and From are required", http.StatusBadRequest)
 		return

@@ -15,6 +15,8 @@ import (
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // StatusCallbackPath is where Twilio posts delivery reports, under public_url.
@@ -232,18 +234,19 @@ func twilioSendError(err error, status int, secret string) *SendError {
 	return &SendError{Status: status, Message: msg}
 }
 
-// classifyTwilio decides whether a Twilio error is final. Opted-out,
-// invalid and non-mobile numbers are; so is any other 4xx carrying a Twilio
-// code, except those that an operator or time fixes for every message at
-// once: bad credentials (401), a wrong account SID or api_base_url (404),
-// timeouts (408) and rate limits (429). Losing every queued code to a
-// typo in the auth token would be worse than retrying them.
+// classifyTwilio decides whether a Twilio error is final. A code of the
+// provider code table (enroll.ProviderCodes) says so itself: opted-out,
+// invalid and non-mobile numbers are, bad credentials, a wrong account SID
+// or api_base_url and rate limits are not. Any other 4xx carrying a Twilio
+// code is final, except those that an operator or time fixes for every
+// message at once: 401, 404, timeouts (408) and 429. Losing every queued
+// code to a typo in the auth token would be worse than retrying them.
 func classifyTwilio(status, code int, msg string) *SendError {
 	e := &SendError{Code: code, Status: status, Message: msg}
+	pc, known := enroll.LookupProviderCode(code)
 	switch {
-	case code == TwilioErrOptedOut || code == TwilioErrInvalidTo || code == TwilioErrNotMobile:
-		e.Final = true
-	case code == TwilioErrAuth || code == TwilioErrNotFound || code == TwilioErrRateLimited:
+	case known:
+		e.Final = pc.Final
 	case status >= 400 && status < 500 && code != 0:
 		switch status {
 		case http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestTimeout, http.StatusTooManyRequests:

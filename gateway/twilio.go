@@ -170,7 +170,7 @@ func (s *TwilioSender) do(ctx context.Context, secret string,
 	c, trip := s.client(ctx)
 	sid, status, err := call(openapi.NewApiServiceWithClient(c))
 	if err != nil {
-		return Receipt{}, twilioSendError(err, trip.status, secret)
+		return Receipt{}, twilioSendError(err, trip.status, secret, s.apiHost())
 	}
 	if sid == nil || *sid == "" {
 		return Receipt{}, &SendError{Status: trip.status, Message: "the provider's answer has no sid"}
@@ -210,8 +210,9 @@ func (t *twilioTrip) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // twilioSendError maps a twilio-go error to a SendError, with secret (the
-// body) scrubbed from every text.
-func twilioSendError(err error, status int, secret string) *SendError {
+// body) scrubbed from every text. where names the API the request went to
+// (apiHost): a transport error names it, not the URL twilio-go built.
+func twilioSendError(err error, status int, secret, where string) *SendError {
 	var rest *client.TwilioRestError
 	var v1 *client.RestErrorV1
 	switch {
@@ -226,12 +227,25 @@ func twilioSendError(err error, status int, secret string) *SendError {
 		}
 		return classifyTwilio(status, v1.Code, scrubBody(v1.Message, secret))
 	}
-	msg := scrubBody(err.Error(), secret)
+	msg := scrubBody(transportText(err), secret)
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		msg = "no answer in time: " + msg
+		msg = "no answer in time from " + where + ": " + msg
+	} else {
+		msg = "cannot reach " + where + ": " + msg
 	}
 	return &SendError{Status: status, Message: msg}
+}
+
+// transportText is the text of a transport error without the URL twilio-go
+// built, whose host is always Twilio's own whatever sms.twilio.api_base_url
+// says (the transport rewrites it): the caller names where it really went.
+func transportText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
 }
 
 // classifyTwilio decides whether a Twilio error is final. A code of the

@@ -100,8 +100,12 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 		}
 		f.users, f.phones = append(f.users, name), append(f.phones, phone)
 	}
+	sealer, err := enroll.NewSealer(make([]byte, 64))
+	if err != nil {
+		b.Fatal(err)
+	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: publicURL, AuthToken: authToken, MaxResetsPerHour: 1 << 30,
-		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}}, store, dir, f.gen, catalog, nil)
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Sealer: sealer}, store, dir, f.gen, catalog, nil)
 	f.srv = httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
 	b.Cleanup(f.srv.Close)
 	f.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

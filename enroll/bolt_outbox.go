@@ -69,7 +69,7 @@ func checkMessage(m OutboundMessage) error {
 func validStatus(s string) bool {
 	switch s {
 	case StatusQueued, StatusRetry, StatusSent, StatusDelivered, StatusUndelivered,
-		StatusFailed, StatusRejected, StatusExpired, StatusOverBudget:
+		StatusFailed, StatusRejected, StatusExpired, StatusOverBudget, StatusHeld, StatusCanceled:
 		return true
 	}
 	return false

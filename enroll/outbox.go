@@ -18,7 +18,11 @@ const (
 // means the provider accepted it; delivered, undelivered and failed are
 // final provider reports; rejected is a final refusal at send time (such as
 // Twilio 21610 opted out or 21211 invalid number); expired means the retry
-// budget ran out.
+// budget ran out. Held is a message written but not yet released to be
+// sent (a new password, queued before it is set, so that no password is
+// ever set whose message was not durably queued first); canceled is a held
+// message that was never released (the password was not set), its body
+// wiped.
 const (
 	StatusQueued      = "queued"
 	StatusRetry       = "retry"
@@ -31,6 +35,8 @@ const (
 	// StatusOverBudget: not sent, because an sms.budgets limit was reached
 	// or the number is outside sms.allowed_countries (LastError says which).
 	StatusOverBudget = "over_budget"
+	StatusHeld       = "held"
+	StatusCanceled   = "canceled"
 )
 
 // Outbound priorities: lower runs first.
@@ -59,9 +65,14 @@ type OutboundMessage struct {
 	ProviderID  string    `json:"provider_id,omitempty"` // Twilio SM…/CA… SID once accepted
 	Target      string    `json:"target,omitempty"`      // KindRedact: the SID of the message to blank
 	ErrorCode   int       `json:"error_code,omitempty"`  // provider error code (21610, 21211, 30003, ...)
-	LastError   string    `json:"last_error,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	// Prepaid: the SMS budgets were charged when the message was queued
+	// (a RESET's password, charged before the password was set, since a
+	// password that could not be texted must not be set); the outbox does
+	// not charge it again.
+	Prepaid   bool      `json:"prepaid,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Pending reports whether the message still waits to be sent.

@@ -118,26 +118,18 @@ func deliveryOf(m OutboundMessage) DeliveryState {
 	return d
 }
 
-// failureReason maps a provider error code to what the user can do.
-// Twilio's codes: 21211 invalid 'To', 30005 unknown destination handset,
-// 13224 invalid number for a call; 21610 the number replied STOP; 21614 not
-// a mobile number, 21612 not reachable by SMS, 30006 landline or
-// unreachable carrier. Everything else (30003 unreachable handset, 30008
-// unknown error, busy, no answer, ...) is plainly undelivered.
+// failureReason maps a provider error code to what the user can do
+// (providerCodes). STOP, landlines and carrier filtering concern texts: a
+// call that failed with such a code is plainly undelivered.
 func failureReason(kind string, code int) DeliveryReason {
-	switch code {
-	case 21211, 30005, 13224:
-		return ReasonInvalidNumber
-	case 21610:
-		if kind == KindSMS {
-			return ReasonOptedOut
-		}
-	case 21614, 21612, 30006:
-		if kind == KindSMS {
-			return ReasonNotMobile
-		}
+	pc, ok := LookupProviderCode(code)
+	switch {
+	case !ok:
+		return ReasonUndelivered
+	case kind != KindSMS && pc.Reason != ReasonInvalidNumber:
+		return ReasonUndelivered
 	}
-	return ReasonUndelivered
+	return pc.Reason
 }
 
 // normalizeSMSNumber keeps a configured company number only when it looks

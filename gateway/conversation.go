@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
@@ -25,9 +26,19 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		return "", nil
 	}
 	cmd := ParseCommand(in.body)
+	// With Twilio's Advanced Opt-Out, Twilio matched the keyword (its list
+	// may hold words of its own) and already replied: record what it
+	// means, reply nothing.
+	twilioReplied := false
+	if kind, ok := optOutTypes[strings.ToUpper(strings.TrimSpace(in.optOutType))]; ok {
+		cmd, twilioReplied = Command{Kind: kind}, true
+	}
 	phone, phoneErr := enroll.NormalizePhone(in.from, "")
 	if phoneErr != nil {
 		// Short codes and alphanumeric senders can enroll nothing.
+		if twilioReplied {
+			return "", nil
+		}
 		return w.msgs.Text(w.set.DefaultLanguage, "sms.generic", nil), nil
 	}
 	c := &conversation{w: w, ctx: ctx, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage, reply: in.reply}
@@ -40,11 +51,16 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		return "", nil // carrier rules: nothing after STOP until START
 	}
 	switch cmd.Kind {
-	case Stop:
-		return c.optOut(true, "sms.stop")
-	case Start:
-		return c.optOut(false, "sms.start")
+	case Stop, Start:
+		reply, err := c.optOut(cmd.Kind == Stop)
+		if twilioReplied {
+			return "", err
+		}
+		return reply, err
 	case Help:
+		if twilioReplied {
+			return "", nil
+		}
 		c.loadLanguage()
 		return c.text("sms.help", nil), nil
 	case Unknown:
@@ -67,8 +83,12 @@ type conversation struct {
 	reply *replyMeta // budget and secrecy of the reply (webhook_reply.go)
 }
 
+// text renders a reply. A reply never carries a secret: a password goes
+// through the outbox (webhook_password.go).
 func (c *conversation) text(key string, args map[string]string) string {
-	c.noteSecret(args)
+	if args["password"] != "" || args["code"] != "" {
+		panic("gateway: a secret in a webhook reply (" + key + ")")
+	}
 	return c.w.msgs.Text(c.lang, key, args)
 }
 
@@ -91,7 +111,15 @@ func (c *conversation) audit(action, username, outcome, detail string) {
 	}
 }
 
-func (c *conversation) optOut(out bool, key string) (string, error) {
+// optOutTypes are the values of Twilio's OptOutType field.
+var optOutTypes = map[string]CommandKind{"STOP": Stop, "START": Start, "HELP": Help}
+
+// optOut records a STOP (out) or a START and returns its reply.
+func (c *conversation) optOut(out bool) (string, error) {
+	key := "sms.start"
+	if out {
+		key = "sms.stop"
+	}
 	c.loadLanguage()
 	if err := c.w.store.SetOptOut(c.ctx, c.phone, out, c.now); err != nil {
 		return "", fmt.Errorf("record opt-out: %w", err)
@@ -192,14 +220,22 @@ func (c *conversation) reset() (string, error) {
 		return "", nil // over an SMS budget: set no password that cannot be texted
 	}
 	opt := c.w.set.Password
-	var password string
+	held := &heldPassword{c: c, u: u}
 	attempts := 0
 	for {
 		attempts++
+		var password string
 		password, err = c.w.gen.Generate(u)
 		if err != nil {
+			held.cancel("password generation failed")
 			c.audit("reset", u.Username, "error", "password generation: "+err.Error())
 			return c.text("sms.reset.failed", nil), nil
+		}
+		// The message first, durably: no password is set that no queued
+		// message carries.
+		if err = held.hold(password); err != nil {
+			held.cancel("not queued")
+			return "", fmt.Errorf("queue the new password: %w", err)
 		}
 		err = c.w.dir.SetPassword(c.ctx, u, password, opt)
 		if !errors.Is(err, directory.ErrPolicy) || attempts >= c.w.set.PolicyRetries {
@@ -215,18 +251,22 @@ func (c *conversation) reset() (string, error) {
 		c.audit("reset", u.Username, "partial", err.Error())
 		c.w.log.ErrorContext(c.ctx, "password set but a follow-up change failed", "err", err)
 	case errors.Is(err, directory.ErrPolicy):
+		held.cancel("refused by the directory's password policy")
 		c.audit("reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", attempts, err))
 		return c.text("sms.reset.failed", nil), nil
 	default:
+		held.cancel("the password was not set")
 		return c.directoryFailure(err), nil
+	}
+	if err := held.release(); err != nil {
+		// The password is set and its message stays held (never sent):
+		// the user texts RESET again.
+		c.audit("reset", u.Username, "error", "password set, but its SMS could not be released")
+		return "", fmt.Errorf("release the new password's SMS (message %d): %w", held.id, err)
 	}
 	c.scheduleExpiry(u)
 	c.noticeReset(u)
-	key := "sms.reset.ok"
-	if opt.MustChange {
-		key = "sms.reset.ok_must_change"
-	}
-	return c.text(key, map[string]string{"username": u.Username, "password": password}), nil
+	return "", nil // the password is on its way through the outbox
 }
 
 // selfServiceAllowed asks the directory, now, whether u may use

@@ -27,8 +27,8 @@ import (
 // A text typed on the simulator is posted to the gateway's own webhook as
 // Twilio would post it, signed with the demo's auth token, so the real
 // path runs: signature check, conversation, directory, audit. The TwiML
-// reply and the messages the outbox provider kept (codes, lockout alerts)
-// make up each phone's conversation.
+// reply and the messages the outbox provider kept (codes, new passwords,
+// lockout alerts) make up each phone's conversation.
 //
 // The typed texts and the replies live in memory only; the outbox's bodies
 // stay sealed in the data file and are opened here, for display, like the
@@ -150,6 +150,9 @@ func (d *DemoPhone) Conversation(ctx context.Context, phone string) ([]DemoMessa
 	out := slices.Clone(d.typed[phone])
 	d.mu.Unlock()
 	for _, m := range sent {
+		if m.Status == enroll.StatusHeld || m.Status == enroll.StatusCanceled {
+			continue // never released: not on its way to the phone
+		}
 		body := "(unreadable)"
 		if plain, err := d.sealer.Open(m.Sealed, "outbox"); err == nil {
 			body = string(plain)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,7 +51,9 @@ type harness struct {
 	dbPath  string
 	srv     *httptest.Server
 	catalog *templates.Catalog
+	sealer  *enroll.Sealer
 	sidSeq  atomic.Int64
+	seen    sync.Map // phone → the ID of the newest password message texted() returned
 }
 
 func newHarness(t *testing.T, lab *ldaplab.Server, mutate func(*directory.Config, *gateway.Settings)) *harness {
@@ -63,8 +66,9 @@ func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mut
 	t.Helper()
 	dcfg := lab.DirectoryConfig()
 	dcfg.Timeout = 3 * time.Second
+	sealer := testSealer(t)
 	set := gateway.Settings{PublicURL: publicURL, AuthToken: authToken, DefaultLanguage: "en", MaxResetsPerHour: 3,
-		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}}
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Sealer: sealer}
 	if mutate != nil {
 		mutate(&dcfg, &set)
 	}
@@ -90,7 +94,7 @@ func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mut
 	wh := gateway.NewWebhook(set, store, dir, gen, catalog, nil)
 	srv := httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, lab: lab, store: store, dbPath: dbPath, srv: srv, catalog: catalog}
+	return &harness{t: t, lab: lab, store: store, dbPath: dbPath, srv: srv, catalog: catalog, sealer: sealer}
 }
 
 // user creates a directory user and an active enrollment for phone.
@@ -154,7 +158,54 @@ func oneText(t *testing.T, r reply) string {
 	return r.texts[0]
 }
 
-// passwordFrom takes the password from a reset reply: the line alone
+// texted checks that r, the answer to a RESET from phone, is an empty
+// TwiML reply that does not hold the new password, and returns that
+// password from the message the webhook queued in the outbox for phone
+// (newer than any texted returned before). No outbox worker runs here: the
+// message stays queued.
+func (h *harness) texted(r reply, phone string) string {
+	h.t.Helper()
+	_, pw := h.textedMessage(r, phone)
+	return pw
+}
+
+// textedMessage is texted, with the text of the message.
+func (h *harness) textedMessage(r reply, phone string) (text, password string) {
+	h.t.Helper()
+	if r.status != http.StatusOK || len(r.texts) != 0 {
+		h.t.Fatalf("RESET answered status %d with %d messages, want 200 and none: %s", r.status, len(r.texts), r.body)
+	}
+	msgs, err := h.store.Messages(context.Background(), enroll.OutboxFilter{To: phone, Limit: 20})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	last, _ := h.seen.Load(phone)
+	for _, m := range msgs { // newest first
+		if m.Purpose != "password" {
+			continue
+		}
+		if last != nil && m.ID <= last.(uint64) {
+			break
+		}
+		if m.Status != enroll.StatusQueued || m.Kind != enroll.KindSMS || m.Priority != enroll.PriorityHigh {
+			h.t.Fatalf("the password message is %+v, want a queued high-priority SMS", m)
+		}
+		body, err := h.sealer.Open(m.Sealed, "outbox")
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.seen.Store(phone, m.ID)
+		pw := passwordFrom(h.t, string(body))
+		if strings.Contains(r.body, pw) {
+			h.t.Fatalf("the webhook's answer holds the password: %s", r.body)
+		}
+		return string(body), pw
+	}
+	h.t.Fatalf("no new password message to %s in the outbox: %+v", phone, msgs)
+	return "", ""
+}
+
+// passwordFrom takes the password from a reset message: the line alone
 // after the first line.
 func passwordFrom(t *testing.T, text string) string {
 	t.Helper()
@@ -204,12 +255,11 @@ func TestResetBySMS(t *testing.T) {
 		start := time.Now()
 		r, _ := h.sms(phone, "  Reset! ")
 		took := time.Since(start)
-		msg := oneText(t, r)
-		pw := passwordFrom(t, msg)
+		msg, pw := h.textedMessage(r, phone)
 		if !strings.Contains(msg, username) || !strings.Contains(msg, "change it at next logon") {
-			t.Errorf("reset reply = %q", msg)
+			t.Errorf("reset message = %q", msg)
 		}
-		// The password in the reply works (and must be changed), the old one
+		// The password in the message works (and must be changed), the old one
 		// does not, and the lockout is gone.
 		h.expectBind(dn, pw, "must-change")
 		h.expectBind(dn, oldPassword, "invalid")
@@ -268,13 +318,19 @@ func TestWebhookRefusesForgedUnsignedAndReplayed(t *testing.T) {
 		h.expectBind(dn, oldPassword, "ok")
 
 		// The genuine request works once; its replay changes nothing.
+		// The answer holds no password (texted), and the password is the
+		// one in force in the directory.
 		first := h.post(form, good)
-		pw := passwordFrom(t, oneText(t, first))
+		pw := h.texted(first, phone)
 		replay := h.post(form, good)
-		if replay.status != http.StatusOK || len(replay.texts) != 0 {
+		if replay.status != http.StatusOK || len(replay.texts) != 0 || strings.Contains(replay.body, pw) {
 			t.Fatalf("replay: status %d, body %s; want 200 and no message", replay.status, replay.body)
 		}
 		h.expectBind(dn, pw, "must-change")
+		// The replay queued nothing: one message, the first one's.
+		if msgs, err := h.store.Messages(t.Context(), enroll.OutboxFilter{To: phone}); err != nil || len(msgs) != 1 {
+			t.Fatalf("outbox after the replay: %d messages (%v), want the one password", len(msgs), err)
+		}
 		if evs := h.audit(username); len(evs) != 1 {
 			t.Fatalf("after a replay, audit has %d events, want 1", len(evs))
 		}
@@ -288,7 +344,7 @@ func TestResetRateLimit(t *testing.T) {
 	var last string
 	for i := 0; i < 2; i++ {
 		r, _ := h.sms(phone, "RESET")
-		last = passwordFrom(t, oneText(t, r))
+		last = h.texted(r, phone)
 	}
 	r, _ := h.sms(phone, "reset")
 	if got, want := oneText(t, r), h.text("sms.reset.rate_limited", map[string]string{"minutes": "60"}); got != want {
@@ -360,30 +416,49 @@ func TestStopStartStatusUnlock(t *testing.T) {
 			t.Errorf("START reply = %q", got)
 		}
 		r, _ = h.sms(phone, "RESET")
-		passwordFrom(t, oneText(t, r))
+		h.texted(r, phone)
 	})
 }
 
+// TestDirectoryDown: with the directory unreachable, every command that
+// needs it (RESET, UNLOCK, STATUS, in any spelling) gets the same answer,
+// in the user's language: try again in a few minutes, nothing changed. No
+// password message is queued and the password stays.
 func TestDirectoryDown(t *testing.T) {
 	lab := ldaplab.OpenLDAP(t)
-	h := newHarness(t, lab, func(c *directory.Config, _ *gateway.Settings) {
+	h := newHarness(t, lab, func(c *directory.Config, s *gateway.Settings) {
 		c.URLs = []string{"ldaps://127.0.0.1:1"} // nothing listens there
+		s.MaxResetsPerHour = 100
 	})
-	const phone = "+12015550106"
-	username, dn, password := h.user(phone, "en")
-	start := time.Now()
-	r, _ := h.sms(phone, "RESET")
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("reply took %v with the directory down", took)
+	for _, lang := range []string{"en", "fr"} {
+		phone := map[string]string{"en": "+12015550106", "fr": "+12015550116"}[lang]
+		username, dn, password := h.user(phone, lang)
+		want := h.catalog.Text(lang, "sms.try_later", nil)
+		bodies := []string{"RESET", "unlock", "STATUS", "Réinitialiser", "débloquer", "statut"}
+		for _, body := range bodies {
+			start := time.Now()
+			r, _ := h.sms(phone, body)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("%s %q: reply took %v with the directory down", lang, body, took)
+			}
+			if got := oneText(t, r); got != want {
+				t.Errorf("%s %q: reply = %q, want %q", lang, body, got, want)
+			}
+		}
+		evs := h.audit(username)
+		if len(evs) != len(bodies) {
+			t.Fatalf("%s: audit = %+v, want one event per command", lang, evs)
+		}
+		for _, ev := range evs {
+			if ev.Outcome != "directory_unavailable" {
+				t.Errorf("%s: audit %+v, want directory_unavailable", lang, ev)
+			}
+		}
+		if msgs, err := h.store.Messages(t.Context(), enroll.OutboxFilter{To: phone}); err != nil || len(msgs) != 0 {
+			t.Errorf("%s: outbox %+v, %v; want nothing queued", lang, msgs, err)
+		}
+		h.expectBind(dn, password, "ok")
 	}
-	if got := oneText(t, r); got != h.text("sms.try_later", nil) {
-		t.Fatalf("reply = %q, want try-later", got)
-	}
-	evs := h.audit(username)
-	if len(evs) != 1 || evs[0].Outcome != "directory_unavailable" {
-		t.Fatalf("audit = %+v", evs)
-	}
-	h.expectBind(dn, password, "ok")
 }
 
 func TestNotMeFreezes(t *testing.T) {
@@ -462,6 +537,15 @@ func TestResetPolicyRefusalIsBounded(t *testing.T) {
 		t.Fatalf("audit = %+v", evs)
 	}
 	h.expectBind(dn, password, "ok")
+	// The held message of the refused passwords was canceled, its body
+	// wiped: nothing is sent, nothing of a password is kept.
+	msgs, err := h.store.Messages(t.Context(), enroll.OutboxFilter{To: phone})
+	if err != nil || len(msgs) != 1 || msgs[0].Status != enroll.StatusCanceled || msgs[0].Purpose != "password" {
+		t.Fatalf("outbox %+v, %v; want one canceled password message", msgs, err)
+	}
+	if body, err := h.sealer.Open(msgs[0].Sealed, "outbox"); err != nil || len(body) != 0 {
+		t.Errorf("the canceled message's body is %q (%v), want wiped", body, err)
+	}
 }
 
 // TestReplyWithinBudget: a directory that accepts connections and never
@@ -535,7 +619,7 @@ func TestResetRequiresAppCode(t *testing.T) {
 	h.expectBind(dn, password, "ok")
 
 	r, _ := h.sms(phone, "reset "+code[:3]+" "+code[3:])
-	pw := passwordFrom(t, oneText(t, r))
+	pw := h.texted(r, phone)
 	h.expectBind(dn, pw, "must-change")
 	expect("RESET "+code, "sms.reset.bad_code") // the same code twice
 	h.expectBind(dn, pw, "must-change")
@@ -589,7 +673,7 @@ func TestResetMailsTheUser(t *testing.T) {
 	const phone = "+12015550113"
 	username, _, _ := h.user(phone, "fr")
 	r, _ := h.sms(phone, "RESET")
-	pw := passwordFrom(t, oneText(t, r))
+	pw := h.texted(r, phone)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	msgs, err := smtp.Wait(ctx, 1)

@@ -53,7 +53,7 @@ func TestHostileTextsFromEnrolledPhone(t *testing.T) {
 	h.expectBind(dn, password, "ok")
 	// A real command wrapped in direction marks and emoji is still the command.
 	r, _ := h.sms(phone, "\u200f🔑 reset \u200e")
-	pw := passwordFrom(t, oneText(t, r))
+	pw := h.texted(r, phone)
 	h.expectBind(dn, pw, "must-change")
 	for _, ev := range h.audit("") {
 		for _, s := range []string{ev.Actor, ev.Action, ev.Username, ev.Phone, ev.Outcome, ev.Detail} {
@@ -76,7 +76,7 @@ func TestWebhookReplayAcrossBodies(t *testing.T) {
 	const phone = "+12015550141"
 	username, _, _ := h.user(phone, "en")
 	form := url.Values{"MessageSid": {h.newSID()}, "From": {phone}, "To": {"+12015550000"}, "Body": {"RESET"}}
-	passwordFrom(t, oneText(t, h.post(form, "")))
+	h.texted(h.post(form, ""), phone)
 	for _, body := range []string{"RESET", "reset", "UNLOCK", "NOT ME"} {
 		form.Set("Body", body)
 		if r := h.post(form, ""); r.status != http.StatusOK || len(r.texts) != 0 {

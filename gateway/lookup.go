@@ -123,7 +123,7 @@ func (l *TwilioLookup) Lookup(ctx context.Context, phone string, lineType, simSw
 	// The number goes in the path, where E.164's "+" is literal.
 	res, err := lookups.NewApiServiceWithClient(c).FetchPhoneNumber(url.PathEscape(phone), p)
 	if err != nil {
-		se := twilioSendError(err, trip.status, "")
+		se := twilioSendError(err, trip.status, "", l.sender.lookupHost())
 		return CarrierReport{}, fmt.Errorf("%w: %s", ErrLookupUnavailable, se.Error())
 	}
 	r := CarrierReport{LineType: res.LineTypeIntelligence.Type}

@@ -19,20 +19,20 @@ import (
 // is redacted once; the job holds only the SID, never the body.
 //
 // Which messages are redacted (SMS only: a call's inline TwiML cannot be
-// blanked through the API):
-//   - the webhook's replies that show a password or a code: their TwiML
-//     <Message> names the status callback with ?redact=<purpose>, which the
-//     signature covers, so that the callback knows them though they are not
-//     in the outbox;
-//   - outbox messages whose purpose is in secretPurposes: verification
-//     codes. A code dies after code_ttl, but it is a secret until then and
-//     nobody needs it at the provider afterwards.
+// blanked through the API): outbox messages whose purpose is in
+// secretPurposes, the new passwords of RESET and the verification codes. A
+// code dies after code_ttl, but it is a secret until then and nobody needs
+// it at the provider afterwards. No webhook reply carries a secret (a
+// replayed or logged webhook answer must yield nothing); the status
+// callback still honours ?redact=<purpose> on the callback URL, which the
+// signature covers, for replies sent by earlier versions.
 
 // secretPurposes are the outbox purposes whose SMS body is redacted at the
 // provider after its final status.
-var secretPurposes = map[string]bool{"code": true}
+var secretPurposes = map[string]bool{"code": true, passwordPurpose: true}
 
-// Redact purposes of webhook replies (the ?redact= of the callback URL).
+// Redact purposes of webhook replies of earlier versions (the ?redact= of
+// the callback URL).
 const (
 	redactPassword = "password"
 	redactCode     = "code"
@@ -125,10 +125,11 @@ func (o *Outbox) auditRedaction(ctx context.Context, m enroll.OutboundMessage, o
 	}
 }
 
-// admit asks the budget whether claimed may leave. When it may not, the
+// admit asks the budget whether claimed may leave (a Prepaid message was
+// charged when it was queued and always may). When it may not, the
 // message ends with status over_budget and stop is true.
 func (o *Outbox) admit(ctx context.Context, m enroll.OutboundMessage) (t BudgetTicket, stop bool, oc outcome) {
-	if o.opt.Budget == nil {
+	if o.opt.Budget == nil || m.Prepaid {
 		return BudgetTicket{}, false, outcomeDone
 	}
 	t, err := o.opt.Budget.Admit(ctx, Send{To: m.To, Kind: m.Kind, Purpose: m.Purpose, Username: m.Username})

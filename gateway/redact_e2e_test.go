@@ -79,7 +79,8 @@ func newSMSRig(t *testing.T, lab *ldaplab.Server, budgets gateway.BudgetConfig) 
 	status := gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: twPublicURL, AuthToken: twAuthToken,
 		Redactions: r.store, Wake: r.outbox.Notify}, r.store, log)
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: twPublicURL, AuthToken: twAuthToken, DefaultLanguage: "en",
-		MaxResetsPerHour: 10, Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, SMSBudget: r.budget},
+		MaxResetsPerHour: 10, Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, SMSBudget: r.budget,
+		Sealer: r.sealer, Wake: r.outbox.Notify},
 		r.store, dir, gen, catalog, log)
 	t.Cleanup(wh.Close)
 	r.srv = httptest.NewServer(web.NewEcho(web.Deps{Logger: log, SMSWebhook: wh, SMSStatus: status, Directory: dir}))
@@ -111,8 +112,13 @@ func (r *smsRig) user(phone string, spec ldaplab.UserSpec) (username, dn, passwo
 func (r *smsRig) text(from, body string) (raw string, texts []string) {
 	r.t.Helper()
 	r.seq++
-	form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(r.seq))},
-		"AccountSid": {twAccountSID}, "From": {from}, "To": {twFrom}, "Body": {body}}
+	return r.post(url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(r.seq))},
+		"AccountSid": {twAccountSID}, "From": {from}, "To": {twFrom}, "Body": {body}})
+}
+
+// post posts form, signed, to the webhook; the answer must be 200.
+func (r *smsRig) post(form url.Values) (raw string, texts []string) {
+	r.t.Helper()
 	status, texts, raw, err := twiliotest.PostSMS(r.t.Context(), http.DefaultClient, r.srv.URL+"/sms/twilio",
 		twPublicURL+"/sms/twilio", twAuthToken, form)
 	if err != nil || status != http.StatusOK {
@@ -121,23 +127,47 @@ func (r *smsRig) text(from, body string) (raw string, texts []string) {
 	return raw, texts
 }
 
-// reset texts RESET from phone and has the fake send the reply as Twilio
-// would; it returns the password and the reply's SID.
+// reset texts RESET from phone: the webhook's answer is an empty TwiML
+// reply, and the outbox sends the password to phone through the fake
+// Twilio, with the status callback. It returns the password and the SID
+// of the message that carried it.
 func (r *smsRig) reset(phone string) (password, sid string) {
 	r.t.Helper()
+	before := len(r.fake.Resources())
 	raw, texts := r.text(phone, "RESET")
-	if len(texts) != 1 {
-		r.t.Fatalf("RESET reply: %s", raw)
+	if len(texts) != 0 {
+		r.t.Fatalf("RESET answered with a message: %s", raw)
 	}
-	password = passwordFrom(r.t, texts[0])
-	sent, err := r.fake.AcceptTwiML(phone, twFrom, raw)
-	if err != nil || len(sent) != 1 {
-		r.t.Fatalf("AcceptTwiML: %v, %v", sent, err)
+	var sent twiliotest.Resource
+	eventually(r.t, "the new password to be sent", func() bool {
+		for _, res := range r.fake.Resources()[before:] {
+			if res.Kind == "sms" && res.To == phone && strings.HasPrefix(res.Body, "ReplyReset: new password for ") {
+				sent = res
+				return true
+			}
+		}
+		return false
+	})
+	if sent.StatusCallback != twStatusURL || sent.From != twFrom {
+		r.t.Fatalf("the password message is from %q with StatusCallback %q, want from %s with %q",
+			sent.From, sent.StatusCallback, twFrom, twStatusURL)
 	}
-	if want := twStatusURL + "?redact=password"; sent[0].StatusCallback != want {
-		r.t.Fatalf("the reply's <Message action> is %q, want %q", sent[0].StatusCallback, want)
+	password = passwordFrom(r.t, sent.Body)
+	if strings.Contains(raw, password) {
+		r.t.Fatalf("the webhook's answer holds the password: %s", raw)
 	}
-	return password, sent[0].SID
+	r.waitSent(sent.SID)
+	return password, sent.SID
+}
+
+// waitSent waits until the outbox recorded that Twilio accepted sid, after
+// which its status reports are known.
+func (r *smsRig) waitSent(sid string) {
+	r.t.Helper()
+	eventually(r.t, "the outbox to record "+sid, func() bool {
+		m, err := r.store.MessageByProviderID(r.t.Context(), sid)
+		return err == nil && m.Status == enroll.StatusSent
+	})
 }
 
 // report has the fake post a status report for sid to its callback.
@@ -192,8 +222,9 @@ func (r *smsRig) assertNowhere(secrets ...string) {
 	}
 }
 
-// TestRedactionAtTwilioE2E: each RESET reply names the status callback;
-// when it reports the reply delivered, undelivered or failed, the body is
+// TestRedactionAtTwilioE2E: each RESET's password goes out through the
+// outbox with the status callback; when it reports the message delivered,
+// undelivered or failed, the body is
 // blanked at the fake Twilio, once, retried after a 500. A verification
 // code sent by the outbox is redacted the same way. No password or body
 // is in the logs, the audit trail or the data file.
@@ -305,6 +336,78 @@ func TestRedactionAtTwilioE2E(t *testing.T) {
 			}
 		}
 		r.assertNowhere(append(secrets, code, body)...)
+	})
+}
+
+// TestResetPasswordNeverInTheAnswerE2E: a signed RESET is answered with an
+// empty TwiML reply; the password set in the directory (it binds,
+// must-change) reaches the phone only as an outbound message the outbox
+// creates at the fake Twilio through twilio-go, with the status callback.
+// The same MessageSid posted again (a replay of a captured request) gets an
+// answer without any secret and sends nothing.
+func TestResetPasswordNeverInTheAnswerE2E(t *testing.T) {
+	forEachDirectory(t, func(t *testing.T, lab *ldaplab.Server) {
+		r := newSMSRig(t, lab, gateway.BudgetConfig{})
+		const phone = "+12015550305"
+		_, dn, old := r.user(phone, ldaplab.UserSpec{})
+		form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano())}, "AccountSid": {twAccountSID},
+			"From": {phone}, "To": {twFrom}, "Body": {"RESET"}}
+		raw, texts := r.post(form)
+		if len(texts) != 0 || strings.Contains(raw, "<Message") {
+			t.Fatalf("RESET answer: %s; want an empty <Response>", raw)
+		}
+		var sent twiliotest.Resource
+		eventually(t, "the password message at Twilio", func() bool {
+			res := r.fake.Resources()
+			if len(res) == 0 {
+				return false
+			}
+			sent = res[0]
+			return true
+		})
+		pw := passwordFrom(t, sent.Body)
+		r.waitSent(sent.SID)
+		h := &harness{t: t, lab: lab}
+		h.expectBind(dn, pw, "must-change") // the password in force is the one texted
+		h.expectBind(dn, old, "invalid")
+		if strings.Contains(raw, pw) {
+			t.Fatalf("the answer holds the password set in the directory: %s", raw)
+		}
+		if sent.To != phone || sent.StatusCallback != twStatusURL {
+			t.Fatalf("password message to %s with StatusCallback %q, want to %s with %q", sent.To, sent.StatusCallback, phone, twStatusURL)
+		}
+		var create []twiliotest.Request
+		for _, req := range r.fake.Requests() {
+			if strings.HasSuffix(req.Path, "/Messages.json") {
+				create = append(create, req)
+			}
+		}
+		if len(create) != 1 || create[0].Form.Get("StatusCallback") != twStatusURL || create[0].Form.Get("To") != phone {
+			t.Fatalf("Twilio create-message requests: %+v", create)
+		}
+		msgs, err := r.store.Messages(t.Context(), enroll.OutboxFilter{To: phone})
+		if err != nil || len(msgs) != 1 || msgs[0].Purpose != "password" || msgs[0].ProviderID != sent.SID {
+			t.Fatalf("outbox: %+v, %v", msgs, err)
+		}
+
+		// The replay: nothing secret, nothing sent, nothing queued.
+		raw2, texts2 := r.post(form)
+		if len(texts2) != 0 || strings.Contains(raw2, pw) {
+			t.Fatalf("replay answer: %s", raw2)
+		}
+		time.Sleep(200 * time.Millisecond) // room for a send to show
+		if n := len(r.fake.Resources()); n != 1 {
+			t.Fatalf("%d messages at Twilio after the replay, want 1", n)
+		}
+		if msgs, _ := r.store.Messages(t.Context(), enroll.OutboxFilter{To: phone}); len(msgs) != 1 {
+			t.Fatalf("outbox after the replay: %+v", msgs)
+		}
+		h.expectBind(dn, pw, "must-change")
+
+		// Delivered: the password's body is redacted at Twilio.
+		r.report(sent.SID, "delivered", 0)
+		r.waitRedacted(sent.SID)
+		r.assertNowhere(pw)
 	})
 }
 

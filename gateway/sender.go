@@ -54,11 +54,9 @@ func (e *SendError) Error() string {
 	return b.String()
 }
 
-// Twilio error codes that the gateway treats specially.
+// Twilio error codes that check-config names (what each means for a
+// message is in the one table, enroll.ProviderCodes).
 const (
-	TwilioErrOptedOut    = 21610 // the recipient texted STOP to this sender
-	TwilioErrInvalidTo   = 21211 // 'To' is not a valid phone number
-	TwilioErrNotMobile   = 21614 // 'To' is not a mobile number (cannot receive SMS)
 	TwilioErrAuth        = 20003 // authentication failed
 	TwilioErrNotFound    = 20404 // resource (or account) not found
 	TwilioErrRateLimited = 20429 // too many requests

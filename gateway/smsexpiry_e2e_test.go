@@ -31,7 +31,7 @@ func expiryHarness(t *testing.T, lab *ldaplab.Server) *harness {
 func (h *harness) resetBySMS(phone string) string {
 	h.t.Helper()
 	r, _ := h.sms(phone, "RESET")
-	return passwordFrom(h.t, oneText(h.t, r))
+	return h.texted(r, phone)
 }
 
 // reopenStore closes the data file and opens it again, as a restart does;

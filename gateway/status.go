@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	twilio "github.com/twilio/twilio-go/client"
@@ -37,6 +38,12 @@ type StatusSettings struct {
 	// Wake, when set, then wakes the outbox.
 	Redactions RedactionQueue
 	Wake       func()
+	// Audit, when set, records the reports the admins must know of
+	// (status_alert.go); Alerts then mails them carrier filtering, at most
+	// once per code and hour when Throttle is set.
+	Audit    Auditor
+	Alerts   CarrierFilterNotifier
+	Throttle AlertThrottle
 }
 
 // RedactionQueue queues redactions at the provider (enroll.BoltStore).
@@ -52,6 +59,8 @@ type StatusHandler struct {
 	set       StatusSettings
 	validator twilio.RequestValidator
 	now       func() time.Time
+
+	background sync.WaitGroup // admin mails being sent (status_alert.go)
 }
 
 // NewStatusHandler wires the endpoint; log may be nil.
@@ -173,6 +182,9 @@ func (h *StatusHandler) apply(ctx context.Context, sid, report string, code int,
 	}
 	h.log.InfoContext(ctx, "delivery report", "message_id", stored.ID, "provider_id", sid,
 		"kind", stored.Kind, "purpose", stored.Purpose, "status", stored.Status, "error_code", code)
+	if next != enroll.StatusDelivered {
+		h.alertDelivery(ctx, stored, code)
+	}
 	if secret {
 		if err := h.queueRedaction(ctx, sid, m.Purpose, m.Username); err != nil {
 			return true, err

@@ -165,3 +165,71 @@ func TestStatusCallbackRefusesUnsignedAndForged(t *testing.T) {
 		}
 	})
 }
+
+// filterAlerts records the carrier filtering alerts the admins would be mailed.
+type filterAlerts struct {
+	mu   sync.Mutex
+	sent []gateway.CarrierFilterNotice
+}
+
+func (a *filterAlerts) NotifyCarrierFiltered(_ context.Context, n gateway.CarrierFilterNotice) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sent = append(a.sent, n)
+	return 1, nil
+}
+
+func (a *filterAlerts) notices() []gateway.CarrierFilterNotice {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]gateway.CarrierFilterNotice(nil), a.sent...)
+}
+
+// TestStatusCarrierFilteringAlertsAdmins: a code SMS reported undelivered
+// with 30007 (filtered by the carrier) is audited as carrier filtering and
+// mailed to the admins, once per hour however many messages are filtered;
+// the enrollment page then says "filtered", with no voice call offered as
+// if the phone were off (enroll: ReasonFiltered). An unreachable handset
+// (30003) alerts nobody.
+func TestStatusCarrierFilteringAlertsAdmins(t *testing.T) {
+	store := openStore(t)
+	f := newFake(t)
+	alerts := &filterAlerts{}
+	var h *gateway.StatusHandler
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	h = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: srv.URL, AuthToken: twAuthToken,
+		Audit: store, Alerts: alerts, Throttle: store}, store, nil)
+	cb := srv.URL + gateway.StatusCallbackPath
+	sids := []string{"SM" + strings.Repeat("1", 32), "SM" + strings.Repeat("2", 32), "SM" + strings.Repeat("3", 32)}
+	for _, sid := range sids {
+		sentMessage(t, store, enroll.KindSMS, sid)
+	}
+	for i, r := range []struct {
+		sid  string
+		code int
+	}{{sids[0], 30007}, {sids[1], 30007}, {sids[2], 30003}} {
+		if got, err := f.StatusCallback(t.Context(), cb, twAuthToken, r.sid, "undelivered", r.code); err != nil || got != http.StatusNoContent {
+			t.Fatalf("report %d: HTTP %d, %v", i, got, err)
+		}
+	}
+	h.Close()
+	evs, err := store.Audit(t.Context(), enroll.AuditFilter{Action: "delivery_alert"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("delivery_alert events %+v, want the two filtered messages", evs)
+	}
+	for _, ev := range evs {
+		if ev.Outcome != "carrier_filtered" || !strings.Contains(ev.Detail, "error 30007") || ev.Phone != "+15550002222" {
+			t.Errorf("audit %+v", ev)
+		}
+	}
+	if got := alerts.notices(); len(got) != 1 || got[0].Code != 30007 || got[0].Phone != "+15550002222" {
+		t.Fatalf("admin alerts %+v, want one for 30007", got)
+	}
+	if mails, _ := store.Audit(t.Context(), enroll.AuditFilter{Action: "delivery_alert_mail"}); len(mails) != 1 || mails[0].Outcome != "ok" {
+		t.Errorf("delivery_alert_mail audit %+v", mails)
+	}
+}

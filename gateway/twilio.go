@@ -15,6 +15,8 @@ import (
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 	"github.com/twilio/twilio-go/twiml"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // StatusCallbackPath is where Twilio posts delivery reports, under public_url.
@@ -168,7 +170,7 @@ func (s *TwilioSender) do(ctx context.Context, secret string,
 	c, trip := s.client(ctx)
 	sid, status, err := call(openapi.NewApiServiceWithClient(c))
 	if err != nil {
-		return Receipt{}, twilioSendError(err, trip.status, secret)
+		return Receipt{}, twilioSendError(err, trip.status, secret, s.apiHost())
 	}
 	if sid == nil || *sid == "" {
 		return Receipt{}, &SendError{Status: trip.status, Message: "the provider's answer has no sid"}
@@ -208,8 +210,9 @@ func (t *twilioTrip) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // twilioSendError maps a twilio-go error to a SendError, with secret (the
-// body) scrubbed from every text.
-func twilioSendError(err error, status int, secret string) *SendError {
+// body) scrubbed from every text. where names the API the request went to
+// (apiHost): a transport error names it, not the URL twilio-go built.
+func twilioSendError(err error, status int, secret, where string) *SendError {
 	var rest *client.TwilioRestError
 	var v1 *client.RestErrorV1
 	switch {
@@ -224,26 +227,40 @@ func twilioSendError(err error, status int, secret string) *SendError {
 		}
 		return classifyTwilio(status, v1.Code, scrubBody(v1.Message, secret))
 	}
-	msg := scrubBody(err.Error(), secret)
+	msg := scrubBody(transportText(err), secret)
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		msg = "no answer in time: " + msg
+		msg = "no answer in time from " + where + ": " + msg
+	} else {
+		msg = "cannot reach " + where + ": " + msg
 	}
 	return &SendError{Status: status, Message: msg}
 }
 
-// classifyTwilio decides whether a Twilio error is final. Opted-out,
-// invalid and non-mobile numbers are; so is any other 4xx carrying a Twilio
-// code, except those that an operator or time fixes for every message at
-// once: bad credentials (401), a wrong account SID or api_base_url (404),
-// timeouts (408) and rate limits (429). Losing every queued code to a
-// typo in the auth token would be worse than retrying them.
+// transportText is the text of a transport error without the URL twilio-go
+// built, whose host is always Twilio's own whatever sms.twilio.api_base_url
+// says (the transport rewrites it): the caller names where it really went.
+func transportText(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// classifyTwilio decides whether a Twilio error is final. A code of the
+// provider code table (enroll.ProviderCodes) says so itself: opted-out,
+// invalid and non-mobile numbers are, bad credentials, a wrong account SID
+// or api_base_url and rate limits are not. Any other 4xx carrying a Twilio
+// code is final, except those that an operator or time fixes for every
+// message at once: 401, 404, timeouts (408) and 429. Losing every queued
+// code to a typo in the auth token would be worse than retrying them.
 func classifyTwilio(status, code int, msg string) *SendError {
 	e := &SendError{Code: code, Status: status, Message: msg}
+	pc, known := enroll.LookupProviderCode(code)
 	switch {
-	case code == TwilioErrOptedOut || code == TwilioErrInvalidTo || code == TwilioErrNotMobile:
-		e.Final = true
-	case code == TwilioErrAuth || code == TwilioErrNotFound || code == TwilioErrRateLimited:
+	case known:
+		e.Final = pc.Final
 	case status >= 400 && status < 500 && code != 0:
 		switch status {
 		case http.StatusUnauthorized, http.StatusNotFound, http.StatusRequestTimeout, http.StatusTooManyRequests:

@@ -173,7 +173,7 @@ func (s *TwilioSender) checkError(step string, err error, status int) *TwilioChe
 	case e.Status != 0:
 		e.Reason = fmt.Sprintf("%s answered: %s", where, orDefault(msg, http.StatusText(e.Status)))
 	default:
-		text := scrubBody(err.Error(), s.authToken)
+		text := scrubBody(transportText(err), s.authToken)
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			e.Reason = fmt.Sprintf("no answer from %s in time: %s", where, text)
@@ -184,12 +184,24 @@ func (s *TwilioSender) checkError(step string, err error, status int) *TwilioChe
 	return e
 }
 
-// apiHost names where the API requests go: api_base_url or Twilio.
+// defaultTwilioAPI is where the API requests go without api_base_url.
+const defaultTwilioAPI = "https://api.twilio.com"
+
+// apiHost names where the API requests go: sms.twilio.api_base_url, or
+// Twilio's default.
 func (s *TwilioSender) apiHost() string {
 	if s.base != nil {
 		return s.base.Scheme + "://" + s.base.Host + strings.TrimRight(s.base.Path, "/")
 	}
-	return "api.twilio.com"
+	return defaultTwilioAPI
+}
+
+// lookupHost names where the Lookup requests go: api_base_url too, when set.
+func (s *TwilioSender) lookupHost() string {
+	if s.base != nil {
+		return s.apiHost()
+	}
+	return "https://lookups.twilio.com"
 }
 
 func deref(p *string) string {

@@ -223,9 +223,46 @@ func TestTwilioCheckUnreachable(t *testing.T) {
 	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.APIBaseURL = "http://" + addr })
 	_, ce := checkErr(t, s)
 	if ce == nil || ce.Step != gateway.TwilioCheckAccount || ce.Status != 0 ||
-		!strings.Contains(ce.Error(), "cannot reach http://"+addr) {
+		!strings.Contains(ce.Error(), "cannot reach http://"+addr) || strings.Contains(ce.Error(), "twilio.com") {
 		t.Fatalf("unreachable API: %v", ce)
 	}
+}
+
+// TestTwilioErrorsNameTheConfiguredAPI: with sms.twilio.api_base_url set,
+// a send, a Lookup and a check that cannot reach it say so, naming that URL
+// and never Twilio's own host (which twilio-go writes into its requests);
+// the outbox logs the send's error as is.
+func TestTwilioErrorsNameTheConfiguredAPI(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String() + "/proxy"
+	ln.Close()
+	f := newFake(t)
+	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.APIBaseURL = base })
+	_, err = s.SendSMS(t.Context(), "+15550002222", "Your code is 123456")
+	var se *gateway.SendError
+	if !errors.As(err, &se) || !strings.Contains(se.Error(), "cannot reach "+base+": ") ||
+		strings.Contains(se.Error(), "twilio.com") || strings.Contains(se.Error(), "123456") {
+		t.Fatalf("send to an unreachable api_base_url: %v", err)
+	}
+	_, err = gateway.NewTwilioLookup(s).Lookup(t.Context(), "+15550002222", true, false)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach "+base) || strings.Contains(err.Error(), "twilio.com") {
+		t.Fatalf("Lookup through an unreachable api_base_url: %v", err)
+	}
+	// Without api_base_url the default is named.
+	def := twilioSender(t, f, &http.Client{Transport: refuseAll{}}, func(c *gateway.TwilioConfig) { c.APIBaseURL = "" })
+	if _, err := def.SendSMS(t.Context(), "+15550002222", "hi"); err == nil || !strings.Contains(err.Error(), "cannot reach https://api.twilio.com: ") {
+		t.Fatalf("send without api_base_url: %v", err)
+	}
+}
+
+// refuseAll is a transport that reaches nothing.
+type refuseAll struct{}
+
+func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("connection refused (test transport)")
 }
 
 func TestTwilioCheckTimeout(t *testing.T) {

@@ -26,6 +26,9 @@ type Store interface {
 	OptedOut(ctx context.Context, phone string) (bool, error)
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	// The outbox, where a RESET's new password is queued (webhook_password.go).
+	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
+	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
 }
 
 // Directory is what the webhook needs from AD or OpenLDAP.
@@ -81,6 +84,11 @@ type Settings struct {
 	// SMSBudget, when set, admits every reply before it is sent: a TwiML
 	// reply is an SMS Twilio sends and bills (webhook_reply.go).
 	SMSBudget SendBudget
+	// Sealer seals the new password's SMS for the outbox, and Wake wakes
+	// the outbox worker once it is queued (webhook_password.go). Without a
+	// Sealer no RESET can be done.
+	Sealer BodySealer
+	Wake   func()
 }
 
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
@@ -135,7 +143,10 @@ var messageSidRe = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
 // inbound is one parsed, authenticated webhook request.
 type inbound struct {
 	sid, from, to, body string
-	reply               *replyMeta // what the reply costs and carries
+	// optOutType is Twilio's OptOutType (STOP, START or HELP), sent with
+	// Advanced Opt-Out: Twilio has already answered that keyword.
+	optOutType string
+	reply      *replyMeta // what the reply costs and carries
 }
 
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
@@ -143,7 +154,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in := inbound{sid: r.PostForm.Get("MessageSid"), from: r.PostForm.Get("From"),
-		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body"), reply: &replyMeta{}}
+		to: r.PostForm.Get("To"), body: r.PostForm.Get("Body"), optOutType: r.PostForm.Get("OptOutType"), reply: &replyMeta{}}
 	if !messageSidRe.MatchString(in.sid) || in.from == "" {
 		http.Error(rw, "MessageSid and From are required", http.StatusBadRequest)
 		return
@@ -159,19 +170,15 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	reply = w.admitReply(ctx, in, reply)
-	writeReply(rw, reply, w.replyAction(in, reply))
+	writeTwiML(rw, w.admitReply(ctx, in, reply))
 }
 
-// writeTwiML answers with a <Response>, holding one <Message> when text is set.
-func writeTwiML(rw http.ResponseWriter, text string) { writeReply(rw, text, "") }
-
-// writeReply is writeTwiML whose <Message> names action, when set: where
-// Twilio reports that message's status.
-func writeReply(rw http.ResponseWriter, text, action string) {
+// writeTwiML answers with a <Response>, holding one <Message> when text is
+// set. The text never holds a secret (webhook_password.go).
+func writeTwiML(rw http.ResponseWriter, text string) {
 	var verbs []twiml.Element
 	if text != "" {
-		verbs = append(verbs, &twiml.MessagingMessage{Body: text, Action: action})
+		verbs = append(verbs, &twiml.MessagingMessage{Body: text})
 	}
 	doc, err := twiml.Messages(verbs)
 	if err != nil {

@@ -51,21 +51,35 @@ func (s *countingStore) Allow(ctx context.Context, key string, now time.Time, w 
 	return s.BoltStore.Allow(ctx, key, now, w, limit)
 }
 
+func (s *countingStore) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
+	s.writes.Add(1)
+	return s.BoltStore.EnqueueMessage(ctx, m)
+}
+
+func (s *countingStore) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error {
+	s.writes.Add(1)
+	return s.BoltStore.UpdateMessage(ctx, id, fn)
+}
+
 func (s *countingStore) AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error) {
 	s.writes.Add(1)
 	return s.BoltStore.AppendAudit(ctx, ev)
 }
 
 // countingDirectory answers every user as found and counts the calls.
-type countingDirectory struct{ calls atomic.Int64 }
+type countingDirectory struct {
+	calls atomic.Int64
+	last  atomic.Value // the last password set
+}
 
 func (d *countingDirectory) FindUser(_ context.Context, username string) (directory.User, error) {
 	d.calls.Add(1)
 	return directory.User{DN: "uid=" + username + ",dc=example,dc=test", Username: username, Locked: true}, nil
 }
 
-func (d *countingDirectory) SetPassword(context.Context, directory.User, string, directory.SetPasswordOptions) error {
+func (d *countingDirectory) SetPassword(_ context.Context, _ directory.User, pw string, _ directory.SetPasswordOptions) error {
 	d.calls.Add(1)
+	d.last.Store(pw)
 	return nil
 }
 
@@ -84,7 +98,8 @@ const fuzzEnrolledPhone = "+12015550177"
 // FuzzWebhook posts random forms and bodies to the signed webhook. Whatever
 // arrives, the handler never panics and never answers 5xx (the store is
 // healthy); a request without a valid signature is refused with a 4xx and
-// causes no store write and no directory call; a 200 is TwiML.
+// causes no store write and no directory call; a 200 is TwiML and never
+// holds the password last set.
 //
 // mode bit 0: sign the request correctly; bit 1: send raw as the body
 // instead of a form built from the fields; bits 2-3 pick the content type.
@@ -134,8 +149,12 @@ func FuzzWebhook(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	sealer, err := enroll.NewSealer(make([]byte, 64))
+	if err != nil {
+		f.Fatal(err)
+	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: public, AuthToken: token, MaxResetsPerHour: 1000,
-		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}}, store, dir, gen, catalog, nil)
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Sealer: sealer}, store, dir, gen, catalog, nil)
 	contentTypes := []string{"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
 		"multipart/form-data; boundary=b", "application/json"}
 
@@ -181,6 +200,9 @@ func FuzzWebhook(f *testing.F) {
 		}
 		if err := xml.Unmarshal(rec.Body.Bytes(), &doc); err != nil || len(doc.Messages) > 1 {
 			t.Fatalf("reply is not TwiML with at most one message (%v): %s", err, rec.Body)
+		}
+		if pw, _ := dir.last.Load().(string); pw != "" && strings.Contains(rec.Body.String(), pw) {
+			t.Fatalf("the answer holds the password set: %s", rec.Body)
 		}
 	})
 }

@@ -11,16 +11,14 @@ import (
 // is written, and one the budgets refuse is left out (an empty
 // <Response/>). A RESET is charged before the password is changed: a reset
 // whose reply could not leave would lock the user out with a password
-// nobody knows. A reply that shows a password or a code names the status
-// callback as its <Message action>, with ?redact=<kind>, so that its body
-// is redacted at Twilio once its status is final (outbox_redact.go).
+// nobody knows; the charge then passes to the outbox message carrying the
+// password (webhook_password.go), and the TwiML reply is empty.
 
 // replyMeta is what handling one inbound message learned about its reply.
 type replyMeta struct {
 	charged bool // the budgets were charged for the reply (ticket)
 	refused bool // the budgets refused it: no reply
 	ticket  BudgetTicket
-	secret  string // redactPassword or redactCode when the reply shows one
 }
 
 // charge admits one reply to from; false means it may not be sent. A
@@ -77,15 +75,6 @@ func (w *Webhook) refundReply(ctx context.Context, in inbound) {
 	m.charged, m.ticket = false, BudgetTicket{}
 }
 
-// replyAction is the <Message action> of reply: the status callback, for
-// a reply that shows a secret; "" otherwise.
-func (w *Webhook) replyAction(in inbound, reply string) string {
-	if reply == "" || in.reply == nil || in.reply.secret == "" {
-		return ""
-	}
-	return w.set.PublicURL + StatusCallbackPath + "?redact=" + in.reply.secret
-}
-
 // admitReply charges the reply of this conversation now, before anything
 // irreversible is done for it; false means no reply may be sent, so
 // nothing should be done.
@@ -95,18 +84,4 @@ func (c *conversation) admitReply() bool {
 		username = c.enr.Username
 	}
 	return c.w.charge(c.ctx, c.phone, c.cmd.Kind.String(), username, c.reply)
-}
-
-// noteSecret marks the reply as showing a secret when a text is rendered
-// with a password or a code, so that it is redacted at the provider.
-func (c *conversation) noteSecret(args map[string]string) {
-	if c.reply == nil {
-		return
-	}
-	switch {
-	case args["password"] != "":
-		c.reply.secret = redactPassword
-	case args["code"] != "" && c.reply.secret == "":
-		c.reply.secret = redactCode
-	}
 }

@@ -28,6 +28,8 @@ const (
 	MailPasswordReset = "password_reset" // to the user: the password was reset by SMS
 	MailSIMSwap       = "sim_swap"       // to admins: a recent SIM swap blocked a reset by SMS
 	MailSMSBudget     = "sms_budget"     // to admins: an SMS budget was reached, sends refused
+	// MailCarrierFiltered, to admins: a carrier filtered a text (Twilio 30007).
+	MailCarrierFiltered = "carrier_filtered"
 )
 
 // mailData is the contract with the code that sends mails: the data keys
@@ -55,6 +57,8 @@ var mailData = map[string][]string{
 	MailPasswordReset: {"display_name", "phone", "time", "username"},
 	MailSIMSwap:       {"display_name", "phone", "swapped", "time", "username"},
 	MailSMSBudget:     {"budget", "limit", "time"}, // budget: its configuration key; limit: per 24 hours
+	// code: the provider's error code; username: "-" when the message had none
+	MailCarrierFiltered: {"code", "phone", "time", "username"},
 }
 
 // mailFuncs are the functions mail templates may call:

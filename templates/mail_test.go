@@ -50,6 +50,13 @@ func realisticMailData(lang, name string) map[string]string {
 			"limit":  "50",
 			"time":   FormatDateTime(lang, when),
 		}
+	case MailCarrierFiltered:
+		return map[string]string{
+			"code":     "30007",
+			"phone":    "+33612345678",
+			"username": "zlefevre",
+			"time":     FormatDateTime(lang, when),
+		}
 	case MailSIMSwap:
 		return map[string]string{
 			"display_name": "Zoé Lefèvre",
@@ -94,7 +101,7 @@ func TestRenderEveryMail(t *testing.T) {
 				if !strings.HasSuffix(text, "\n") || strings.HasSuffix(text, "\n\n") {
 					t.Errorf("text body does not end with exactly one newline")
 				}
-				if name != MailSMSBudget && (!strings.Contains(text, "Zoé Lefèvre") || !strings.Contains(html, "Zoé Lefèvre")) {
+				if name != MailSMSBudget && name != MailCarrierFiltered && (!strings.Contains(text, "Zoé Lefèvre") || !strings.Contains(html, "Zoé Lefèvre")) {
 					t.Errorf("display name missing")
 				}
 				for _, want := range []string{"<!DOCTYPE html>", `<html lang="` + lang + `">`, `<meta charset="utf-8">`,
@@ -148,6 +155,10 @@ func TestMailHTMLEscapesHostileData(t *testing.T) {
 			}
 			if name == MailSMSBudget { // names no one: a hostile budget key stands in
 				data["budget"] = data["display_name"]
+				delete(data, "display_name")
+			}
+			if name == MailCarrierFiltered { // no display name: a hostile username stands in
+				data["username"] = data["display_name"]
 				delete(data, "display_name")
 			}
 			if name == MailActivation {

@@ -438,6 +438,10 @@ func deliveryOf(p enroll.Page) (v *deliveryView, reload bool) {
 		}
 	case enroll.ReasonNotMobile:
 		v.Text, v.Voice, v.Change = templates.Msg{Key: "delivery.failed.not_mobile", Args: phone}, voice, !voice
+	case enroll.ReasonFiltered:
+		// The carrier refused the text itself: the phone is fine, so no
+		// voice call is offered as if it were off (the admins are told).
+		v.Text = templates.Msg{Key: "delivery.failed.filtered", Args: phone}
 	default: // undelivered
 		v.Text, v.Voice, v.Change = templates.Msg{Key: "delivery.failed.undelivered." + method, Args: phone},
 			voice && method == "sms", true

@@ -55,7 +55,7 @@ func (a *enrollApp) recordCode(status string, code int) enroll.OutboundMessage {
 // code is on its way or delivered.
 var failureKeys = []string{
 	"delivery.failed.invalid_number", "delivery.failed.opted_out", "delivery.failed.opted_out_reply",
-	"delivery.failed.not_mobile", "delivery.failed.undelivered.sms", "delivery.failed.undelivered.voice",
+	"delivery.failed.not_mobile", "delivery.failed.filtered", "delivery.failed.undelivered.sms", "delivery.failed.undelivered.voice",
 	"delivery.voice", "delivery.change",
 }
 
@@ -107,6 +107,8 @@ func TestVerifyPageShowsDeliveryFailures(t *testing.T) {
 			key: "delivery.failed.opted_out", args: map[string]string{"phone": phoneJdoe, "number": "+15550001111"}, voice: true},
 		{name: "not a mobile 21614", status: enroll.StatusRejected, code: 21614,
 			key: "delivery.failed.not_mobile", args: phone, voice: true},
+		{name: "filtered by the carrier 30007: no voice call as if the phone were off", status: enroll.StatusUndelivered, code: 30007,
+			key: "delivery.failed.filtered", args: phone},
 		{name: "undelivered", status: enroll.StatusUndelivered, code: 30003,
 			key: "delivery.failed.undelivered.sms", args: phone, voice: true, change: true},
 		{name: "failed", status: enroll.StatusFailed, code: 0,

@@ -177,11 +177,16 @@ func NewEcho(d Deps) *echo.Echo {
 	if d.Metrics != nil {
 		e.GET("/metrics", d.Metrics.handler())
 	}
+	// The webhooks answer with and without a trailing slash, as an
+	// operator may have typed either in the Twilio console; the signature
+	// is checked over the path as requested, which is what Twilio signed.
 	if d.SMSStatus != nil {
 		e.POST("/sms/twilio/status", echo.WrapHandler(d.SMSStatus))
+		e.POST("/sms/twilio/status/", echo.WrapHandler(d.SMSStatus))
 	}
 	if d.SMSWebhook != nil {
 		e.POST("/sms/twilio", echo.WrapHandler(d.SMSWebhook))
+		e.POST("/sms/twilio/", echo.WrapHandler(d.SMSWebhook))
 	}
 	if d.Pages != nil {
 		e.GET("/static/*", staticFiles(d.Pages.Static()))

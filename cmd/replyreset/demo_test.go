@@ -263,10 +263,11 @@ func TestDemoStory(t *testing.T) {
 	}
 	waitBubble(user.Username, regexp.MustCompile(`was locked at`))
 
-	// 5. The user replies RESET and gets a password, which signs in.
+	// 5. The user replies RESET and gets a password (an outbox message the
+	// phone shows, not the webhook's answer), which signs in.
 	fill("body", "RESET")
 	submit("#send")
-	reply := lastBubble()
+	reply := waitBubble(user.Username, regexp.MustCompile(`new password for`))
 	lines := strings.Split(reply, "\n")
 	if len(lines) < 3 || !strings.Contains(lines[0], "new password for") {
 		t.Fatalf("RESET reply %q", reply)

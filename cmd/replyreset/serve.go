@@ -164,7 +164,7 @@ func (a *app) wire() error {
 	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
 		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond, Budget: a.budget, Audit: a.store})
 	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
-		Redactions: a.store, Wake: a.outbox.Notify}, a.store, a.log.With("component", "status"))
+		Redactions: a.store, Wake: a.outbox.Notify, Audit: a.store, Alerts: alerts, Throttle: a.store}, a.store, a.log.With("component", "status"))
 	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
 		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language,
 			AlertMail: a.cfg.Admin.AlertMail})
@@ -181,6 +181,8 @@ func (a *app) wire() error {
 		Secrets:          a.sealer,
 		NotMe:            alerts,
 		SMSBudget:        a.budget,
+		Sealer:           a.sealer,
+		Wake:             a.outbox.Notify,
 	}
 	set.SMSPasswordTTL = a.cfg.Password.SMSPasswordTTL
 	if mail != nil {
@@ -297,6 +299,9 @@ func (a *app) flushMail() {
 func (a *app) Close() {
 	if a.webhook != nil {
 		a.webhook.Close()
+	}
+	if a.status != nil {
+		a.status.Close()
 	}
 	if a.budget != nil {
 		a.budget.Close()

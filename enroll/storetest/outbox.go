@@ -91,7 +91,7 @@ func wantMessage(t *testing.T, ob enroll.OutboxStore, want enroll.OutboundMessag
 		got.Language != want.Language || got.Purpose != want.Purpose || got.Username != want.Username ||
 		got.Priority != want.Priority || got.Status != want.Status || got.Attempts != want.Attempts ||
 		!got.NextAttempt.Equal(want.NextAttempt) || got.ProviderID != want.ProviderID ||
-		got.ErrorCode != want.ErrorCode || got.LastError != want.LastError ||
+		got.ErrorCode != want.ErrorCode || got.LastError != want.LastError || got.Prepaid != want.Prepaid ||
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("message = %+v\nwant      %+v", got, want)
 	}
@@ -236,6 +236,39 @@ func testOutboxUpdate(t *testing.T, open Opener) {
 	if err := ob.UpdateMessage(ctx, m3.ID+1000, func(*enroll.OutboundMessage) error { return nil }); !isNotFound(err) {
 		t.Errorf("UpdateMessage of an unknown ID: %v, want ErrNotFound", err)
 	}
+}
+
+// testOutboxHeld: a held message (a new password, written before the
+// password is set) is stored and listed but never due; released (made
+// queued) it is due at its NextAttempt; canceled it never is, and its
+// Prepaid mark is kept.
+func testOutboxHeld(t *testing.T, open Opener) {
+	_, ob, _ := outboxStore(t, open)
+	held := message(phone1, enroll.PriorityHigh, t0)
+	held.Status, held.Purpose, held.Prepaid = enroll.StatusHeld, "password", true
+	held.ID = enqueue(t, ob, held)
+	other := message(phone2, enroll.PriorityHigh, t0)
+	other.Status = enroll.StatusHeld
+	other.ID = enqueue(t, ob, other)
+	later := t0.Add(time.Hour)
+	wantMessage(t, ob, held)
+	wantDue(t, ob, later, 10)
+	if held.Pending() {
+		t.Error("a held message counts as pending")
+	}
+
+	updateMessage(t, ob, held.ID, func(m *enroll.OutboundMessage) { m.Status, m.NextAttempt = enroll.StatusQueued, later })
+	held.Status, held.NextAttempt = enroll.StatusQueued, later
+	wantMessage(t, ob, held)
+	wantDue(t, ob, later.Add(-time.Nanosecond), 10)
+	wantDue(t, ob, later, 10, held.ID)
+
+	updateMessage(t, ob, other.ID, func(m *enroll.OutboundMessage) {
+		m.Status, m.Sealed, m.LastError = enroll.StatusCanceled, []byte("wiped"), "not released"
+	})
+	other.Status, other.Sealed, other.LastError = enroll.StatusCanceled, []byte("wiped"), "not released"
+	wantMessage(t, ob, other)
+	wantDue(t, ob, later.Add(24*time.Hour), 10, held.ID)
 }
 
 // failMessage is a write that fails with errBoom.

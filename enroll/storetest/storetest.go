@@ -87,6 +87,7 @@ func Run(t *testing.T, open Opener) {
 		{"Outbox/Enqueue", testOutboxEnqueue},
 		{"Outbox/Due", testOutboxDue},
 		{"Outbox/UpdateMovesDue", testOutboxUpdate},
+		{"Outbox/HeldUntilReleased", testOutboxHeld},
 		{"Outbox/UpdateConcurrent", testOutboxUpdateConcurrent},
 		{"Outbox/ProviderID", testOutboxProviderID},
 		{"Outbox/Messages", testOutboxMessages},

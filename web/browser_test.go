@@ -201,6 +201,10 @@ func TestBrowserEnrollEachMethod(t *testing.T) {
 		b.wantStatus("verify", b.submit("#verify"), 200)
 		b.wantText("done", b.msg("done.title", nil))
 		b.app.wantEnrolled("mdupont", "+12015550142", "app", "en")
+		// Back: the app page is asked again (not the browser's copy of it)
+		// and says the link is used.
+		b.do("go back", chromedp.NavigateBack(), chromedp.WaitVisible(chromedp.ID("problem")))
+		b.wantText("problem", b.msg("err.used.title", nil))
 	})
 }
 

@@ -196,9 +196,26 @@ func (s *enrollSite) postVerify(c echo.Context) error {
 	token := c.Param("token")
 	p, err := checkCode(c, token, s.svc.VerifyCode)
 	if err == nil {
-		return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
+		return s.donePage(c, token, p)
 	}
 	return s.verifyFailed(c, token, err)
+}
+
+// doneCookie is set, on the link's address only, by the answer that ends
+// an enrollment (donePage).
+const doneCookie = "replyreset_done"
+
+// donePage answers the code that ends the enrollment. It also sets a
+// cookie on the link's address: a browser keeps the link's earlier pages
+// (the code page) in its back-forward cache even though they are
+// no-store, and shows them again on Back without asking, unless a cookie
+// of their address changed meanwhile. So Back is a fresh request, which
+// the used link answers: "You're enrolled" (fail).
+// The cookie carries nothing and is never read.
+func (s *enrollSite) donePage(c echo.Context, token string, p enroll.Page) error {
+	c.SetCookie(&http.Cookie{Name: doneCookie, Value: "1", Path: "/enroll/" + token, MaxAge: 600,
+		Secure: s.secure, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
 }
 
 // checkCode passes the posted code to verify (errEmptyCode when nothing
@@ -287,7 +304,7 @@ func (s *enrollSite) postApp(c echo.Context) error {
 	token := c.Param("token")
 	p, err := checkCode(c, token, s.svc.VerifyApp)
 	if err == nil {
-		return s.renderPage(c, http.StatusOK, templates.PageDone, token, p, pageView{Phone: p.Phone})
+		return s.donePage(c, token, p)
 	}
 	pr, ok := s.formProblem(err)
 	if !ok {

@@ -30,7 +30,13 @@ type tapClient struct {
 
 func newTapClient(t *testing.T, a *enrollApp) *tapClient {
 	t.Helper()
-	srv := httptest.NewServer(a.handler)
+	return newTapClientOn(t, a.handler)
+}
+
+// newTapClientOn is a tapClient of a real HTTP server serving handler.
+func newTapClientOn(t *testing.T, handler http.Handler) *tapClient {
+	t.Helper()
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

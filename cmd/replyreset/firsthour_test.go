@@ -392,6 +392,10 @@ func TestPagesAccessible(t *testing.T) {
 				w.fill("phone", user.Mobile)
 				browsertest.Do(t, w.ctx, "choose the app", chromedp.Click(chromedp.ID("method-app")))
 				w.submit("#send", 200, "enroll-app")
+				// Same-device enrollment: the QR step also links the otpauth URI.
+				if href := browsertest.Eval(t, w.ctx, `(document.querySelector("#open-app") || {href: ""}).href`); !strings.HasPrefix(href, "otpauth://") {
+					t.Errorf("the app step links %q, want an otpauth:// link", href)
+				}
 				w.open(link+"?step=phone", 200, "enroll-change-method")
 				ms, _ := d.backend.Conversation(context.Background(), user.Mobile)
 				browsertest.Do(t, w.ctx, "choose SMS", chromedp.Click(chromedp.ID("method-sms")))
@@ -423,8 +427,25 @@ func TestPagesAccessible(t *testing.T) {
 				w.fill("one", users[len(users)-1].Username)
 				w.submit("#activate-one", 200, "admin-results")
 				w.open("/admin/enrollments", 200, "admin-enrollments")
+				w.open("/admin/enrollments?state=invited", 200, "admin-enrollments-invited")
+				// A destructive action first answers its confirmation step.
+				w.submit(`#enrollments form[action$="/revoke"] button`, 200, "admin-confirm-revoke")
 				w.open("/admin/enrollments/"+user.Username, 200, "admin-enrollment")
+				w.submit("#deactivate", 200, "admin-confirm-deactivate")
 				w.open("/admin/lockouts", 200, "admin-lockouts")
+				// No account is locked here, so the page offers no "unlock
+				// all": post the same form the page would.
+				browsertest.Eval(t, w.ctx, `(() => {
+					const f = document.createElement("form");
+					f.method = "post"; f.action = "/admin/lockouts/unlock-all";
+					const i = document.createElement("input");
+					i.type = "hidden"; i.name = "csrf_token"; i.value = document.querySelector('input[name="csrf_token"]').value;
+					const b = document.createElement("button");
+					b.type = "submit"; b.id = "probe-unlock-all";
+					f.append(i, b); document.body.append(f); return "";
+				})()`)
+				w.submit("#probe-unlock-all", 200, "admin-confirm-unlock-all")
+				w.open("/admin/mail", 200, "admin-mail")
 				w.open("/admin/audit", 200, "admin-audit")
 				w.open("/admin/nope", 404, "admin-not-found")
 			})

@@ -2,8 +2,12 @@ package enroll
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"math"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Fixed-width big-endian encodings. Unsigned keys sort bytewise in numeric
@@ -42,3 +46,17 @@ func timeBytes(t time.Time) []byte { return appendTime(make([]byte, 0, 8), t) }
 
 // bytesNano decodes 8 bytes written by appendTime.
 func bytesNano(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
+
+// getRecord decodes the JSON record stored under key k (a big-endian ID)
+// of b, named what in errors, or returns ErrNotFound.
+func getRecord[T any](b *bolt.Bucket, k []byte, what string) (T, error) {
+	var v T
+	raw := b.Get(k)
+	if raw == nil {
+		return v, ErrNotFound
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode %s %d: %w", what, bytesU64(k), err)
+	}
+	return v, nil
+}

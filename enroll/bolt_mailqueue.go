@@ -96,15 +96,7 @@ func putMail(tx *bolt.Tx, old *QueuedMail, m QueuedMail) error {
 }
 
 func getMail(b *bolt.Bucket, k []byte) (QueuedMail, error) {
-	raw := b.Get(k)
-	if raw == nil {
-		return QueuedMail{}, ErrNotFound
-	}
-	var m QueuedMail
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return QueuedMail{}, fmt.Errorf("decode queued mail %d: %w", bytesU64(k), err)
-	}
-	return m, nil
+	return getRecord[QueuedMail](b, k, "queued mail")
 }
 
 // DueMail returns up to limit pending mails due by now, earliest first.

@@ -151,15 +151,7 @@ func reindexMessage(tx *bolt.Tx, old *OutboundMessage, m OutboundMessage) error 
 // getMessage decodes the message stored under key k (big-endian ID), or
 // returns ErrNotFound.
 func getMessage(b *bolt.Bucket, k []byte) (OutboundMessage, error) {
-	raw := b.Get(k)
-	if raw == nil {
-		return OutboundMessage{}, ErrNotFound
-	}
-	var m OutboundMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return OutboundMessage{}, fmt.Errorf("decode outbound message %d: %w", bytesU64(k), err)
-	}
-	return m, nil
+	return getRecord[OutboundMessage](b, k, "outbound message")
 }
 
 // DueMessages returns up to limit pending messages whose NextAttempt is

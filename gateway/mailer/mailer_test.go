@@ -308,7 +308,7 @@ func TestContextDeadline(t *testing.T) {
 		}
 	})
 	t.Run("server never greets, default timeout", func(t *testing.T) {
-		addr := silentServer(t)
+		addr := smtptest.Silent(t)
 		cfg := mailer.DefaultConfig()
 		host, port := splitAddr(t, addr)
 		cfg.Host, cfg.Port, cfg.From, cfg.TLS = host, port, testFrom, mailer.TLSNone
@@ -335,43 +335,6 @@ func TestContextDeadline(t *testing.T) {
 			t.Errorf("error %v is not context.Canceled", err)
 		}
 	})
-}
-
-// silentServer accepts connections and never says a word.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		wg.Wait()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
 }
 
 func splitAddr(t *testing.T, addr string) (string, int) {

@@ -20,6 +20,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -58,7 +59,7 @@ const (
 type fixture struct {
 	lab    *ldaplab.Server
 	dcfg   directory.Config
-	store  *enroll.BoltStore
+	store  *bolt.Store
 	users  []string // usernames, enrolled with phones[i]
 	phones []string
 	srv    *httptest.Server
@@ -75,7 +76,7 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { dir.Close() })
-	store, err := enroll.OpenBolt(filepath.Join(b.TempDir(), "replyreset.db"))
+	store, err := bolt.Open(filepath.Join(b.TempDir(), "replyreset.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -61,17 +61,17 @@ func ParseScopes(list string) ([]string, error) {
 			in = append(in, strings.ToLower(f))
 		}
 	}
-	return checkScopes(in)
+	return CheckScopes(in)
 }
 
-// checkScopes validates scopes and returns them in canonical order.
-func checkScopes(scopes []string) ([]string, error) {
+// CheckScopes validates scopes and returns them in canonical order.
+func CheckScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
-		return nil, invalidf("a token needs at least one scope (%s)", strings.Join(apiScopes, ", "))
+		return nil, Invalidf("a token needs at least one scope (%s)", strings.Join(apiScopes, ", "))
 	}
 	for _, sc := range scopes {
 		if !slices.Contains(apiScopes, sc) {
-			return nil, invalidf("unknown scope %q: the scopes are %s", sc, strings.Join(apiScopes, ", "))
+			return nil, Invalidf("unknown scope %q: the scopes are %s", sc, strings.Join(apiScopes, ", "))
 		}
 	}
 	var out []string
@@ -158,11 +158,11 @@ const maxAPITokenName = 64
 // letters, digits, dots, underscores or hyphens.
 func CheckAPITokenName(name string) error {
 	if name == "" || len(name) > maxAPITokenName {
-		return invalidf("token name must be 1 to %d characters", maxAPITokenName)
+		return Invalidf("token name must be 1 to %d characters", maxAPITokenName)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return invalidf("token name %q: only letters, digits, '.', '_' and '-' are allowed", name)
+			return Invalidf("token name %q: only letters, digits, '.', '_' and '-' are allowed", name)
 		}
 	}
 	return nil
@@ -196,10 +196,10 @@ func (s *Service) createToken(ctx context.Context, spec TokenSpec, actor string)
 		return "", APIToken{}, err
 	}
 	owner := strings.TrimSpace(spec.Owner)
-	if err := checkKey("token owner", owner); err != nil {
+	if err := CheckKey("token owner", owner); err != nil {
 		return "", APIToken{}, err
 	}
-	scopes, err := checkScopes(spec.Scopes)
+	scopes, err := CheckScopes(spec.Scopes)
 	if err != nil {
 		return "", APIToken{}, err
 	}

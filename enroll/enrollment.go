@@ -1,6 +1,9 @@
 package enroll
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // State is the life-cycle state of an enrollment.
 type State string
@@ -69,4 +72,20 @@ type AuditFilter struct {
 	// newest matches.
 	Newest bool
 	Limit  int // 0 = no limit
+}
+
+// Matches reports whether ev passes every field of f except the sequence
+// bounds and Limit, which a store applies with its cursor.
+func (f AuditFilter) Matches(ev Event) bool {
+	switch {
+	case f.Username != "" && !strings.EqualFold(f.Username, ev.Username):
+		return false
+	case f.Action != "" && f.Action != ev.Action:
+		return false
+	case !f.Since.IsZero() && ev.Time.Before(f.Since):
+		return false
+	case !f.Until.IsZero() && !ev.Time.Before(f.Until):
+		return false
+	}
+	return true
 }

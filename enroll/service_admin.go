@@ -114,7 +114,7 @@ func (s *Service) Deactivate(ctx context.Context, username, actor string) (Enrol
 		}
 	}
 	s.audit(ctx, ev)
-	if err == nil && ownsPhone(Enrollment{Phone: e.Phone, State: prev}) {
+	if err == nil && OwnsPhone(Enrollment{Phone: e.Phone, State: prev}) {
 		s.notice(ctx, actor, e, e.Phone, "sms.deactivated", "deactivated")
 	}
 	return e, err
@@ -124,7 +124,7 @@ func (s *Service) Deactivate(ctx context.Context, username, actor string) (Enrol
 // it had ("" when there was only an activation) and whether a pending
 // activation link was removed.
 func (s *Service) deactivate(ctx context.Context, username string) (e Enrollment, prev State, linkRemoved bool, err error) {
-	if _, err := usernameKey(username); err != nil {
+	if _, err := UsernameKey(username); err != nil {
 		return Enrollment{}, "", false, err
 	}
 	now := s.deps.Now()
@@ -189,7 +189,7 @@ func (s *Service) Unfreeze(ctx context.Context, username, actor string) (Enrollm
 // updateAdmin changes username's enrollment in one transaction; fn's
 // error is returned as it is, a missing enrollment as ErrNotFound.
 func (s *Service) updateAdmin(ctx context.Context, username string, fn func(cur *Enrollment, now time.Time) error) (Enrollment, error) {
-	if _, err := usernameKey(username); err != nil {
+	if _, err := UsernameKey(username); err != nil {
 		return Enrollment{}, err
 	}
 	var (
@@ -259,7 +259,7 @@ func (s *Service) notifyPhoneChanged(ctx context.Context, actor string, e Enroll
 // changePhone does ChangePhone's work and returns the enrollment and the
 // phone it had.
 func (s *Service) changePhone(ctx context.Context, username, rawPhone string) (Enrollment, string, error) {
-	if _, err := usernameKey(username); err != nil {
+	if _, err := UsernameKey(username); err != nil {
 		return Enrollment{}, "", err
 	}
 	cur, err := s.deps.Store.Enrollment(ctx, username)
@@ -268,7 +268,7 @@ func (s *Service) changePhone(ctx context.Context, username, rawPhone string) (E
 		return Enrollment{}, "", fmt.Errorf("%w: %s has no enrollment", ErrNotFound, username)
 	case err != nil:
 		return Enrollment{}, "", fmt.Errorf("enroll: change phone of %s: %w", username, err)
-	case !ownsPhone(cur):
+	case !OwnsPhone(cur):
 		return Enrollment{}, "", &StateError{Username: cur.Username, State: cur.State, Want: "active or frozen"}
 	}
 	phone, err := s.enrollablePhone(ctx, cur.Username, rawPhone, "sms")
@@ -277,7 +277,7 @@ func (s *Service) changePhone(ctx context.Context, username, rawPhone string) (E
 	}
 	var old string
 	e, err := s.updateAdmin(ctx, username, func(e *Enrollment, now time.Time) error {
-		if !ownsPhone(*e) {
+		if !OwnsPhone(*e) {
 			return &StateError{Username: e.Username, State: e.State, Want: "active or frozen"}
 		}
 		old = e.Phone
@@ -375,7 +375,7 @@ func (s *Service) unlockUser(ctx context.Context, username string) (directory.Us
 		return directory.User{}, ErrNoUnlock
 	}
 	if strings.TrimSpace(username) == "" {
-		return directory.User{}, invalidf("username is empty")
+		return directory.User{}, Invalidf("username is empty")
 	}
 	u, err := s.deps.Directory.FindUser(ctx, username)
 	switch {
@@ -409,7 +409,7 @@ func (s *Service) RevokeActivation(ctx context.Context, username, actor string) 
 }
 
 func (s *Service) revokeActivation(ctx context.Context, username string) (Activation, error) {
-	if _, err := usernameKey(username); err != nil {
+	if _, err := UsernameKey(username); err != nil {
 		return Activation{}, err
 	}
 	a, err := s.deps.Store.ActivationByUser(ctx, username)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // A double tap on "Send verification code", or two tabs: the same number
@@ -41,12 +42,12 @@ func TestSendCodeDoubleTap(t *testing.T) {
 // request's context once it has written: the browser gave up on the
 // request right after the send was recorded.
 type cancelAfterUpdate struct {
-	*enroll.BoltStore
+	*bolt.Store
 	cancel context.CancelFunc
 }
 
 func (s cancelAfterUpdate) UpdateActivation(ctx context.Context, hash string, fn func(*enroll.Activation) error) error {
-	err := s.BoltStore.UpdateActivation(ctx, hash, fn)
+	err := s.Store.UpdateActivation(ctx, hash, fn)
 	s.cancel()
 	return err
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -29,7 +30,7 @@ type harness struct {
 	t        testing.TB
 	ctx      context.Context
 	svc      *enroll.Service
-	store    *enroll.BoltStore
+	store    *bolt.Store
 	sealer   *enroll.Sealer
 	clock    *enrolltest.Clock
 	users    enrolltest.Users

@@ -172,3 +172,19 @@ type ReminderStore interface {
 	// ReminderRetention or more before now and returns how many.
 	PurgeReminders(ctx context.Context, now time.Time) (int, error)
 }
+
+// StoreObserver is told what a Store durably wrote, for metrics: every
+// audit event appended, and every outbox message whose status was set or
+// changed. Calls come after the commit, outside the transaction, from the
+// writing goroutine; they must be quick and must not call the store.
+type StoreObserver interface {
+	AuditAppended(ev Event)
+	MessageUpdated(m OutboundMessage)
+}
+
+// BudgetLimit is one counter a send is charged to: at most Limit hits per
+// window under Key. The caller picks the keys.
+type BudgetLimit struct {
+	Key   string
+	Limit int
+}

@@ -49,7 +49,7 @@ const (
 	budgetKeyAlert   = "sms-budget-alert:" // + the budget's config key
 )
 
-// BudgetStore is what the budgets need from the store (enroll.BoltStore).
+// BudgetStore is what the budgets need from the store (enroll.Store).
 type BudgetStore interface {
 	SpendBudget(ctx context.Context, now time.Time, window time.Duration, limits []enroll.BudgetLimit) (int, error)
 	RefundBudget(ctx context.Context, keys []string, at time.Time) error

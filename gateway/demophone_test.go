@@ -12,6 +12,7 @@ import (
 	twilio "github.com/twilio/twilio-go/client"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
@@ -47,7 +48,7 @@ func TestDemoPhoneSignsLikeTwilio(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	store, err := enroll.OpenBolt(filepath.Join(t.TempDir(), "replyreset.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
@@ -47,7 +48,7 @@ const (
 type harness struct {
 	t       *testing.T
 	lab     *ldaplab.Server
-	store   *enroll.BoltStore
+	store   *bolt.Store
 	dbPath  string
 	srv     *httptest.Server
 	catalog *templates.Catalog
@@ -78,7 +79,7 @@ func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mut
 	}
 	t.Cleanup(func() { dir.Close() })
 	dbPath := filepath.Join(t.TempDir(), "replyreset.db")
-	store, err := enroll.OpenBolt(dbPath)
+	store, err := bolt.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -144,7 +145,7 @@ func (m *fakeMailer) mails() []enroll.Mail {
 type watchEnv struct {
 	t        *testing.T
 	path     string
-	store    *enroll.BoltStore
+	store    *bolt.Store
 	sealer   *enroll.Sealer
 	catalog  *templates.Catalog
 	mails    *templates.Mails
@@ -194,7 +195,7 @@ func newWatchEnv(t *testing.T) *watchEnv {
 
 func (e *watchEnv) open() {
 	e.t.Helper()
-	s, err := enroll.OpenBolt(e.path)
+	s, err := bolt.Open(e.path)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func (e *watchEnv) texts(username string) []string {
 	return lockoutTexts(e.t, e.store, e.sealer, username)
 }
 
-func lockoutTexts(t *testing.T, store *enroll.BoltStore, sealer *enroll.Sealer, username string) []string {
+func lockoutTexts(t *testing.T, store *bolt.Store, sealer *enroll.Sealer, username string) []string {
 	t.Helper()
 	msgs, err := store.Messages(t.Context(), enroll.OutboxFilter{Username: username})
 	if err != nil {
@@ -724,7 +725,7 @@ func TestLockoutScanErrorRetried(t *testing.T) {
 
 // failingRecords fails RecordLockout for one username, once.
 type failingRecords struct {
-	*enroll.BoltStore
+	*bolt.Store
 	fail atomic.Pointer[string]
 }
 
@@ -733,7 +734,7 @@ func (f *failingRecords) RecordLockout(ctx context.Context, username string, loc
 		f.fail.Store(nil)
 		return false, errors.New("disk full")
 	}
-	return f.BoltStore.RecordLockout(ctx, username, lockedAt, now)
+	return f.Store.RecordLockout(ctx, username, lockedAt, now)
 }
 
 // TestLockoutStoreErrorKeepsCursor: when an event cannot be recorded, the
@@ -741,7 +742,7 @@ func (f *failingRecords) RecordLockout(ctx context.Context, username string, loc
 // next poll texts the rest, each once.
 func TestLockoutStoreErrorKeepsCursor(t *testing.T) {
 	e := newWatchEnv(t)
-	store := &failingRecords{BoltStore: e.store}
+	store := &failingRecords{Store: e.store}
 	w := gateway.NewLockoutWatch(e.cfg, e.scan, e.admins, store, e.sealer, e.mailer, e.mails, e.catalog, nil, nil, e.opt)
 	e.poll(w)
 	for _, u := range []string{"a", "b", "c"} {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
@@ -84,7 +85,7 @@ func outcomes(evs []enroll.Event) []string {
 	return out
 }
 
-func queuedMails(t *testing.T, store *enroll.BoltStore) []enroll.QueuedMail {
+func queuedMails(t *testing.T, store *bolt.Store) []enroll.QueuedMail {
 	t.Helper()
 	ms, err := store.QueuedMails(t.Context(), 0)
 	if err != nil {
@@ -99,7 +100,7 @@ func queuedMails(t *testing.T, store *enroll.BoltStore) []enroll.QueuedMail {
 // its secret never reaches the data file, the audit or the log in clear.
 func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "replyreset.db")
-	store, err := enroll.OpenBolt(dbPath)
+	store, err := bolt.Open(dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 	if err := store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if store, err = enroll.OpenBolt(dbPath); err != nil {
+	if store, err = bolt.Open(dbPath); err != nil {
 		t.Fatal(err)
 	}
 	ms = queuedMails(t, store)

@@ -43,7 +43,7 @@ type Redactor interface {
 	Redact(ctx context.Context, sid string) error
 }
 
-// Auditor appends to the audit trail (enroll.BoltStore).
+// Auditor appends to the audit trail (enroll.Store).
 type Auditor interface {
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 }

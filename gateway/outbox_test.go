@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
-func openStore(t *testing.T) *enroll.BoltStore {
+func openStore(t *testing.T) *bolt.Store {
 	t.Helper()
-	s, err := enroll.OpenBolt(filepath.Join(t.TempDir(), "replyreset.db"))
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func testSealer(t *testing.T) *enroll.Sealer {
 	return s
 }
 
-func enqueue(t *testing.T, store *enroll.BoltStore, sealer *enroll.Sealer, kind, to, body string, priority int) uint64 {
+func enqueue(t *testing.T, store *bolt.Store, sealer *enroll.Sealer, kind, to, body string, priority int) uint64 {
 	t.Helper()
 	now := time.Now()
 	id, err := store.EnqueueMessage(t.Context(), enroll.OutboundMessage{Kind: kind, To: to,
@@ -49,7 +50,7 @@ func enqueue(t *testing.T, store *enroll.BoltStore, sealer *enroll.Sealer, kind,
 	return id
 }
 
-func message(t *testing.T, store *enroll.BoltStore, id uint64) enroll.OutboundMessage {
+func message(t *testing.T, store *bolt.Store, id uint64) enroll.OutboundMessage {
 	t.Helper()
 	all, err := store.Messages(t.Context(), enroll.OutboxFilter{})
 	if err != nil {
@@ -96,7 +97,7 @@ func (l *lockedBuffer) String() string {
 // rig is an outbox on a bbolt store sending through twilio-go to the fake.
 type rig struct {
 	t      *testing.T
-	store  *enroll.BoltStore
+	store  *bolt.Store
 	sealer *enroll.Sealer
 	fake   *twiliotest.Fake
 	sender gateway.Sender
@@ -498,7 +499,7 @@ func TestOutboxNeverLogsOrStoresTheBody(t *testing.T) {
 		t.Errorf("the logs miss the expected events:\n%s", logs)
 	}
 	stored := ""
-	for _, s := range []*enroll.BoltStore{r.store, r2.store} {
+	for _, s := range []*bolt.Store{r.store, r2.store} {
 		all, err := s.Messages(t.Context(), enroll.OutboxFilter{})
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -30,7 +31,7 @@ type smsRig struct {
 	t       *testing.T
 	lab     *ldaplab.Server
 	dir     *directory.Client
-	store   *enroll.BoltStore
+	store   *bolt.Store
 	dbPath  string
 	sealer  *enroll.Sealer
 	fake    *twiliotest.Fake
@@ -53,7 +54,7 @@ func newSMSRig(t *testing.T, lab *ldaplab.Server, budgets gateway.BudgetConfig) 
 	t.Cleanup(func() { dir.Close() })
 	r := &smsRig{t: t, lab: lab, dir: dir, sealer: testSealer(t), fake: newFake(t), logs: &lockedBuffer{}}
 	r.dbPath = t.TempDir() + "/replyreset.db"
-	if r.store, err = enroll.OpenBolt(r.dbPath); err != nil {
+	if r.store, err = bolt.Open(r.dbPath); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.store.Close() })

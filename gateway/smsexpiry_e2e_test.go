@@ -12,6 +12,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 )
 
@@ -41,7 +42,7 @@ func (h *harness) reopenStore() {
 	if err := h.store.Close(); err != nil {
 		h.t.Fatal(err)
 	}
-	s, err := enroll.OpenBolt(h.dbPath)
+	s, err := bolt.Open(h.dbPath)
 	if err != nil {
 		h.t.Fatal(err)
 	}

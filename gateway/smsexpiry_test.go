@@ -11,6 +11,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 )
 
@@ -47,7 +48,7 @@ func (fixedPassword) Generate(directory.User) (string, error) { return "Random#P
 // TestSMSExpiryCheckOutcomes: what the worker does with each answer of the
 // directory, and that what it sets is must-change without unlock.
 func TestSMSExpiryCheckOutcomes(t *testing.T) {
-	store, err := enroll.OpenBolt(filepath.Join(t.TempDir(), "replyreset.db"))
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ type StatusSettings struct {
 	Throttle AlertThrottle
 }
 
-// RedactionQueue queues redactions at the provider (enroll.BoltStore).
+// RedactionQueue queues redactions at the provider (enroll.Store).
 type RedactionQueue interface {
 	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
 }

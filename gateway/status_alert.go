@@ -55,7 +55,7 @@ func (a *AdminAlerts) NotifyCarrierFiltered(ctx context.Context, n CarrierFilter
 	return len(sent), err
 }
 
-// AlertThrottle admits one alert per key and window (enroll.BoltStore.Allow).
+// AlertThrottle admits one alert per key and window (enroll.Store.Allow).
 type AlertThrottle interface {
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
 }

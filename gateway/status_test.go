@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
@@ -27,7 +28,7 @@ func statusServer(t *testing.T, store gateway.StatusStore, onFinal func(context.
 }
 
 // sentMessage queues a message and marks it sent as providerID.
-func sentMessage(t *testing.T, store *enroll.BoltStore, kind, providerID string) uint64 {
+func sentMessage(t *testing.T, store *bolt.Store, kind, providerID string) uint64 {
 	t.Helper()
 	id := enqueue(t, store, testSealer(t), kind, "+15550002222", "Your code is 123456", enroll.PriorityHigh)
 	err := store.UpdateMessage(t.Context(), id, func(m *enroll.OutboundMessage) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -22,48 +23,48 @@ import (
 // countingStore is the real bbolt store that counts every write the
 // webhook asks of it.
 type countingStore struct {
-	*enroll.BoltStore
+	*bolt.Store
 	writes atomic.Int64
 }
 
 func (s *countingStore) PutEnrollment(ctx context.Context, e enroll.Enrollment) error {
 	s.writes.Add(1)
-	return s.BoltStore.PutEnrollment(ctx, e)
+	return s.Store.PutEnrollment(ctx, e)
 }
 
 func (s *countingStore) UpdateEnrollment(ctx context.Context, u string, fn func(*enroll.Enrollment) error) error {
 	s.writes.Add(1)
-	return s.BoltStore.UpdateEnrollment(ctx, u, fn)
+	return s.Store.UpdateEnrollment(ctx, u, fn)
 }
 
 func (s *countingStore) MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (bool, error) {
 	s.writes.Add(1)
-	return s.BoltStore.MarkMessage(ctx, sid, now, ttl)
+	return s.Store.MarkMessage(ctx, sid, now, ttl)
 }
 
 func (s *countingStore) SetOptOut(ctx context.Context, phone string, out bool, now time.Time) error {
 	s.writes.Add(1)
-	return s.BoltStore.SetOptOut(ctx, phone, out, now)
+	return s.Store.SetOptOut(ctx, phone, out, now)
 }
 
 func (s *countingStore) Allow(ctx context.Context, key string, now time.Time, w time.Duration, limit int) (bool, error) {
 	s.writes.Add(1)
-	return s.BoltStore.Allow(ctx, key, now, w, limit)
+	return s.Store.Allow(ctx, key, now, w, limit)
 }
 
 func (s *countingStore) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
 	s.writes.Add(1)
-	return s.BoltStore.EnqueueMessage(ctx, m)
+	return s.Store.EnqueueMessage(ctx, m)
 }
 
 func (s *countingStore) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error {
 	s.writes.Add(1)
-	return s.BoltStore.UpdateMessage(ctx, id, fn)
+	return s.Store.UpdateMessage(ctx, id, fn)
 }
 
 func (s *countingStore) AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error) {
 	s.writes.Add(1)
-	return s.BoltStore.AppendAudit(ctx, ev)
+	return s.Store.AppendAudit(ctx, ev)
 }
 
 // countingDirectory answers every user as found and counts the calls.
@@ -129,7 +130,7 @@ func FuzzWebhook(f *testing.F) {
 	}
 	const token = "fuzz-auth-token-0123456789abcdef"
 	const public = "https://reset.example.test"
-	bs, err := enroll.OpenBolt(filepath.Join(f.TempDir(), "replyreset.db"))
+	bs, err := bolt.Open(filepath.Join(f.TempDir(), "replyreset.db"))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func FuzzWebhook(f *testing.F) {
 		Language: "en", State: enroll.StateActive, Method: "helpdesk", CreatedAt: now, UpdatedAt: now, VerifiedAt: now}); err != nil {
 		f.Fatal(err)
 	}
-	store := &countingStore{BoltStore: bs}
+	store := &countingStore{Store: bs}
 	dir := &countingDirectory{}
 	gen, err := directory.NewGenerator(directory.DefaultPasswordConfig())
 	if err != nil {

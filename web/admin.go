@@ -49,7 +49,7 @@ type AdminService interface {
 }
 
 // AdminStore is what the console reads directly, and the failed-login
-// guard (enroll.BoltStore).
+// guard (enroll.Store).
 type AdminStore interface {
 	Enrollments(ctx context.Context) ([]enroll.Enrollment, error)
 	Enrollment(ctx context.Context, username string) (enroll.Enrollment, error)

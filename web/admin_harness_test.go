@@ -20,6 +20,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 var (
 	_ AdminDirectory = (*directory.Client)(nil)
 	_ AdminService   = (*enroll.Service)(nil)
-	_ AdminStore     = (*enroll.BoltStore)(nil)
+	_ AdminStore     = (*bolt.Store)(nil)
 	_ AdminPages     = (*templates.Pages)(nil)
 )
 
@@ -46,7 +47,7 @@ type adminApp struct {
 	t        *testing.T
 	lab      *ldaplab.Server
 	dir      *directory.Client
-	store    *enroll.BoltStore
+	store    *bolt.Store
 	sealer   *enroll.Sealer
 	svc      *enroll.Service
 	mailer   *enrolltest.Mailer

@@ -10,7 +10,7 @@ import (
 	"github.com/replyreset/replyreset/templates"
 )
 
-// MailQueueSource lists the mail queue for the console (enroll.BoltStore).
+// MailQueueSource lists the mail queue for the console (enroll.Store).
 type MailQueueSource interface {
 	QueuedMails(ctx context.Context, limit int) ([]enroll.QueuedMail, error)
 }

@@ -39,7 +39,7 @@ type Pages interface {
 }
 
 // RateLimiter is a sliding-window limiter shared by every instance
-// (enroll.BoltStore): Allow records a hit for key and reports whether key
+// (enroll.Store): Allow records a hit for key and reports whether key
 // had fewer than limit hits within window before now.
 type RateLimiter interface {
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -27,7 +28,7 @@ import (
 
 var _ Enrollment = (*enroll.Service)(nil)
 var _ Pages = (*templates.Pages)(nil)
-var _ RateLimiter = (*enroll.BoltStore)(nil)
+var _ RateLimiter = (*bolt.Store)(nil)
 
 // t0 is on a 30-second boundary, so TOTP steps are easy to reason about.
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -40,7 +41,7 @@ type enrollApp struct {
 	t       *testing.T
 	handler http.Handler
 	svc     *enroll.Service
-	store   *enroll.BoltStore
+	store   *bolt.Store
 	sealer  *enroll.Sealer
 	clock   *enrolltest.Clock
 	mailer  *enrolltest.Mailer
@@ -98,7 +99,7 @@ func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 
 // testData opens a fresh data file and key, and loads the SMS catalog and
 // the page templates.
-func testData(t *testing.T) (*enroll.BoltStore, *enroll.Sealer, *templates.Catalog, *templates.Pages) {
+func testData(t *testing.T) (*bolt.Store, *enroll.Sealer, *templates.Catalog, *templates.Pages) {
 	t.Helper()
 	store, sealer := enrolltest.DataDir(t)
 	catalog, err := templates.LoadCatalog()

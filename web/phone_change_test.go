@@ -15,6 +15,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -47,7 +48,7 @@ type changeApp struct {
 	t       *testing.T
 	lab     *ldaplab.Server
 	dir     *directory.Client
-	store   *enroll.BoltStore
+	store   *bolt.Store
 	sealer  *enroll.Sealer
 	mailer  *enrolltest.Mailer
 	clock   *enrolltest.Clock

@@ -35,7 +35,7 @@ type Deps struct {
 	// served when both Enrollment and Pages are set; /static/ with Pages.
 	Enrollment  Enrollment  // enroll.Service
 	Pages       AdminPages  // templates.Pages, loaded at start-up
-	RateLimiter RateLimiter // enroll.BoltStore: POST limits per client address and per link; nil = none
+	RateLimiter RateLimiter // enroll.Store: POST limits per client address and per link; nil = none
 	PublicURL   string      // https://…: cookies are marked Secure and __Host- named
 	SMSNumber   string      // the number employees text (sms.twilio.from), shown on the start page
 	Helpdesk    string      // how to reach the service desk (mail.from), shown on the start page
@@ -48,13 +48,13 @@ type Deps struct {
 	// The safe phone change (/phone/change) is served with the
 	// enrollment site when both are set too.
 	PhoneChange PhoneChangeService // enroll.Service
-	LoginGuard  LoginGuard         // enroll.BoltStore: failed sign-ins per account and per client address
+	LoginGuard  LoginGuard         // enroll.Store: failed sign-ins per account and per client address
 
 	// The admin console (/admin/...) and JSON API (/api/v1/...) are served
 	// when all three and Pages are set.
 	AdminDirectory AdminDirectory // directory.Client
 	AdminService   AdminService   // enroll.Service
-	AdminStore     AdminStore     // enroll.BoltStore
+	AdminStore     AdminStore     // enroll.Store
 	Admin          AdminConfig
 
 	// Demo serves the phone simulator and mailbox under /demo/ (with

@@ -7,7 +7,7 @@ import (
 )
 
 // LoginGuard counts sign-in attempts before they are tried and blocks
-// their keys for a while (enroll.GuardStore; enroll.BoltStore).
+// their keys for a while (enroll.GuardStore).
 type LoginGuard interface {
 	Attempt(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (bool, time.Time, error)
 	RefundAttempt(ctx context.Context, key string, at, now time.Time) error

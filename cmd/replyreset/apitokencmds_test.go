@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/enroll"
@@ -164,13 +164,13 @@ func putLegacyToken(t *testing.T, f configFile, name string) string {
 	}
 	secret := "rr_" + strings.Repeat("L", 43)
 	hash, id := sealer.Hash("api-token", secret), "00aa11bb22cc33dd"
-	db, err := bolt.Open(filepath.Join(f.DataDir, "replyreset.db"), 0o600, nil)
+	db, err := bbolt.Open(filepath.Join(f.DataDir, "replyreset.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	rec := `{"id":"` + id + `","name":"` + name + `","created_at":"2026-01-05T10:00:00Z","created_by":"cli:root","hash":"` + hash + `"}`
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bbolt.Tx) error {
 		for bucket, kv := range map[string][2]string{"api_tokens": {id, rec}, "api_token_hashes": {hash, id}, "api_token_names": {name, id}} {
 			if err := tx.Bucket([]byte(bucket)).Put([]byte(kv[0]), []byte(kv[1])); err != nil {
 				return err

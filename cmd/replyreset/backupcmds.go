@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/spf13/cobra"
 )
 
@@ -100,7 +101,7 @@ func finishFile(f *os.File, err error) error {
 func dataFile(cfg *Config) string { return filepath.Join(cfg.DataDir, "replyreset.db") }
 
 // writeBackup writes store's copy to dest through a checked temporary file.
-func writeBackup(store *enroll.BoltStore, dest string, force bool) (int64, error) {
+func writeBackup(store *bolt.Store, dest string, force bool) (int64, error) {
 	if !force {
 		if _, err := os.Lstat(dest); err == nil {
 			return 0, fmt.Errorf("%s exists; use -force to overwrite it", dest)
@@ -136,7 +137,7 @@ func writeBackup(store *enroll.BoltStore, dest string, force bool) (int64, error
 // check over it. Opening may add buckets a newer replyreset knows, so only
 // copies are checked this way.
 func checkDataFile(path string) error {
-	s, err := enroll.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
 		return err
 	}

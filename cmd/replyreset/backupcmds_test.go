@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/directory/demodir"
-	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // wantFileLacks fails if the file at path contains s.
@@ -30,7 +30,7 @@ func wantFileLacks(t *testing.T, path, s string) {
 // tokenNames lists the token names in the data file at path.
 func tokenNames(t *testing.T, path string) map[string]bool {
 	t.Helper()
-	s, err := enroll.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}

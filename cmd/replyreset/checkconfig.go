@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
-	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/spf13/cobra"
@@ -216,8 +216,8 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 		say("FAILED: this is a directory, not a data file")
 		return false
 	}
-	s, err := enroll.OpenBolt(path)
-	if errors.Is(err, enroll.ErrInUse) {
+	s, err := bolt.Open(path)
+	if errors.Is(err, bolt.ErrInUse) {
 		// No control socket answers, so not a server that check-config
 		// can name; another command, or a server starting or stopping.
 		say("in use by another replyreset process (a server or a command); not opened")

@@ -16,6 +16,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // ---- check-config ----------------------------------------------------------
@@ -416,7 +417,7 @@ func TestEnrollUsage(t *testing.T) {
 }
 
 // openTestStore opens the data file of f as a command would.
-func openTestStore(t *testing.T, f configFile) (*enroll.BoltStore, func()) {
+func openTestStore(t *testing.T, f configFile) (*bolt.Store, func()) {
 	t.Helper()
 	cfg, err := LoadConfig(f.Path)
 	if err != nil {

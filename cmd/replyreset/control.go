@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // The data file belongs to one process at a time (bbolt locks it). So that
@@ -53,7 +53,7 @@ func (env *cmdEnv) user() string {
 }
 
 // loadStore loads the --config file and opens its store (openStore).
-func (env *cmdEnv) loadStore(path string) (*enroll.BoltStore, func(), error) {
+func (env *cmdEnv) loadStore(path string) (*bolt.Store, func(), error) {
 	cfg, err := loadConfigFlag(path)
 	if err != nil {
 		return nil, nil, err
@@ -62,7 +62,7 @@ func (env *cmdEnv) loadStore(path string) (*enroll.BoltStore, func(), error) {
 }
 
 // openStore returns the store for cfg and a release function.
-func (env *cmdEnv) openStore(cfg *Config) (*enroll.BoltStore, func(), error) {
+func (env *cmdEnv) openStore(cfg *Config) (*bolt.Store, func(), error) {
 	if env.server != nil {
 		if err := env.sameDataDir(cfg); err != nil {
 			return nil, nil, err
@@ -76,7 +76,7 @@ func (env *cmdEnv) openStore(cfg *Config) (*enroll.BoltStore, func(), error) {
 	if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
 		return nil, nil, err
 	}
-	s, err := enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
+	s, err := bolt.Open(filepath.Join(cfg.DataDir, "replyreset.db"))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -23,10 +23,11 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
@@ -290,7 +291,7 @@ func (l *crashLoad) check(cycle int) {
 	t.Helper()
 	path := filepath.Join(l.f.DataDir, "replyreset.db")
 	index := readPhoneIndex(t, path)
-	s, err := enroll.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
 		t.Fatalf("kill %d: the data file does not open: %v", cycle+1, err)
 	}
@@ -367,13 +368,13 @@ func (l *crashLoad) check(cycle int) {
 // directly, read-only: the index as it is on disk, not as the store sees it.
 func readPhoneIndex(t *testing.T, path string) map[string]string {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 10 * time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatalf("open the data file read-only: %v", err)
 	}
 	defer db.Close()
 	index := map[string]string{}
-	err = db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte("phones"))
 		if b == nil {
 			return errors.New("no phones bucket")

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // TestOutboxMail: `outbox -mail` lists the mail queue (recipient, kind,
 // state, attempts, next try, last error), never a subject or a body.
 func TestOutboxMail(t *testing.T) {
 	f := writeConfig(t, offlineConfig())
-	store, err := enroll.OpenBolt(filepath.Join(mkdir(t, f.DataDir), "replyreset.db"))
+	store, err := bolt.Open(filepath.Join(mkdir(t, f.DataDir), "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

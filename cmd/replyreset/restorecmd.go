@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/spf13/cobra"
 )
 
@@ -57,7 +58,7 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 	existed := statErr == nil
 	// Hold the live file while replacing it, so no other replyreset
 	// process (a serve without its socket yet, a command) is using it.
-	held, err := enroll.OpenBolt(live, enroll.WithLockTimeout(time.Second))
+	held, err := bolt.Open(live, bolt.WithLockTimeout(time.Second))
 	if err != nil {
 		return fmt.Errorf("the data file cannot be taken: %w (stop the service first)", err)
 	}
@@ -91,7 +92,7 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 	}
 	held.Close()
 
-	restored, err := enroll.OpenBolt(live)
+	restored, err := bolt.Open(live)
 	if err != nil {
 		return fmt.Errorf("open the restored data file: %w", err)
 	}

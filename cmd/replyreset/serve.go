@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/templates"
@@ -68,7 +69,7 @@ func runServe(ctx context.Context, path string, stderr io.Writer) error {
 type app struct {
 	cfg     *Config
 	log     *slog.Logger
-	store   *enroll.BoltStore
+	store   *bolt.Store
 	sealer  *enroll.Sealer
 	dir     *directory.Client
 	catalog *templates.Catalog
@@ -97,7 +98,7 @@ func openAppWith(cfg *Config, log *slog.Logger, mail enroll.Mailer) (*app, error
 	if err := openDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
-	store, err := enroll.OpenBolt(filepath.Join(cfg.DataDir, "replyreset.db"))
+	store, err := bolt.Open(filepath.Join(cfg.DataDir, "replyreset.db"))
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -181,7 +182,7 @@ func (s *LogBuffer) String() string {
 }
 
 // Outbox is where the enrollment service queues its SMS and calls: an
-// *enroll.BoltStore.
+// *bolt.Store.
 type Outbox interface {
 	Messages(context.Context, enroll.OutboxFilter) ([]enroll.OutboundMessage, error)
 }
@@ -233,10 +234,10 @@ func LastCode(t testing.TB, outbox Outbox, sealer *enroll.Sealer) string {
 
 // DataDir opens a fresh data file and key in a temporary directory, as
 // serve does in data_dir, closed when the test ends.
-func DataDir(t testing.TB) (*enroll.BoltStore, *enroll.Sealer) {
+func DataDir(t testing.TB) (*bolt.Store, *enroll.Sealer) {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
+	store, err := bolt.Open(filepath.Join(dir, "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package enroll_test
+package bolt_test
 
 import (
 	"bytes"
@@ -9,15 +9,16 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/enroll/storetest"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/enroll/store/storetest"
 )
 
 func openBolt(t *testing.T, dir string) enroll.Store {
 	t.Helper()
-	s, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
+	s, err := bolt.Open(filepath.Join(dir, "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,11 +29,11 @@ func TestBoltStoreConformance(t *testing.T) {
 	storetest.Run(t, openBolt)
 }
 
-// newBolt opens a BoltStore in a temporary directory, closed at the end.
-func newBolt(t *testing.T) (*enroll.BoltStore, string) {
+// newBolt opens a Store in a temporary directory, closed at the end.
+func newBolt(t *testing.T) (*bolt.Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "replyreset.db")
-	s, err := enroll.OpenBolt(path)
+	s, err := bolt.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,15 +55,15 @@ func TestBoltFileMode(t *testing.T) {
 func TestBoltSecondOpenFails(t *testing.T) {
 	_, path := newBolt(t)
 	start := time.Now()
-	s2, err := enroll.OpenBolt(path, enroll.WithLockTimeout(100*time.Millisecond))
+	s2, err := bolt.Open(path, bolt.WithLockTimeout(100*time.Millisecond))
 	if err == nil {
 		s2.Close()
-		t.Fatal("second OpenBolt of a file in use succeeded")
+		t.Fatal("second Open of a file in use succeeded")
 	}
 	if elapsed := time.Since(start); elapsed > 2*time.Second {
-		t.Errorf("second OpenBolt took %s to fail", elapsed)
+		t.Errorf("second Open took %s to fail", elapsed)
 	}
-	if !errors.Is(err, enroll.ErrInUse) {
+	if !errors.Is(err, bolt.ErrInUse) {
 		t.Errorf("error %v does not match ErrInUse", err)
 	}
 	want := "data file " + path + " is in use by another replyreset process"
@@ -74,27 +75,27 @@ func TestBoltSecondOpenFails(t *testing.T) {
 func TestBoltDefaultLockTimeout(t *testing.T) {
 	_, path := newBolt(t)
 	start := time.Now()
-	_, err := enroll.OpenBolt(path)
-	if !errors.Is(err, enroll.ErrInUse) {
-		t.Fatalf("second OpenBolt: %v, want ErrInUse", err)
+	_, err := bolt.Open(path)
+	if !errors.Is(err, bolt.ErrInUse) {
+		t.Fatalf("second Open: %v, want ErrInUse", err)
 	}
 	if elapsed := time.Since(start); elapsed < 900*time.Millisecond || elapsed > 3*time.Second {
-		t.Errorf("second OpenBolt gave up after %s, want about 1s", elapsed)
+		t.Errorf("second Open gave up after %s, want about 1s", elapsed)
 	}
 }
 
 func TestBoltOpenErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := enroll.OpenBolt(filepath.Join(dir, "missing", "replyreset.db")); err == nil ||
+	if _, err := bolt.Open(filepath.Join(dir, "missing", "replyreset.db")); err == nil ||
 		!strings.Contains(err.Error(), "missing") {
-		t.Errorf("OpenBolt in a missing directory: %v, want an error naming the path", err)
+		t.Errorf("Open in a missing directory: %v, want an error naming the path", err)
 	}
 	junk := filepath.Join(dir, "junk.db")
 	if err := os.WriteFile(junk, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := enroll.OpenBolt(junk); err == nil || !strings.Contains(err.Error(), junk) {
-		t.Errorf("OpenBolt of a non-bbolt file: %v, want an error naming the file", err)
+	if _, err := bolt.Open(junk); err == nil || !strings.Contains(err.Error(), junk) {
+		t.Errorf("Open of a non-bbolt file: %v, want an error naming the file", err)
 	}
 }
 
@@ -129,7 +130,7 @@ func TestBoltBackup(t *testing.T) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	b, err := enroll.OpenBolt(path)
+	b, err := bolt.Open(path)
 	if err != nil {
 		t.Fatalf("opening the backup: %v", err)
 	}
@@ -174,11 +175,11 @@ func TestBoltCheck(t *testing.T) {
 
 func TestBoltRefusesNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replyreset.db")
-	db, err := bolt.Open(path, 0o600, nil)
+	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("meta"))
 		if err != nil {
 			return err
@@ -189,8 +190,8 @@ func TestBoltRefusesNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = enroll.OpenBolt(path)
+	_, err = bolt.Open(path)
 	if err == nil || !strings.Contains(err.Error(), "schema version 99 was written by a newer replyreset") {
-		t.Errorf("OpenBolt of a newer schema: %v", err)
+		t.Errorf("Open of a newer schema: %v", err)
 	}
 }

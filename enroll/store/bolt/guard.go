@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"context"
@@ -6,10 +6,12 @@ import (
 	"slices"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ GuardStore = (*BoltStore)(nil)
+var _ enroll.GuardStore = (*Store)(nil)
 
 // A guard value is the end of the key's block (0 when none) followed by a
 // rate-limit hit list (bolt_ratelimit.go) of its counted attempts:
@@ -43,21 +45,21 @@ func (g guardEntry) blockedAt(t int64) bool { return g.until > t }
 
 // Attempt counts an attempt of key at now before it is tried and blocks
 // the key for block when it is the limit-th within window; see GuardStore.
-func (s *BoltStore) Attempt(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (bool, time.Time, error) {
-	if err := checkKey("guard key", key); err != nil {
+func (s *Store) Attempt(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (bool, time.Time, error) {
+	if err := enroll.CheckKey("guard key", key); err != nil {
 		return false, time.Time{}, err
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return false, time.Time{}, err
 	}
 	if window <= 0 || limit <= 0 || block <= 0 {
-		return false, time.Time{}, invalidf("guard %d attempts per %s, block %s: all must be positive", limit, window, block)
+		return false, time.Time{}, enroll.Invalidf("guard %d attempts per %s, block %s: all must be positive", limit, window, block)
 	}
 	var (
 		allowed bool
 		until   int64
 	)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketGuard)
 		t := unixNano(now)
 		g, ok := decodeGuard(b.Get([]byte(key)))
@@ -92,17 +94,17 @@ func (s *BoltStore) Attempt(ctx context.Context, key string, now time.Time, wind
 
 // RefundAttempt takes back the attempt of key counted at at and lifts the
 // block it helped start, if that is still on at now; see GuardStore.
-func (s *BoltStore) RefundAttempt(ctx context.Context, key string, at, now time.Time) error {
-	if err := checkKey("guard key", key); err != nil {
+func (s *Store) RefundAttempt(ctx context.Context, key string, at, now time.Time) error {
+	if err := enroll.CheckKey("guard key", key); err != nil {
 		return err
 	}
-	if err := checkNow(at); err != nil {
+	if err := enroll.CheckNow(at); err != nil {
 		return err
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketGuard)
 		g, ok := decodeGuard(b.Get([]byte(key)))
 		if !ok {
@@ -129,15 +131,15 @@ func (s *BoltStore) RefundAttempt(ctx context.Context, key string, at, now time.
 }
 
 // Blocked reports whether key is blocked at now and until when.
-func (s *BoltStore) Blocked(ctx context.Context, key string, now time.Time) (time.Time, bool, error) {
-	if err := checkKey("guard key", key); err != nil {
+func (s *Store) Blocked(ctx context.Context, key string, now time.Time) (time.Time, bool, error) {
+	if err := enroll.CheckKey("guard key", key); err != nil {
 		return time.Time{}, false, err
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return time.Time{}, false, err
 	}
 	var g guardEntry
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		g, _ = decodeGuard(tx.Bucket(bucketGuard).Get([]byte(key)))
 		return nil
 	})
@@ -151,11 +153,11 @@ func (s *BoltStore) Blocked(ctx context.Context, key string, now time.Time) (tim
 }
 
 // ClearFailures removes key's failures and block.
-func (s *BoltStore) ClearFailures(ctx context.Context, key string) error {
-	if err := checkKey("guard key", key); err != nil {
+func (s *Store) ClearFailures(ctx context.Context, key string) error {
+	if err := enroll.CheckKey("guard key", key); err != nil {
 		return err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error { return tx.Bucket(bucketGuard).Delete([]byte(key)) })
+	err := s.update(ctx, func(tx *bbolt.Tx) error { return tx.Bucket(bucketGuard).Delete([]byte(key)) })
 	if err != nil {
 		return fmt.Errorf("enroll: clear failures: %w", err)
 	}
@@ -164,7 +166,7 @@ func (s *BoltStore) ClearFailures(ctx context.Context, key string) error {
 
 // purgeGuard drops the attempts outside their window and deletes the
 // entries whose block ended or that are left with no attempt.
-func purgeGuard(ctx context.Context, b *bolt.Bucket, now time.Time) error {
+func purgeGuard(ctx context.Context, b *bbolt.Bucket, now time.Time) error {
 	t := unixNano(now)
 	return rewriteEach(ctx, b, func(v []byte) ([]byte, bool) {
 		g, ok := decodeGuard(v)

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -9,14 +9,16 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // Ended links are stored under the token hash of their activation
 // (ended_links); a used link is written in the transaction that completes
 // the enrollment, an expired one in the purge that deletes its activation.
 
-func putEndedLink(tx *bolt.Tx, l EndedLink) error {
+func putEndedLink(tx *bbolt.Tx, l enroll.EndedLink) error {
 	val, err := json.Marshal(l)
 	if err != nil {
 		return fmt.Errorf("encode ended link: %w", err)
@@ -25,7 +27,7 @@ func putEndedLink(tx *bolt.Tx, l EndedLink) error {
 }
 
 // purgeEndedLinks forgets the ended links older than EndedLinkRetention.
-func purgeEndedLinks(ctx context.Context, tx *bolt.Tx, now time.Time) error {
+func purgeEndedLinks(ctx context.Context, tx *bbolt.Tx, now time.Time) error {
 	b := tx.Bucket(bucketEndedLinks)
 	var old [][]byte
 	i := 0
@@ -34,11 +36,11 @@ func purgeEndedLinks(ctx context.Context, tx *bolt.Tx, now time.Time) error {
 		if err := errIfDone(ctx, i); err != nil {
 			return err
 		}
-		var l EndedLink
+		var l enroll.EndedLink
 		if err := json.Unmarshal(v, &l); err != nil {
 			return fmt.Errorf("decode ended link: %w", err)
 		}
-		if !now.Before(l.At.Add(EndedLinkRetention)) {
+		if !now.Before(l.At.Add(enroll.EndedLinkRetention)) {
 			old = append(old, bytes.Clone(k))
 		}
 		return nil
@@ -56,29 +58,29 @@ func purgeEndedLinks(ctx context.Context, tx *bolt.Tx, now time.Time) error {
 
 // EndedLink returns the record of the used or expired link whose
 // activation was stored under hash, or ErrTokenUnknown.
-func (s *BoltStore) EndedLink(ctx context.Context, hash string) (EndedLink, error) {
-	if err := checkKey("activation token hash", hash); err != nil {
-		return EndedLink{}, err
+func (s *Store) EndedLink(ctx context.Context, hash string) (enroll.EndedLink, error) {
+	if err := enroll.CheckKey("activation token hash", hash); err != nil {
+		return enroll.EndedLink{}, err
 	}
-	var l EndedLink
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var l enroll.EndedLink
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		raw := tx.Bucket(bucketEndedLinks).Get([]byte(hash))
 		if raw == nil {
-			return ErrTokenUnknown
+			return enroll.ErrTokenUnknown
 		}
 		return json.Unmarshal(raw, &l)
 	})
 	if err != nil {
-		return EndedLink{}, fmt.Errorf("enroll: ended link: %w", err)
+		return enroll.EndedLink{}, fmt.Errorf("enroll: ended link: %w", err)
 	}
 	return l, nil
 }
 
 // Activations lists every stored activation, ordered by username
 // (case-insensitively).
-func (s *BoltStore) Activations(ctx context.Context) ([]Activation, error) {
-	var out []Activation
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+func (s *Store) Activations(ctx context.Context) ([]enroll.Activation, error) {
+	var out []enroll.Activation
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		out = out[:0]
 		i := 0
 		return tx.Bucket(bucketActivations).ForEach(func(_, v []byte) error {
@@ -86,7 +88,7 @@ func (s *BoltStore) Activations(ctx context.Context) ([]Activation, error) {
 			if err := errIfDone(ctx, i); err != nil {
 				return err
 			}
-			var a Activation
+			var a enroll.Activation
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("decode stored activation: %w", err)
 			}
@@ -97,7 +99,7 @@ func (s *BoltStore) Activations(ctx context.Context) ([]Activation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enroll: list activations: %w", err)
 	}
-	slices.SortFunc(out, func(a, b Activation) int {
+	slices.SortFunc(out, func(a, b enroll.Activation) int {
 		return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
 	})
 	return out, nil

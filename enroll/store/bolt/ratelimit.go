@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // A rate-limit value is the window of the key's last Allow followed by the
@@ -65,18 +67,18 @@ func (l *hitList) insert(t int64) {
 // Allow records a hit for key at now and returns true if fewer than limit
 // hits fall within (now-window, now]; otherwise it returns false and
 // records nothing. Check and record share one write transaction.
-func (s *BoltStore) Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error) {
-	if err := checkKey("rate-limit key", key); err != nil {
+func (s *Store) Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error) {
+	if err := enroll.CheckKey("rate-limit key", key); err != nil {
 		return false, err
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return false, err
 	}
 	if window <= 0 || limit <= 0 {
-		return false, invalidf("rate limit %d per %s: limit and window must be positive", limit, window)
+		return false, enroll.Invalidf("rate limit %d per %s: limit and window must be positive", limit, window)
 	}
 	allowed := false
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRateLimit)
 		l, ok := decodeHits(b.Get([]byte(key)))
 		if !ok {
@@ -100,7 +102,7 @@ func (s *BoltStore) Allow(ctx context.Context, key string, now time.Time, window
 
 // purgeRateLimits drops the hits of every key whose window has passed by
 // now and deletes keys left with none.
-func purgeRateLimits(ctx context.Context, b *bolt.Bucket, now time.Time) error {
+func purgeRateLimits(ctx context.Context, b *bbolt.Bucket, now time.Time) error {
 	t := unixNano(now)
 	return rewriteEach(ctx, b, func(v []byte) ([]byte, bool) {
 		l, ok := decodeHits(v)
@@ -123,7 +125,7 @@ func purgeRateLimits(ctx context.Context, b *bolt.Bucket, now time.Time) error {
 // a change, the entry is replaced by the value it returns, or deleted when
 // that is nil. The changes are made after the scan: writing behind a live
 // cursor skips keys.
-func rewriteEach(ctx context.Context, b *bolt.Bucket, fn func(v []byte) (val []byte, changed bool)) error {
+func rewriteEach(ctx context.Context, b *bbolt.Bucket, fn func(v []byte) (val []byte, changed bool)) error {
 	type change struct {
 		key []byte
 		val []byte // nil: delete

@@ -7,9 +7,9 @@
 //
 // Use it from the implementation's tests:
 //
-//	func TestBoltStoreConformance(t *testing.T) {
+//	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T, dir string) enroll.Store {
-//			s, err := enroll.OpenBolt(filepath.Join(dir, "replyreset.db"))
+//			s, err := bolt.Open(filepath.Join(dir, "replyreset.db"))
 //			if err != nil {
 //				t.Fatal(err)
 //			}

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"context"
@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ SMSPasswordStore = (*BoltStore)(nil)
+var _ enroll.SMSPasswordStore = (*Store)(nil)
 
 // The self-expiry schedule is kept by username, with an index by due time
 // written in the same transaction:
@@ -32,30 +34,30 @@ func smsCheckDueKey(userKey string, due time.Time) []byte {
 	return append(k, userKey...)
 }
 
-func checkSMSPasswordCheck(c SMSPasswordCheck) (string, error) {
-	userKey, err := usernameKey(c.Username)
+func checkSMSPasswordCheck(c enroll.SMSPasswordCheck) (string, error) {
+	userKey, err := enroll.UsernameKey(c.Username)
 	if err != nil {
 		return "", err
 	}
 	switch {
-	case c.DN == "" || len(c.DN) > maxKeyLen:
-		return "", invalidf("SMS password check of %s: the DN is empty or longer than %d bytes", c.Username, maxKeyLen)
+	case c.DN == "" || len(c.DN) > enroll.MaxKeyLen:
+		return "", enroll.Invalidf("SMS password check of %s: the DN is empty or longer than %d bytes", c.Username, enroll.MaxKeyLen)
 	case c.ResetAt.IsZero() || c.Due.IsZero():
-		return "", invalidf("SMS password check of %s: reset or due time is zero", c.Username)
+		return "", enroll.Invalidf("SMS password check of %s: reset or due time is zero", c.Username)
 	case c.Attempts < 0:
-		return "", invalidf("SMS password check of %s: negative attempts", c.Username)
+		return "", enroll.Invalidf("SMS password check of %s: negative attempts", c.Username)
 	}
 	return userKey, nil
 }
 
 // getSMSCheck reads the entry stored under userKey; ok is false when there
 // is none.
-func getSMSCheck(tx *bolt.Tx, userKey string) (SMSPasswordCheck, bool, error) {
+func getSMSCheck(tx *bbolt.Tx, userKey string) (enroll.SMSPasswordCheck, bool, error) {
 	v := tx.Bucket(bucketSMSChecks).Get([]byte(userKey))
 	if v == nil {
-		return SMSPasswordCheck{}, false, nil
+		return enroll.SMSPasswordCheck{}, false, nil
 	}
-	var c SMSPasswordCheck
+	var c enroll.SMSPasswordCheck
 	if err := json.Unmarshal(v, &c); err != nil {
 		return c, false, fmt.Errorf("SMS password check %s is corrupt: %w", userKey, err)
 	}
@@ -63,7 +65,7 @@ func getSMSCheck(tx *bolt.Tx, userKey string) (SMSPasswordCheck, bool, error) {
 }
 
 // putSMSCheck writes c and its index key, replacing old's (when had).
-func putSMSCheck(tx *bolt.Tx, userKey string, c SMSPasswordCheck, old SMSPasswordCheck, had bool) error {
+func putSMSCheck(tx *bbolt.Tx, userKey string, c enroll.SMSPasswordCheck, old enroll.SMSPasswordCheck, had bool) error {
 	due := tx.Bucket(bucketSMSChecksDue)
 	if had {
 		if err := due.Delete(smsCheckDueKey(userKey, old.Due)); err != nil {
@@ -81,12 +83,12 @@ func putSMSCheck(tx *bolt.Tx, userKey string, c SMSPasswordCheck, old SMSPasswor
 }
 
 // ScheduleSMSPasswordCheck stores c, replacing the entry of its username.
-func (s *BoltStore) ScheduleSMSPasswordCheck(ctx context.Context, c SMSPasswordCheck) error {
+func (s *Store) ScheduleSMSPasswordCheck(ctx context.Context, c enroll.SMSPasswordCheck) error {
 	userKey, err := checkSMSPasswordCheck(c)
 	if err != nil {
 		return err
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		old, had, err := getSMSCheck(tx, userKey)
 		if err != nil {
 			return err
@@ -100,39 +102,39 @@ func (s *BoltStore) ScheduleSMSPasswordCheck(ctx context.Context, c SMSPasswordC
 }
 
 // SMSPasswordCheck returns the entry of username or ErrNotFound.
-func (s *BoltStore) SMSPasswordCheck(ctx context.Context, username string) (SMSPasswordCheck, error) {
-	userKey, err := usernameKey(username)
+func (s *Store) SMSPasswordCheck(ctx context.Context, username string) (enroll.SMSPasswordCheck, error) {
+	userKey, err := enroll.UsernameKey(username)
 	if err != nil {
-		return SMSPasswordCheck{}, err
+		return enroll.SMSPasswordCheck{}, err
 	}
-	var c SMSPasswordCheck
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	var c enroll.SMSPasswordCheck
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
 		var had bool
 		var err error
 		c, had, err = getSMSCheck(tx, userKey)
 		if err == nil && !had {
-			err = ErrNotFound
+			err = enroll.ErrNotFound
 		}
 		return err
 	})
 	if err != nil {
-		return SMSPasswordCheck{}, fmt.Errorf("enroll: SMS password check of %s: %w", username, err)
+		return enroll.SMSPasswordCheck{}, fmt.Errorf("enroll: SMS password check of %s: %w", username, err)
 	}
 	return c, nil
 }
 
 // DueSMSPasswordChecks returns up to limit (0: all) entries due by now,
 // earliest first.
-func (s *BoltStore) DueSMSPasswordChecks(ctx context.Context, now time.Time, limit int) ([]SMSPasswordCheck, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) DueSMSPasswordChecks(ctx context.Context, now time.Time, limit int) ([]enroll.SMSPasswordCheck, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return nil, err
 	}
 	if limit < 0 {
-		return nil, invalidf("negative limit %d", limit)
+		return nil, enroll.Invalidf("negative limit %d", limit)
 	}
 	cut := orderedNano(now)
-	var out []SMSPasswordCheck
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var out []enroll.SMSPasswordCheck
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		out = nil
 		c := tx.Bucket(bucketSMSChecksDue).Cursor()
 		i := 0
@@ -165,15 +167,15 @@ var errSMSCheckReplaced = errors.New("replaced")
 
 // changeSMSCheck runs fn on the entry of username if it is the one of the
 // reset at resetAt; fn returns the entry to write, or nil to delete it.
-func (s *BoltStore) changeSMSCheck(ctx context.Context, username string, resetAt time.Time, fn func(SMSPasswordCheck) *SMSPasswordCheck) (bool, error) {
-	userKey, err := usernameKey(username)
+func (s *Store) changeSMSCheck(ctx context.Context, username string, resetAt time.Time, fn func(enroll.SMSPasswordCheck) *enroll.SMSPasswordCheck) (bool, error) {
+	userKey, err := enroll.UsernameKey(username)
 	if err != nil {
 		return false, err
 	}
 	if resetAt.IsZero() {
-		return false, invalidf("SMS password check of %s: reset time is zero", username)
+		return false, enroll.Invalidf("SMS password check of %s: reset time is zero", username)
 	}
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		old, had, err := getSMSCheck(tx, userKey)
 		if err != nil {
 			return err
@@ -198,11 +200,11 @@ func (s *BoltStore) changeSMSCheck(ctx context.Context, username string, resetAt
 
 // RescheduleSMSPasswordCheck moves the entry of c.Username to c.Due with
 // c.Attempts if it is still the one of the reset at c.ResetAt.
-func (s *BoltStore) RescheduleSMSPasswordCheck(ctx context.Context, c SMSPasswordCheck) (bool, error) {
+func (s *Store) RescheduleSMSPasswordCheck(ctx context.Context, c enroll.SMSPasswordCheck) (bool, error) {
 	if _, err := checkSMSPasswordCheck(c); err != nil {
 		return false, err
 	}
-	ok, err := s.changeSMSCheck(ctx, c.Username, c.ResetAt, func(old SMSPasswordCheck) *SMSPasswordCheck {
+	ok, err := s.changeSMSCheck(ctx, c.Username, c.ResetAt, func(old enroll.SMSPasswordCheck) *enroll.SMSPasswordCheck {
 		old.Due, old.Attempts = c.Due, c.Attempts
 		return &old
 	})
@@ -214,8 +216,8 @@ func (s *BoltStore) RescheduleSMSPasswordCheck(ctx context.Context, c SMSPasswor
 
 // FinishSMSPasswordCheck deletes the entry of username if it is still the
 // one of the reset at resetAt.
-func (s *BoltStore) FinishSMSPasswordCheck(ctx context.Context, username string, resetAt time.Time) (bool, error) {
-	ok, err := s.changeSMSCheck(ctx, username, resetAt, func(SMSPasswordCheck) *SMSPasswordCheck { return nil })
+func (s *Store) FinishSMSPasswordCheck(ctx context.Context, username string, resetAt time.Time) (bool, error) {
+	ok, err := s.changeSMSCheck(ctx, username, resetAt, func(enroll.SMSPasswordCheck) *enroll.SMSPasswordCheck { return nil })
 	if err != nil {
 		return false, fmt.Errorf("enroll: finish SMS password check of %s: %w", username, err)
 	}

@@ -1,44 +1,39 @@
-package enroll
+package bolt
 
 import (
 	"context"
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-)
+	"go.etcd.io/bbolt"
 
-// BudgetLimit is one counter a send is charged to: at most Limit hits per
-// window under Key. Budget counters live with the rate-limit windows (the
-// same encoding, purged alike), under keys the caller picks.
-type BudgetLimit struct {
-	Key   string
-	Limit int
-}
+	"github.com/replyreset/replyreset/enroll"
+)
 
 // SpendBudget charges one hit at now to every limit, in one transaction,
 // if each has fewer than its Limit hits within (now-window, now]. When one
 // is full, nothing is recorded anywhere and its index is returned;
 // otherwise -1. A send therefore never uses up one budget while another
-// refuses it.
-func (s *BoltStore) SpendBudget(ctx context.Context, now time.Time, window time.Duration, limits []BudgetLimit) (int, error) {
-	if err := checkNow(now); err != nil {
+// refuses it. Budget counters live with the rate-limit windows (the same
+// encoding, purged alike).
+func (s *Store) SpendBudget(ctx context.Context, now time.Time, window time.Duration, limits []enroll.BudgetLimit) (int, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return 0, err
 	}
 	if window <= 0 {
-		return 0, invalidf("budget window %s is not positive", window)
+		return 0, enroll.Invalidf("budget window %s is not positive", window)
 	}
 	for _, l := range limits {
-		if err := checkKey("budget key", l.Key); err != nil {
+		if err := enroll.CheckKey("budget key", l.Key); err != nil {
 			return 0, err
 		}
 		if l.Limit <= 0 {
-			return 0, invalidf("budget %s: limit %d is not positive", l.Key, l.Limit)
+			return 0, enroll.Invalidf("budget %s: limit %d is not positive", l.Key, l.Limit)
 		}
 	}
 	refused := -1
 	t := unixNano(now)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		refused = -1
 		b := tx.Bucket(bucketRateLimit)
 		lists := make([]hitList, len(limits))
@@ -72,9 +67,9 @@ func (s *BoltStore) SpendBudget(ctx context.Context, now time.Time, window time.
 // RefundBudget takes back a hit SpendBudget recorded at at (a send that
 // did not leave after all): one hit at exactly that time is removed from
 // each key that has one.
-func (s *BoltStore) RefundBudget(ctx context.Context, keys []string, at time.Time) error {
+func (s *Store) RefundBudget(ctx context.Context, keys []string, at time.Time) error {
 	t := unixNano(at)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRateLimit)
 		for _, k := range keys {
 			h, ok := decodeHits(b.Get([]byte(k)))
@@ -101,12 +96,12 @@ func (s *BoltStore) RefundBudget(ctx context.Context, keys []string, at time.Tim
 
 // BudgetHits counts the hits recorded under key (by SpendBudget or Allow)
 // within (now-window, now], without recording one.
-func (s *BoltStore) BudgetHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
-	if err := checkKey("budget key", key); err != nil {
+func (s *Store) BudgetHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
+	if err := enroll.CheckKey("budget key", key); err != nil {
 		return 0, err
 	}
 	n := 0
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		h, ok := decodeHits(tx.Bucket(bucketRateLimit).Get([]byte(key)))
 		if !ok {
 			return nil

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -9,7 +9,9 @@ import (
 	"net/mail"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // Mails are stored under their big-endian ID (mail_queue), one record
@@ -21,9 +23,9 @@ var (
 	bucketMailDue   = []byte("mail_due")
 )
 
-var _ MailQueueStore = (*BoltStore)(nil)
+var _ enroll.MailQueueStore = (*Store)(nil)
 
-func mailDueKey(m QueuedMail) []byte {
+func mailDueKey(m enroll.QueuedMail) []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 16), orderedNano(m.NextAttempt))
 	return binary.BigEndian.AppendUint64(k, m.ID)
 }
@@ -32,35 +34,35 @@ func mailDueKey(m QueuedMail) []byte {
 // networked store (etcd) refuses values over about a megabyte.
 const maxSealedMail = 256 << 10
 
-func checkQueuedMail(m QueuedMail) error {
+func checkQueuedMail(m enroll.QueuedMail) error {
 	switch {
 	case m.Kind == "" || len(m.Kind) > 64:
-		return invalidf("queued mail: kind %q is empty or too long", m.Kind)
-	case m.State != MailQueued && m.State != MailRetry && m.State != MailSent && m.State != MailFailed:
-		return invalidf("queued mail: unknown state %q", m.State)
+		return enroll.Invalidf("queued mail: kind %q is empty or too long", m.Kind)
+	case m.State != enroll.MailQueued && m.State != enroll.MailRetry && m.State != enroll.MailSent && m.State != enroll.MailFailed:
+		return enroll.Invalidf("queued mail: unknown state %q", m.State)
 	case m.Pending() && len(m.Sealed) == 0:
-		return invalidf("pending queued mail has no body")
+		return enroll.Invalidf("pending queued mail has no body")
 	case len(m.Sealed) > maxSealedMail:
-		return invalidf("queued mail: body of %d bytes is over %d", len(m.Sealed), maxSealedMail)
+		return enroll.Invalidf("queued mail: body of %d bytes is over %d", len(m.Sealed), maxSealedMail)
 	case m.Attempts < 0:
-		return invalidf("queued mail: negative attempts")
+		return enroll.Invalidf("queued mail: negative attempts")
 	case m.CreatedAt.IsZero():
-		return invalidf("queued mail has no creation time")
+		return enroll.Invalidf("queued mail has no creation time")
 	case m.Pending() && m.NextAttempt.IsZero():
-		return invalidf("pending queued mail has no next attempt time")
+		return enroll.Invalidf("pending queued mail has no next attempt time")
 	}
 	if _, err := mail.ParseAddress(m.To); err != nil {
-		return invalidf("queued mail: recipient %q is not a mail address", m.To)
+		return enroll.Invalidf("queued mail: recipient %q is not a mail address", m.To)
 	}
 	return nil
 }
 
 // EnqueueMail stores m under the next ID, which it returns, and indexes it.
-func (s *BoltStore) EnqueueMail(ctx context.Context, m QueuedMail) (uint64, error) {
+func (s *Store) EnqueueMail(ctx context.Context, m enroll.QueuedMail) (uint64, error) {
 	if err := checkQueuedMail(m); err != nil {
 		return 0, err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketMailQueue)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -76,7 +78,7 @@ func (s *BoltStore) EnqueueMail(ctx context.Context, m QueuedMail) (uint64, erro
 }
 
 // putMail writes m and moves its due entry from what old needed.
-func putMail(tx *bolt.Tx, old *QueuedMail, m QueuedMail) error {
+func putMail(tx *bbolt.Tx, old *enroll.QueuedMail, m enroll.QueuedMail) error {
 	due := tx.Bucket(bucketMailDue)
 	if old != nil && old.Pending() {
 		if err := due.Delete(mailDueKey(*old)); err != nil {
@@ -95,21 +97,21 @@ func putMail(tx *bolt.Tx, old *QueuedMail, m QueuedMail) error {
 	return tx.Bucket(bucketMailQueue).Put(u64Bytes(m.ID), val)
 }
 
-func getMail(b *bolt.Bucket, k []byte) (QueuedMail, error) {
-	return getRecord[QueuedMail](b, k, "queued mail")
+func getMail(b *bbolt.Bucket, k []byte) (enroll.QueuedMail, error) {
+	return getRecord[enroll.QueuedMail](b, k, "queued mail")
 }
 
 // DueMail returns up to limit pending mails due by now, earliest first.
-func (s *BoltStore) DueMail(ctx context.Context, now time.Time, limit int) ([]QueuedMail, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) DueMail(ctx context.Context, now time.Time, limit int) ([]enroll.QueuedMail, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		return nil, invalidf("due mail: limit %d is not positive", limit)
+		return nil, enroll.Invalidf("due mail: limit %d is not positive", limit)
 	}
 	cut := orderedNano(now)
-	var out []QueuedMail
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var out []enroll.QueuedMail
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c, b := tx.Bucket(bucketMailDue).Cursor(), tx.Bucket(bucketMailQueue)
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 			if len(k) != 16 {
@@ -133,12 +135,12 @@ func (s *BoltStore) DueMail(ctx context.Context, now time.Time, limit int) ([]Qu
 }
 
 // UpdateMail lets fn change mail id and writes it back with its due entry.
-func (s *BoltStore) UpdateMail(ctx context.Context, id uint64, fn func(*QueuedMail) error) error {
+func (s *Store) UpdateMail(ctx context.Context, id uint64, fn func(*enroll.QueuedMail) error) error {
 	if fn == nil {
-		return invalidf("update mail: nil function")
+		return enroll.Invalidf("update mail: nil function")
 	}
 	k := u64Bytes(id)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		old, err := getMail(tx.Bucket(bucketMailQueue), k)
 		if err != nil {
 			return err
@@ -149,7 +151,7 @@ func (s *BoltStore) UpdateMail(ctx context.Context, id uint64, fn func(*QueuedMa
 			return err
 		}
 		if m.ID != id {
-			return invalidf("update mail %d: the ID cannot change", id)
+			return enroll.Invalidf("update mail %d: the ID cannot change", id)
 		}
 		if err := checkQueuedMail(m); err != nil {
 			return err
@@ -163,12 +165,12 @@ func (s *BoltStore) UpdateMail(ctx context.Context, id uint64, fn func(*QueuedMa
 }
 
 // QueuedMails lists up to limit mails (0: all), newest first.
-func (s *BoltStore) QueuedMails(ctx context.Context, limit int) ([]QueuedMail, error) {
+func (s *Store) QueuedMails(ctx context.Context, limit int) ([]enroll.QueuedMail, error) {
 	if limit < 0 {
-		return nil, invalidf("queued mails: limit %d is negative", limit)
+		return nil, enroll.Invalidf("queued mails: limit %d is negative", limit)
 	}
-	var out []QueuedMail
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var out []enroll.QueuedMail
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketMailQueue).Cursor()
 		i := 0
 		for k, _ := c.Last(); k != nil && (limit == 0 || len(out) < limit); k, _ = c.Prev() {

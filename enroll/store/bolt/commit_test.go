@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"errors"
@@ -7,17 +7,17 @@ import (
 	"sync"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 )
 
 func TestGroupCommitSemantics(t *testing.T) {
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "g.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	bucket := []byte("b")
-	if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket(bucket); return err }); err != nil {
 		t.Fatal(err)
 	}
 	g := &groupCommit{db: db}
@@ -30,7 +30,7 @@ func TestGroupCommitSemantics(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = g.update(func(tx *bolt.Tx) error {
+			results[i] = g.update(func(tx *bbolt.Tx) error {
 				b := tx.Bucket(bucket)
 				// Every writer writes first, then some refuse: a refusal
 				// must undo its own write and nobody else's.
@@ -71,7 +71,7 @@ func TestGroupCommitSemantics(t *testing.T) {
 			committed++
 		}
 	}
-	err = db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucket)
 		for i := 0; i < n; i++ {
 			got := b.Get(fmt.Appendf(nil, "k%03d", i)) != nil

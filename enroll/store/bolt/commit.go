@@ -1,10 +1,10 @@
-package enroll
+package bolt
 
 import (
 	"fmt"
 	"sync"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 )
 
 // groupCommit runs concurrent write functions in shared bbolt transactions,
@@ -13,7 +13,7 @@ import (
 // writers that arrive while a commit runs are committed together next.
 // The result is the same as running the functions one after another.
 type groupCommit struct {
-	db *bolt.DB
+	db *bbolt.DB
 
 	commitMu sync.Mutex // held by the writer committing a batch
 
@@ -22,14 +22,14 @@ type groupCommit struct {
 }
 
 type writeReq struct {
-	fn   func(*bolt.Tx) error
+	fn   func(*bbolt.Tx) error
 	done chan error // buffered: the committer never blocks on it
 }
 
 // update runs fn in a write transaction that commits before update returns.
 // fn may be run more than once (on a rolled-back transaction first), so it
 // must have no effect outside the transaction but its return values.
-func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
+func (g *groupCommit) update(fn func(*bbolt.Tx) error) error {
 	req := &writeReq{fn: fn, done: make(chan error, 1)}
 	g.queueMu.Lock()
 	g.queue = append(g.queue, req)
@@ -57,7 +57,7 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 func (g *groupCommit) commit(batch []*writeReq) {
 	for len(batch) > 0 {
 		failed := -1
-		err := g.db.Update(func(tx *bolt.Tx) error {
+		err := g.db.Update(func(tx *bbolt.Tx) error {
 			for i, r := range batch {
 				if err := safeCall(r.fn, tx); err != nil {
 					failed = i
@@ -91,7 +91,7 @@ func deliver(batch []*writeReq, err error) {
 
 // safeCall turns a panic in fn into an error, so one bad write cannot leave
 // the other writers of its batch waiting forever.
-func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+func safeCall(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("enroll: write panicked: %v", p)

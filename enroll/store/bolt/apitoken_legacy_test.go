@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"context"
@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/directory"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // everyoneAdmin is a directory where every name is an enabled admin.
@@ -25,19 +27,19 @@ func (everyoneAdmin) IsAdmin(context.Context, string) (bool, error) { return tru
 // refused on use with ErrAPITokenNoOwner, whatever the directory says.
 func TestLegacyTokenRefused(t *testing.T) {
 	dir := t.TempDir()
-	store, err := OpenBolt(filepath.Join(dir, "replyreset.db"))
+	store, err := Open(filepath.Join(dir, "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	sealer, err := NewSealer(make([]byte, keySize))
+	sealer, err := enroll.NewSealer(make([]byte, 64)) // the sealer's key size
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := apiTokenPrefix + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	secret := "rr_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 	hash := sealer.Hash("api-token", secret)
 	legacy := `{"id":"0011223344556677","name":"old-script","created_at":"2026-01-05T10:00:00Z","created_by":"cli:root","hash":"` + hash + `"}`
-	err = store.db.Update(func(tx *bolt.Tx) error {
+	err = store.db.Update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketAPITokens).Put([]byte("0011223344556677"), []byte(legacy)); err != nil {
 			return err
 		}
@@ -49,13 +51,13 @@ func TestLegacyTokenRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := NewService(ServiceDeps{Store: store, Sealer: sealer, TokenOwners: everyoneAdmin{}, Now: time.Now}, ServiceSettings{})
+	svc := enroll.NewService(enroll.ServiceDeps{Store: store, Sealer: sealer, TokenOwners: everyoneAdmin{}, Now: time.Now}, enroll.ServiceSettings{})
 	list, err := svc.ListTokens(context.Background())
 	if err != nil || len(list) != 1 || list[0].Owner != "" || len(list[0].Scopes) != 0 || list[0].Name != "old-script" {
 		t.Fatalf("ListTokens = %+v, %v", list, err)
 	}
-	for _, scope := range []string{ScopeRead, ScopeWrite} {
-		if _, err := svc.VerifyToken(context.Background(), secret, scope); !errors.Is(err, ErrAPITokenNoOwner) {
+	for _, scope := range []string{enroll.ScopeRead, enroll.ScopeWrite} {
+		if _, err := svc.VerifyToken(context.Background(), secret, scope); !errors.Is(err, enroll.ErrAPITokenNoOwner) {
 			t.Errorf("VerifyToken(legacy, %s) = %v, want ErrAPITokenNoOwner", scope, err)
 		}
 	}

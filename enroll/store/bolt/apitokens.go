@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"context"
@@ -8,40 +8,42 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ TokenStore = (*BoltStore)(nil)
+var _ enroll.TokenStore = (*Store)(nil)
 
 // apiTokenRecord is an API token as stored: the listed fields and the
 // keyed hash of its secret.
 type apiTokenRecord struct {
-	APIToken
+	enroll.APIToken
 	Hash string `json:"hash"`
 }
 
 // PutAPIToken stores a new token and indexes it by hash and by name.
-func (s *BoltStore) PutAPIToken(ctx context.Context, t APIToken, hash string) error {
+func (s *Store) PutAPIToken(ctx context.Context, t enroll.APIToken, hash string) error {
 	switch {
-	case t.ID == "" || len(t.ID) > maxKeyLen:
-		return invalidf("API token ID must be 1 to %d bytes", maxKeyLen)
+	case t.ID == "" || len(t.ID) > enroll.MaxKeyLen:
+		return enroll.Invalidf("API token ID must be 1 to %d bytes", enroll.MaxKeyLen)
 	case t.CreatedAt.IsZero():
-		return invalidf("API token %s has no creation time", t.Name)
+		return enroll.Invalidf("API token %s has no creation time", t.Name)
 	case t.Revoked():
-		return invalidf("API token %s is already revoked", t.Name)
+		return enroll.Invalidf("API token %s is already revoked", t.Name)
 	}
-	if err := CheckAPITokenName(t.Name); err != nil {
+	if err := enroll.CheckAPITokenName(t.Name); err != nil {
 		return err
 	}
-	if err := checkKey("API token owner", t.Owner); err != nil {
+	if err := enroll.CheckKey("API token owner", t.Owner); err != nil {
 		return err
 	}
-	scopes, err := checkScopes(t.Scopes)
+	scopes, err := enroll.CheckScopes(t.Scopes)
 	if err != nil {
 		return err
 	}
 	t.Scopes = scopes
-	if err := checkKey("API token hash", hash); err != nil {
+	if err := enroll.CheckKey("API token hash", hash); err != nil {
 		return err
 	}
 	val, err := json.Marshal(apiTokenRecord{APIToken: t, Hash: hash})
@@ -49,15 +51,15 @@ func (s *BoltStore) PutAPIToken(ctx context.Context, t APIToken, hash string) er
 		return fmt.Errorf("enroll: encode API token %s: %w", t.Name, err)
 	}
 	id, h, name := []byte(t.ID), []byte(hash), []byte(strings.ToLower(t.Name))
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		recs, hashes, names := tx.Bucket(bucketAPITokens), tx.Bucket(bucketAPITokenHashes), tx.Bucket(bucketAPITokenNames)
 		switch {
 		case names.Get(name) != nil:
-			return ErrAPITokenNameTaken
+			return enroll.ErrAPITokenNameTaken
 		case recs.Get(id) != nil:
-			return invalidf("API token ID %s already exists", t.ID)
+			return enroll.Invalidf("API token ID %s already exists", t.ID)
 		case hashes.Get(h) != nil:
-			return invalidf("API token hash already exists")
+			return enroll.Invalidf("API token hash already exists")
 		}
 		if err := recs.Put(id, val); err != nil {
 			return err
@@ -74,30 +76,30 @@ func (s *BoltStore) PutAPIToken(ctx context.Context, t APIToken, hash string) er
 }
 
 // APITokenByHash returns the token whose secret hashes to hash.
-func (s *BoltStore) APITokenByHash(ctx context.Context, hash string) (APIToken, string, error) {
-	if err := checkKey("API token hash", hash); err != nil {
-		return APIToken{}, "", err
+func (s *Store) APITokenByHash(ctx context.Context, hash string) (enroll.APIToken, string, error) {
+	if err := enroll.CheckKey("API token hash", hash); err != nil {
+		return enroll.APIToken{}, "", err
 	}
 	var rec apiTokenRecord
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bucketAPITokenHashes).Get([]byte(hash))
 		if id == nil {
-			return ErrAPITokenUnknown
+			return enroll.ErrAPITokenUnknown
 		}
 		return getAPIToken(tx, id, &rec)
 	})
 	if err != nil {
-		return APIToken{}, "", fmt.Errorf("enroll: API token by hash: %w", err)
+		return enroll.APIToken{}, "", fmt.Errorf("enroll: API token by hash: %w", err)
 	}
 	return rec.APIToken, rec.Hash, nil
 }
 
 // getAPIToken decodes the record under id; a hash index pointing nowhere
 // counts as an unknown token.
-func getAPIToken(tx *bolt.Tx, id []byte, rec *apiTokenRecord) error {
+func getAPIToken(tx *bbolt.Tx, id []byte, rec *apiTokenRecord) error {
 	raw := tx.Bucket(bucketAPITokens).Get(id)
 	if raw == nil {
-		return ErrAPITokenUnknown
+		return enroll.ErrAPITokenUnknown
 	}
 	if err := json.Unmarshal(raw, rec); err != nil {
 		return fmt.Errorf("decode stored API token: %w", err)
@@ -106,9 +108,9 @@ func getAPIToken(tx *bolt.Tx, id []byte, rec *apiTokenRecord) error {
 }
 
 // APITokens lists every token, oldest first (ties by ID).
-func (s *BoltStore) APITokens(ctx context.Context) ([]APIToken, error) {
-	var list []APIToken
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+func (s *Store) APITokens(ctx context.Context) ([]enroll.APIToken, error) {
+	var list []enroll.APIToken
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bucketAPITokens).ForEach(func(k, v []byte) error {
 			var rec apiTokenRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
@@ -121,7 +123,7 @@ func (s *BoltStore) APITokens(ctx context.Context) ([]APIToken, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enroll: list API tokens: %w", err)
 	}
-	slices.SortStableFunc(list, func(a, b APIToken) int {
+	slices.SortStableFunc(list, func(a, b enroll.APIToken) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
@@ -131,11 +133,11 @@ func (s *BoltStore) APITokens(ctx context.Context) ([]APIToken, error) {
 }
 
 // TouchAPIToken records a use of token id at at.
-func (s *BoltStore) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
-	if err := checkKey("API token ID", id); err != nil {
+func (s *Store) TouchAPIToken(ctx context.Context, id string, at time.Time) error {
+	if err := enroll.CheckKey("API token ID", id); err != nil {
 		return err
 	}
-	if err := checkNow(at); err != nil {
+	if err := enroll.CheckNow(at); err != nil {
 		return err
 	}
 	err := s.updateAPIToken(ctx, []byte(id), func(rec *apiTokenRecord) (bool, error) {
@@ -152,20 +154,20 @@ func (s *BoltStore) TouchAPIToken(ctx context.Context, id string, at time.Time) 
 }
 
 // RevokeAPIToken revokes the live token named name and frees the name.
-func (s *BoltStore) RevokeAPIToken(ctx context.Context, name string, now time.Time) (APIToken, error) {
-	if err := checkKey("API token name", name); err != nil {
-		return APIToken{}, err
+func (s *Store) RevokeAPIToken(ctx context.Context, name string, now time.Time) (enroll.APIToken, error) {
+	if err := enroll.CheckKey("API token name", name); err != nil {
+		return enroll.APIToken{}, err
 	}
-	if err := checkNow(now); err != nil {
-		return APIToken{}, err
+	if err := enroll.CheckNow(now); err != nil {
+		return enroll.APIToken{}, err
 	}
-	var out APIToken
+	var out enroll.APIToken
 	lower := []byte(strings.ToLower(name))
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		names := tx.Bucket(bucketAPITokenNames)
 		id := names.Get(lower)
 		if id == nil {
-			return ErrNotFound
+			return enroll.ErrNotFound
 		}
 		id = slices.Clone(id)
 		err := updateAPITokenTx(tx, id, func(rec *apiTokenRecord) (bool, error) {
@@ -179,22 +181,22 @@ func (s *BoltStore) RevokeAPIToken(ctx context.Context, name string, now time.Ti
 		return names.Delete(lower)
 	})
 	if err != nil {
-		return APIToken{}, fmt.Errorf("enroll: revoke API token %s: %w", name, err)
+		return enroll.APIToken{}, fmt.Errorf("enroll: revoke API token %s: %w", name, err)
 	}
 	return out, nil
 }
 
 // updateAPIToken changes the record under id in one transaction; fn says
 // whether it changed anything. An unknown id is ErrNotFound.
-func (s *BoltStore) updateAPIToken(ctx context.Context, id []byte, fn func(*apiTokenRecord) (bool, error)) error {
-	return s.update(ctx, func(tx *bolt.Tx) error { return updateAPITokenTx(tx, id, fn) })
+func (s *Store) updateAPIToken(ctx context.Context, id []byte, fn func(*apiTokenRecord) (bool, error)) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error { return updateAPITokenTx(tx, id, fn) })
 }
 
-func updateAPITokenTx(tx *bolt.Tx, id []byte, fn func(*apiTokenRecord) (bool, error)) error {
+func updateAPITokenTx(tx *bbolt.Tx, id []byte, fn func(*apiTokenRecord) (bool, error)) error {
 	var rec apiTokenRecord
 	if err := getAPIToken(tx, id, &rec); err != nil {
-		if err == ErrAPITokenUnknown {
-			return ErrNotFound
+		if err == enroll.ErrAPITokenUnknown {
+			return enroll.ErrNotFound
 		}
 		return err
 	}

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -6,25 +6,27 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // MarkMessage records sid until now+ttl and reports whether it is new. The
 // check and the insert share one write transaction, so of two webhook
 // deliveries of the same SID exactly one gets true. An entry whose expiry
 // has passed counts as absent (and is renewed).
-func (s *BoltStore) MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (bool, error) {
-	if err := checkKey("message SID", sid); err != nil {
+func (s *Store) MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (bool, error) {
+	if err := enroll.CheckKey("message SID", sid); err != nil {
 		return false, err
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return false, err
 	}
 	if ttl <= 0 {
-		return false, invalidf("message TTL %s is not positive", ttl)
+		return false, enroll.Invalidf("message TTL %s is not positive", ttl)
 	}
 	first := false
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketMessages)
 		if v := b.Get([]byte(sid)); len(v) == 8 && bytesNano(v) > unixNano(now) {
 			return nil
@@ -39,7 +41,7 @@ func (s *BoltStore) MarkMessage(ctx context.Context, sid string, now time.Time, 
 }
 
 // purgeMessages deletes the entries of b that have expired by now.
-func purgeMessages(ctx context.Context, b *bolt.Bucket, now time.Time) error {
+func purgeMessages(ctx context.Context, b *bbolt.Bucket, now time.Time) error {
 	cut := unixNano(now)
 	var expired [][]byte
 	c := b.Cursor()
@@ -63,14 +65,14 @@ func purgeMessages(ctx context.Context, b *bolt.Bucket, now time.Time) error {
 }
 
 // SetOptOut records a STOP (optedOut) with its time, or clears it on START.
-func (s *BoltStore) SetOptOut(ctx context.Context, phone string, optedOut bool, now time.Time) error {
-	if err := checkPhone(phone); err != nil {
+func (s *Store) SetOptOut(ctx context.Context, phone string, optedOut bool, now time.Time) error {
+	if err := enroll.CheckPhone(phone); err != nil {
 		return err
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketOptOut)
 		if !optedOut {
 			return b.Delete([]byte(phone))
@@ -87,12 +89,12 @@ func (s *BoltStore) SetOptOut(ctx context.Context, phone string, optedOut bool, 
 }
 
 // OptedOut reports whether phone sent STOP and has not sent START since.
-func (s *BoltStore) OptedOut(ctx context.Context, phone string) (bool, error) {
-	if err := checkPhone(phone); err != nil {
+func (s *Store) OptedOut(ctx context.Context, phone string) (bool, error) {
+	if err := enroll.CheckPhone(phone); err != nil {
 		return false, err
 	}
 	out := false
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		out = tx.Bucket(bucketOptOut).Get([]byte(phone)) != nil
 		return nil
 	})

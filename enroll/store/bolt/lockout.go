@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ LockoutStore = (*BoltStore)(nil)
+var _ enroll.LockoutStore = (*Store)(nil)
 
 // Lockout events are stored time first, so that PurgeLockouts reads only
 // the expired prefix of the bucket:
@@ -30,19 +32,19 @@ func lockoutKey(userKey string, lockedAt time.Time) []byte {
 }
 
 // lockoutCut is the ordered time at or before which an event has expired.
-func lockoutCut(now time.Time) uint64 { return orderedNano(now.Add(-LockoutRetention)) }
+func lockoutCut(now time.Time) uint64 { return orderedNano(now.Add(-enroll.LockoutRetention)) }
 
 // RecordLockout records the event (username, lockedAt) and reports whether
 // it is new; the check and the insert share one write transaction.
-func (s *BoltStore) RecordLockout(ctx context.Context, username string, lockedAt, now time.Time) (bool, error) {
-	userKey, err := usernameKey(username)
+func (s *Store) RecordLockout(ctx context.Context, username string, lockedAt, now time.Time) (bool, error) {
+	userKey, err := enroll.UsernameKey(username)
 	if err != nil {
 		return false, err
 	}
 	if lockedAt.IsZero() {
-		return false, invalidf("lockout of %s has no lockout time", username)
+		return false, enroll.Invalidf("lockout of %s has no lockout time", username)
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return false, err
 	}
 	if orderedNano(lockedAt) <= lockoutCut(now) {
@@ -57,8 +59,8 @@ func (s *BoltStore) RecordLockout(ctx context.Context, username string, lockedAt
 
 // PurgeLockouts deletes the events whose lockedAt is LockoutRetention or
 // more before now.
-func (s *BoltStore) PurgeLockouts(ctx context.Context, now time.Time) (int, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) PurgeLockouts(ctx context.Context, now time.Time) (int, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return 0, err
 	}
 	n, err := s.purgeUpTo(ctx, bucketLockouts, lockoutCut(now))
@@ -69,12 +71,12 @@ func (s *BoltStore) PurgeLockouts(ctx context.Context, now time.Time) (int, erro
 }
 
 // MonitorCursor returns a copy of the state stored under name, or nil.
-func (s *BoltStore) MonitorCursor(ctx context.Context, name string) ([]byte, error) {
-	if err := checkKey("monitor cursor name", name); err != nil {
+func (s *Store) MonitorCursor(ctx context.Context, name string) ([]byte, error) {
+	if err := enroll.CheckKey("monitor cursor name", name); err != nil {
 		return nil, err
 	}
 	var out []byte
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		if v := tx.Bucket(bucketMonitor).Get([]byte(name)); len(v) > 0 {
 			out = bytes.Clone(v) // v is only valid inside the transaction
 		}
@@ -87,15 +89,15 @@ func (s *BoltStore) MonitorCursor(ctx context.Context, name string) ([]byte, err
 }
 
 // SetMonitorCursor stores cursor under name; nil or empty deletes it.
-func (s *BoltStore) SetMonitorCursor(ctx context.Context, name string, cursor []byte) error {
-	if err := checkKey("monitor cursor name", name); err != nil {
+func (s *Store) SetMonitorCursor(ctx context.Context, name string, cursor []byte) error {
+	if err := enroll.CheckKey("monitor cursor name", name); err != nil {
 		return err
 	}
 	if len(cursor) > maxCursorLen {
-		return invalidf("monitor cursor %s is longer than %d bytes", name, maxCursorLen)
+		return enroll.Invalidf("monitor cursor %s is longer than %d bytes", name, maxCursorLen)
 	}
 	val := bytes.Clone(cursor) // the caller may reuse its slice before the commit
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketMonitor)
 		if len(val) == 0 {
 			return b.Delete([]byte(name))

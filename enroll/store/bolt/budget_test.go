@@ -1,4 +1,4 @@
-package enroll_test
+package bolt_test
 
 import (
 	"errors"
@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
-func openBoltStore(t *testing.T) *enroll.BoltStore {
+func openBoltStore(t *testing.T) *bolt.Store {
 	t.Helper()
-	s, err := enroll.OpenBolt(filepath.Join(t.TempDir(), "replyreset.db"))
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "replyreset.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package enroll_test
+package bolt_test
 
 import (
 	"os"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // TestBoltBackupUnderWrites: a backup taken while writers keep appending
@@ -58,7 +59,7 @@ func TestBoltBackupUnderWrites(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	b, err := enroll.OpenBolt(path)
+	b, err := bolt.Open(path)
 	if err != nil {
 		t.Fatalf("opening the backup: %v", err)
 	}

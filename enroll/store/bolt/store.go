@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"context"
@@ -8,25 +8,27 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
-// BoltStore is the Store kept in one bbolt data file. It is safe for
+// Store is the Store kept in one bbolt data file. It is safe for
 // concurrent use; bbolt runs one writer at a time, which is what makes the
 // check-and-insert methods atomic.
-type BoltStore struct {
-	db     *bolt.DB
+type Store struct {
+	db     *bbolt.DB
 	path   string
 	closed atomic.Bool
 	writes groupCommit
-	obs    atomic.Pointer[StoreObserver]
+	obs    atomic.Pointer[enroll.StoreObserver]
 }
 
 var (
-	_ Store           = (*BoltStore)(nil)
-	_ ActivationStore = (*BoltStore)(nil)
-	_ OutboxStore     = (*BoltStore)(nil)
+	_ enroll.Store           = (*Store)(nil)
+	_ enroll.ActivationStore = (*Store)(nil)
+	_ enroll.OutboxStore     = (*Store)(nil)
 )
 
 // Bucket names. Keys and values:
@@ -95,7 +97,7 @@ var (
 // than misread.
 const schemaVersion = 1
 
-// ErrInUse is returned by OpenBolt when another process holds the data file.
+// ErrInUse is returned by Open when another process holds the data file.
 var ErrInUse = errors.New("enroll: data file is in use by another replyreset process")
 
 type inUseError struct{ path string }
@@ -106,25 +108,25 @@ func (e inUseError) Error() string {
 
 func (e inUseError) Is(target error) bool { return target == ErrInUse }
 
-// BoltOption configures OpenBolt.
-type BoltOption func(*boltConfig)
+// Option configures Open.
+type Option func(*config)
 
-type boltConfig struct {
+type config struct {
 	lockTimeout time.Duration
 }
 
-// WithLockTimeout sets how long OpenBolt waits for another process to
+// WithLockTimeout sets how long Open waits for another process to
 // release the data file before it gives up with ErrInUse (default 1s).
-func WithLockTimeout(d time.Duration) BoltOption {
-	return func(c *boltConfig) { c.lockTimeout = d }
+func WithLockTimeout(d time.Duration) Option {
+	return func(c *config) { c.lockTimeout = d }
 }
 
-// OpenBolt opens (creating it with mode 0600 if needed) the bbolt data file
+// Open opens (creating it with mode 0600 if needed) the bbolt data file
 // at path and creates any missing bucket. The file's directory must exist.
 // Only one process may hold the file: a second one gets an error matching
 // ErrInUse once the lock timeout has passed.
-func OpenBolt(path string, opts ...BoltOption) (*BoltStore, error) {
-	cfg := boltConfig{lockTimeout: time.Second}
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{lockTimeout: time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -132,7 +134,7 @@ func OpenBolt(path string, opts ...BoltOption) (*BoltStore, error) {
 		// bbolt waits forever on 0; a stuck start-up is worse than an error.
 		cfg.lockTimeout = time.Second
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: cfg.lockTimeout})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, inUseError{path}
 	}
@@ -143,11 +145,11 @@ func OpenBolt(path string, opts ...BoltOption) (*BoltStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("enroll: data file %s: %w", path, err)
 	}
-	return &BoltStore{db: db, path: path, writes: groupCommit{db: db}}, nil
+	return &Store{db: db, path: path, writes: groupCommit{db: db}}, nil
 }
 
 // initSchema creates the buckets and checks or records the schema version.
-func initSchema(tx *bolt.Tx) error {
+func initSchema(tx *bbolt.Tx) error {
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
@@ -168,11 +170,11 @@ func initSchema(tx *bolt.Tx) error {
 }
 
 // Path returns the data file's path.
-func (s *BoltStore) Path() string { return s.path }
+func (s *Store) Path() string { return s.path }
 
 // Close releases the data file, waiting for running transactions. Closing
 // twice is harmless; any other method then returns ErrClosed.
-func (s *BoltStore) Close() error {
+func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
@@ -184,10 +186,10 @@ func (s *BoltStore) Close() error {
 
 // Backup writes a consistent copy of the whole data file to w while the
 // store stays in use (a read transaction sees one snapshot) and returns the
-// number of bytes written. The copy opens with OpenBolt.
-func (s *BoltStore) Backup(w io.Writer) (int64, error) {
+// number of bytes written. The copy opens with Open.
+func (s *Store) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := s.view(context.Background(), func(tx *bolt.Tx) error {
+	err := s.view(context.Background(), func(tx *bbolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -201,9 +203,9 @@ func (s *BoltStore) Backup(w io.Writer) (int64, error) {
 // Check runs bbolt's consistency check over the whole file and returns
 // every problem found, joined. It runs in a write transaction that is rolled
 // back, because a read-only check is unsafe while writers run.
-func (s *BoltStore) Check() error {
+func (s *Store) Check() error {
 	if s.closed.Load() {
-		return ErrClosed
+		return enroll.ErrClosed
 	}
 	tx, err := s.db.Begin(true)
 	if err != nil {
@@ -223,11 +225,11 @@ func (s *BoltStore) Check() error {
 // Purge removes expired message IDs, the rate-limit hits whose window has
 // passed by now (each key's window is the one its last Allow used) and the
 // guard entries with neither a live block nor a failure in their window.
-func (s *BoltStore) Purge(ctx context.Context, now time.Time) error {
-	if err := checkNow(now); err != nil {
+func (s *Store) Purge(ctx context.Context, now time.Time) error {
+	if err := enroll.CheckNow(now); err != nil {
 		return err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		if err := purgeMessages(ctx, tx.Bucket(bucketMessages), now); err != nil {
 			return err
 		}
@@ -243,7 +245,7 @@ func (s *BoltStore) Purge(ctx context.Context, now time.Time) error {
 }
 
 // view runs fn in a read transaction after checking ctx and the store.
-func (s *BoltStore) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -253,27 +255,27 @@ func (s *BoltStore) view(ctx context.Context, fn func(*bolt.Tx) error) error {
 // update runs fn in a write transaction after checking ctx and the store.
 // bbolt commits only if fn returns nil, so a failed check changes nothing.
 // Concurrent writes share transactions (group commit, bolt_commit.go).
-func (s *BoltStore) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
 	return s.txErr(s.writes.update(fn))
 }
 
-func (s *BoltStore) begin(ctx context.Context) error {
+func (s *Store) begin(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if s.closed.Load() {
-		return ErrClosed
+		return enroll.ErrClosed
 	}
 	return nil
 }
 
 // txErr maps bbolt's "not open" (a Close racing the call) to ErrClosed.
-func (s *BoltStore) txErr(err error) error {
+func (s *Store) txErr(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return ErrClosed
+		return enroll.ErrClosed
 	}
 	return err
 }
@@ -290,6 +292,28 @@ func errIfDone(ctx context.Context, i int) error {
 }
 
 // Ping reports whether the store can run a read transaction.
-func (s *BoltStore) Ping(ctx context.Context) error {
-	return s.view(ctx, func(*bolt.Tx) error { return nil })
+func (s *Store) Ping(ctx context.Context) error {
+	return s.view(ctx, func(*bbolt.Tx) error { return nil })
+}
+
+// SetObserver installs o (nil removes it); safe at any time.
+func (s *Store) SetObserver(o enroll.StoreObserver) {
+	if o == nil {
+		s.obs.Store(nil)
+		return
+	}
+	s.obs.Store(&o)
+}
+
+func (s *Store) observeAudit(ev enroll.Event) {
+	if o := s.obs.Load(); o != nil {
+		(*o).AuditAppended(ev)
+	}
+}
+
+func (s *Store) observeMessage(m enroll.OutboundMessage) {
+	if o := s.obs.Load(); o != nil {
+		m.Sealed = nil // an observer never needs the body
+		(*o).MessageUpdated(m)
+	}
 }

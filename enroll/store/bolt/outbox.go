@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // Messages are stored under their big-endian ID (outbox). Two indexes are
@@ -27,7 +29,7 @@ const dueKeyLen = 17
 
 // dueKey is m's key in outbox_due. Time is Unix ns with the sign bit
 // flipped, so that bytewise order is numeric order for every int64.
-func dueKey(m OutboundMessage) []byte {
+func dueKey(m enroll.OutboundMessage) []byte {
 	k := make([]byte, 0, dueKeyLen)
 	k = append(k, byte(m.Priority))
 	k = binary.BigEndian.AppendUint64(k, orderedNano(m.NextAttempt))
@@ -37,39 +39,39 @@ func dueKey(m OutboundMessage) []byte {
 func orderedNano(t time.Time) uint64 { return uint64(unixNano(t)) ^ 1<<63 }
 
 // checkMessage validates m; the ID is the store's and is not checked.
-func checkMessage(m OutboundMessage) error {
-	if m.Kind == KindRedact {
+func checkMessage(m enroll.OutboundMessage) error {
+	if m.Kind == enroll.KindRedact {
 		if err := checkRedaction(m); err != nil {
 			return err
 		}
 	}
 	switch {
-	case m.Kind != KindSMS && m.Kind != KindCall && m.Kind != KindRedact:
-		return invalidf("outbound message: unknown kind %q", m.Kind)
-	case m.Kind != KindRedact && !isE164(m.To):
-		return invalidf("outbound message: recipient %q is not in E.164 form", m.To)
+	case m.Kind != enroll.KindSMS && m.Kind != enroll.KindCall && m.Kind != enroll.KindRedact:
+		return enroll.Invalidf("outbound message: unknown kind %q", m.Kind)
+	case m.Kind != enroll.KindRedact && !enroll.IsE164(m.To):
+		return enroll.Invalidf("outbound message: recipient %q is not in E.164 form", m.To)
 	case !validStatus(m.Status):
-		return invalidf("outbound message: unknown status %q", m.Status)
-	case m.Priority < PriorityHigh || m.Priority > PriorityLow:
-		return invalidf("outbound message: priority %d is not in %d..%d", m.Priority, PriorityHigh, PriorityLow)
-	case len(m.Sealed) == 0 && m.Kind != KindRedact:
-		return invalidf("outbound message has no body")
+		return enroll.Invalidf("outbound message: unknown status %q", m.Status)
+	case m.Priority < enroll.PriorityHigh || m.Priority > enroll.PriorityLow:
+		return enroll.Invalidf("outbound message: priority %d is not in %d..%d", m.Priority, enroll.PriorityHigh, enroll.PriorityLow)
+	case len(m.Sealed) == 0 && m.Kind != enroll.KindRedact:
+		return enroll.Invalidf("outbound message has no body")
 	case m.Attempts < 0:
-		return invalidf("outbound message: negative attempts")
+		return enroll.Invalidf("outbound message: negative attempts")
 	case m.CreatedAt.IsZero():
-		return invalidf("outbound message has no creation time")
+		return enroll.Invalidf("outbound message has no creation time")
 	case m.Pending() && m.NextAttempt.IsZero():
-		return invalidf("pending outbound message has no next attempt time")
-	case len(m.ProviderID) > maxKeyLen:
-		return invalidf("outbound message: provider ID is longer than %d bytes", maxKeyLen)
+		return enroll.Invalidf("pending outbound message has no next attempt time")
+	case len(m.ProviderID) > enroll.MaxKeyLen:
+		return enroll.Invalidf("outbound message: provider ID is longer than %d bytes", enroll.MaxKeyLen)
 	}
 	return nil
 }
 
 func validStatus(s string) bool {
 	switch s {
-	case StatusQueued, StatusRetry, StatusSent, StatusDelivered, StatusUndelivered,
-		StatusFailed, StatusRejected, StatusExpired, StatusOverBudget, StatusHeld, StatusCanceled:
+	case enroll.StatusQueued, enroll.StatusRetry, enroll.StatusSent, enroll.StatusDelivered, enroll.StatusUndelivered,
+		enroll.StatusFailed, enroll.StatusRejected, enroll.StatusExpired, enroll.StatusOverBudget, enroll.StatusHeld, enroll.StatusCanceled:
 		return true
 	}
 	return false
@@ -77,12 +79,12 @@ func validStatus(s string) bool {
 
 // EnqueueMessage stores m under the next ID, which it returns (m.ID is
 // ignored), and indexes it.
-func (s *BoltStore) EnqueueMessage(ctx context.Context, m OutboundMessage) (uint64, error) {
+func (s *Store) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
 	if err := checkMessage(m); err != nil {
 		return 0, err
 	}
 	var id uint64
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		var err error
 		id, err = insertMessage(tx, m)
 		return err
@@ -96,7 +98,7 @@ func (s *BoltStore) EnqueueMessage(ctx context.Context, m OutboundMessage) (uint
 }
 
 // insertMessage stores m, checked, under the next ID and indexes it.
-func insertMessage(tx *bolt.Tx, m OutboundMessage) (uint64, error) {
+func insertMessage(tx *bbolt.Tx, m enroll.OutboundMessage) (uint64, error) {
 	b := tx.Bucket(bucketOutbox)
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -116,7 +118,7 @@ func insertMessage(tx *bolt.Tx, m OutboundMessage) (uint64, error) {
 // reindexMessage moves m's index entries from what old (nil for a new
 // message) needed to what m needs. A provider ID indexed to another message
 // is refused with ErrInvalid.
-func reindexMessage(tx *bolt.Tx, old *OutboundMessage, m OutboundMessage) error {
+func reindexMessage(tx *bbolt.Tx, old *enroll.OutboundMessage, m enroll.OutboundMessage) error {
 	due, prov := tx.Bucket(bucketOutboxDue), tx.Bucket(bucketOutboxProvider)
 	if old != nil && old.Pending() {
 		if err := due.Delete(dueKey(*old)); err != nil {
@@ -143,30 +145,30 @@ func reindexMessage(tx *bolt.Tx, old *OutboundMessage, m OutboundMessage) error 
 		return nil
 	}
 	if owner := prov.Get([]byte(m.ProviderID)); owner != nil && !bytes.Equal(owner, id) {
-		return invalidf("provider ID %s already belongs to message %d", m.ProviderID, bytesU64(owner))
+		return enroll.Invalidf("provider ID %s already belongs to message %d", m.ProviderID, bytesU64(owner))
 	}
 	return prov.Put([]byte(m.ProviderID), id)
 }
 
 // getMessage decodes the message stored under key k (big-endian ID), or
 // returns ErrNotFound.
-func getMessage(b *bolt.Bucket, k []byte) (OutboundMessage, error) {
-	return getRecord[OutboundMessage](b, k, "outbound message")
+func getMessage(b *bbolt.Bucket, k []byte) (enroll.OutboundMessage, error) {
+	return getRecord[enroll.OutboundMessage](b, k, "outbound message")
 }
 
 // DueMessages returns up to limit pending messages whose NextAttempt is
 // not after now, by priority, then ID. For each priority it reads the due
 // index up to now and no further.
-func (s *BoltStore) DueMessages(ctx context.Context, now time.Time, limit int) ([]OutboundMessage, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) DueMessages(ctx context.Context, now time.Time, limit int) ([]enroll.OutboundMessage, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return nil, err
 	}
 	if limit <= 0 {
-		return nil, invalidf("due messages: limit %d is not positive", limit)
+		return nil, enroll.Invalidf("due messages: limit %d is not positive", limit)
 	}
 	cut := orderedNano(now)
-	var out []OutboundMessage
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var out []enroll.OutboundMessage
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketOutboxDue).Cursor()
 		var ids []uint64
 		i := 0
@@ -196,7 +198,7 @@ func (s *BoltStore) DueMessages(ctx context.Context, now time.Time, limit int) (
 			k, _ = c.Seek([]byte{p + 1})
 		}
 		msgs := tx.Bucket(bucketOutbox)
-		out = make([]OutboundMessage, 0, len(ids))
+		out = make([]enroll.OutboundMessage, 0, len(ids))
 		for _, id := range ids {
 			m, err := getMessage(msgs, u64Bytes(id))
 			if err != nil {
@@ -219,13 +221,13 @@ func (s *BoltStore) DueMessages(ctx context.Context, now time.Time, limit int) (
 // its argument. An error from fn is returned and nothing is written;
 // changing the ID or leaving an invalid message gives ErrInvalid; an
 // unknown id gives ErrNotFound.
-func (s *BoltStore) UpdateMessage(ctx context.Context, id uint64, fn func(*OutboundMessage) error) error {
+func (s *Store) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error {
 	if fn == nil {
-		return invalidf("update message: nil function")
+		return enroll.Invalidf("update message: nil function")
 	}
 	k := u64Bytes(id)
-	var updated OutboundMessage
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	var updated enroll.OutboundMessage
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		old, err := getMessage(b, k)
 		if err != nil {
@@ -237,7 +239,7 @@ func (s *BoltStore) UpdateMessage(ctx context.Context, id uint64, fn func(*Outbo
 			return err
 		}
 		if m.ID != id {
-			return invalidf("update message %d: the ID cannot change", id)
+			return enroll.Invalidf("update message %d: the ID cannot change", id)
 		}
 		if err := checkMessage(m); err != nil {
 			return err
@@ -261,39 +263,39 @@ func (s *BoltStore) UpdateMessage(ctx context.Context, id uint64, fn func(*Outbo
 
 // MessageByProviderID returns the message the provider knows as
 // providerID, or ErrNotFound.
-func (s *BoltStore) MessageByProviderID(ctx context.Context, providerID string) (OutboundMessage, error) {
-	if err := checkKey("provider ID", providerID); err != nil {
-		return OutboundMessage{}, err
+func (s *Store) MessageByProviderID(ctx context.Context, providerID string) (enroll.OutboundMessage, error) {
+	if err := enroll.CheckKey("provider ID", providerID); err != nil {
+		return enroll.OutboundMessage{}, err
 	}
-	var m OutboundMessage
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var m enroll.OutboundMessage
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bucketOutboxProvider).Get([]byte(providerID))
 		if id == nil {
-			return ErrNotFound
+			return enroll.ErrNotFound
 		}
 		var err error
 		m, err = getMessage(tx.Bucket(bucketOutbox), id)
 		return err
 	})
 	if err != nil {
-		return OutboundMessage{}, fmt.Errorf("enroll: message by provider ID %s: %w", providerID, err)
+		return enroll.OutboundMessage{}, fmt.Errorf("enroll: message by provider ID %s: %w", providerID, err)
 	}
 	return m, nil
 }
 
 // Messages lists the messages matching f, newest (highest ID) first; the
 // username matches case-insensitively. Limit keeps the newest matches.
-func (s *BoltStore) Messages(ctx context.Context, f OutboxFilter) ([]OutboundMessage, error) {
+func (s *Store) Messages(ctx context.Context, f enroll.OutboxFilter) ([]enroll.OutboundMessage, error) {
 	if f.To != "" {
-		if err := checkPhone(f.To); err != nil {
+		if err := enroll.CheckPhone(f.To); err != nil {
 			return nil, err
 		}
 	}
 	if f.Limit < 0 {
-		return nil, invalidf("messages: limit %d is negative", f.Limit)
+		return nil, enroll.Invalidf("messages: limit %d is negative", f.Limit)
 	}
-	var out []OutboundMessage
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	var out []enroll.OutboundMessage
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketOutbox).Cursor()
 		i := 0
 		for k, v := c.Last(); k != nil; k, v = c.Prev() {
@@ -301,7 +303,7 @@ func (s *BoltStore) Messages(ctx context.Context, f OutboxFilter) ([]OutboundMes
 			if err := errIfDone(ctx, i); err != nil {
 				return err
 			}
-			var m OutboundMessage
+			var m enroll.OutboundMessage
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("decode outbound message %d: %w", bytesU64(k), err)
 			}

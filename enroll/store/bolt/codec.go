@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"encoding/binary"
@@ -7,7 +7,9 @@ import (
 	"math"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // Fixed-width big-endian encodings. Unsigned keys sort bytewise in numeric
@@ -49,11 +51,11 @@ func bytesNano(b []byte) int64 { return int64(binary.BigEndian.Uint64(b)) }
 
 // getRecord decodes the JSON record stored under key k (a big-endian ID)
 // of b, named what in errors, or returns ErrNotFound.
-func getRecord[T any](b *bolt.Bucket, k []byte, what string) (T, error) {
+func getRecord[T any](b *bbolt.Bucket, k []byte, what string) (T, error) {
 	var v T
 	raw := b.Get(k)
 	if raw == nil {
-		return v, ErrNotFound
+		return v, enroll.ErrNotFound
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return v, fmt.Errorf("decode %s %d: %w", what, bytesU64(k), err)

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -6,18 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // AppendAudit stores ev under the bucket's next sequence number, which it
 // returns; the Seq ev carries in is ignored. Events are never rewritten.
-func (s *BoltStore) AppendAudit(ctx context.Context, ev Event) (uint64, error) {
-	if err := checkEvent(ev); err != nil {
+func (s *Store) AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error) {
+	if err := enroll.CheckEvent(ev); err != nil {
 		return 0, err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketAudit)
 		seq, err := b.NextSequence()
 		if err != nil {
@@ -40,9 +41,9 @@ func (s *BoltStore) AppendAudit(ctx context.Context, ev Event) (uint64, error) {
 // Audit returns the events matching f in sequence order, or newest first
 // with f.Newest. Username matches case-insensitively, like enrollments;
 // Action matches exactly.
-func (s *BoltStore) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
-	var out []Event
-	err := s.WalkAudit(ctx, f, func(ev Event) bool {
+func (s *Store) Audit(ctx context.Context, f enroll.AuditFilter) ([]enroll.Event, error) {
+	var out []enroll.Event
+	err := s.WalkAudit(ctx, f, func(ev enroll.Event) bool {
 		out = append(out, ev)
 		return true
 	})
@@ -56,12 +57,12 @@ func (s *BoltStore) Audit(ctx context.Context, f AuditFilter) ([]Event, error) {
 // fn returns false or f.Limit events were given. The sequence bounds
 // (AfterSeq, BeforeSeq) position the cursor, so a page of a long trail
 // costs only what it reads.
-func (s *BoltStore) WalkAudit(ctx context.Context, f AuditFilter, fn func(Event) bool) error {
+func (s *Store) WalkAudit(ctx context.Context, f enroll.AuditFilter, fn func(enroll.Event) bool) error {
 	if f.Limit < 0 {
-		return invalidf("audit limit %d is negative", f.Limit)
+		return enroll.Invalidf("audit limit %d is negative", f.Limit)
 	}
 	if fn == nil {
-		return invalidf("nil audit walk function")
+		return enroll.Invalidf("nil audit walk function")
 	}
 	lo, hi := f.AfterSeq, f.BeforeSeq // both exclusive; hi 0 = none
 	if lo == math.MaxUint64 || hi == 1 || (hi != 0 && hi <= lo+1) {
@@ -75,11 +76,11 @@ func (s *BoltStore) WalkAudit(ctx context.Context, f AuditFilter, fn func(Event)
 	if f.Action != "" {
 		quoted, err := json.Marshal(f.Action)
 		if err != nil {
-			return invalidf("audit action %q: %v", f.Action, err)
+			return enroll.Invalidf("audit action %q: %v", f.Action, err)
 		}
 		actionBytes = append([]byte(`"action":`), quoted...)
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		var k, v []byte
 		step := c.Next
@@ -110,11 +111,11 @@ func (s *BoltStore) WalkAudit(ctx context.Context, f AuditFilter, fn func(Event)
 			if actionBytes != nil && !bytes.Contains(v, actionBytes) {
 				continue
 			}
-			var ev Event
+			var ev enroll.Event
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return fmt.Errorf("decode audit event %d: %w", seq, err)
 			}
-			if !f.matches(ev) {
+			if !f.Matches(ev) {
 				continue
 			}
 			n++
@@ -128,20 +129,4 @@ func (s *BoltStore) WalkAudit(ctx context.Context, f AuditFilter, fn func(Event)
 		return fmt.Errorf("enroll: read audit trail: %w", err)
 	}
 	return nil
-}
-
-// matches applies every field of f except AfterSeq and Limit, which Audit
-// handles with the cursor.
-func (f AuditFilter) matches(ev Event) bool {
-	switch {
-	case f.Username != "" && !strings.EqualFold(f.Username, ev.Username):
-		return false
-	case f.Action != "" && f.Action != ev.Action:
-		return false
-	case !f.Since.IsZero() && ev.Time.Before(f.Since):
-		return false
-	case !f.Until.IsZero() && !ev.Time.Before(f.Until):
-		return false
-	}
-	return true
 }

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // An activation is stored under its token hash (activations) and found by
@@ -16,24 +18,24 @@ import (
 // current activation. Both are always written in the same transaction.
 
 // checkActivation validates a and returns its username key.
-func checkActivation(a Activation) (string, error) {
-	if err := checkKey("activation token hash", a.TokenHash); err != nil {
+func checkActivation(a enroll.Activation) (string, error) {
+	if err := enroll.CheckKey("activation token hash", a.TokenHash); err != nil {
 		return "", err
 	}
-	key, err := usernameKey(a.Username)
+	key, err := enroll.UsernameKey(a.Username)
 	if err != nil {
 		return "", err
 	}
 	switch {
 	case a.CreatedAt.IsZero():
-		return "", invalidf("activation of %s has no creation time", a.Username)
+		return "", enroll.Invalidf("activation of %s has no creation time", a.Username)
 	case a.ExpiresAt.IsZero():
-		return "", invalidf("activation of %s has no expiry", a.Username)
+		return "", enroll.Invalidf("activation of %s has no expiry", a.Username)
 	case a.CodeAttempts < 0:
-		return "", invalidf("activation of %s: negative code attempts", a.Username)
+		return "", enroll.Invalidf("activation of %s: negative code attempts", a.Username)
 	}
 	if a.Phone != "" {
-		if err := checkPhone(a.Phone); err != nil {
+		if err := enroll.CheckPhone(a.Phone); err != nil {
 			return "", fmt.Errorf("activation of %s: %w", a.Username, err)
 		}
 	}
@@ -45,7 +47,7 @@ func checkActivation(a Activation) (string, error) {
 // if it has another token hash, is deleted in the same transaction, so its
 // link stops working. A token hash already used by another user's
 // activation is refused with ErrInvalid.
-func (s *BoltStore) PutActivation(ctx context.Context, a Activation) error {
+func (s *Store) PutActivation(ctx context.Context, a enroll.Activation) error {
 	ukey, err := checkActivation(a)
 	if err != nil {
 		return err
@@ -55,15 +57,15 @@ func (s *BoltStore) PutActivation(ctx context.Context, a Activation) error {
 		return fmt.Errorf("enroll: encode activation of %s: %w", a.Username, err)
 	}
 	h, u := []byte(a.TokenHash), []byte(ukey)
-	err = s.update(ctx, func(tx *bolt.Tx) error {
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
 		acts, users := tx.Bucket(bucketActivations), tx.Bucket(bucketActivationUsers)
 		if raw := acts.Get(h); raw != nil {
-			var cur Activation
+			var cur enroll.Activation
 			if err := json.Unmarshal(raw, &cur); err != nil {
 				return fmt.Errorf("decode stored activation: %w", err)
 			}
 			if strings.ToLower(cur.Username) != ukey {
-				return invalidf("token hash already belongs to another user's activation")
+				return enroll.Invalidf("token hash already belongs to another user's activation")
 			}
 		}
 		if old := users.Get(u); old != nil && !bytes.Equal(old, h) {
@@ -84,10 +86,10 @@ func (s *BoltStore) PutActivation(ctx context.Context, a Activation) error {
 
 // getActivation decodes the activation stored under hash into a, or
 // returns ErrTokenUnknown.
-func getActivation(tx *bolt.Tx, hash []byte, a *Activation) error {
+func getActivation(tx *bbolt.Tx, hash []byte, a *enroll.Activation) error {
 	raw := tx.Bucket(bucketActivations).Get(hash)
 	if raw == nil {
-		return ErrTokenUnknown
+		return enroll.ErrTokenUnknown
 	}
 	if err := json.Unmarshal(raw, a); err != nil {
 		return fmt.Errorf("decode stored activation: %w", err)
@@ -97,7 +99,7 @@ func getActivation(tx *bolt.Tx, hash []byte, a *Activation) error {
 
 // deleteActivation removes the activation a, stored under hash, and its
 // user index entry if that still points to it.
-func deleteActivation(tx *bolt.Tx, hash []byte, a Activation) error {
+func deleteActivation(tx *bbolt.Tx, hash []byte, a enroll.Activation) error {
 	users := tx.Bucket(bucketActivationUsers)
 	u := []byte(strings.ToLower(a.Username))
 	if bytes.Equal(users.Get(u), hash) {
@@ -110,36 +112,36 @@ func deleteActivation(tx *bolt.Tx, hash []byte, a Activation) error {
 
 // ActivationByToken returns the activation stored under hash, expired or
 // not (the caller decides with Expired), or ErrTokenUnknown.
-func (s *BoltStore) ActivationByToken(ctx context.Context, hash string) (Activation, error) {
-	if err := checkKey("activation token hash", hash); err != nil {
-		return Activation{}, err
+func (s *Store) ActivationByToken(ctx context.Context, hash string) (enroll.Activation, error) {
+	if err := enroll.CheckKey("activation token hash", hash); err != nil {
+		return enroll.Activation{}, err
 	}
-	var a Activation
-	err := s.view(ctx, func(tx *bolt.Tx) error { return getActivation(tx, []byte(hash), &a) })
+	var a enroll.Activation
+	err := s.view(ctx, func(tx *bbolt.Tx) error { return getActivation(tx, []byte(hash), &a) })
 	if err != nil {
 		// The hash is not in the message: it is as good as the token for a lookup.
-		return Activation{}, fmt.Errorf("enroll: activation by token: %w", err)
+		return enroll.Activation{}, fmt.Errorf("enroll: activation by token: %w", err)
 	}
 	return a, nil
 }
 
 // ActivationByUser returns the current activation of username
 // (case-insensitive), or ErrNotFound.
-func (s *BoltStore) ActivationByUser(ctx context.Context, username string) (Activation, error) {
-	key, err := usernameKey(username)
+func (s *Store) ActivationByUser(ctx context.Context, username string) (enroll.Activation, error) {
+	key, err := enroll.UsernameKey(username)
 	if err != nil {
-		return Activation{}, err
+		return enroll.Activation{}, err
 	}
-	var a Activation
-	err = s.view(ctx, func(tx *bolt.Tx) error {
+	var a enroll.Activation
+	err = s.view(ctx, func(tx *bbolt.Tx) error {
 		h := tx.Bucket(bucketActivationUsers).Get([]byte(key))
 		if h == nil {
-			return ErrNotFound
+			return enroll.ErrNotFound
 		}
 		return getActivation(tx, h, &a)
 	})
 	if err != nil {
-		return Activation{}, fmt.Errorf("enroll: activation of %s: %w", username, err)
+		return enroll.Activation{}, fmt.Errorf("enroll: activation of %s: %w", username, err)
 	}
 	return a, nil
 }
@@ -151,16 +153,16 @@ func (s *BoltStore) ActivationByUser(ctx context.Context, username string) (Acti
 // change its argument. An error from fn is returned and nothing is
 // written; changing TokenHash or Username, or leaving an invalid
 // activation, gives ErrInvalid.
-func (s *BoltStore) UpdateActivation(ctx context.Context, hash string, fn func(*Activation) error) error {
-	if err := checkKey("activation token hash", hash); err != nil {
+func (s *Store) UpdateActivation(ctx context.Context, hash string, fn func(*enroll.Activation) error) error {
+	if err := enroll.CheckKey("activation token hash", hash); err != nil {
 		return err
 	}
 	if fn == nil {
-		return invalidf("update activation: nil function")
+		return enroll.Invalidf("update activation: nil function")
 	}
 	h := []byte(hash)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var a Activation
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var a enroll.Activation
 		if err := getActivation(tx, h, &a); err != nil {
 			return err
 		}
@@ -169,7 +171,7 @@ func (s *BoltStore) UpdateActivation(ctx context.Context, hash string, fn func(*
 			return err
 		}
 		if a.TokenHash != tokenHash || a.Username != username {
-			return invalidf("update activation of %s: token hash and username cannot change", username)
+			return enroll.Invalidf("update activation of %s: token hash and username cannot change", username)
 		}
 		if _, err := checkActivation(a); err != nil {
 			return err
@@ -191,11 +193,11 @@ func (s *BoltStore) UpdateActivation(ctx context.Context, hash string, fn func(*
 // with the same token, one completes and the other gets ErrTokenUnknown.
 // e must be for the activation's user (ErrInvalid otherwise); ErrPhoneTaken
 // changes nothing, and the activation stays usable.
-func (s *BoltStore) CompleteActivation(ctx context.Context, hash string, e Enrollment) error {
-	if err := checkKey("activation token hash", hash); err != nil {
+func (s *Store) CompleteActivation(ctx context.Context, hash string, e enroll.Enrollment) error {
+	if err := enroll.CheckKey("activation token hash", hash); err != nil {
 		return err
 	}
-	ekey, err := checkEnrollment(e)
+	ekey, err := enroll.CheckEnrollment(e)
 	if err != nil {
 		return err
 	}
@@ -204,13 +206,13 @@ func (s *BoltStore) CompleteActivation(ctx context.Context, hash string, e Enrol
 		return fmt.Errorf("enroll: encode enrollment %s: %w", e.Username, err)
 	}
 	h := []byte(hash)
-	err = s.update(ctx, func(tx *bolt.Tx) error {
-		var a Activation
+	err = s.update(ctx, func(tx *bbolt.Tx) error {
+		var a enroll.Activation
 		if err := getActivation(tx, h, &a); err != nil {
 			return err
 		}
 		if strings.ToLower(a.Username) != ekey {
-			return invalidf("enrollment %s does not match the activation's user", e.Username)
+			return enroll.Invalidf("enrollment %s does not match the activation's user", e.Username)
 		}
 		if err := putEnrollmentTx(tx, []byte(ekey), e, val); err != nil {
 			return err
@@ -219,7 +221,7 @@ func (s *BoltStore) CompleteActivation(ctx context.Context, hash string, e Enrol
 		if at.IsZero() {
 			at = e.VerifiedAt
 		}
-		if err := putEndedLink(tx, EndedLink{TokenHash: hash, Username: a.Username, Reason: LinkUsed, At: at}); err != nil {
+		if err := putEndedLink(tx, enroll.EndedLink{TokenHash: hash, Username: a.Username, Reason: enroll.LinkUsed, At: at}); err != nil {
 			return err
 		}
 		return deleteActivation(tx, h, a)
@@ -232,13 +234,13 @@ func (s *BoltStore) CompleteActivation(ctx context.Context, hash string, e Enrol
 
 // DeleteActivation removes the activation stored under hash and its user
 // index entry, or returns ErrTokenUnknown.
-func (s *BoltStore) DeleteActivation(ctx context.Context, hash string) error {
-	if err := checkKey("activation token hash", hash); err != nil {
+func (s *Store) DeleteActivation(ctx context.Context, hash string) error {
+	if err := enroll.CheckKey("activation token hash", hash); err != nil {
 		return err
 	}
 	h := []byte(hash)
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		var a Activation
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		var a enroll.Activation
 		if err := getActivation(tx, h, &a); err != nil {
 			return err
 		}
@@ -253,15 +255,15 @@ func (s *BoltStore) DeleteActivation(ctx context.Context, hash string) error {
 // PurgeActivations deletes the activations Expired at now, with their user
 // index entries, and returns how many it deleted. Activations are few (one
 // per user being enrolled), so a scan is cheaper than an expiry index.
-func (s *BoltStore) PurgeActivations(ctx context.Context, now time.Time) (int, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) PurgeActivations(ctx context.Context, now time.Time) (int, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return 0, err
 	}
 	var n int
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		type expired struct {
 			hash []byte
-			a    Activation
+			a    enroll.Activation
 		}
 		var gone []expired
 		i := 0
@@ -270,7 +272,7 @@ func (s *BoltStore) PurgeActivations(ctx context.Context, now time.Time) (int, e
 			if err := errIfDone(ctx, i); err != nil {
 				return err
 			}
-			var a Activation
+			var a enroll.Activation
 			if err := json.Unmarshal(v, &a); err != nil {
 				return fmt.Errorf("decode stored activation: %w", err)
 			}
@@ -287,7 +289,7 @@ func (s *BoltStore) PurgeActivations(ctx context.Context, now time.Time) (int, e
 			if err := deleteActivation(tx, x.hash, x.a); err != nil {
 				return err
 			}
-			ended := EndedLink{TokenHash: x.a.TokenHash, Username: x.a.Username, Reason: LinkExpired, At: x.a.ExpiresAt}
+			ended := enroll.EndedLink{TokenHash: x.a.TokenHash, Username: x.a.Username, Reason: enroll.LinkExpired, At: x.a.ExpiresAt}
 			if err := putEndedLink(tx, ended); err != nil {
 				return err
 			}

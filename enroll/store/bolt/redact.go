@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"context"
@@ -6,7 +6,9 @@ import (
 	"regexp"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // bucketOutboxRedact indexes the redaction jobs by the SID they blank:
@@ -21,12 +23,12 @@ var redactTarget = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
 
 // checkRedaction validates a KindRedact message: a target, and neither a
 // recipient nor a body, since a redaction carries nothing secret.
-func checkRedaction(m OutboundMessage) error {
+func checkRedaction(m enroll.OutboundMessage) error {
 	switch {
 	case !redactTarget.MatchString(m.Target):
-		return invalidf("redaction: target %q is not a message SID", m.Target)
+		return enroll.Invalidf("redaction: target %q is not a message SID", m.Target)
 	case m.To != "" || len(m.Sealed) != 0:
-		return invalidf("redaction of %s: carries a recipient or a body", m.Target)
+		return enroll.Invalidf("redaction of %s: carries a recipient or a body", m.Target)
 	}
 	return nil
 }
@@ -36,18 +38,18 @@ func checkRedaction(m OutboundMessage) error {
 // and the insert share one transaction, so a message is redacted once.
 // purpose and username say, for people, what the message was. It returns
 // the redaction's ID and whether it was queued now.
-func (s *BoltStore) EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return 0, false, err
 	}
-	m := OutboundMessage{Kind: KindRedact, Target: sid, Purpose: purpose, Username: username,
-		Priority: PriorityHigh, Status: StatusQueued, NextAttempt: now, CreatedAt: now, UpdatedAt: now}
+	m := enroll.OutboundMessage{Kind: enroll.KindRedact, Target: sid, Purpose: purpose, Username: username,
+		Priority: enroll.PriorityHigh, Status: enroll.StatusQueued, NextAttempt: now, CreatedAt: now, UpdatedAt: now}
 	if err := checkMessage(m); err != nil {
 		return 0, false, err
 	}
 	var id uint64
 	created := false
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		idx := tx.Bucket(bucketOutboxRedact)
 		if old := idx.Get([]byte(sid)); old != nil {
 			id, created = bytesU64(old), false

@@ -1,4 +1,4 @@
-package enroll
+package bolt
 
 import (
 	"bytes"
@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/bbolt"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ ReminderStore = (*BoltStore)(nil)
+var _ enroll.ReminderStore = (*Store)(nil)
 
 // Reminders sent are stored expiry first, so that PurgeReminders reads only
 // the expired prefix of the bucket:
@@ -29,22 +31,22 @@ func reminderKey(userKey string, expires time.Time, stage int) []byte {
 }
 
 // reminderCut is the ordered expiry at or before which reminders are forgotten.
-func reminderCut(now time.Time) uint64 { return orderedNano(now.Add(-ReminderRetention)) }
+func reminderCut(now time.Time) uint64 { return orderedNano(now.Add(-enroll.ReminderRetention)) }
 
 // RecordReminder records the reminder and reports whether it is new; the
 // check and the insert share one write transaction.
-func (s *BoltStore) RecordReminder(ctx context.Context, username string, expires time.Time, stage int, now time.Time) (bool, error) {
-	userKey, err := usernameKey(username)
+func (s *Store) RecordReminder(ctx context.Context, username string, expires time.Time, stage int, now time.Time) (bool, error) {
+	userKey, err := enroll.UsernameKey(username)
 	if err != nil {
 		return false, err
 	}
 	switch {
 	case expires.IsZero():
-		return false, invalidf("reminder of %s has no expiry time", username)
+		return false, enroll.Invalidf("reminder of %s has no expiry time", username)
 	case stage < 1 || stage > maxReminderStage:
-		return false, invalidf("reminder stage %d is not in 1..%d", stage, maxReminderStage)
+		return false, enroll.Invalidf("reminder stage %d is not in 1..%d", stage, maxReminderStage)
 	}
-	if err := checkNow(now); err != nil {
+	if err := enroll.CheckNow(now); err != nil {
 		return false, err
 	}
 	if orderedNano(expires) <= reminderCut(now) {
@@ -59,8 +61,8 @@ func (s *BoltStore) RecordReminder(ctx context.Context, username string, expires
 
 // PurgeReminders deletes the reminders of passwords that expired
 // ReminderRetention or more before now.
-func (s *BoltStore) PurgeReminders(ctx context.Context, now time.Time) (int, error) {
-	if err := checkNow(now); err != nil {
+func (s *Store) PurgeReminders(ctx context.Context, now time.Time) (int, error) {
+	if err := enroll.CheckNow(now); err != nil {
 		return 0, err
 	}
 	n, err := s.purgeUpTo(ctx, bucketReminders, reminderCut(now))
@@ -72,9 +74,9 @@ func (s *BoltStore) PurgeReminders(ctx context.Context, now time.Time) (int, err
 
 // recordOnce puts key → now in bucket unless key is there, and reports
 // whether it did; the check and the insert share one write transaction.
-func (s *BoltStore) recordOnce(ctx context.Context, bucket, key []byte, now time.Time) (bool, error) {
+func (s *Store) recordOnce(ctx context.Context, bucket, key []byte, now time.Time) (bool, error) {
 	first := false
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		first = false // the group commit may run this function again
 		b := tx.Bucket(bucket)
 		if b.Get(key) != nil {
@@ -89,9 +91,9 @@ func (s *BoltStore) recordOnce(ctx context.Context, bucket, key []byte, now time
 // purgeUpTo deletes the keys of bucket that start with an ordered time
 // (orderedNano) at or before cut and returns how many. Keys are in time
 // order, so only the expired prefix is read.
-func (s *BoltStore) purgeUpTo(ctx context.Context, bucket []byte, cut uint64) (int, error) {
+func (s *Store) purgeUpTo(ctx context.Context, bucket []byte, cut uint64) (int, error) {
 	n := 0
-	err := s.update(ctx, func(tx *bolt.Tx) error {
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		n = 0
 		b := tx.Bucket(bucket)
 		var expired [][]byte

@@ -70,8 +70,8 @@ func (e *LinkUsedError) Is(target error) bool {
 	return target == ErrTokenUsed || target == ErrTokenUnknown
 }
 
-// ActivationStore keeps activations. Implementations must pass the
-// activation part of storetest.
+// ActivationStore keeps the activation links and what became of the
+// ended ones.
 type ActivationStore interface {
 	// PutActivation stores a, replacing any other activation of the same
 	// username (its token stops working) in the same transaction.

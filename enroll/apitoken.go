@@ -61,11 +61,11 @@ func ParseScopes(list string) ([]string, error) {
 			in = append(in, strings.ToLower(f))
 		}
 	}
-	return CheckScopes(in)
+	return checkScopes(in)
 }
 
-// CheckScopes validates scopes and returns them in canonical order.
-func CheckScopes(scopes []string) ([]string, error) {
+// checkScopes validates scopes and returns them in canonical order.
+func checkScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
 		return nil, Invalidf("a token needs at least one scope (%s)", strings.Join(apiScopes, ", "))
 	}
@@ -117,8 +117,7 @@ type TokenSpec struct {
 	Scopes []string
 }
 
-// TokenStore keeps API tokens. Every Store must also be one; storetest
-// checks it. Names match case-insensitively and are unique among live
+// TokenStore keeps API tokens. Names match case-insensitively and are unique among live
 // tokens; a revoked token keeps its name but frees it for a new token.
 type TokenStore interface {
 	// PutAPIToken stores a new token whose secret hashes to hash.
@@ -199,7 +198,7 @@ func (s *Service) createToken(ctx context.Context, spec TokenSpec, actor string)
 	if err := CheckKey("token owner", owner); err != nil {
 		return "", APIToken{}, err
 	}
-	scopes, err := CheckScopes(spec.Scopes)
+	scopes, err := checkScopes(spec.Scopes)
 	if err != nil {
 		return "", APIToken{}, err
 	}

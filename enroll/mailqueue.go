@@ -42,9 +42,7 @@ type QueuedMail struct {
 // Pending reports whether the mail still waits to be sent.
 func (m QueuedMail) Pending() bool { return m.State == MailQueued || m.State == MailRetry }
 
-// MailQueueStore keeps the mail queue: one record per mail. Every Store
-// must also be one; storetest checks it. The common rules of Store apply
-// (ErrInvalid, ctx.Err(), ErrClosed; none of these changes anything).
+// MailQueueStore keeps the mail queue: one record per mail.
 type MailQueueStore interface {
 	// EnqueueMail stores m under the next ID (m.ID is ignored) and returns it.
 	EnqueueMail(ctx context.Context, m QueuedMail) (uint64, error)

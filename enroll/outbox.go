@@ -102,3 +102,14 @@ type OutboxStore interface {
 	// Messages lists messages, newest first.
 	Messages(ctx context.Context, f OutboxFilter) ([]OutboundMessage, error)
 }
+
+// RedactionStore queues the blanking of a message's body at the provider
+// (a KindRedact message in the outbox), once per provider message.
+type RedactionStore interface {
+	// EnqueueRedaction queues, at high priority, the blanking of the body
+	// of provider message sid, unless one was queued before for sid: the
+	// check and the insert are atomic, so a message is redacted once.
+	// purpose and username say, for people, what the message was. It
+	// returns the redaction's ID and whether it was queued now.
+	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
+}

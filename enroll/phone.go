@@ -91,7 +91,7 @@ func NormalizePhone(input, defaultRegion string) (string, error) {
 		return "", &PhoneError{Reason: ErrPhoneInvalid, Region: r}
 	}
 	out := phonenumbers.Format(num, phonenumbers.E164)
-	if !IsE164(out) {
+	if !isE164(out) {
 		// libphonenumber accepts some national numbers (German ones) longer
 		// than E.164's 15 digits; no SMS can reach them.
 		return "", &PhoneError{Reason: ErrPhoneInvalid, Detail: "more than 15 digits"}
@@ -196,7 +196,7 @@ func regionOfCode(cc int) string {
 // E.164 number, telling apart regions that share a calling code (+1 US/CA),
 // or "" when it has none (not E.164, unknown or non-geographic code).
 func PhoneCountry(e164 string) string {
-	if !IsE164(e164) {
+	if !isE164(e164) {
 		return ""
 	}
 	num, err := phonenumbers.Parse(e164, "")

@@ -163,7 +163,7 @@ func FuzzNormalizePhone(f *testing.F) {
 			}
 			return
 		}
-		if !IsE164(out) {
+		if !isE164(out) {
 			t.Fatalf("NormalizePhone(%q, %q) = %q: not E.164", in, region, out)
 		}
 		again, err := NormalizePhone(out, region)

@@ -47,7 +47,9 @@ type Catalog interface {
 // ServiceStore is the storage the enrollment journey and the admin
 // operations need.
 type ServiceStore interface {
-	Store
+	EnrollmentStore
+	AuditStore
+	OptOutStore
 	ActivationStore
 	OutboxStore
 	TokenStore

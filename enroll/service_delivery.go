@@ -137,7 +137,7 @@ func failureReason(kind string, code int) DeliveryReason {
 // shows up on a page.
 func normalizeSMSNumber(n string) string {
 	n = strings.TrimSpace(n)
-	if !IsE164(n) {
+	if !isE164(n) {
 		return ""
 	}
 	return n

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // The outbox worker and the status callback (gateway) record what became
@@ -271,7 +270,7 @@ func TestDeliveryNoneForTheApp(t *testing.T) {
 }
 
 // brokenOutbox fails every Messages call.
-type brokenOutbox struct{ *bolt.Store }
+type brokenOutbox struct{ enroll.ServiceStore }
 
 func (brokenOutbox) Messages(context.Context, enroll.OutboxFilter) ([]enroll.OutboundMessage, error) {
 	return nil, errors.New("disk on fire")
@@ -279,7 +278,7 @@ func (brokenOutbox) Messages(context.Context, enroll.OutboxFilter) ([]enroll.Out
 
 func TestDeliveryLookupFailureKeepsThePage(t *testing.T) {
 	h := newHarness(t, func(d *enroll.ServiceDeps, _ *enroll.ServiceSettings) {
-		d.Store = brokenOutbox{d.Store.(*bolt.Store)}
+		d.Store = brokenOutbox{d.Store}
 	})
 	token := h.activate("jdoe")
 	h.sendCode(token, phoneJdoe)

@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -17,16 +18,43 @@ var (
 	ErrInvalid = errors.New("enroll: invalid input")
 )
 
-// Store is durable storage for enrollments, the phone index, the audit
-// trail, processed webhook message IDs, opt-outs and rate-limit windows.
-// Implementations must pass storetest.Run.
+// Store is the one storage contract of the product: everything that must
+// survive a restart, or be shared by the nodes of a cluster, goes through
+// it. It is made of one small interface per aggregate, and callers take
+// the smallest one they need. enroll/store/bolt implements it on one bbolt
+// data file; every implementation must pass enroll/store/storetest, which
+// covers each method.
 //
 // Common rules: usernames match case-insensitively (the record keeps the
 // spelling last written); phone numbers are E.164 (see NormalizePhone);
 // every "now" comes from the caller and must not be zero. Bad input gives an
-// error wrapping ErrInvalid, a done ctx gives ctx.Err() (wrapped), a closed
-// store ErrClosed; none of these changes anything.
+// error wrapping ErrInvalid (the rules are in validate.go), a done ctx gives
+// ctx.Err() (wrapped), a closed store ErrClosed; none of these changes
+// anything. A "check-and-..." method is atomic: of concurrent callers,
+// exactly one wins.
 type Store interface {
+	EnrollmentStore
+	AuditStore
+	MessageStore
+	OptOutStore
+	RateLimitStore
+	GuardStore
+	BudgetStore
+	ActivationStore
+	OutboxStore
+	RedactionStore
+	MailQueueStore
+	TokenStore
+	LockoutStore
+	SMSPasswordStore
+	ReminderStore
+	Backupper
+	ObservedStore
+	Lifecycle
+}
+
+// EnrollmentStore keeps the enrollments and their phone index.
+type EnrollmentStore interface {
 	// PutEnrollment creates or replaces the enrollment for e.Username and
 	// keeps the phone index in step in the same transaction: an active or
 	// frozen enrollment owns its phone; a phone owned by another username
@@ -48,10 +76,13 @@ type Store interface {
 	// DeleteEnrollment removes the enrollment and its phone index entry;
 	// ErrNotFound if there is none.
 	DeleteEnrollment(ctx context.Context, username string) error
+}
 
-	// AppendAudit stores ev with the next sequence number and returns it;
-	// ev.Seq is ignored. ev needs an Action and a Time.
-	AppendAudit(ctx context.Context, ev Event) (uint64, error)
+// AuditStore keeps the append-only audit trail.
+type AuditStore interface {
+	// Auditor's AppendAudit stores ev with the next sequence number and
+	// returns it; ev.Seq is ignored. ev needs an Action and a Time.
+	Auditor
 	// Audit returns matching events in sequence order, or newest first
 	// when f.Newest (Username matches case-insensitively, Action exactly);
 	// Limit keeps the first matches in that order.
@@ -62,29 +93,31 @@ type Store interface {
 	// stops early. fn runs inside a read transaction: it must not write to
 	// the store.
 	WalkAudit(ctx context.Context, f AuditFilter, fn func(Event) bool) error
+}
 
+// MessageStore remembers the webhook MessageSids already handled, so that
+// a message Twilio retries is answered once.
+type MessageStore interface {
 	// MarkMessage records a webhook MessageSid; it returns false if the
 	// SID was already recorded and has not expired (it expires at now+ttl,
 	// and counts as absent from then on). Check-and-insert is atomic.
 	MarkMessage(ctx context.Context, sid string, now time.Time, ttl time.Duration) (first bool, err error)
+}
 
+// OptOutStore keeps the STOP and START of each phone number.
+type OptOutStore interface {
 	// SetOptOut records STOP (true) or START (false) for a phone number.
 	SetOptOut(ctx context.Context, phone string, optedOut bool, now time.Time) error
 	OptedOut(ctx context.Context, phone string) (bool, error)
+}
 
+// RateLimitStore counts hits per key in a sliding window.
+type RateLimitStore interface {
 	// Allow is a sliding-window rate limiter: it records a hit for key and
 	// returns true if key had fewer than limit hits within window before now,
 	// that is in (now-window, now]. A refused hit is not recorded.
 	// Check-and-record is atomic.
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
-
-	// Purge removes expired message IDs, the rate-limit hits that have
-	// left their window by now (the window of the key's latest Allow) and
-	// the login-guard entries (GuardStore) whose block has ended or that
-	// have neither a block nor an attempt inside their window.
-	Purge(ctx context.Context, now time.Time) error
-
-	Close() error
 }
 
 // GuardStore counts the attempts at a guessable thing (an admin sign-in,
@@ -92,8 +125,7 @@ type Store interface {
 // too many came too fast. An attempt is counted before it is tried, in the
 // transaction that checks the block, so that "limit failures, then block"
 // holds under any concurrency: at most limit attempts get through per
-// window, however many run at once. Every Store must also be one; storetest
-// checks it. Keys are opaque (at most 512 bytes); the caller picks them, for
+// window, however many run at once. Keys are opaque (at most 512 bytes); the caller picks them, for
 // example "admin-login:user:jdoe" and "admin-login:ip:192.0.2.7".
 type GuardStore interface {
 	// Attempt counts an attempt of key at now, before the caller tries it.
@@ -119,6 +151,60 @@ type GuardStore interface {
 	ClearFailures(ctx context.Context, key string) error
 }
 
+// BudgetLimit is one counter a send is charged to: at most Limit hits per
+// window under Key. The caller picks the keys.
+type BudgetLimit struct {
+	Key   string
+	Limit int
+}
+
+// BudgetStore counts the SMS sent against the budgets (sms.budgets), in
+// the rate-limit windows' keyspace.
+type BudgetStore interface {
+	// SpendBudget charges one hit at now to every limit, in one
+	// transaction, if each has fewer than its Limit hits within
+	// (now-window, now]. When one is full, nothing is recorded anywhere
+	// and its index is returned; otherwise -1. A send therefore never uses
+	// up one budget while another refuses it.
+	SpendBudget(ctx context.Context, now time.Time, window time.Duration, limits []BudgetLimit) (int, error)
+	// RefundBudget takes back a hit SpendBudget recorded at at (a send
+	// that did not leave after all): one hit at exactly that time is
+	// removed from each key that has one.
+	RefundBudget(ctx context.Context, keys []string, at time.Time) error
+	// BudgetHits counts the hits recorded under key (by SpendBudget or
+	// Allow) within (now-window, now], without recording one.
+	BudgetHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+}
+
+// LockoutRetention is how long a handled lockout event is remembered. An
+// event whose lockout time is this old is no longer news: RecordLockout
+// never reports it as first, and PurgeLockouts removes it.
+const LockoutRetention = 30 * 24 * time.Hour
+
+// LockoutStore keeps what the lockout monitor must not forget across
+// restarts: the lockout events already handled, so each is alerted once,
+// and the monitor's opaque state (the directory scan cursor, the storm
+// window).
+type LockoutStore interface {
+	// RecordLockout records the event (username, lockedAt) and reports
+	// whether it is new. Check-and-insert is atomic: of any number of
+	// concurrent calls for one event exactly one gets true. Events are
+	// told apart by the exact lockedAt, so a later lockout of the same
+	// account is a new event. An event whose lockedAt is LockoutRetention
+	// or more before now is never first, and is not recorded.
+	RecordLockout(ctx context.Context, username string, lockedAt, now time.Time) (first bool, err error)
+	// PurgeLockouts forgets the events whose lockedAt is LockoutRetention
+	// or more before now and returns how many it removed.
+	PurgeLockouts(ctx context.Context, now time.Time) (int, error)
+
+	// MonitorCursor returns the state stored under name (a copy), or nil
+	// when there is none.
+	MonitorCursor(ctx context.Context, name string) ([]byte, error)
+	// SetMonitorCursor stores cursor under name, replacing what was there;
+	// a nil or empty cursor deletes it.
+	SetMonitorCursor(ctx context.Context, name string, cursor []byte) error
+}
+
 // SMSPasswordCheck is one entry of the self-expiry schedule of passwords
 // texted by SMS (password.sms_password_ttl): when Due comes, a password
 // still unused (still to be changed at next logon) is re-randomised. It
@@ -132,9 +218,7 @@ type SMSPasswordCheck struct {
 }
 
 // SMSPasswordStore keeps the self-expiry schedule: at most one entry per
-// username, the latest reset's. Every Store must also be one; storetest
-// checks it. The common rules of Store apply (case-insensitive usernames,
-// ErrInvalid, ctx.Err(), ErrClosed; none of these changes anything).
+// username, the latest reset's.
 type SMSPasswordStore interface {
 	// ScheduleSMSPasswordCheck stores c, replacing the entry of c.Username
 	// if there is one: a new reset restarts the TTL.
@@ -158,9 +242,7 @@ type SMSPasswordStore interface {
 const ReminderRetention = 30 * 24 * time.Hour
 
 // ReminderStore remembers the password-expiry reminders sent, so that each
-// stage goes out once per user and expiry date, also across restarts. Every
-// Store must also be one; storetest checks it. The common rules of Store
-// apply.
+// stage goes out once per user and expiry date, also across restarts.
 type ReminderStore interface {
 	// RecordReminder records the reminder of stage (days before expiry,
 	// 1-365) for username's password expiring at expires, and reports
@@ -173,6 +255,18 @@ type ReminderStore interface {
 	PurgeReminders(ctx context.Context, now time.Time) (int, error)
 }
 
+// Backupper copies and checks the whole store, for `replyreset backup`,
+// `restore` and `check-config`.
+type Backupper interface {
+	// Backup writes a consistent copy of the whole store to w while it
+	// stays in use (one snapshot) and returns the number of bytes written.
+	// The copy opens with the same implementation.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+	// Check runs the implementation's consistency check over all the data
+	// and returns every problem found, joined.
+	Check(ctx context.Context) error
+}
+
 // StoreObserver is told what a Store durably wrote, for metrics: every
 // audit event appended, and every outbox message whose status was set or
 // changed. Calls come after the commit, outside the transaction, from the
@@ -182,9 +276,22 @@ type StoreObserver interface {
 	MessageUpdated(m OutboundMessage)
 }
 
-// BudgetLimit is one counter a send is charged to: at most Limit hits per
-// window under Key. The caller picks the keys.
-type BudgetLimit struct {
-	Key   string
-	Limit int
+// ObservedStore tells a StoreObserver what it durably wrote.
+type ObservedStore interface {
+	// SetObserver installs o (nil removes it); safe at any time.
+	SetObserver(o StoreObserver)
+}
+
+// Lifecycle is the store's readiness, its periodic clean-up and its end.
+type Lifecycle interface {
+	// Ping reports whether the store answers (a read), for /healthz.
+	Ping(ctx context.Context) error
+	// Purge removes expired message IDs, the rate-limit hits that have
+	// left their window by now (the window of the key's latest Allow) and
+	// the login-guard entries (GuardStore) whose block has ended or that
+	// have neither a block nor an attempt inside their window.
+	Purge(ctx context.Context, now time.Time) error
+	// Close releases the store, waiting for running calls. Closing twice
+	// is harmless; any other method then returns ErrClosed.
+	Close() error
 }

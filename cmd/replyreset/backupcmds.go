@@ -61,7 +61,7 @@ func runBackup(ctx context.Context, env *cmdEnv, path, out string, force bool, s
 	}
 	defer release()
 	start := time.Now()
-	n, err := writeBackup(store, dest, force)
+	n, err := writeBackup(ctx, store, dest, force)
 	ev := enroll.Event{Time: time.Now(), Actor: "cli:" + env.user(), Action: "backup", Outcome: "ok",
 		Detail: fmt.Sprintf("to %s (%d bytes)", dest, n)}
 	if err != nil {
@@ -101,7 +101,7 @@ func finishFile(f *os.File, err error) error {
 func dataFile(cfg *Config) string { return filepath.Join(cfg.DataDir, "replyreset.db") }
 
 // writeBackup writes store's copy to dest through a checked temporary file.
-func writeBackup(store *bolt.Store, dest string, force bool) (int64, error) {
+func writeBackup(ctx context.Context, store enroll.Backupper, dest string, force bool) (int64, error) {
 	if !force {
 		if _, err := os.Lstat(dest); err == nil {
 			return 0, fmt.Errorf("%s exists; use -force to overwrite it", dest)
@@ -114,11 +114,11 @@ func writeBackup(store *bolt.Store, dest string, force bool) (int64, error) {
 		return 0, fmt.Errorf("backup: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // gone after the rename; cleans up on failure
-	n, err := store.Backup(tmp)
+	n, err := store.Backup(ctx, tmp)
 	if err = finishFile(tmp, err); err != nil {
 		return n, fmt.Errorf("backup: %w", err)
 	}
-	if err := checkDataFile(tmp.Name()); err != nil {
+	if err := checkDataFile(ctx, tmp.Name()); err != nil {
 		return n, fmt.Errorf("backup: the copy does not check out: %w", err)
 	}
 	if force {
@@ -136,12 +136,12 @@ func writeBackup(store *bolt.Store, dest string, force bool) (int64, error) {
 // checkDataFile opens a copy of a data file and runs bbolt's consistency
 // check over it. Opening may add buckets a newer replyreset knows, so only
 // copies are checked this way.
-func checkDataFile(path string) error {
+func checkDataFile(ctx context.Context, path string) error {
 	s, err := bolt.Open(path)
 	if err != nil {
 		return err
 	}
-	err = s.Check()
+	err = s.Check(ctx)
 	if cerr := s.Close(); err == nil {
 		err = cerr
 	}

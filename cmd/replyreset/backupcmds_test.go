@@ -35,7 +35,7 @@ func tokenNames(t *testing.T, path string) map[string]bool {
 		t.Fatalf("open %s: %v", path, err)
 	}
 	defer s.Close()
-	if err := s.Check(); err != nil {
+	if err := s.Check(t.Context()); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	list, err := s.APITokens(t.Context())

@@ -233,7 +233,7 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 		say("FAILED reading the enrollments: %v", err)
 		return false
 	}
-	if err := s.Check(); err != nil {
+	if err := s.Check(ctx); err != nil {
 		say("FAILED: %v (restore a backup)", err)
 		return false
 	}

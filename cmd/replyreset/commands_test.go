@@ -16,7 +16,6 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
-	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // ---- check-config ----------------------------------------------------------
@@ -417,7 +416,7 @@ func TestEnrollUsage(t *testing.T) {
 }
 
 // openTestStore opens the data file of f as a command would.
-func openTestStore(t *testing.T, f configFile) (*bolt.Store, func()) {
+func openTestStore(t *testing.T, f configFile) (enroll.Store, func()) {
 	t.Helper()
 	cfg, err := LoadConfig(f.Path)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
@@ -53,7 +54,7 @@ func (env *cmdEnv) user() string {
 }
 
 // loadStore loads the --config file and opens its store (openStore).
-func (env *cmdEnv) loadStore(path string) (*bolt.Store, func(), error) {
+func (env *cmdEnv) loadStore(path string) (enroll.Store, func(), error) {
 	cfg, err := loadConfigFlag(path)
 	if err != nil {
 		return nil, nil, err
@@ -62,7 +63,7 @@ func (env *cmdEnv) loadStore(path string) (*bolt.Store, func(), error) {
 }
 
 // openStore returns the store for cfg and a release function.
-func (env *cmdEnv) openStore(cfg *Config) (*bolt.Store, func(), error) {
+func (env *cmdEnv) openStore(cfg *Config) (enroll.Store, func(), error) {
 	if env.server != nil {
 		if err := env.sameDataDir(cfg); err != nil {
 			return nil, nil, err

@@ -296,7 +296,7 @@ func (l *crashLoad) check(cycle int) {
 		t.Fatalf("kill %d: the data file does not open: %v", cycle+1, err)
 	}
 	defer s.Close()
-	if err := s.Check(); err != nil {
+	if err := s.Check(t.Context()); err != nil {
 		t.Fatalf("kill %d: bbolt consistency check: %v", cycle+1, err)
 	}
 	ctx := context.Background()

@@ -73,7 +73,7 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 	if err = finishFile(tmp, err); err != nil {
 		return fmt.Errorf("copy the backup: %w", err)
 	}
-	if err := checkDataFile(tmp.Name()); err != nil {
+	if err := checkDataFile(ctx, tmp.Name()); err != nil {
 		return fmt.Errorf("%s is not a usable data file, nothing was changed: %w", in, err)
 	}
 	kept := "there was no previous data file"

@@ -69,7 +69,7 @@ func runServe(ctx context.Context, path string, stderr io.Writer) error {
 type app struct {
 	cfg     *Config
 	log     *slog.Logger
-	store   *bolt.Store
+	store   enroll.Store
 	sealer  *enroll.Sealer
 	dir     *directory.Client
 	catalog *templates.Catalog

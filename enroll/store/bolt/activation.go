@@ -17,38 +17,13 @@ import (
 // user through activation_users, which holds the hash of the user's one
 // current activation. Both are always written in the same transaction.
 
-// checkActivation validates a and returns its username key.
-func checkActivation(a enroll.Activation) (string, error) {
-	if err := enroll.CheckKey("activation token hash", a.TokenHash); err != nil {
-		return "", err
-	}
-	key, err := enroll.UsernameKey(a.Username)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case a.CreatedAt.IsZero():
-		return "", enroll.Invalidf("activation of %s has no creation time", a.Username)
-	case a.ExpiresAt.IsZero():
-		return "", enroll.Invalidf("activation of %s has no expiry", a.Username)
-	case a.CodeAttempts < 0:
-		return "", enroll.Invalidf("activation of %s: negative code attempts", a.Username)
-	}
-	if a.Phone != "" {
-		if err := enroll.CheckPhone(a.Phone); err != nil {
-			return "", fmt.Errorf("activation of %s: %w", a.Username, err)
-		}
-	}
-	return key, nil
-}
-
 // PutActivation stores a and makes it the current activation of
 // a.Username (matched case-insensitively). The user's previous activation,
 // if it has another token hash, is deleted in the same transaction, so its
 // link stops working. A token hash already used by another user's
 // activation is refused with ErrInvalid.
 func (s *Store) PutActivation(ctx context.Context, a enroll.Activation) error {
-	ukey, err := checkActivation(a)
+	ukey, err := enroll.CheckActivation(a)
 	if err != nil {
 		return err
 	}
@@ -173,7 +148,7 @@ func (s *Store) UpdateActivation(ctx context.Context, hash string, fn func(*enro
 		if a.TokenHash != tokenHash || a.Username != username {
 			return enroll.Invalidf("update activation of %s: token hash and username cannot change", username)
 		}
-		if _, err := checkActivation(a); err != nil {
+		if _, err := enroll.CheckActivation(a); err != nil {
 			return err
 		}
 		val, err := json.Marshal(a)

@@ -13,8 +13,6 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ enroll.TokenStore = (*Store)(nil)
-
 // apiTokenRecord is an API token as stored: the listed fields and the
 // keyed hash of its secret.
 type apiTokenRecord struct {
@@ -24,26 +22,8 @@ type apiTokenRecord struct {
 
 // PutAPIToken stores a new token and indexes it by hash and by name.
 func (s *Store) PutAPIToken(ctx context.Context, t enroll.APIToken, hash string) error {
-	switch {
-	case t.ID == "" || len(t.ID) > enroll.MaxKeyLen:
-		return enroll.Invalidf("API token ID must be 1 to %d bytes", enroll.MaxKeyLen)
-	case t.CreatedAt.IsZero():
-		return enroll.Invalidf("API token %s has no creation time", t.Name)
-	case t.Revoked():
-		return enroll.Invalidf("API token %s is already revoked", t.Name)
-	}
-	if err := enroll.CheckAPITokenName(t.Name); err != nil {
-		return err
-	}
-	if err := enroll.CheckKey("API token owner", t.Owner); err != nil {
-		return err
-	}
-	scopes, err := enroll.CheckScopes(t.Scopes)
+	t, err := enroll.CheckAPIToken(t, hash)
 	if err != nil {
-		return err
-	}
-	t.Scopes = scopes
-	if err := enroll.CheckKey("API token hash", hash); err != nil {
 		return err
 	}
 	val, err := json.Marshal(apiTokenRecord{APIToken: t, Hash: hash})

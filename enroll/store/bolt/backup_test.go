@@ -52,7 +52,7 @@ func TestBoltBackupUnderWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Backup(f); err != nil {
+	if _, err := s.Backup(t.Context(), f); err != nil {
 		t.Fatalf("Backup while writing: %v", err)
 	}
 	f.Close()
@@ -64,7 +64,7 @@ func TestBoltBackupUnderWrites(t *testing.T) {
 		t.Fatalf("opening the backup: %v", err)
 	}
 	defer b.Close()
-	if err := b.Check(); err != nil {
+	if err := b.Check(t.Context()); err != nil {
 		t.Fatalf("backup Check: %v", err)
 	}
 	evs, err := b.Audit(ctx, enroll.AuditFilter{})

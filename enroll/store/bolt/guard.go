@@ -11,8 +11,6 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ enroll.GuardStore = (*Store)(nil)
-
 // A guard value is the end of the key's block (0 when none) followed by a
 // rate-limit hit list (bolt_ratelimit.go) of its counted attempts:
 //

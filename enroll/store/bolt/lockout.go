@@ -12,8 +12,6 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ enroll.LockoutStore = (*Store)(nil)
-
 // Lockout events are stored time first, so that PurgeLockouts reads only
 // the expired prefix of the bucket:
 //

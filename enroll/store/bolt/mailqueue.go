@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"net/mail"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -23,43 +22,14 @@ var (
 	bucketMailDue   = []byte("mail_due")
 )
 
-var _ enroll.MailQueueStore = (*Store)(nil)
-
 func mailDueKey(m enroll.QueuedMail) []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 16), orderedNano(m.NextAttempt))
 	return binary.BigEndian.AppendUint64(k, m.ID)
 }
 
-// maxSealedMail bounds one record: a mail is a few kilobytes, and a
-// networked store (etcd) refuses values over about a megabyte.
-const maxSealedMail = 256 << 10
-
-func checkQueuedMail(m enroll.QueuedMail) error {
-	switch {
-	case m.Kind == "" || len(m.Kind) > 64:
-		return enroll.Invalidf("queued mail: kind %q is empty or too long", m.Kind)
-	case m.State != enroll.MailQueued && m.State != enroll.MailRetry && m.State != enroll.MailSent && m.State != enroll.MailFailed:
-		return enroll.Invalidf("queued mail: unknown state %q", m.State)
-	case m.Pending() && len(m.Sealed) == 0:
-		return enroll.Invalidf("pending queued mail has no body")
-	case len(m.Sealed) > maxSealedMail:
-		return enroll.Invalidf("queued mail: body of %d bytes is over %d", len(m.Sealed), maxSealedMail)
-	case m.Attempts < 0:
-		return enroll.Invalidf("queued mail: negative attempts")
-	case m.CreatedAt.IsZero():
-		return enroll.Invalidf("queued mail has no creation time")
-	case m.Pending() && m.NextAttempt.IsZero():
-		return enroll.Invalidf("pending queued mail has no next attempt time")
-	}
-	if _, err := mail.ParseAddress(m.To); err != nil {
-		return enroll.Invalidf("queued mail: recipient %q is not a mail address", m.To)
-	}
-	return nil
-}
-
 // EnqueueMail stores m under the next ID, which it returns, and indexes it.
 func (s *Store) EnqueueMail(ctx context.Context, m enroll.QueuedMail) (uint64, error) {
-	if err := checkQueuedMail(m); err != nil {
+	if err := enroll.CheckQueuedMail(m); err != nil {
 		return 0, err
 	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
@@ -153,7 +123,7 @@ func (s *Store) UpdateMail(ctx context.Context, id uint64, fn func(*enroll.Queue
 		if m.ID != id {
 			return enroll.Invalidf("update mail %d: the ID cannot change", id)
 		}
-		if err := checkQueuedMail(m); err != nil {
+		if err := enroll.CheckQueuedMail(m); err != nil {
 			return err
 		}
 		return putMail(tx, &old, m)

@@ -38,49 +38,10 @@ func dueKey(m enroll.OutboundMessage) []byte {
 
 func orderedNano(t time.Time) uint64 { return uint64(unixNano(t)) ^ 1<<63 }
 
-// checkMessage validates m; the ID is the store's and is not checked.
-func checkMessage(m enroll.OutboundMessage) error {
-	if m.Kind == enroll.KindRedact {
-		if err := checkRedaction(m); err != nil {
-			return err
-		}
-	}
-	switch {
-	case m.Kind != enroll.KindSMS && m.Kind != enroll.KindCall && m.Kind != enroll.KindRedact:
-		return enroll.Invalidf("outbound message: unknown kind %q", m.Kind)
-	case m.Kind != enroll.KindRedact && !enroll.IsE164(m.To):
-		return enroll.Invalidf("outbound message: recipient %q is not in E.164 form", m.To)
-	case !validStatus(m.Status):
-		return enroll.Invalidf("outbound message: unknown status %q", m.Status)
-	case m.Priority < enroll.PriorityHigh || m.Priority > enroll.PriorityLow:
-		return enroll.Invalidf("outbound message: priority %d is not in %d..%d", m.Priority, enroll.PriorityHigh, enroll.PriorityLow)
-	case len(m.Sealed) == 0 && m.Kind != enroll.KindRedact:
-		return enroll.Invalidf("outbound message has no body")
-	case m.Attempts < 0:
-		return enroll.Invalidf("outbound message: negative attempts")
-	case m.CreatedAt.IsZero():
-		return enroll.Invalidf("outbound message has no creation time")
-	case m.Pending() && m.NextAttempt.IsZero():
-		return enroll.Invalidf("pending outbound message has no next attempt time")
-	case len(m.ProviderID) > enroll.MaxKeyLen:
-		return enroll.Invalidf("outbound message: provider ID is longer than %d bytes", enroll.MaxKeyLen)
-	}
-	return nil
-}
-
-func validStatus(s string) bool {
-	switch s {
-	case enroll.StatusQueued, enroll.StatusRetry, enroll.StatusSent, enroll.StatusDelivered, enroll.StatusUndelivered,
-		enroll.StatusFailed, enroll.StatusRejected, enroll.StatusExpired, enroll.StatusOverBudget, enroll.StatusHeld, enroll.StatusCanceled:
-		return true
-	}
-	return false
-}
-
 // EnqueueMessage stores m under the next ID, which it returns (m.ID is
 // ignored), and indexes it.
 func (s *Store) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
-	if err := checkMessage(m); err != nil {
+	if err := enroll.CheckMessage(m); err != nil {
 		return 0, err
 	}
 	var id uint64
@@ -241,7 +202,7 @@ func (s *Store) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.Ou
 		if m.ID != id {
 			return enroll.Invalidf("update message %d: the ID cannot change", id)
 		}
-		if err := checkMessage(m); err != nil {
+		if err := enroll.CheckMessage(m); err != nil {
 			return err
 		}
 		if err := reindexMessage(tx, &old, m); err != nil {

@@ -3,7 +3,6 @@ package bolt
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -18,21 +17,6 @@ import (
 // so that a message is redacted once however many final reports name it.
 var bucketOutboxRedact = []byte("outbox_redact")
 
-// redactTarget is the shape of a message SID Twilio can redact.
-var redactTarget = regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`)
-
-// checkRedaction validates a KindRedact message: a target, and neither a
-// recipient nor a body, since a redaction carries nothing secret.
-func checkRedaction(m enroll.OutboundMessage) error {
-	switch {
-	case !redactTarget.MatchString(m.Target):
-		return enroll.Invalidf("redaction: target %q is not a message SID", m.Target)
-	case m.To != "" || len(m.Sealed) != 0:
-		return enroll.Invalidf("redaction of %s: carries a recipient or a body", m.Target)
-	}
-	return nil
-}
-
 // EnqueueRedaction queues, at high priority, the blanking of the body of
 // provider message sid, unless one was queued before for sid: the check
 // and the insert share one transaction, so a message is redacted once.
@@ -44,7 +28,7 @@ func (s *Store) EnqueueRedaction(ctx context.Context, sid, purpose, username str
 	}
 	m := enroll.OutboundMessage{Kind: enroll.KindRedact, Target: sid, Purpose: purpose, Username: username,
 		Priority: enroll.PriorityHigh, Status: enroll.StatusQueued, NextAttempt: now, CreatedAt: now, UpdatedAt: now}
-	if err := checkMessage(m); err != nil {
+	if err := enroll.CheckMessage(m); err != nil {
 		return 0, false, err
 	}
 	var id uint64

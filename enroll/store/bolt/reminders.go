@@ -12,8 +12,6 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ enroll.ReminderStore = (*Store)(nil)
-
 // Reminders sent are stored expiry first, so that PurgeReminders reads only
 // the expired prefix of the bucket:
 //

@@ -13,8 +13,6 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-var _ enroll.SMSPasswordStore = (*Store)(nil)
-
 // The self-expiry schedule is kept by username, with an index by due time
 // written in the same transaction:
 //
@@ -32,22 +30,6 @@ func smsCheckDueKey(userKey string, due time.Time) []byte {
 	k := make([]byte, 0, 8+len(userKey))
 	k = binary.BigEndian.AppendUint64(k, orderedNano(due))
 	return append(k, userKey...)
-}
-
-func checkSMSPasswordCheck(c enroll.SMSPasswordCheck) (string, error) {
-	userKey, err := enroll.UsernameKey(c.Username)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case c.DN == "" || len(c.DN) > enroll.MaxKeyLen:
-		return "", enroll.Invalidf("SMS password check of %s: the DN is empty or longer than %d bytes", c.Username, enroll.MaxKeyLen)
-	case c.ResetAt.IsZero() || c.Due.IsZero():
-		return "", enroll.Invalidf("SMS password check of %s: reset or due time is zero", c.Username)
-	case c.Attempts < 0:
-		return "", enroll.Invalidf("SMS password check of %s: negative attempts", c.Username)
-	}
-	return userKey, nil
 }
 
 // getSMSCheck reads the entry stored under userKey; ok is false when there
@@ -84,7 +66,7 @@ func putSMSCheck(tx *bbolt.Tx, userKey string, c enroll.SMSPasswordCheck, old en
 
 // ScheduleSMSPasswordCheck stores c, replacing the entry of its username.
 func (s *Store) ScheduleSMSPasswordCheck(ctx context.Context, c enroll.SMSPasswordCheck) error {
-	userKey, err := checkSMSPasswordCheck(c)
+	userKey, err := enroll.CheckSMSPasswordCheck(c)
 	if err != nil {
 		return err
 	}
@@ -201,7 +183,7 @@ func (s *Store) changeSMSCheck(ctx context.Context, username string, resetAt tim
 // RescheduleSMSPasswordCheck moves the entry of c.Username to c.Due with
 // c.Attempts if it is still the one of the reset at c.ResetAt.
 func (s *Store) RescheduleSMSPasswordCheck(ctx context.Context, c enroll.SMSPasswordCheck) (bool, error) {
-	if _, err := checkSMSPasswordCheck(c); err != nil {
+	if _, err := enroll.CheckSMSPasswordCheck(c); err != nil {
 		return false, err
 	}
 	ok, err := s.changeSMSCheck(ctx, c.Username, c.ResetAt, func(old enroll.SMSPasswordCheck) *enroll.SMSPasswordCheck {

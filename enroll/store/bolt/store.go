@@ -25,11 +25,7 @@ type Store struct {
 	obs    atomic.Pointer[enroll.StoreObserver]
 }
 
-var (
-	_ enroll.Store           = (*Store)(nil)
-	_ enroll.ActivationStore = (*Store)(nil)
-	_ enroll.OutboxStore     = (*Store)(nil)
-)
+var _ enroll.Store = (*Store)(nil)
 
 // Bucket names. Keys and values:
 //
@@ -187,9 +183,9 @@ func (s *Store) Close() error {
 // Backup writes a consistent copy of the whole data file to w while the
 // store stays in use (a read transaction sees one snapshot) and returns the
 // number of bytes written. The copy opens with Open.
-func (s *Store) Backup(w io.Writer) (int64, error) {
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	var n int64
-	err := s.view(context.Background(), func(tx *bbolt.Tx) error {
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -203,9 +199,9 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 // Check runs bbolt's consistency check over the whole file and returns
 // every problem found, joined. It runs in a write transaction that is rolled
 // back, because a read-only check is unsafe while writers run.
-func (s *Store) Check() error {
-	if s.closed.Load() {
-		return enroll.ErrClosed
+func (s *Store) Check(ctx context.Context) error {
+	if err := s.begin(ctx); err != nil {
+		return err
 	}
 	tx, err := s.db.Begin(true)
 	if err != nil {

@@ -114,7 +114,7 @@ func TestBoltBackup(t *testing.T) {
 	}
 
 	var buf bytes.Buffer
-	n, err := s.Backup(&buf)
+	n, err := s.Backup(t.Context(), &buf)
 	if err != nil {
 		t.Fatalf("Backup: %v", err)
 	}
@@ -135,7 +135,7 @@ func TestBoltBackup(t *testing.T) {
 		t.Fatalf("opening the backup: %v", err)
 	}
 	defer b.Close()
-	if err := b.Check(); err != nil {
+	if err := b.Check(t.Context()); err != nil {
 		t.Errorf("backup Check: %v", err)
 	}
 	got, err := b.EnrollmentByPhone(ctx, "+12015550101")
@@ -161,14 +161,14 @@ func TestBoltCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Check(); err != nil {
+	if err := s.Check(t.Context()); err != nil {
 		t.Errorf("Check: %v", err)
 	}
 	s.Close()
-	if err := s.Check(); !errors.Is(err, enroll.ErrClosed) {
+	if err := s.Check(t.Context()); !errors.Is(err, enroll.ErrClosed) {
 		t.Errorf("Check after Close: %v, want ErrClosed", err)
 	}
-	if _, err := s.Backup(&bytes.Buffer{}); !errors.Is(err, enroll.ErrClosed) {
+	if _, err := s.Backup(t.Context(), &bytes.Buffer{}); !errors.Is(err, enroll.ErrClosed) {
 		t.Errorf("Backup after Close: %v, want ErrClosed", err)
 	}
 }

@@ -17,12 +17,7 @@ import (
 func tokenStore(t *testing.T, open Opener) (enroll.Store, enroll.TokenStore, string) {
 	t.Helper()
 	s, dir := newStore(t, open)
-	return s, asTokenStore(t, s), dir
-}
-
-func asTokenStore(t *testing.T, s enroll.Store) enroll.TokenStore {
-	t.Helper()
-	return asStore[enroll.TokenStore](t, s)
+	return s, s, dir
 }
 
 // apiToken is a fixture: the token and the hash of its (imaginary) secret.
@@ -278,7 +273,7 @@ func testTokenReopen(t *testing.T, open Opener) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	ts = asTokenStore(t, openAt(t, open, dir))
+	ts = openAt(t, open, dir)
 	wantToken(t, tokenByHash(t, ts, ha), a)
 	b.RevokedAt = t0.Add(time.Hour)
 	wantToken(t, tokenByHash(t, ts, hb), b)

@@ -21,12 +21,7 @@ const (
 func guardStore(t *testing.T, open Opener) (enroll.Store, enroll.GuardStore, string) {
 	t.Helper()
 	s, dir := newStore(t, open)
-	return s, asGuardStore(t, s), dir
-}
-
-func asGuardStore(t *testing.T, s enroll.Store) enroll.GuardStore {
-	t.Helper()
-	return asStore[enroll.GuardStore](t, s)
+	return s, s, dir
 }
 
 // fail counts an attempt of key at at with the admin login policy (a
@@ -408,7 +403,7 @@ func testGuardReopen(t *testing.T, open Opener) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	gs = asGuardStore(t, openAt(t, open, dir))
+	gs = openAt(t, open, dir)
 	wantBlocked(t, gs, "blocked", t0.Add(time.Minute), t0.Add(guardBlock))
 	at := t0.Add(time.Minute)
 	if until := fail(t, gs, "counting", at); !until.Equal(at.Add(guardBlock)) {

@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"errors"
-	"reflect"
 	"testing"
 	"time"
 
@@ -187,16 +186,6 @@ func wantInvalid(t *testing.T, bad map[string]func() error) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)
 		}
 	}
-}
-
-// asStore returns s as T, an interface every Store must also implement.
-func asStore[T any](t *testing.T, s enroll.Store) T {
-	t.Helper()
-	x, ok := s.(T)
-	if !ok {
-		t.Fatalf("%T does not implement %v", s, reflect.TypeFor[T]())
-	}
-	return x
 }
 
 // cancelled is a context that is already done.

@@ -14,16 +14,7 @@ import (
 func mailQueueStore(t *testing.T, open Opener) (enroll.Store, enroll.MailQueueStore, string) {
 	t.Helper()
 	s, dir := newStore(t, open)
-	return s, asMailQueueStore(t, s), dir
-}
-
-func asMailQueueStore(t *testing.T, s enroll.Store) enroll.MailQueueStore {
-	t.Helper()
-	mq, ok := s.(enroll.MailQueueStore)
-	if !ok {
-		t.Fatalf("%T does not implement enroll.MailQueueStore", s)
-	}
-	return mq
+	return s, s, dir
 }
 
 // queuedMail is a fixture: an activation mail due at next.
@@ -262,7 +253,7 @@ func testMailReopen(t *testing.T, open Opener) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	mq = asMailQueueStore(t, openAt(t, open, dir))
+	mq = openAt(t, open, dir)
 	wantMails(t, mq, m2, m1)
 	wantDueMail(t, mq, t0, 10, m1.ID)
 	wantDueMail(t, mq, t0.Add(time.Hour), 10, m1.ID, m2.ID)

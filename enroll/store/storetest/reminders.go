@@ -15,7 +15,7 @@ import (
 func reminderStore(t *testing.T, open Opener) (enroll.Store, enroll.ReminderStore, string) {
 	t.Helper()
 	s, dir := newStore(t, open)
-	return s, asStore[enroll.ReminderStore](t, s), dir
+	return s, s, dir
 }
 
 func recordReminder(t *testing.T, rs enroll.ReminderStore, username string, expires time.Time, stage int, now time.Time) bool {
@@ -174,7 +174,7 @@ func testReminderReopen(t *testing.T, open Opener) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	rs = asStore[enroll.ReminderStore](t, openAt(t, open, dir))
+	rs = openAt(t, open, dir)
 	if recordReminder(t, rs, "jdoe", expires, 7, t0.Add(time.Hour)) {
 		t.Error("reminder lost on reopen: it would be texted twice")
 	}

@@ -16,7 +16,7 @@ import (
 func smsStore(t *testing.T, open Opener) (enroll.Store, enroll.SMSPasswordStore, string) {
 	t.Helper()
 	s, dir := newStore(t, open)
-	return s, asStore[enroll.SMSPasswordStore](t, s), dir
+	return s, s, dir
 }
 
 // smsCheck is a fixture: reset at t0+reset, due ten minutes later.
@@ -243,7 +243,7 @@ func testSMSCheckReopen(t *testing.T, open Opener) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	ss = asStore[enroll.SMSPasswordStore](t, openAt(t, open, dir))
+	ss = openAt(t, open, dir)
 	wantCheck(t, ss, "jdoe", c)
 	wantDueChecks(t, ss, t0.Add(time.Hour), 0, "JDoe", "asmith")
 }

@@ -68,6 +68,14 @@ func (s *Store) SpendBudget(ctx context.Context, now time.Time, window time.Dura
 // did not leave after all): one hit at exactly that time is removed from
 // each key that has one.
 func (s *Store) RefundBudget(ctx context.Context, keys []string, at time.Time) error {
+	if err := enroll.CheckNow(at); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := enroll.CheckKey("budget key", k); err != nil {
+			return err
+		}
+	}
 	t := unixNano(at)
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRateLimit)
@@ -99,6 +107,12 @@ func (s *Store) RefundBudget(ctx context.Context, keys []string, at time.Time) e
 func (s *Store) BudgetHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error) {
 	if err := enroll.CheckKey("budget key", key); err != nil {
 		return 0, err
+	}
+	if err := enroll.CheckNow(now); err != nil {
+		return 0, err
+	}
+	if window <= 0 {
+		return 0, enroll.Invalidf("budget window %s is not positive", window)
 	}
 	n := 0
 	err := s.view(ctx, func(tx *bbolt.Tx) error {

@@ -25,8 +25,17 @@ func openBolt(t *testing.T, dir string) enroll.Store {
 	return s
 }
 
+// restoreBolt puts a backup in place as the data file of dir, as
+// `replyreset restore` does.
+func restoreBolt(t *testing.T, dir string, backup []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "replyreset.db"), backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBoltStoreConformance(t *testing.T) {
-	storetest.Run(t, openBolt)
+	storetest.Run(t, openBolt, restoreBolt)
 }
 
 // newBolt opens a Store in a temporary directory, closed at the end.
@@ -96,80 +105,6 @@ func TestBoltOpenErrors(t *testing.T) {
 	}
 	if _, err := bolt.Open(junk); err == nil || !strings.Contains(err.Error(), junk) {
 		t.Errorf("Open of a non-bbolt file: %v, want an error naming the file", err)
-	}
-}
-
-func TestBoltBackup(t *testing.T) {
-	s, _ := newBolt(t)
-	ctx := t.Context()
-	now := time.Date(2025, 3, 14, 10, 42, 0, 0, time.UTC)
-	want := enroll.Enrollment{Username: "JDoe", Phone: "+12015550101", Language: "fr",
-		State: enroll.StateActive, Method: "sms", CreatedAt: now, UpdatedAt: now, VerifiedAt: now}
-	if err := s.PutEnrollment(ctx, want); err != nil {
-		t.Fatal(err)
-	}
-	seq, err := s.AppendAudit(ctx, enroll.Event{Time: now, Actor: "cli", Action: "enroll", Username: "JDoe", Outcome: "ok"})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	var buf bytes.Buffer
-	n, err := s.Backup(t.Context(), &buf)
-	if err != nil {
-		t.Fatalf("Backup: %v", err)
-	}
-	if n != int64(buf.Len()) || n == 0 {
-		t.Fatalf("Backup reported %d bytes, wrote %d", n, buf.Len())
-	}
-	// The store stays usable during and after the backup.
-	if err := s.PutEnrollment(ctx, enroll.Enrollment{Username: "later", State: enroll.StatePending}); err != nil {
-		t.Fatal(err)
-	}
-
-	path := filepath.Join(t.TempDir(), "backup.db")
-	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b, err := bolt.Open(path)
-	if err != nil {
-		t.Fatalf("opening the backup: %v", err)
-	}
-	defer b.Close()
-	if err := b.Check(t.Context()); err != nil {
-		t.Errorf("backup Check: %v", err)
-	}
-	got, err := b.EnrollmentByPhone(ctx, "+12015550101")
-	if err != nil || got.Username != "JDoe" || got.Language != "fr" || !got.VerifiedAt.Equal(now) {
-		t.Errorf("backup EnrollmentByPhone = %+v, %v", got, err)
-	}
-	if _, err := b.Enrollment(ctx, "later"); !errors.Is(err, enroll.ErrNotFound) {
-		t.Errorf("backup holds a record written after it: %v", err)
-	}
-	evs, err := b.Audit(ctx, enroll.AuditFilter{})
-	if err != nil || len(evs) != 1 || evs[0].Seq != seq {
-		t.Errorf("backup Audit = %+v, %v", evs, err)
-	}
-}
-
-func TestBoltCheck(t *testing.T) {
-	s, _ := newBolt(t)
-	ctx := t.Context()
-	now := time.Date(2025, 3, 14, 10, 42, 0, 0, time.UTC)
-	for i := range 200 {
-		if _, err := s.AppendAudit(ctx, enroll.Event{Time: now, Actor: "cli", Action: "enroll", Outcome: "ok",
-			Detail: strings.Repeat("x", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Check(t.Context()); err != nil {
-		t.Errorf("Check: %v", err)
-	}
-	s.Close()
-	if err := s.Check(t.Context()); !errors.Is(err, enroll.ErrClosed) {
-		t.Errorf("Check after Close: %v, want ErrClosed", err)
-	}
-	if _, err := s.Backup(t.Context(), &bytes.Buffer{}); !errors.Is(err, enroll.ErrClosed) {
-		t.Errorf("Backup after Close: %v, want ErrClosed", err)
 	}
 }
 

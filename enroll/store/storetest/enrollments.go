@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/replyreset/replyreset/enroll"
@@ -197,4 +199,43 @@ func testDeleteFreesPhone(t *testing.T, open Opener) {
 	wantOwner(t, s, phone1, "")
 	put(t, s, enrollment("bob", phone1, enroll.StateActive))
 	wantOwner(t, s, phone1, "bob")
+}
+
+// testConcurrentClaims: of ten users claiming one phone at once (each a new
+// active enrollment), exactly one gets it; the others get ErrPhoneTaken
+// and are not stored, and the index names the winner.
+func testConcurrentClaims(t *testing.T, open Opener) {
+	s, _ := newStore(t, open)
+	ctx := t.Context()
+	errs := make([]error, 10)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			errs[i] = s.PutEnrollment(ctx, enrollment(fmt.Sprintf("user%d", i), phone1, enroll.StateActive))
+		})
+	}
+	wg.Wait()
+	winner := ""
+	for i, err := range errs {
+		name := fmt.Sprintf("user%d", i)
+		switch {
+		case err == nil && winner == "":
+			winner = name
+		case err == nil:
+			t.Errorf("%s and %s both got %s", winner, name, phone1)
+		case !errors.Is(err, enroll.ErrPhoneTaken):
+			t.Errorf("%s: %v, want nil or ErrPhoneTaken", name, err)
+		default:
+			if _, err := s.Enrollment(ctx, name); !isNotFound(err) {
+				t.Errorf("%s was stored despite ErrPhoneTaken: %v", name, err)
+			}
+		}
+	}
+	if winner == "" {
+		t.Fatal("nobody got the phone")
+	}
+	wantOwner(t, s, phone1, winner)
+	if list, err := s.Enrollments(ctx); err != nil || len(list) != 1 {
+		t.Errorf("Enrollments = %d records, %v; want the winner only", len(list), err)
+	}
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ func calls(s enroll.Store) map[string]func(context.Context) error {
 			return err
 		},
 		"DeleteEnrollment": func(ctx context.Context) error { return s.DeleteEnrollment(ctx, "jdoe") },
+		"UpdateEnrollment": func(ctx context.Context) error {
+			return s.UpdateEnrollment(ctx, "jdoe", func(*enroll.Enrollment) error { return nil })
+		},
 		"AppendAudit": func(ctx context.Context) error {
 			_, err := s.AppendAudit(ctx, enroll.Event{Time: t0, Actor: "cli", Action: "enroll", Outcome: "ok"})
 			return err
@@ -54,6 +58,25 @@ func calls(s enroll.Store) map[string]func(context.Context) error {
 			return err
 		},
 		"Purge": func(ctx context.Context) error { return s.Purge(ctx, t0) },
+		"Ping":  func(ctx context.Context) error { return s.Ping(ctx) },
+		"Check": func(ctx context.Context) error { return s.Check(ctx) },
+		"Backup": func(ctx context.Context) error {
+			_, err := s.Backup(ctx, io.Discard)
+			return err
+		},
+		"SpendBudget": func(ctx context.Context) error {
+			_, err := s.SpendBudget(ctx, t0, time.Hour, []enroll.BudgetLimit{{Key: "k", Limit: 1}})
+			return err
+		},
+		"RefundBudget": func(ctx context.Context) error { return s.RefundBudget(ctx, []string{"k"}, t0) },
+		"BudgetHits": func(ctx context.Context) error {
+			_, err := s.BudgetHits(ctx, "k", t0, time.Hour)
+			return err
+		},
+		"EnqueueRedaction": func(ctx context.Context) error {
+			_, _, err := s.EnqueueRedaction(ctx, redactSID, "code", "jdoe", t0)
+			return err
+		},
 	}
 }
 
@@ -76,6 +99,9 @@ func wantUntouched(t *testing.T, s enroll.Store) {
 	}
 	if !allow(t, s, "k", t0, time.Hour, 1) {
 		t.Error("Allow: a hit was recorded by a failed call")
+	}
+	if due, err := s.DueMessages(ctx, t0.Add(time.Hour), 10); err != nil || len(due) != 0 {
+		t.Errorf("DueMessages = %v, %v; want none", due, err)
 	}
 }
 

@@ -14,8 +14,15 @@
 //				t.Fatal(err)
 //			}
 //			return s
+//		}, func(t *testing.T, dir string, backup []byte) {
+//			if err := os.WriteFile(filepath.Join(dir, "replyreset.db"), backup, 0o600); err != nil {
+//				t.Fatal(err)
+//			}
 //		})
 //	}
+//
+// Every method of enroll.Store has cases here; MissingCases (run by the
+// suite itself) fails when one has none.
 package storetest
 
 import (
@@ -35,12 +42,30 @@ import (
 // each time it is given the same dir. On failure it calls t.Fatal.
 type Opener func(t *testing.T, dir string) enroll.Store
 
+// Restorer puts backup, as the store's Backup wrote it, in place as the
+// data kept at dir (a fresh, empty directory), so that the Opener then
+// opens the copy there. On failure it calls t.Fatal.
+type Restorer func(t *testing.T, dir string, backup []byte)
+
 // Run runs the whole suite as subtests of t.
-func Run(t *testing.T, open Opener) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T, Opener)
-	}{
+func Run(t *testing.T, open Opener, restore Restorer) {
+	if restore == nil {
+		t.Fatal("storetest.Run: a Restorer is required (Backup is part of the contract)")
+	}
+	for _, tt := range suiteCases(restore) {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
+	}
+}
+
+type suiteCase struct {
+	name string
+	fn   func(*testing.T, Opener)
+}
+
+// suiteCases lists the suite; restore is only called by the cases that run.
+func suiteCases(restore Restorer) []suiteCase {
+	return []suiteCase{
+		{"Contract/EveryMethodCovered", testEveryMethodCovered},
 		{"Enrollment/PutGet", testPutGet},
 		{"Enrollment/List", testList},
 		{"Enrollment/Delete", testDelete},
@@ -52,6 +77,7 @@ func Run(t *testing.T, open Opener) {
 		{"PhoneIndex/DeactivatedFrees", testDeactivatedFrees},
 		{"PhoneIndex/TakenChangesNothing", testPhoneTaken},
 		{"PhoneIndex/DeleteFrees", testDeleteFreesPhone},
+		{"PhoneIndex/ConcurrentClaims", testConcurrentClaims},
 		{"Audit/Sequence", testAuditSequence},
 		{"Audit/Filters", testAuditFilters},
 		{"Audit/Walk", testWalkAudit},
@@ -154,9 +180,24 @@ func Run(t *testing.T, open Opener) {
 		{"APIToken/CancelledContext", testTokenCancelled},
 		{"APIToken/Closed", testTokenClosed},
 		{"APIToken/Reopen", testTokenReopen},
+
+		{"Budget/AllOrNothing", testBudgetAllOrNothing},
+		{"Budget/ConcurrentExactly", testBudgetConcurrent},
+		{"Budget/InvalidInput", testBudgetInvalidInput},
+		{"Redaction/Once", testRedactionOnce},
+		{"Redaction/InvalidInput", testRedactionInvalidInput},
+
+		{"Backup/RoundTrip", func(t *testing.T, open Opener) { testBackupRoundTrip(t, open, restore) }},
+		{"Backup/UnderWrites", func(t *testing.T, open Opener) { testBackupUnderWrites(t, open, restore) }},
+		{"Check", testCheck},
+		{"Ping", testPing},
+		{"Observer", testObserver},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
+}
+
+func testEveryMethodCovered(t *testing.T, _ Opener) {
+	if err := MissingCases(); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -71,7 +71,7 @@ type ServiceDeps struct {
 	// has an Unlock method (directory.Client does).
 	Unlocker DirectoryUnlocker
 	// LineChecker, when set (sms.lookup.line_type), refuses landline and
-	// VoIP numbers for SMS before a number is enrolled (carrier.go).
+	// VoIP numbers for SMS before a number is enrolled (phone.go).
 	LineChecker LineChecker
 	// Authenticator checks the directory password for the self-service
 	// phone change; default: Directory, when it has an Authenticate

@@ -12,7 +12,7 @@ import (
 )
 
 // A guard value is the end of the key's block (0 when none) followed by a
-// rate-limit hit list (bolt_ratelimit.go) of its counted attempts:
+// rate-limit hit list (ratelimit.go) of its counted attempts:
 //
 //	blocked until | window | attempt₁ | … | attemptₙ
 //

@@ -14,7 +14,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-// Store is the Store kept in one bbolt data file. It is safe for
+// Store is the enroll.Store kept in one bbolt data file. It is safe for
 // concurrent use; bbolt runs one writer at a time, which is what makes the
 // check-and-insert methods atomic.
 type Store struct {
@@ -38,21 +38,21 @@ var _ enroll.Store = (*Store)(nil)
 //	ratelimit    key → window and hit times (see ratelimit.go)
 //	activations       token hash → JSON Activation
 //	activation_users  lower-cased username → token hash of the current activation
-//	ended_links       token hash → JSON EndedLink: a link used or expired, for its page (bolt_ended.go)
+//	ended_links       token hash → JSON EndedLink: a link used or expired, for its page (ended.go)
 //	outbox            big-endian uint64 ID → JSON OutboundMessage
 //	outbox_due        priority (1 byte) | NextAttempt (8, ordered Unix ns) | ID (8) → empty,
-//	                  for pending messages only (see bolt_outbox.go)
+//	                  for pending messages only (see outbox.go)
 //	outbox_provider   provider SID → big-endian uint64 ID
-//	lockouts          ordered lockout time (8) | lower-cased username → recorded at (see bolt_lockout.go)
+//	lockouts          ordered lockout time (8) | lower-cased username → recorded at (see lockout.go)
 //	monitor           name → opaque lockout-monitor state (scan cursor, storm window)
-//	sms_checks        lower-cased username → JSON SMSPasswordCheck (see bolt_smsexpiry.go)
+//	sms_checks        lower-cased username → JSON SMSPasswordCheck (see smsexpiry.go)
 //	sms_checks_due    Due (8, ordered Unix ns) | lower-cased username → empty
-//	reminders         expiry (8, ordered Unix ns) | stage (2) | lower-cased username → sent at (see bolt_reminders.go)
-//	guard             key → failures and block of a guarded key (see bolt_guard.go)
+//	reminders         expiry (8, ordered Unix ns) | stage (2) | lower-cased username → sent at (see reminders.go)
+//	guard             key → failures and block of a guarded key (see guard.go)
 //	api_tokens        token ID → JSON API token record, with its secret's hash
 //	api_token_hashes  hash of the secret → token ID
 //	api_token_names   lower-cased name → ID of the live (not revoked) token of that name
-//	mail_queue        big-endian uint64 ID → JSON QueuedMail (see bolt_mailqueue.go)
+//	mail_queue        big-endian uint64 ID → JSON QueuedMail (see mailqueue.go)
 //	mail_due          NextAttempt (8, ordered Unix ns) | ID (8) → empty, pending mails only
 var (
 	bucketMeta        = []byte("meta")
@@ -250,7 +250,7 @@ func (s *Store) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
 
 // update runs fn in a write transaction after checking ctx and the store.
 // bbolt commits only if fn returns nil, so a failed check changes nothing.
-// Concurrent writes share transactions (group commit, bolt_commit.go).
+// Concurrent writes share transactions (group commit, commit.go).
 func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.begin(ctx); err != nil {
 		return err

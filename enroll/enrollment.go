@@ -109,8 +109,7 @@ func (e *LinkUsedError) Is(target error) bool {
 	return target == ErrTokenUsed || target == ErrTokenUnknown
 }
 
-// ActivationStore keeps the activation links and what became of the
-// ended ones.
+// ActivationStore keeps the activation links.
 type ActivationStore interface {
 	// PutActivation stores a, replacing any other activation of the same
 	// username (its token stops working) in the same transaction.
@@ -137,6 +136,10 @@ type ActivationStore interface {
 	// Activations lists every stored activation (expired ones included),
 	// ordered by username, case-insensitively: the console's invited users.
 	Activations(ctx context.Context) ([]Activation, error)
+}
+
+// EndedLinkStore remembers the links that no longer work, for their page.
+type EndedLinkStore interface {
 	// EndedLink returns what became of the link whose activation was
 	// stored under hash: CompleteActivation records it as used, and
 	// PurgeActivations as expired. ErrTokenUnknown when nothing is known.

@@ -51,6 +51,7 @@ type ServiceStore interface {
 	AuditStore
 	OptOutStore
 	ActivationStore
+	EndedLinkStore
 	OutboxStore
 	TokenStore
 }

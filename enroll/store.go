@@ -41,6 +41,7 @@ type Store interface {
 	GuardStore
 	BudgetStore
 	ActivationStore
+	EndedLinkStore
 	OutboxStore
 	RedactionStore
 	MailQueueStore
@@ -268,8 +269,8 @@ type Backupper interface {
 }
 
 // StoreObserver is told what a Store durably wrote, for metrics: every
-// audit event appended, and every outbox message whose status was set or
-// changed. Calls come after the commit, outside the transaction, from the
+// audit event appended (AppendAudit), and every outbox message enqueued
+// (EnqueueMessage) or updated (UpdateMessage). Calls come after the commit, outside the transaction, from the
 // writing goroutine; they must be quick and must not call the store.
 type StoreObserver interface {
 	AuditAppended(ev Event)

@@ -45,15 +45,22 @@ func whileFailing(t *testing.T, fail func(context.Context) error, work func(i in
 }
 
 // failActivation is a write that fails with errBoom.
-func failActivation(as enroll.ActivationStore, hash string) func(context.Context) error {
+func failActivation(as linkStore, hash string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		return as.UpdateActivation(ctx, hash, func(a *enroll.Activation) error { a.CodeAttempts += 1000; return errBoom })
 	}
 }
 
+// linkStore is the part of Store the activation cases use: the links and
+// what became of the ended ones.
+type linkStore interface {
+	enroll.ActivationStore
+	enroll.EndedLinkStore
+}
+
 // activationStore opens a store on a fresh directory and returns it both
-// as a Store and as an ActivationStore (a part of Store).
-func activationStore(t *testing.T, open Opener) (enroll.Store, enroll.ActivationStore, string) {
+// as a Store and as a linkStore.
+func activationStore(t *testing.T, open Opener) (enroll.Store, linkStore, string) {
 	t.Helper()
 	s, dir := newStore(t, open)
 	return s, s, dir
@@ -68,7 +75,7 @@ func activation(username, hash string) enroll.Activation {
 		Language: "en", CreatedBy: "admin:helpdesk", CreatedAt: t0, ExpiresAt: t0.Add(7 * 24 * time.Hour)}
 }
 
-func putActivation(t *testing.T, as enroll.ActivationStore, a enroll.Activation) {
+func putActivation(t *testing.T, as linkStore, a enroll.Activation) {
 	t.Helper()
 	if err := as.PutActivation(t.Context(), a); err != nil {
 		t.Fatalf("PutActivation(%s): %v", a.Username, err)
@@ -76,7 +83,7 @@ func putActivation(t *testing.T, as enroll.ActivationStore, a enroll.Activation)
 }
 
 // wantActivation checks that the activation under hash equals want.
-func wantActivation(t *testing.T, as enroll.ActivationStore, hash string, want enroll.Activation) {
+func wantActivation(t *testing.T, as linkStore, hash string, want enroll.Activation) {
 	t.Helper()
 	got, err := as.ActivationByToken(t.Context(), hash)
 	if err != nil {
@@ -96,7 +103,7 @@ func wantActivation(t *testing.T, as enroll.ActivationStore, hash string, want e
 
 // wantUserActivation checks which token hash is username's current
 // activation; "" means none (ErrNotFound).
-func wantUserActivation(t *testing.T, as enroll.ActivationStore, username, hash string) {
+func wantUserActivation(t *testing.T, as linkStore, username, hash string) {
 	t.Helper()
 	a, err := as.ActivationByUser(t.Context(), username)
 	switch {
@@ -107,7 +114,7 @@ func wantUserActivation(t *testing.T, as enroll.ActivationStore, username, hash 
 	}
 }
 
-func wantTokenUnknown(t *testing.T, as enroll.ActivationStore, hash string) {
+func wantTokenUnknown(t *testing.T, as linkStore, hash string) {
 	t.Helper()
 	if a, err := as.ActivationByToken(t.Context(), hash); !errors.Is(err, enroll.ErrTokenUnknown) {
 		t.Errorf("ActivationByToken(%.8s…) = %s, %v; want ErrTokenUnknown", hash, a.Username, err)
@@ -388,7 +395,7 @@ func testPurgeActivations(t *testing.T, open Opener) {
 
 // activationCalls exercises every ActivationStore method once with valid
 // arguments, for the tests where each must fail the same way.
-func activationCalls(as enroll.ActivationStore) map[string]func(context.Context) error {
+func activationCalls(as linkStore) map[string]func(context.Context) error {
 	h := tokenHash(1)
 	return map[string]func(context.Context) error{
 		"PutActivation": func(ctx context.Context) error { return as.PutActivation(ctx, activation("jdoe", h)) },

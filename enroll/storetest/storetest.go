@@ -154,6 +154,16 @@ func Run(t *testing.T, open Opener) {
 		{"APIToken/CancelledContext", testTokenCancelled},
 		{"APIToken/Closed", testTokenClosed},
 		{"APIToken/Reopen", testTokenReopen},
+
+		{"Session/PutGet", testSessionPutGet},
+		{"Session/Expiry", testSessionExpiry},
+		{"Session/Update", testSessionUpdate},
+		{"Session/Delete", testSessionDelete},
+		{"Session/Concurrent", testSessionConcurrent},
+		{"Session/InvalidInput", testSessionInvalidInput},
+		{"Session/CancelledContext", testSessionCancelled},
+		{"Session/Closed", testSessionClosed},
+		{"Session/Reopen", testSessionReopen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

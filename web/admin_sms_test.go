@@ -22,8 +22,8 @@ func TestDashboardShowsSMSBudget(t *testing.T) {
 		t.Fatal("an SMS section without a budget to show")
 	}
 
-	a.handler = NewEcho(Deps{Pages: a.pages, Enrollment: a.svc, RateLimiter: a.store, PublicURL: "http://127.0.0.1",
-		Language: "en", Now: a.clock.Now, AdminDirectory: a.dir, AdminService: a.svc, AdminStore: a.store,
+	a.handler = NewEcho(Deps{Pages: a.pages, Enrollment: a.svc, Store: a.store, PublicURL: "http://127.0.0.1",
+		Language: "en", Now: a.clock.Now, AdminDirectory: a.dir, AdminService: a.svc,
 		Admin: AdminConfig{SessionTTL: time.Hour}, SMSUsage: budget})
 	b = a.browser(t)
 	b.login(a.lab.HelpdeskUsername, a.lab.HelpdeskPassword)

@@ -172,7 +172,7 @@ type homeView struct {
 // home serves GET /: what an employee who opens the site can do.
 func home(d Deps) echo.HandlerFunc {
 	v := homeView{Number: d.SMSNumber, Helpdesk: d.Helpdesk, Demo: d.Demo != nil,
-		PhoneChange: d.PhoneChange != nil && d.LoginGuard != nil && d.Enrollment != nil}
+		PhoneChange: d.PhoneChange != nil && d.Store != nil && d.Enrollment != nil}
 	return func(c echo.Context) error {
 		return writePage(c, d.Pages, http.StatusOK, templates.PageHome, browserLanguage(c, d.Language),
 			pageView{CSRF: csrfToken(c), Return: "/", Home: &v})

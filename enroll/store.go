@@ -49,6 +49,7 @@ type Store interface {
 	LockoutStore
 	SMSPasswordStore
 	ReminderStore
+	SessionStore
 	Backupper
 	ObservedStore
 	Lifecycle

@@ -40,6 +40,7 @@ var (
 	_ AdminDirectory = (*directory.Client)(nil)
 	_ AdminService   = (*enroll.Service)(nil)
 	_ AdminStore     = (*bolt.Store)(nil)
+	_ Store          = (*bolt.Store)(nil)
 	_ AdminPages     = (*templates.Pages)(nil)
 )
 
@@ -53,6 +54,7 @@ type adminApp struct {
 	mailer   *enrolltest.Mailer
 	clock    *enrolltest.Clock
 	handler  http.Handler
+	deps     Deps // what handler was built from: NewEcho(deps) is another node on the same store
 	pages    *templates.Pages
 	log      *enrolltest.LogBuffer
 	binds    *bindCounter // the sign-in binds that reached the directory
@@ -82,14 +84,14 @@ func newAdminAppOn(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *admi
 	a.svc = enroll.NewService(enroll.ServiceDeps{Store: store, Directory: dir, Mailer: a.mailer, Mails: &enrolltest.Renderer{},
 		Messages: catalog, Sealer: sealer, Log: logger, Now: a.clock.Now},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en", DefaultRegion: "US"})
-	d := Deps{Logger: logger, Pages: pages, Enrollment: a.svc, RateLimiter: store,
+	d := Deps{Logger: logger, Pages: pages, Enrollment: a.svc, Store: store,
 		PublicURL: "http://127.0.0.1", Language: "en", Now: a.clock.Now,
-		AdminDirectory: a.binds, AdminService: a.svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour},
+		AdminDirectory: a.binds, AdminService: a.svc, Admin: AdminConfig{SessionTTL: time.Hour},
 		MailQueue: store}
 	for _, opt := range opts {
 		opt(&d)
 	}
-	a.handler = NewEcho(d)
+	a.deps, a.handler = d, NewEcho(d)
 	return a
 }
 

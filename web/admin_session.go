@@ -1,42 +1,60 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"sync"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
 )
 
-// session is one signed-in admin. Sessions live in memory: a restart signs
-// every admin out, which is the safe side. The map is keyed by a hash of
-// the cookie value, so a heap dump holds no usable session ID.
-type session struct {
-	username string // the directory's spelling
-	display  string // shown in the header
-	lang     string
-	created  time.Time
-	expires  time.Time // absolute: admin.session_ttl after sign-in
-	checked  time.Time // last admin-group check
+// SessionStore keeps the admin console's sessions (enroll.SessionStore):
+// in the store, so that any node answers any admin and a restart signs no
+// one out.
+type SessionStore interface {
+	PutSession(ctx context.Context, key string, s enroll.AdminSession) error
+	Session(ctx context.Context, key string, now time.Time) (enroll.AdminSession, error)
+	UpdateSession(ctx context.Context, key string, now time.Time, fn func(*enroll.AdminSession) error) error
+	DeleteSession(ctx context.Context, key string) error
+	PurgeSessions(ctx context.Context, now time.Time) (int, error)
 }
 
+// session is one signed-in admin: the store's record, copied for the
+// request.
+type session = enroll.AdminSession
+
+// sessions start, find and end admin sessions. The store keeps each under
+// the hash of its ID (the cookie value), so neither the data file nor a
+// heap dump holds a usable session ID.
 type sessions struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	m   map[[32]byte]*session
+	store SessionStore
+	ttl   time.Duration
+	log   *slog.Logger
 }
 
-func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, m: make(map[[32]byte]*session)}
+// maxSessionID bounds a cookie value worth looking up; an ID is 43 bytes.
+const maxSessionID = 128
+
+// sessionKey is the store's key of session id: its SHA-256, in hex.
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte("admin-session:" + id))
+	return hex.EncodeToString(sum[:])
 }
 
-func sessionKey(id string) [32]byte { return sha256.Sum256([]byte("admin-session:" + id)) }
-
-// create starts a session for u (whose membership was just checked) and
-// returns its new random ID.
-func (s *sessions) create(u directory.User, lang string, now time.Time) (string, *session) {
+// create starts a session for u (whose membership was just checked),
+// signed in from source, and returns its new random ID.
+func (s *sessions) create(ctx context.Context, u directory.User, lang, source string, now time.Time) (string, *session, error) {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
 	id := base64.RawURLEncoding.EncodeToString(b)
@@ -44,56 +62,123 @@ func (s *sessions) create(u directory.User, lang string, now time.Time) (string,
 	if display == "" {
 		display = u.Username
 	}
-	sess := &session{username: u.Username, display: display, lang: lang, created: now, expires: now.Add(s.ttl), checked: now}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, v := range s.m { // expired sessions go when a new one comes
-		if !now.Before(v.expires) {
-			delete(s.m, k)
+	sess := &session{Username: u.Username, Display: display, Language: lang, Source: source,
+		CreatedAt: now, ExpiresAt: now.Add(s.ttl), CheckedAt: now}
+	// Expired sessions go when a new one comes; a failed purge only
+	// leaves them for the next sign-in.
+	if _, err := s.store.PurgeSessions(ctx, now); err != nil {
+		s.log.WarnContext(ctx, "expired admin sessions not purged", "err", err)
+	}
+	if err := s.store.PutSession(ctx, sessionKey(id), *sess); err != nil {
+		return "", nil, err
+	}
+	return id, sess, nil
+}
+
+// get returns the live session for id: enroll.ErrNotFound when there is
+// none.
+func (s *sessions) get(ctx context.Context, id string, now time.Time) (*session, error) {
+	if id == "" || len(id) > maxSessionID {
+		return nil, enroll.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	sess, err := s.store.Session(ctx, sessionKey(id), now)
+	if err != nil {
+		return nil, err
+	}
+	return &sess, nil
+}
+
+// update changes the live session for id with fn.
+func (s *sessions) update(ctx context.Context, id string, now time.Time, fn func(*session)) error {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	return s.store.UpdateSession(ctx, sessionKey(id), now, func(sess *session) error { fn(sess); return nil })
+}
+
+// drop ends the session for id, if any.
+func (s *sessions) drop(ctx context.Context, id string) error {
+	if id == "" || len(id) > maxSessionID {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	return s.store.DeleteSession(ctx, sessionKey(id))
+}
+
+// requireAdmin lets a request through with a live session whose admin is
+// still in the admin group (checked at most a minute ago); otherwise it
+// sends the browser to the login page.
+func (s *adminSite) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		now := s.now()
+		id, ok := readCookie(c, s.secure, adminCookie)
+		if !ok {
+			return s.toLogin(c, "")
 		}
+		ctx := c.Request().Context()
+		sess, err := s.sessions.get(ctx, id, now)
+		switch {
+		case errors.Is(err, enroll.ErrNotFound):
+			return s.toLogin(c, "admin.login.expired")
+		case err != nil:
+			return s.fail(c, http.StatusInternalServerError, "admin.err.internal", err)
+		}
+		if now.Sub(sess.CheckedAt) >= membershipTTL {
+			dctx, cancel := context.WithTimeout(ctx, adminTimeout)
+			member, err := s.ops.dir.IsAdmin(dctx, sess.Username)
+			cancel()
+			switch {
+			case err != nil && !errors.Is(err, directory.ErrNotFound):
+				// Fail closed: without an answer the session is not trusted,
+				// but it is kept for when the directory is back.
+				return s.fail(c, http.StatusServiceUnavailable, "admin.err.directory", err)
+			case !member:
+				if err := s.sessions.drop(ctx, id); err != nil {
+					return s.fail(c, http.StatusInternalServerError, "admin.err.internal", err)
+				}
+				s.ops.audit(c, "admin:"+sess.Username, enroll.Event{Action: "admin_session", Username: sess.Username,
+					Outcome: "revoked", Detail: "no longer a member of the admin group"})
+				return s.toLogin(c, "admin.login.not_admin_any_more")
+			}
+			if err := s.sessions.update(ctx, id, now, func(st *session) { st.CheckedAt = now }); err != nil {
+				// The check holds for this request; the next one checks again.
+				s.log.WarnContext(ctx, "admin session check time not recorded", "err", err)
+			}
+			sess.CheckedAt = now
+		}
+		c.Set("admin_session", sess)
+		return next(c)
 	}
-	s.m[sessionKey(id)] = sess
-	return id, sess
 }
 
-// get returns a copy of the live session for id.
-func (s *sessions) get(id string, now time.Time) (*session, bool) {
-	if id == "" || len(id) > 128 {
-		return nil, false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := sessionKey(id)
-	sess, ok := s.m[k]
+// liveSession is the ID of the live session the request's cookie names,
+// or "".
+func (s *adminSite) liveSession(c echo.Context) string {
+	id, ok := readCookie(c, s.secure, adminCookie)
 	if !ok {
-		return nil, false
+		return ""
 	}
-	if !now.Before(sess.expires) {
-		delete(s.m, k)
-		return nil, false
+	_, err := s.sessions.get(c.Request().Context(), id, s.now())
+	if err != nil {
+		if !errors.Is(err, enroll.ErrNotFound) {
+			s.log.ErrorContext(c.Request().Context(), "admin session lookup failed", "request_id", requestID(c), "err", err)
+		}
+		return ""
 	}
-	cp := *sess
-	return &cp, true
+	return id
 }
 
-func (s *sessions) checkedAt(id string, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess, ok := s.m[sessionKey(id)]; ok {
-		sess.checked = now
-	}
+func sessionOf(c echo.Context) *session {
+	s, _ := c.Get("admin_session").(*session)
+	return s
 }
 
-func (s *sessions) setLanguage(id, lang string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if sess, ok := s.m[sessionKey(id)]; ok {
-		sess.lang = lang
+// actor is how the audit trail names the signed-in admin.
+func actor(c echo.Context) string {
+	if s := sessionOf(c); s != nil {
+		return "admin:" + s.Username
 	}
-}
-
-func (s *sessions) drop(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, sessionKey(id))
+	return "admin"
 }

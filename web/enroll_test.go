@@ -79,12 +79,12 @@ func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 		DefaultLanguage: "en", DefaultRegion: "US",
 	}
 	wd := Deps{
-		Logger:      slog.New(slog.NewJSONHandler(a.webLog, nil)),
-		Pages:       pages,
-		RateLimiter: store,
-		PublicURL:   "http://127.0.0.1",
-		Language:    "en",
-		Now:         a.clock.Now,
+		Logger:    slog.New(slog.NewJSONHandler(a.webLog, nil)),
+		Pages:     pages,
+		Store:     store,
+		PublicURL: "http://127.0.0.1",
+		Language:  "en",
+		Now:       a.clock.Now,
 	}
 	for _, f := range tune {
 		f(appTuning{&deps, &set, &wd})
@@ -665,14 +665,15 @@ func TestEnrollRateLimits(t *testing.T) {
 	c.post(link+"/language", url.Values{"lang": {"en"}}).want(t, "over the per-address limit", 429)
 }
 
-type brokenLimiter struct{}
+// brokenLimiter is the store with a rate limiter that fails.
+type brokenLimiter struct{ Store }
 
 func (brokenLimiter) Allow(context.Context, string, time.Time, time.Duration, int) (bool, error) {
 	return false, errors.New("disk full")
 }
 
 func TestEnrollLimiterDownRefuses(t *testing.T) {
-	a := newEnrollApp(t, func(x appTuning) { x.web.RateLimiter = brokenLimiter{} })
+	a := newEnrollApp(t, func(x appTuning) { x.web.Store = brokenLimiter{x.web.Store} })
 	link := a.activate("jdoe")
 	b := a.browser("en")
 	b.get(link)

@@ -84,9 +84,9 @@ func TestDirectoryOutageAnswer(t *testing.T) {
 				Mails: &enrolltest.Renderer{}, Messages: catalog, Sealer: sealer, Log: logger},
 				enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en",
 					DefaultRegion: "US"})
-			h := NewEcho(Deps{Logger: logger, Pages: pages, Enrollment: svc, RateLimiter: store, PublicURL: "http://127.0.0.1",
-				Language: "en", PhoneChange: svc, LoginGuard: store,
-				AdminDirectory: dir, AdminService: svc, AdminStore: store, Admin: AdminConfig{SessionTTL: time.Hour}})
+			h := NewEcho(Deps{Logger: logger, Pages: pages, Enrollment: svc, Store: store, PublicURL: "http://127.0.0.1",
+				Language: "en", PhoneChange: svc,
+				AdminDirectory: dir, AdminService: svc, Admin: AdminConfig{SessionTTL: time.Hour}})
 
 			for _, lang := range []string{"en", "fr"} {
 				b := newHTTPBrowser(t, h, lang)

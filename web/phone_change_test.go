@@ -82,8 +82,8 @@ func newChangeApp(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *chang
 		Messages: catalog, Sealer: sealer, Log: logger, Now: a.clock.Now, LineChecker: lookup},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en",
 			DefaultRegion: "US", Location: time.UTC})
-	d := Deps{Logger: logger, Pages: pages, Enrollment: svc, RateLimiter: store, PublicURL: "http://127.0.0.1",
-		Language: "en", Now: a.clock.Now, PhoneChange: svc, LoginGuard: store}
+	d := Deps{Logger: logger, Pages: pages, Enrollment: svc, Store: store, PublicURL: "http://127.0.0.1",
+		Language: "en", Now: a.clock.Now, PhoneChange: svc}
 	for _, opt := range opts {
 		opt(&d)
 	}

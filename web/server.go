@@ -21,24 +21,32 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Store is the one store the server reads and writes (enroll.BoltStore):
+// the small interfaces its parts consume, together.
+type Store interface {
+	Pinger       // readiness for /healthz
+	RateLimiter  // POST limits of the enrollment forms, per client address and per link
+	AdminStore   // the console's reads, the audit trail and the sign-in guard (LoginGuard)
+	SessionStore // admin console sessions
+}
+
 // Deps are what the server routes to. Only cmd builds it.
 type Deps struct {
 	Logger      *slog.Logger
 	SMSWebhook  http.Handler  // POST /sms/twilio
 	SMSStatus   http.Handler  // POST /sms/twilio/status (delivery reports)
 	Directory   Pinger        // readiness for /healthz
-	Store       Pinger        // readiness for /healthz
+	Store       Store         // readiness for /healthz; the sites below need it; nil = no rate limits
 	HealthCheck time.Duration // per-dependency timeout (default 2 s)
 	Version     string
 
 	// The enrollment site (GET /enroll/:token and the pages under it) is
 	// served when both Enrollment and Pages are set; /static/ with Pages.
-	Enrollment  Enrollment  // enroll.Service
-	Pages       AdminPages  // templates.Pages, loaded at start-up
-	RateLimiter RateLimiter // enroll.Store: POST limits per client address and per link; nil = none
-	PublicURL   string      // https://…: cookies are marked Secure and __Host- named
-	SMSNumber   string      // the number employees text (sms.twilio.from), shown on the start page
-	Helpdesk    string      // how to reach the service desk (mail.from), shown on the start page
+	Enrollment Enrollment // enroll.Service
+	Pages      AdminPages // templates.Pages, loaded at start-up
+	PublicURL  string     // https://…: cookies are marked Secure and __Host- named
+	SMSNumber  string     // the number employees text (sms.twilio.from), shown on the start page
+	Helpdesk   string     // how to reach the service desk (mail.from), shown on the start page
 	// Proxies are the reverse proxies (trusted_proxies) whose
 	// X-Forwarded-For is believed: the client address is its rightmost
 	// address outside them. Empty: the TCP peer is the client.
@@ -46,15 +54,13 @@ type Deps struct {
 	Language string           // default page language (en | fr) when neither the enrollment nor the browser tells
 	Now      func() time.Time // default time.Now
 	// The safe phone change (/phone/change) is served with the
-	// enrollment site when both are set too.
+	// enrollment site when it and Store are set too.
 	PhoneChange PhoneChangeService // enroll.Service
-	LoginGuard  LoginGuard         // enroll.Store: failed sign-ins per account and per client address
 
 	// The admin console (/admin/...) and JSON API (/api/v1/...) are served
-	// when all three and Pages are set.
+	// when both, Store and Pages are set.
 	AdminDirectory AdminDirectory // directory.Client
 	AdminService   AdminService   // enroll.Service
-	AdminStore     AdminStore     // enroll.Store
 	Admin          AdminConfig
 
 	// Demo serves the phone simulator and mailbox under /demo/ (with
@@ -105,19 +111,23 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	var site *enrollSite
 	if d.Enrollment != nil && d.Pages != nil {
-		site = &enrollSite{svc: d.Enrollment, pages: d.Pages, limiter: d.RateLimiter, log: d.Logger,
+		var limiter RateLimiter // nil: no limits
+		if d.Store != nil {
+			limiter = d.Store
+		}
+		site = &enrollSite{svc: d.Enrollment, pages: d.Pages, limiter: limiter, log: d.Logger,
 			now: d.Now, lang: d.Language, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
 	}
 	var admin *adminSite
-	if d.AdminDirectory != nil && d.AdminService != nil && d.AdminStore != nil && d.Pages != nil {
+	if d.AdminDirectory != nil && d.AdminService != nil && d.Store != nil && d.Pages != nil {
 		if d.Admin.SessionTTL <= 0 {
 			d.Admin = DefaultAdminConfig()
 		}
 		admin = &adminSite{
-			ops:   &adminOps{dir: d.AdminDirectory, svc: d.AdminService, store: d.AdminStore, log: d.Logger, now: d.Now},
+			ops:   &adminOps{dir: d.AdminDirectory, svc: d.AdminService, store: d.Store, log: d.Logger, now: d.Now},
 			pages: d.Pages, log: d.Logger, now: d.Now, lang: d.Language, ttl: d.Admin.SessionTTL,
 			secure:   strings.HasPrefix(strings.ToLower(d.PublicURL), "https://"),
-			sessions: newSessions(d.Admin.SessionTTL),
+			sessions: &sessions{store: d.Store, ttl: d.Admin.SessionTTL, log: d.Logger},
 			usage:    d.SMSUsage,
 			mailq:    d.MailQueue,
 		}
@@ -195,8 +205,8 @@ func NewEcho(d Deps) *echo.Echo {
 	}
 	if site != nil {
 		site.register(e)
-		if d.PhoneChange != nil && d.LoginGuard != nil {
-			(&phoneChangeSite{site: site, svc: d.PhoneChange, guard: d.LoginGuard}).register(e)
+		if d.PhoneChange != nil && d.Store != nil {
+			(&phoneChangeSite{site: site, svc: d.PhoneChange, guard: d.Store}).register(e)
 		}
 	}
 	if admin != nil {

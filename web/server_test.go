@@ -18,6 +18,14 @@ type pingFunc func(context.Context) error
 
 func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
 
+// pingStore is a Store that only answers Ping (no site is served).
+type pingStore struct {
+	Store
+	ping pingFunc
+}
+
+func (s pingStore) Ping(ctx context.Context) error { return s.ping(ctx) }
+
 func serve(t *testing.T, d Deps, req *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -26,7 +34,7 @@ func serve(t *testing.T, d Deps, req *http.Request) *httptest.ResponseRecorder {
 }
 
 func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
-	d := Deps{Directory: pingFunc(func(context.Context) error { return nil }), Store: pingFunc(func(context.Context) error { return nil })}
+	d := Deps{Directory: pingFunc(func(context.Context) error { return nil }), Store: pingStore{ping: func(context.Context) error { return nil }}}
 	for _, path := range []string{"/healthz", "/no-such-page"} {
 		rec := serve(t, d, httptest.NewRequest(http.MethodGet, path, nil))
 		for h, want := range map[string]string{
@@ -61,7 +69,7 @@ func TestHealthz(t *testing.T) {
 		{"directory not configured", nil, 503, "degraded", false, "not configured"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rec := serve(t, Deps{Directory: c.dir, Store: ok, Version: "v1"}, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			rec := serve(t, Deps{Directory: c.dir, Store: pingStore{ping: ok}, Version: "v1"}, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 			var body struct {
 				Status    string
 				Version   string
@@ -87,7 +95,7 @@ func TestHealthz(t *testing.T) {
 
 func TestHealthzPingTimeout(t *testing.T) {
 	hang := pingFunc(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() })
-	rec := serve(t, Deps{Directory: hang, Store: hang, HealthCheck: 50 * time.Millisecond}, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	rec := serve(t, Deps{Directory: hang, Store: pingStore{ping: hang}, HealthCheck: 50 * time.Millisecond}, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "deadline exceeded") {
 		t.Fatalf("hanging dependencies: %d %s", rec.Code, rec.Body)
 	}

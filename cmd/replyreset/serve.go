@@ -247,9 +247,7 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		Version:     version,
 		Enrollment:  a.enroll,
 		Pages:       a.pages,
-		RateLimiter: a.store,
 		PhoneChange: a.enroll,
-		LoginGuard:  a.store,
 		PublicURL:   a.cfg.PublicURL,
 		Language:    a.cfg.Language,
 		Proxies:     a.cfg.trustedProxies(),
@@ -258,7 +256,6 @@ func (a *app) handler(demo web.Demo) http.Handler {
 
 		AdminDirectory: a.dir,
 		AdminService:   a.enroll,
-		AdminStore:     a.store,
 		Admin:          a.cfg.Admin,
 		Demo:           demo,
 		SMSUsage:       a.budget,

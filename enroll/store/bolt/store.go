@@ -54,6 +54,7 @@ var _ enroll.Store = (*Store)(nil)
 //	api_token_names   lower-cased name → ID of the live (not revoked) token of that name
 //	mail_queue        big-endian uint64 ID → JSON QueuedMail (see mailqueue.go)
 //	mail_due          NextAttempt (8, ordered Unix ns) | ID (8) → empty, pending mails only
+//	admin_sessions    hex SHA-256 of the session ID → JSON AdminSession (see sessions.go)
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -83,7 +84,7 @@ var (
 		bucketLockouts, bucketMonitor,
 		bucketSMSChecks, bucketSMSChecksDue, bucketReminders,
 		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames,
-		bucketMailQueue, bucketMailDue}
+		bucketMailQueue, bucketMailDue, bucketSessions}
 
 	keySchema = []byte("schema")
 )

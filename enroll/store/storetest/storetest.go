@@ -160,6 +160,16 @@ func suiteCases(restore Restorer) []suiteCase {
 		{"APIToken/Closed", testTokenClosed},
 		{"APIToken/Reopen", testTokenReopen},
 
+		{"Session/PutGet", testSessionPutGet},
+		{"Session/Expiry", testSessionExpiry},
+		{"Session/Update", testSessionUpdate},
+		{"Session/Delete", testSessionDelete},
+		{"Session/Concurrent", testSessionConcurrent},
+		{"Session/InvalidInput", testSessionInvalidInput},
+		{"Session/CancelledContext", testSessionCancelled},
+		{"Session/Closed", testSessionClosed},
+		{"Session/Reopen", testSessionReopen},
+
 		{"Budget/AllOrNothing", testBudgetAllOrNothing},
 		{"Budget/ConcurrentExactly", testBudgetConcurrent},
 		{"Budget/InvalidInput", testBudgetInvalidInput},
@@ -274,6 +284,11 @@ func wantOwner(t *testing.T, s enroll.Store, phone, username string) {
 // no entry here, or an entry names a case the suite does not have, so a
 // method cannot join the contract without a case that pins it down.
 var covers = map[string][]string{
+	"PutSession":                 {"Session/PutGet", "Session/Concurrent", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed", "Session/Reopen"},
+	"Session":                    {"Session/PutGet", "Session/Expiry", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed", "Session/Reopen"},
+	"UpdateSession":              {"Session/Update", "Session/Concurrent", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed"},
+	"DeleteSession":              {"Session/Delete", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed", "Session/Reopen"},
+	"PurgeSessions":              {"Session/Expiry", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed"},
 	"APITokenByHash":             {"APIToken/PutGet", "APIToken/NameUnique", "APIToken/Touch", "APIToken/Revoke", "APIToken/InvalidInput", "APIToken/CancelledContext"},
 	"APITokens":                  {"APIToken/PutGet", "APIToken/NameUnique", "APIToken/Revoke", "APIToken/InvalidInput", "APIToken/CancelledContext", "APIToken/Closed"},
 	"ActivationByToken":          {"Activation/PutGet", "Activation/ReplacedByReactivation", "Activation/Update", "Activation/UpdateConcurrent", "Activation/Complete", "Activation/CompletePhoneTaken"},

@@ -56,6 +56,7 @@ var (
 //	api_token_names   lower-cased name → ID of the live (not revoked) token of that name
 //	mail_queue        big-endian uint64 ID → JSON QueuedMail (see bolt_mailqueue.go)
 //	mail_due          NextAttempt (8, ordered Unix ns) | ID (8) → empty, pending mails only
+//	leases            job lease name → expiry | holder (see bolt_leases.go)
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -85,7 +86,7 @@ var (
 		bucketLockouts, bucketMonitor,
 		bucketSMSChecks, bucketSMSChecksDue, bucketReminders,
 		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames,
-		bucketMailQueue, bucketMailDue}
+		bucketMailQueue, bucketMailDue, bucketLeases}
 
 	keySchema = []byte("schema")
 )

@@ -154,6 +154,17 @@ func Run(t *testing.T, open Opener) {
 		{"APIToken/CancelledContext", testTokenCancelled},
 		{"APIToken/Closed", testTokenClosed},
 		{"APIToken/Reopen", testTokenReopen},
+
+		{"Lease/Acquire", testLeaseAcquire},
+		{"Lease/Renew", testLeaseRenew},
+		{"Lease/RefusedWhileHeld", testLeaseRefusedWhileHeld},
+		{"Lease/AfterExpiry", testLeaseAfterExpiry},
+		{"Lease/Release", testLeaseRelease},
+		{"Lease/Concurrent", testLeaseConcurrent},
+		{"Lease/InvalidInput", testLeaseInvalidInput},
+		{"Lease/CancelledContext", testLeaseCancelled},
+		{"Lease/Closed", testLeaseClosed},
+		{"Lease/Reopen", testLeaseReopen},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })

@@ -14,7 +14,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/expiry"
 )
 
 // Password-expiry reminders end to end: real expiry dates from Samba AD
@@ -122,9 +122,13 @@ func (r *reminderRig) expiry(username string) directory.PasswordExpiry {
 	return got[0]
 }
 
-func (r *reminderRig) reminders() *gateway.Reminders {
-	return gateway.NewReminders(directory.DefaultRemindersConfig(), r.dir, r.store, r.sealer, r.catalog, nil, nil,
-		gateway.ReminderOptions{Now: r.clock.Now, Location: time.UTC, SendFrom: 0, SendUntil: 24 * time.Hour, Every: 20 * time.Millisecond})
+func (r *reminderRig) reminders() *expiry.Reminders {
+	return expiry.NewReminders(expiry.DefaultRemindersConfig(), r.deps(),
+		expiry.ReminderOptions{Now: r.clock.Now, Location: time.UTC, SendFrom: 0, SendUntil: 24 * time.Hour, Every: 20 * time.Millisecond})
+}
+
+func (r *reminderRig) deps() expiry.ReminderDeps {
+	return expiry.ReminderDeps{Directory: r.dir, Store: r.store, Sealer: r.sealer, Catalog: r.catalog}
 }
 
 func (r *reminderRig) scan() {
@@ -213,8 +217,8 @@ func TestExpiryRemindersE2E(t *testing.T) {
 
 		// Outside the sending hours Run texts nothing.
 		at(13*day - time.Hour)
-		night := gateway.NewReminders(directory.DefaultRemindersConfig(), r.dir, r.store, r.sealer, r.catalog, nil, nil,
-			gateway.ReminderOptions{Now: r.clock.Now, Location: time.UTC, Every: 10 * time.Millisecond,
+		night := expiry.NewReminders(expiry.DefaultRemindersConfig(), r.deps(),
+			expiry.ReminderOptions{Now: r.clock.Now, Location: time.UTC, Every: 10 * time.Millisecond,
 				SendFrom: r.clock.Now().UTC().Sub(r.clock.Now().UTC().Truncate(day)) + time.Hour, SendUntil: 24 * time.Hour})
 		ctx, stop := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		if err := night.Run(ctx); err != nil {

@@ -1,4 +1,4 @@
-package gateway_test
+package lockout_test
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -152,8 +153,8 @@ type watchEnv struct {
 	scan     *scriptScanner
 	admins   *fakeAdmins
 	mailer   *fakeMailer
-	cfg      directory.LockoutConfig
-	opt      gateway.LockoutWatchOptions
+	cfg      lockout.Config
+	opt      lockout.Options
 	noMail   bool
 	notified atomic.Int32
 	phones   int // numbers handed out by lockMany
@@ -173,7 +174,12 @@ func newWatchEnv(t *testing.T) *watchEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &watchEnv{t: t, path: filepath.Join(t.TempDir(), "replyreset.db"), sealer: testSealer(t),
+	dir := t.TempDir()
+	sealer, err := enroll.LoadOrCreateKey(filepath.Join(dir, "replyreset.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &watchEnv{t: t, path: filepath.Join(dir, "replyreset.db"), sealer: sealer,
 		catalog: catalog, mails: mails,
 		clock: enrolltest.NewClock(time.Date(2026, 3, 12, 10, 42, 30, 0, time.UTC)),
 		scan:  newScriptScanner(),
@@ -184,9 +190,9 @@ func newWatchEnv(t *testing.T) *watchEnv {
 			{Username: "nomail"},
 		}},
 		mailer: &fakeMailer{},
-		cfg:    directory.LockoutConfig{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute},
+		cfg:    lockout.Config{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute},
 	}
-	e.opt = gateway.LockoutWatchOptions{Now: e.clock.Now, Location: zone}
+	e.opt = lockout.Options{Now: e.clock.Now, Location: zone}
 	e.open()
 	t.Cleanup(func() { e.store.Close() })
 	return e
@@ -210,16 +216,23 @@ func (e *watchEnv) reopen() {
 	e.open()
 }
 
-func (e *watchEnv) watch() *gateway.LockoutWatch {
+func (e *watchEnv) watch() *lockout.Watch {
+	return e.watchOn(e.store, func() { e.notified.Add(1) })
+}
+
+// watchOn is watch, on store, with notify.
+func (e *watchEnv) watchOn(store lockout.Store, notify func()) *lockout.Watch {
 	var mailer enroll.Mailer = e.mailer
 	if e.noMail {
 		mailer = nil
 	}
-	return gateway.NewLockoutWatch(e.cfg, e.scan, e.admins, e.store, e.sealer, mailer, e.mails, e.catalog,
-		func() { e.notified.Add(1) }, nil, e.opt)
+	alerts := gateway.NewAdminAlerts(e.admins, mailer, e.mails, gateway.AdminAlertOptions{Language: e.opt.Language,
+		Location: e.opt.Location})
+	return lockout.NewWatch(e.cfg, lockout.Deps{Scanner: e.scan, Store: store, Sealer: e.sealer, Catalog: e.catalog,
+		Alerts: alerts, Notify: notify}, e.opt)
 }
 
-func (e *watchEnv) poll(w *gateway.LockoutWatch) {
+func (e *watchEnv) poll(w *lockout.Watch) {
 	e.t.Helper()
 	if err := w.Poll(e.t.Context()); err != nil {
 		e.t.Fatalf("Poll: %v", err)
@@ -742,7 +755,7 @@ func (f *failingRecords) RecordLockout(ctx context.Context, username string, loc
 func TestLockoutStoreErrorKeepsCursor(t *testing.T) {
 	e := newWatchEnv(t)
 	store := &failingRecords{BoltStore: e.store}
-	w := gateway.NewLockoutWatch(e.cfg, e.scan, e.admins, store, e.sealer, e.mailer, e.mails, e.catalog, nil, nil, e.opt)
+	w := e.watchOn(store, nil)
 	e.poll(w)
 	for _, u := range []string{"a", "b", "c"} {
 		e.enroll(u, "+1201555013"+string(u[0]-'a'+'1'), "en", enroll.StateActive)
@@ -784,40 +797,14 @@ func TestLockoutPurgesOldEvents(t *testing.T) {
 	}
 }
 
-func TestNotMeAdminAlerts(t *testing.T) {
-	catalog, err := templates.LoadMails()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mailer := &fakeMailer{}
-	admins := &fakeAdmins{users: []directory.User{{Username: "a", Mail: "a@example.test"}, {Username: "A2", Mail: "A@example.test"}, {Username: "b"}}}
-	alerts := gateway.NewAdminAlerts(admins, mailer, catalog, gateway.AdminAlertOptions{Language: "fr", Location: zone})
-	at := time.Date(2026, 3, 12, 10, 42, 0, 0, time.UTC)
-	n, err := alerts.NotifyNotMe(t.Context(), gateway.NotMeNotice{Username: "zlefevre", DisplayName: "Zoé Lefèvre", Phone: "+33612345678", At: at})
-	if err != nil || n != 1 {
-		t.Fatalf("NotifyNotMe = %d, %v; want 1 admin", n, err)
-	}
-	m := mailer.mails()[0]
-	for _, want := range []string{"Zoé Lefèvre", "zlefevre", "+•••••••••78", "12 mars 2026 à 12:42"} {
-		if !strings.Contains(m.Text, want) {
-			t.Errorf("the mail does not show %q:\n%s", want, m.Text)
+// eventually waits for cond, failing the test after 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
-	}
-	if strings.Contains(m.Text+m.HTML+m.Subject, "612345678") {
-		t.Error("the mail shows the whole phone number")
-	}
-
-	for name, tc := range map[string]struct {
-		alerts *gateway.AdminAlerts
-		want   error
-	}{
-		"mail off":     {gateway.NewAdminAlerts(admins, nil, catalog, gateway.AdminAlertOptions{}), gateway.ErrMailOff},
-		"no admins":    {gateway.NewAdminAlerts(&fakeAdmins{users: []directory.User{{Username: "b"}}}, mailer, catalog, gateway.AdminAlertOptions{}), gateway.ErrNoAdmins},
-		"dir down":     {gateway.NewAdminAlerts(&fakeAdmins{err: directory.ErrUnavailable}, mailer, catalog, gateway.AdminAlertOptions{}), directory.ErrUnavailable},
-		"no admin dir": {gateway.NewAdminAlerts(nil, mailer, catalog, gateway.AdminAlertOptions{}), gateway.ErrNoAdmins},
-	} {
-		if _, err := tc.alerts.NotifyNotMe(t.Context(), gateway.NotMeNotice{Username: "jdoe", At: at}); !errors.Is(err, tc.want) {
-			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
-		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

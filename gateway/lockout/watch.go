@@ -1,4 +1,4 @@
-package gateway
+package lockout
 
 import (
 	"bytes"
@@ -10,15 +10,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/jobs"
+	"github.com/replyreset/replyreset/templates"
 )
 
-// LockoutWatchStore is what the lockout watch needs from the store.
-type LockoutWatchStore interface {
+// Store is what the lockout watch needs from the store; its leases keep
+// the watch to one runner.
+type Store interface {
 	RecordLockout(ctx context.Context, username string, lockedAt, now time.Time) (bool, error)
 	PurgeLockouts(ctx context.Context, now time.Time) (int, error)
 	MonitorCursor(ctx context.Context, name string) ([]byte, error)
@@ -27,15 +30,46 @@ type LockoutWatchStore interface {
 	OptedOut(ctx context.Context, phone string) (bool, error)
 	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	jobs.LeaseStore
 }
 
-// BodySealer seals message bodies for the outbox (enroll.Sealer).
-type BodySealer interface {
+// Sealer seals message bodies for the outbox (enroll.Sealer).
+type Sealer interface {
 	Seal(plain []byte, purpose string) []byte
 }
 
-// LockoutWatchOptions tune the watch; zero fields take the defaults.
-type LockoutWatchOptions struct {
+// Catalog is the message catalog (templates.Catalog): the alert texts
+// and the wording of the storm window.
+type Catalog interface {
+	Text(lang, key string, args map[string]string) string
+	Plural(lang, key string, n int, args map[string]string) string
+}
+
+// Alerter mails the admins (gateway.AdminAlerts): AlertOnce sends mail
+// name to every recipient not in done and returns those it told.
+type Alerter interface {
+	AlertOnce(ctx context.Context, name string, data map[string]string, done map[string]bool) ([]string, error)
+}
+
+// Deps are what the watch works with.
+type Deps struct {
+	Scanner directory.LockoutScanner
+	Store   Store
+	Sealer  Sealer
+	Catalog Catalog
+	// Alerts mail the admins about a storm; nil means mail is off
+	// (storms are then only audited and logged).
+	Alerts Alerter
+	// Notify wakes the outbox worker; may be nil.
+	Notify func()
+	Log    *slog.Logger // may be nil
+	// Node is this process's node ID, the holder of the watch's lease
+	// (default jobs.NodeID()).
+	Node string
+}
+
+// Options tune the watch; zero fields take the defaults.
+type Options struct {
 	Now func() time.Time // default time.Now
 	// FullSweepEvery is how often a full sweep replaces the incremental
 	// scan, which catches anything an incremental scan could miss
@@ -53,17 +87,18 @@ type LockoutWatchOptions struct {
 	// Location is the time zone of the times in texts and mails
 	// (default the server's).
 	Location *time.Location
-	// AlertMail (admin.alert_mail) get the storm alerts too.
-	AlertMail []string
 }
 
 // lockoutCursorName is the store key of the directory scan cursor.
 const lockoutCursorName = "lockout"
 
+// leaseName is the name of the watch's lease in the store.
+const leaseName = "lockout-watch"
+
 // lockoutPurpose is the outbox purpose of lockout alerts.
 const lockoutPurpose = "lockout"
 
-// LockoutWatch is the lockout monitor: every lockout.poll_interval it asks
+// Watch is the lockout monitor: every lockout.poll_interval it asks
 // the directory for accounts locked since the last scan, and texts each
 // enrolled, active user one alert per lockout event ("Your account jdoe was
 // locked at 10:42. Reply UNLOCK ..."), unless a lockout storm holds the
@@ -75,19 +110,19 @@ const lockoutPurpose = "lockout"
 // before its text is queued, so a crash between the two loses that one
 // text rather than sending it twice.
 //
-// Only one watch may run per store (on the elected leader when there are
-// several instances).
-type LockoutWatch struct {
-	cfg     directory.LockoutConfig
+// Only one watch runs per store at a time, whatever the number of
+// instances: Run holds the store lease "lockout-watch" while it polls.
+type Watch struct {
+	cfg     Config
 	scanner directory.LockoutScanner
-	store   LockoutWatchStore
-	sealer  BodySealer
-	alerts  *AdminAlerts
+	store   Store
+	sealer  Sealer
+	alerts  Alerter
 	msgs    Catalog
 	notify  func()
 	log     *slog.Logger
-	opt     LockoutWatchOptions
-	running atomic.Bool
+	opt     Options
+	lease   jobs.Lease
 
 	mu       sync.Mutex // one poll at a time; guards the fields below
 	loaded   bool
@@ -96,13 +131,9 @@ type LockoutWatch struct {
 	storm    stormState
 }
 
-// NewLockoutWatch wires the watch. admins lists the people a storm alert
-// goes to; mailer nil means mail is off (storms are then only audited and
-// logged); notify wakes the outbox worker and may be nil; log may be nil.
-func NewLockoutWatch(cfg directory.LockoutConfig, scanner directory.LockoutScanner, admins directory.AdminDirectory,
-	store LockoutWatchStore, sealer BodySealer, mailer enroll.Mailer, mails enroll.MailRenderer, catalog Catalog,
-	notify func(), log *slog.Logger, opt LockoutWatchOptions) *LockoutWatch {
-	def := directory.DefaultLockoutConfig()
+// NewWatch wires the watch.
+func NewWatch(cfg Config, d Deps, opt Options) *Watch {
+	def := DefaultConfig()
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = def.PollInterval
 	}
@@ -127,33 +158,30 @@ func NewLockoutWatch(cfg directory.LockoutConfig, scanner directory.LockoutScann
 	if opt.Location == nil {
 		opt.Location = time.Local
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
 	}
-	if notify == nil {
-		notify = func() {}
+	if d.Notify == nil {
+		d.Notify = func() {}
 	}
-	alerts := NewAdminAlerts(admins, mailer, mails, AdminAlertOptions{Language: opt.Language, Location: opt.Location, Log: log,
-		AlertMail: opt.AlertMail})
-	return &LockoutWatch{cfg: cfg, scanner: scanner, store: store, sealer: sealer, alerts: alerts, msgs: catalog,
-		notify: notify, log: log, opt: opt}
+	return &Watch{cfg: cfg, scanner: d.Scanner, store: d.Store, sealer: d.Sealer, alerts: d.Alerts, msgs: d.Catalog,
+		notify: d.Notify, log: d.Log, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}
 }
-
-// errLockoutWatchRunning is returned by a second concurrent Run.
-var errLockoutWatchRunning = errors.New("gateway: the lockout watch is already running")
 
 // Run polls until ctx ends, then returns nil; with lockout.enabled off it
 // returns nil at once. A failed poll (directory or store trouble) is
-// logged and tried again at the next interval.
-func (w *LockoutWatch) Run(ctx context.Context) error {
+// logged and tried again at the next interval. While another run holds
+// the watch's lease, in this process or another, Run returns an error
+// wrapping jobs.ErrRunning at once.
+func (w *Watch) Run(ctx context.Context) error {
 	if !w.cfg.Enabled {
 		w.log.InfoContext(ctx, "lockout watch: off (lockout.enabled is false)")
 		return nil
 	}
-	if !w.running.CompareAndSwap(false, true) {
-		return errLockoutWatchRunning
-	}
-	defer w.running.Store(false)
+	return w.lease.Hold(ctx, leaseName, w.run)
+}
+
+func (w *Watch) run(ctx context.Context) error {
 	failures := 0
 	for {
 		err := w.Poll(ctx)
@@ -187,7 +215,7 @@ func (w *LockoutWatch) Run(ctx context.Context) error {
 // new lockouts, store the cursor, end a quiet storm, send a pending storm
 // mail. On error the cursor is not advanced, so the next poll sees the
 // same lockouts again (those already handled are recognised).
-func (w *LockoutWatch) Poll(ctx context.Context) error {
+func (w *Watch) Poll(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.opt.Now()
@@ -238,7 +266,7 @@ func (w *LockoutWatch) Poll(ctx context.Context) error {
 }
 
 // load reads the cursor and the storm state kept by an earlier run.
-func (w *LockoutWatch) load(ctx context.Context, now time.Time) error {
+func (w *Watch) load(ctx context.Context, now time.Time) error {
 	cursor, err := w.store.MonitorCursor(ctx, lockoutCursorName)
 	if err != nil {
 		return fmt.Errorf("read the scan cursor: %w", err)
@@ -271,7 +299,7 @@ type news struct {
 
 // handle records the events and acts on the new ones. On a store failure
 // it still acts on the events it recorded, then returns the error.
-func (w *LockoutWatch) handle(ctx context.Context, events []directory.LockoutEvent, now time.Time) error {
+func (w *Watch) handle(ctx context.Context, events []directory.LockoutEvent, now time.Time) error {
 	// Read first, so that a failed read leaves the events unrecorded, to be
 	// seen again by the next poll.
 	var cands []news
@@ -322,7 +350,7 @@ func (w *LockoutWatch) handle(ctx context.Context, events []directory.LockoutEve
 
 // account runs the storm accounting over the new lockouts of one scan, in
 // the order they happened, and marks those a storm holds back.
-func (w *LockoutWatch) account(ctx context.Context, fresh []news, now time.Time) {
+func (w *Watch) account(ctx context.Context, fresh []news, now time.Time) {
 	order := make([]int, 0, len(fresh))
 	for i, n := range fresh {
 		if !n.stale {
@@ -348,7 +376,7 @@ func (w *LockoutWatch) account(ctx context.Context, fresh []news, now time.Time)
 	// The scan is accounted for: the storm's accounts are known, and every
 	// retry of the mail will list the same ones.
 	if w.storm.MailPending && w.storm.MailData == nil {
-		w.storm.MailData = w.storm.mailData(w.opt.Language, w.opt.Location, w.cfg.StormWindow)
+		w.storm.MailData = w.storm.mailData(w.msgs, w.opt.Language, w.opt.Location, w.cfg.StormWindow)
 	}
 	for i := range w.storm.Recent {
 		w.storm.Recent[i].batch = -1
@@ -359,7 +387,7 @@ func (w *LockoutWatch) account(ctx context.Context, fresh []news, now time.Time)
 }
 
 // act texts, or audits why not, one new lockout.
-func (w *LockoutWatch) act(ctx context.Context, n news, now time.Time) {
+func (w *Watch) act(ctx context.Context, n news, now time.Time) {
 	u := n.ev.User
 	ev := enroll.Event{Time: now, Actor: "system", Username: u.Username,
 		Detail: "locked at " + n.ev.LockedAt.UTC().Format(time.RFC3339)}
@@ -393,17 +421,17 @@ func (w *LockoutWatch) act(ctx context.Context, n news, now time.Time) {
 }
 
 // queueAlert puts the alert text in the outbox and wakes the worker.
-func (w *LockoutWatch) queueAlert(ctx context.Context, e enroll.Enrollment, ev directory.LockoutEvent, now time.Time) (uint64, error) {
+func (w *Watch) queueAlert(ctx context.Context, e enroll.Enrollment, ev directory.LockoutEvent, now time.Time) (uint64, error) {
 	lang := cmp.Or(e.Language, w.opt.Language)
 	body := w.msgs.Text(lang, "sms.lockout.alert", map[string]string{
 		"username": ev.User.Username,
 		"time":     ev.LockedAt.In(w.opt.Location).Format("15:04"),
 	})
-	return queueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
+	return gateway.QueueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
 		Purpose: lockoutPurpose, Username: e.Username, Priority: enroll.PriorityHigh}, body, now)
 }
 
-func (w *LockoutWatch) audit(ctx context.Context, ev enroll.Event) {
+func (w *Watch) audit(ctx context.Context, ev enroll.Event) {
 	if _, err := w.store.AppendAudit(ctx, ev); err != nil {
 		w.log.ErrorContext(ctx, "audit write failed", "action", ev.Action, "outcome", ev.Outcome, "err", err)
 	}
@@ -412,7 +440,7 @@ func (w *LockoutWatch) audit(ctx context.Context, ev enroll.Event) {
 // maxAuditAccounts bounds the accounts named in a storm's audit detail.
 const maxAuditAccounts = 50
 
-func (w *LockoutWatch) stormStarted(ctx context.Context, now time.Time) {
+func (w *Watch) stormStarted(ctx context.Context, now time.Time) {
 	s := &w.storm
 	names := make([]string, 0, min(len(s.Accounts), maxAuditAccounts))
 	for _, a := range s.Accounts[:min(len(s.Accounts), maxAuditAccounts)] {
@@ -429,7 +457,7 @@ func (w *LockoutWatch) stormStarted(ctx context.Context, now time.Time) {
 			w.cfg.StormThreshold, w.cfg.StormWindow, list)})
 }
 
-func (w *LockoutWatch) stormEnded(ctx context.Context, now time.Time, count int) {
+func (w *Watch) stormEnded(ctx context.Context, now time.Time, count int) {
 	w.log.InfoContext(ctx, "lockout watch: lockout storm over; lockout texts resume", "lockouts", count)
 	w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_ended", Outcome: "ok",
 		Detail: fmt.Sprintf("%d lockouts during the storm; no new lockout for %s; lockout texts resume", count, w.cfg.StormWindow)})
@@ -437,19 +465,24 @@ func (w *LockoutWatch) stormEnded(ctx context.Context, now time.Time, count int)
 
 // sendStormMail tries the pending storm mail: each admin gets it once,
 // and an admin not reached is tried again at the next polls.
-func (w *LockoutWatch) sendStormMail(ctx context.Context, now time.Time) {
+func (w *Watch) sendStormMail(ctx context.Context, now time.Time) {
 	s := &w.storm
 	if s.MailData == nil { // cannot happen: set when the storm starts
-		s.MailData = s.mailData(w.opt.Language, w.opt.Location, w.cfg.StormWindow)
+		s.MailData = s.mailData(w.msgs, w.opt.Language, w.opt.Location, w.cfg.StormWindow)
 	}
 	done := make(map[string]bool, len(s.MailDone))
 	for _, a := range s.MailDone {
 		done[a] = true
 	}
-	sent, _, err := w.alerts.deliver(ctx, "lockout_storm", s.MailData, done)
+	var sent []string
+	err := error(gateway.ErrMailOff)
+	if w.alerts != nil {
+		sent, err = w.alerts.AlertOnce(ctx, templates.MailLockoutStorm, s.MailData, done)
+	}
 	s.MailDone = append(s.MailDone, sent...)
 	s.MailTries++
-	final := err == nil || errors.Is(err, ErrMailOff) || errors.Is(err, ErrNoAdmins) || s.MailTries >= maxStormMailTries
+	// Mail off and no one to tell are not mended by trying again.
+	final := err == nil || gateway.AlertOutcome(err) != "error" || s.MailTries >= maxStormMailTries
 	switch {
 	case err == nil:
 		w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_mail", Outcome: "ok",
@@ -457,7 +490,7 @@ func (w *LockoutWatch) sendStormMail(ctx context.Context, now time.Time) {
 	case final:
 		w.log.ErrorContext(ctx, "lockout watch: the admins could not be emailed about the lockout storm", "err", err)
 		w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_mail",
-			Outcome: adminAlertOutcome(err), Detail: err.Error()})
+			Outcome: gateway.AlertOutcome(err), Detail: err.Error()})
 	default:
 		w.log.WarnContext(ctx, "lockout watch: storm mail failed; trying again at the next poll", "err", err, "tries", s.MailTries)
 	}

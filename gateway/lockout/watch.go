@@ -2,21 +2,16 @@ package lockout
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/jobs"
-	"github.com/replyreset/replyreset/templates"
 )
 
 // Store is what the lockout watch needs from the store; its leases keep
@@ -43,12 +38,6 @@ type Sealer interface {
 type Catalog interface {
 	Text(lang, key string, args map[string]string) string
 	Plural(lang, key string, n int, args map[string]string) string
-}
-
-// Alerter mails the admins (gateway.AdminAlerts): AlertOnce sends mail
-// name to every recipient not in done and returns those it told.
-type Alerter interface {
-	AlertOnce(ctx context.Context, name string, data map[string]string, done map[string]bool) ([]string, error)
 }
 
 // Deps are what the watch works with.
@@ -102,7 +91,7 @@ const lockoutPurpose = "lockout"
 // the directory for accounts locked since the last scan, and texts each
 // enrolled, active user one alert per lockout event ("Your account jdoe was
 // locked at 10:42. Reply UNLOCK ..."), unless a lockout storm holds the
-// texts back (lockout_storm.go), in which case the admins are emailed once.
+// texts back (storm.go), in which case the admins are emailed once.
 //
 // Each event is handled once, also across restarts: RecordLockout, checked
 // before anything is sent, remembers the events, and the scan cursor is
@@ -285,216 +274,4 @@ func (w *Watch) load(ctx context.Context, now time.Time) error {
 	// FullSweepEvery from now.
 	w.lastFull = now
 	return nil
-}
-
-// news is one lockout seen for the first time, and what to do about it.
-type news struct {
-	ev       directory.LockoutEvent
-	at       time.Time // LockedAt, no later than the poll
-	enr      *enroll.Enrollment
-	optedOut bool
-	stale    bool
-	held     bool // held back by a storm
-}
-
-// handle records the events and acts on the new ones. On a store failure
-// it still acts on the events it recorded, then returns the error.
-func (w *Watch) handle(ctx context.Context, events []directory.LockoutEvent, now time.Time) error {
-	// Read first, so that a failed read leaves the events unrecorded, to be
-	// seen again by the next poll.
-	var cands []news
-	for _, ev := range events {
-		if ev.User.Username == "" || ev.LockedAt.IsZero() {
-			w.log.WarnContext(ctx, "lockout watch: the scanner reported a lockout without an account or a time; ignored",
-				"dn", ev.User.DN)
-			continue
-		}
-		n := news{ev: ev, at: ev.LockedAt}
-		if n.at.After(now) {
-			n.at = now // the directory's clock is ahead
-		}
-		n.stale = now.Sub(n.at) > w.opt.MaxAge
-		e, err := w.store.Enrollment(ctx, ev.User.Username)
-		switch {
-		case errors.Is(err, enroll.ErrNotFound):
-		case err != nil:
-			return fmt.Errorf("look up the enrollment of %s: %w", ev.User.Username, err)
-		default:
-			n.enr = &e
-			if e.State == enroll.StateActive {
-				if n.optedOut, err = w.store.OptedOut(ctx, e.Phone); err != nil {
-					return fmt.Errorf("read the opt-out of %s: %w", ev.User.Username, err)
-				}
-			}
-		}
-		cands = append(cands, n)
-	}
-	var fresh []news
-	var recordErr error
-	for _, n := range cands {
-		first, err := w.store.RecordLockout(ctx, n.ev.User.Username, n.ev.LockedAt, now)
-		if err != nil {
-			recordErr = fmt.Errorf("record the lockout of %s: %w", n.ev.User.Username, err)
-			break
-		}
-		if first {
-			fresh = append(fresh, n)
-		}
-	}
-	w.account(ctx, fresh, now)
-	for _, n := range fresh {
-		w.act(ctx, n, now)
-	}
-	return recordErr
-}
-
-// account runs the storm accounting over the new lockouts of one scan, in
-// the order they happened, and marks those a storm holds back.
-func (w *Watch) account(ctx context.Context, fresh []news, now time.Time) {
-	order := make([]int, 0, len(fresh))
-	for i, n := range fresh {
-		if !n.stale {
-			order = append(order, i)
-		}
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return fresh[a].at.Compare(fresh[b].at) })
-	for _, i := range order {
-		n := &fresh[i]
-		r := w.storm.add(stormEntry{Username: n.ev.User.Username, DisplayName: n.ev.User.DisplayName, At: n.at, batch: i},
-			now, w.cfg.StormThreshold, w.cfg.StormWindow)
-		if r.ended {
-			w.stormEnded(ctx, now, r.endedCount)
-		}
-		n.held = r.suppressed
-		for _, j := range r.held {
-			fresh[j].held = true
-		}
-		if r.started {
-			w.stormStarted(ctx, now)
-		}
-	}
-	// The scan is accounted for: the storm's accounts are known, and every
-	// retry of the mail will list the same ones.
-	if w.storm.MailPending && w.storm.MailData == nil {
-		w.storm.MailData = w.storm.mailData(w.msgs, w.opt.Language, w.opt.Location, w.cfg.StormWindow)
-	}
-	for i := range w.storm.Recent {
-		w.storm.Recent[i].batch = -1
-	}
-	for i := range w.storm.Accounts {
-		w.storm.Accounts[i].batch = -1
-	}
-}
-
-// act texts, or audits why not, one new lockout.
-func (w *Watch) act(ctx context.Context, n news, now time.Time) {
-	u := n.ev.User
-	ev := enroll.Event{Time: now, Actor: "system", Username: u.Username,
-		Detail: "locked at " + n.ev.LockedAt.UTC().Format(time.RFC3339)}
-	if n.enr != nil {
-		ev.Phone = n.enr.Phone
-	}
-	switch {
-	case n.stale:
-		ev.Action, ev.Outcome = "lockout", "stale"
-	case n.held:
-		ev.Action, ev.Outcome = "lockout_storm_suppressed", "suppressed"
-	case n.enr == nil:
-		ev.Action, ev.Outcome = "lockout", "not_enrolled"
-	case n.enr.State != enroll.StateActive:
-		ev.Action, ev.Outcome = "lockout", "not_active"
-		ev.Detail += "; enrollment " + string(n.enr.State)
-	case n.optedOut:
-		ev.Action, ev.Outcome = "lockout_alert", "opted_out"
-	default:
-		ev.Action, ev.Outcome = "lockout_alert", "ok"
-		id, err := w.queueAlert(ctx, *n.enr, n.ev, now)
-		if err != nil {
-			ev.Outcome = "error"
-			ev.Detail += "; " + err.Error()
-			w.log.ErrorContext(ctx, "lockout watch: cannot queue the alert", "username", u.Username, "err", err)
-		} else {
-			ev.Detail += fmt.Sprintf("; message %d", id)
-		}
-	}
-	w.audit(ctx, ev)
-}
-
-// queueAlert puts the alert text in the outbox and wakes the worker.
-func (w *Watch) queueAlert(ctx context.Context, e enroll.Enrollment, ev directory.LockoutEvent, now time.Time) (uint64, error) {
-	lang := cmp.Or(e.Language, w.opt.Language)
-	body := w.msgs.Text(lang, "sms.lockout.alert", map[string]string{
-		"username": ev.User.Username,
-		"time":     ev.LockedAt.In(w.opt.Location).Format("15:04"),
-	})
-	return gateway.QueueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
-		Purpose: lockoutPurpose, Username: e.Username, Priority: enroll.PriorityHigh}, body, now)
-}
-
-func (w *Watch) audit(ctx context.Context, ev enroll.Event) {
-	if _, err := w.store.AppendAudit(ctx, ev); err != nil {
-		w.log.ErrorContext(ctx, "audit write failed", "action", ev.Action, "outcome", ev.Outcome, "err", err)
-	}
-}
-
-// maxAuditAccounts bounds the accounts named in a storm's audit detail.
-const maxAuditAccounts = 50
-
-func (w *Watch) stormStarted(ctx context.Context, now time.Time) {
-	s := &w.storm
-	names := make([]string, 0, min(len(s.Accounts), maxAuditAccounts))
-	for _, a := range s.Accounts[:min(len(s.Accounts), maxAuditAccounts)] {
-		names = append(names, a.Username)
-	}
-	list := strings.Join(names, ", ")
-	if len(s.Accounts) > maxAuditAccounts {
-		list += ", …"
-	}
-	w.log.WarnContext(ctx, "lockout watch: lockout storm; lockout texts paused", "accounts", s.Count,
-		"window", w.cfg.StormWindow, "threshold", w.cfg.StormThreshold)
-	w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm", Outcome: "started",
-		Detail: fmt.Sprintf("more than %d accounts locked within %s; lockout texts paused: %s",
-			w.cfg.StormThreshold, w.cfg.StormWindow, list)})
-}
-
-func (w *Watch) stormEnded(ctx context.Context, now time.Time, count int) {
-	w.log.InfoContext(ctx, "lockout watch: lockout storm over; lockout texts resume", "lockouts", count)
-	w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_ended", Outcome: "ok",
-		Detail: fmt.Sprintf("%d lockouts during the storm; no new lockout for %s; lockout texts resume", count, w.cfg.StormWindow)})
-}
-
-// sendStormMail tries the pending storm mail: each admin gets it once,
-// and an admin not reached is tried again at the next polls.
-func (w *Watch) sendStormMail(ctx context.Context, now time.Time) {
-	s := &w.storm
-	if s.MailData == nil { // cannot happen: set when the storm starts
-		s.MailData = s.mailData(w.msgs, w.opt.Language, w.opt.Location, w.cfg.StormWindow)
-	}
-	done := make(map[string]bool, len(s.MailDone))
-	for _, a := range s.MailDone {
-		done[a] = true
-	}
-	var sent []string
-	err := error(gateway.ErrMailOff)
-	if w.alerts != nil {
-		sent, err = w.alerts.AlertOnce(ctx, templates.MailLockoutStorm, s.MailData, done)
-	}
-	s.MailDone = append(s.MailDone, sent...)
-	s.MailTries++
-	// Mail off and no one to tell are not mended by trying again.
-	final := err == nil || gateway.AlertOutcome(err) != "error" || s.MailTries >= maxStormMailTries
-	switch {
-	case err == nil:
-		w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_mail", Outcome: "ok",
-			Detail: fmt.Sprintf("%d admins emailed", len(s.MailDone))})
-	case final:
-		w.log.ErrorContext(ctx, "lockout watch: the admins could not be emailed about the lockout storm", "err", err)
-		w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_mail",
-			Outcome: gateway.AlertOutcome(err), Detail: err.Error()})
-	default:
-		w.log.WarnContext(ctx, "lockout watch: storm mail failed; trying again at the next poll", "err", err, "tries", s.MailTries)
-	}
-	if final {
-		s.MailPending, s.MailData, s.MailDone, s.MailTries = false, nil, nil, 0
-	}
 }

@@ -252,11 +252,25 @@ func TestLeaseKeepsAJobToOneRunner(t *testing.T) {
 	}
 }
 
+// pausableLeases is the real store, whose renewals the test can hold up,
+// as when the node is paused (SIGSTOP) or cut off.
+type pausableLeases struct {
+	jobs.LeaseStore
+	mu sync.Mutex // held by the test while the node is paused
+}
+
+func (p *pausableLeases) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.LeaseStore.AcquireLease(ctx, name, holder, now, ttl)
+}
+
 func TestLeaseLostStopsTheJob(t *testing.T) {
 	store := openStore(t)
 	clock := enrolltest.NewClock(time.Date(2026, 3, 12, 10, 0, 0, 0, time.UTC))
 	const ttl = 300 * time.Millisecond
-	a := jobs.Lease{Store: store, Node: "node-a", TTL: ttl, Now: clock.Now}
+	leases := &pausableLeases{LeaseStore: store}
+	a := jobs.Lease{Store: leases, Node: "node-a", TTL: ttl, Now: clock.Now}
 	inside := make(chan struct{})
 	held := make(chan error, 1)
 	go func() {
@@ -267,9 +281,12 @@ func TestLeaseLostStopsTheJob(t *testing.T) {
 		})
 	}()
 	wait(t, inside, "the job ran under its lease")
-	// node-a is paused past its lease (the clock jumps), and node-b takes it.
+	// node-a is paused past its lease, and node-b takes it meanwhile.
+	leases.mu.Lock()
 	now := clock.Advance(2 * ttl)
-	if ok, err := store.AcquireLease(t.Context(), "reminders", "node-b/1", now, time.Hour); err != nil || !ok {
+	ok, err := store.AcquireLease(t.Context(), "reminders", "node-b/1", now, time.Hour)
+	leases.mu.Unlock()
+	if err != nil || !ok {
 		t.Fatalf("AcquireLease by node-b after the expiry = %v, %v", ok, err)
 	}
 	select {
@@ -283,6 +300,37 @@ func TestLeaseLostStopsTheJob(t *testing.T) {
 	// node-b's lease is untouched by node-a's release.
 	if ok, _ := store.AcquireLease(t.Context(), "reminders", "node-a/9", now, time.Hour); ok {
 		t.Error("node-a's stop released node-b's lease")
+	}
+}
+
+// TestLeaseNotRenewedStopsTheJob: a runner whose store fails stops its
+// job before the lease it can no longer renew expires.
+func TestLeaseNotRenewedStopsTheJob(t *testing.T) {
+	store := openStore(t)
+	clock := enrolltest.NewClock(time.Date(2026, 3, 12, 10, 0, 0, 0, time.UTC))
+	const ttl = 300 * time.Millisecond
+	a := jobs.Lease{Store: store, Node: "node-a", TTL: ttl, Now: clock.Now}
+	inside := make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- a.Hold(t.Context(), "lockout", func(ctx context.Context) error {
+			close(inside)
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	wait(t, inside, "the job ran under its lease")
+	if err := store.Close(); err != nil { // every renewal fails from now on
+		t.Fatal(err)
+	}
+	clock.Advance(ttl)
+	select {
+	case err := <-held:
+		if !errors.Is(err, jobs.ErrLeaseLost) || !errors.Is(err, enroll.ErrClosed) {
+			t.Errorf("Hold with failing renewals: %v, want ErrLeaseLost with the store's error", err)
+		}
+	case <-time.After(hang):
+		t.Fatal("the job went on with a lease it could not renew")
 	}
 }
 

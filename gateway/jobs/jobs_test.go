@@ -158,9 +158,20 @@ func (t *scriptedTerm) lose()                            { t.once.Do(func() { cl
 func TestRunFollowsTheLeadership(t *testing.T) {
 	l := &scriptedLeader{terms: make(chan *scriptedTerm)}
 	p := newProbe("lockout watch")
+	revs := make(chan int64, 10)
+	job := p.job()
+	run := job.Run
+	job.Run = func(ctx context.Context) error {
+		if term, ok := jobs.TermOf(ctx); ok {
+			revs <- term.Revision()
+		} else {
+			revs <- 0
+		}
+		return run(ctx)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { jobs.Run(ctx, l, nil, p.job()); close(done) }()
+	go func() { jobs.Run(ctx, l, nil, job); close(done) }()
 
 	select {
 	case <-p.started:
@@ -182,6 +193,9 @@ func TestRunFollowsTheLeadership(t *testing.T) {
 	wait(t, second.done, "the term was resigned at shutdown")
 	if n := p.runs.Load(); n != 2 {
 		t.Errorf("the job ran %d times, want 2 (one per term)", n)
+	}
+	if a, b := <-revs, <-revs; a != 1 || b != 2 {
+		t.Errorf("the job saw the terms %d and %d, want 1 then 2 (TermOf)", a, b)
 	}
 }
 

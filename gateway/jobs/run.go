@@ -72,9 +72,20 @@ func resign(ctx context.Context, term Term, log *slog.Logger) {
 	}
 }
 
+// termKey is the context key of the term a job runs in.
+type termKey struct{}
+
+// TermOf returns the term the job whose context is ctx runs in, for the
+// job's writes to be made conditional on it (fencing): Run puts it in the
+// context of every job it starts.
+func TermOf(ctx context.Context) (Term, bool) {
+	t, ok := ctx.Value(termKey{}).(Term)
+	return t, ok
+}
+
 // runTerm runs every job until the term or ctx ends, and waits for them.
 func runTerm(ctx context.Context, term Term, log *slog.Logger, jobs []Job) {
-	tctx, cancel := context.WithCancel(ctx)
+	tctx, cancel := context.WithCancel(context.WithValue(ctx, termKey{}, term))
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, j := range jobs {

@@ -12,7 +12,9 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/templates"
@@ -35,7 +37,7 @@ type lockoutRig struct {
 	mails  *templates.Mails
 	smtp   *smtptest.Server
 	mailer *mailer.Mailer
-	cfg    directory.LockoutConfig
+	cfg    lockout.Config
 	admin  directory.User // the helpdesk admin, with its mail address
 
 	mu      sync.Mutex
@@ -66,7 +68,7 @@ func newLockoutRig(t *testing.T, lab *ldaplab.Server) *lockoutRig {
 	alerts := gateway.NewAdminAlerts(dir, m, mails, gateway.AdminAlertOptions{Language: "en"})
 	h := newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.NotMe = alerts })
 	r := &lockoutRig{harness: h, dir: dir, sealer: testSealer(t), mails: mails, smtp: srv, mailer: m,
-		cfg: directory.LockoutConfig{Enabled: true, PollInterval: e2ePoll, StormThreshold: 10, StormWindow: 5 * time.Minute}}
+		cfg: lockout.Config{Enabled: true, PollInterval: e2ePoll, StormThreshold: 10, StormWindow: 5 * time.Minute}}
 
 	// The lab's helpdesk admin (member of Helpdesk through the nested group
 	// Tier2) must be found, with a mail address, or no admin is alerted.
@@ -94,8 +96,9 @@ func (r *lockoutRig) startWatch() {
 func (r *lockoutRig) startWatchOn(scanner directory.LockoutScanner) {
 	r.t.Helper()
 	r.stopWatch()
-	w := gateway.NewLockoutWatch(r.cfg, scanner, r.dir, r.store, r.sealer, r.mailer, r.mails, r.catalog, nil, nil,
-		gateway.LockoutWatchOptions{Language: "en"})
+	alerts := gateway.NewAdminAlerts(r.dir, r.mailer, r.mails, gateway.AdminAlertOptions{Language: "en"})
+	w := lockout.NewWatch(r.cfg, lockout.Deps{Scanner: scanner, Store: r.store, Sealer: r.sealer, Catalog: r.catalog,
+		Alerts: alerts}, lockout.Options{Language: "en"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -379,4 +382,28 @@ func TestLockoutStormE2E(t *testing.T) {
 			}
 		}
 	})
+}
+
+// lockoutTexts returns the lockout texts queued for username, oldest first.
+func lockoutTexts(t *testing.T, store *bolt.Store, sealer *enroll.Sealer, username string) []string {
+	t.Helper()
+	msgs, err := store.Messages(t.Context(), enroll.OutboxFilter{Username: username})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range slices.Backward(msgs) {
+		if m.Purpose != "lockout" {
+			continue
+		}
+		if m.Kind != enroll.KindSMS || m.Priority != enroll.PriorityHigh || m.Status != enroll.StatusQueued {
+			t.Errorf("lockout message %+v: want a queued high-priority SMS", m)
+		}
+		body, err := sealer.Open(m.Sealed, "outbox")
+		if err != nil {
+			t.Fatalf("open message %d: %v", m.ID, err)
+		}
+		out = append(out, string(body))
+	}
+	return out
 }

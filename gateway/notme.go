@@ -90,6 +90,19 @@ func (a *AdminAlerts) Alert(ctx context.Context, name string, data map[string]st
 	return len(sent), err
 }
 
+// AlertOnce is Alert for an alert tried again until everyone is told: it
+// skips the recipients in done (lower-cased addresses) and returns those
+// it told now. The lockout watch sends its storm mail with it.
+func (a *AdminAlerts) AlertOnce(ctx context.Context, name string, data map[string]string, done map[string]bool) ([]string, error) {
+	sent, _, err := a.deliver(ctx, name, data, done)
+	return sent, err
+}
+
+// AlertOutcome names an admin alert failure for the audit trail:
+// "mail_off" (ErrMailOff) and "no_admins" (ErrNoAdmins), which retrying
+// does not mend, or "error".
+func AlertOutcome(err error) string { return adminAlertOutcome(err) }
+
 // NotifyNotMe mails every admin the "not_me" alert.
 func (a *AdminAlerts) NotifyNotMe(ctx context.Context, n NotMeNotice) (int, error) {
 	display := n.DisplayName

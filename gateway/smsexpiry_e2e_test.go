@@ -14,6 +14,7 @@ import (
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/expiry"
 )
 
 // Self-expiring SMS passwords end to end: RESET by signed webhook against
@@ -144,7 +145,7 @@ func TestSMSPasswordExpiresE2E(t *testing.T) {
 		h.reopenStore()
 		clock := enrolltest.NewClock(time.Now())
 		dir, gen := expiryWorkerDeps(t, lab.DirectoryConfig())
-		worker := gateway.NewSMSExpiry(h.store, dir, gen, nil, gateway.SMSExpiryOptions{Now: clock.Now, Poll: 20 * time.Millisecond})
+		worker := expiry.NewSMSPasswords(expiry.SMSPasswordDeps{Store: h.store, Directory: dir, Generator: gen}, expiry.SMSPasswordOptions{Now: clock.Now, Poll: 20 * time.Millisecond})
 
 		// Before the TTL nothing happens.
 		clock.Advance(smsTTL - time.Minute)
@@ -161,7 +162,7 @@ func TestSMSPasswordExpiresE2E(t *testing.T) {
 		down := lab.DirectoryConfig()
 		down.URLs = []string{"ldaps://127.0.0.1:1"}
 		downDir, _ := expiryWorkerDeps(t, down)
-		err := gateway.NewSMSExpiry(h.store, downDir, gen, nil, gateway.SMSExpiryOptions{Now: clock.Now}).Sweep(t.Context())
+		err := expiry.NewSMSPasswords(expiry.SMSPasswordDeps{Store: h.store, Directory: downDir, Generator: gen}, expiry.SMSPasswordOptions{Now: clock.Now}).Sweep(t.Context())
 		if !errors.Is(err, directory.ErrUnavailable) {
 			t.Fatalf("Sweep with the directory down = %v, want ErrUnavailable", err)
 		}
@@ -232,7 +233,7 @@ func TestSMSPasswordNewResetReplacesCheckE2E(t *testing.T) {
 		}
 		dir, gen := expiryWorkerDeps(t, lab.DirectoryConfig())
 		clock := enrolltest.NewClock(first.Due.Add(now.ResetAt.Sub(first.ResetAt) / 2))
-		worker := gateway.NewSMSExpiry(h.store, dir, gen, nil, gateway.SMSExpiryOptions{Now: clock.Now})
+		worker := expiry.NewSMSPasswords(expiry.SMSPasswordDeps{Store: h.store, Directory: dir, Generator: gen}, expiry.SMSPasswordOptions{Now: clock.Now})
 		if err := worker.Sweep(t.Context()); err != nil {
 			t.Fatal(err)
 		}

@@ -93,6 +93,7 @@ func typicalArgs(c *Catalog, lang, username string) map[string]string {
 		"digits":      "1, 2, 3, 4, 5, 6",
 		"locked":      c.Text(lang, "word.yes", nil),
 		"must_change": c.Text(lang, "word.no", nil),
+		"n":           "5",
 	}
 }
 

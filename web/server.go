@@ -21,7 +21,7 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Store is the one store the server reads and writes (enroll.BoltStore):
+// Store is the one store the server reads and writes (enroll.Store):
 // the small interfaces its parts consume, together.
 type Store interface {
 	Pinger       // readiness for /healthz

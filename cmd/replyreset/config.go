@@ -24,6 +24,8 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/expiry"
+	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/web"
 )
@@ -31,20 +33,20 @@ import (
 // Config is the whole configuration file. Each section is owned, defaulted
 // and validated by its package; this type only composes them.
 type Config struct {
-	Listen     string                    `yaml:"listen"`
-	PublicURL  string                    `yaml:"public_url"` // no trailing slash once loaded
-	DataDir    string                    `yaml:"data_dir"`
-	Language   string                    `yaml:"language"`
-	Log        LogConfig                 `yaml:"log"`
-	Directory  directory.Config          `yaml:"directory"`
-	Password   directory.PasswordConfig  `yaml:"password"`
-	SMS        gateway.SMSConfig         `yaml:"sms"`
-	Reset      gateway.ResetConfig       `yaml:"reset"`
-	Enrollment enroll.Config             `yaml:"enrollment"`
-	Lockout    directory.LockoutConfig   `yaml:"lockout"`
-	Reminders  directory.RemindersConfig `yaml:"reminders"`
-	Mail       mailer.Config             `yaml:"mail"`
-	Admin      web.AdminConfig           `yaml:"admin"`
+	Listen     string                   `yaml:"listen"`
+	PublicURL  string                   `yaml:"public_url"` // no trailing slash once loaded
+	DataDir    string                   `yaml:"data_dir"`
+	Language   string                   `yaml:"language"`
+	Log        LogConfig                `yaml:"log"`
+	Directory  directory.Config         `yaml:"directory"`
+	Password   directory.PasswordConfig `yaml:"password"`
+	SMS        gateway.SMSConfig        `yaml:"sms"`
+	Reset      gateway.ResetConfig      `yaml:"reset"`
+	Enrollment enroll.Config            `yaml:"enrollment"`
+	Lockout    lockout.Config           `yaml:"lockout"`
+	Reminders  expiry.RemindersConfig   `yaml:"reminders"`
+	Mail       mailer.Config            `yaml:"mail"`
+	Admin      web.AdminConfig          `yaml:"admin"`
 	// TrustedProxies are the CIDRs of the reverse proxies whose
 	// X-Forwarded-For is believed (web.Deps.TrustedProxies).
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -68,8 +70,8 @@ func DefaultConfig() Config {
 		SMS:        gateway.DefaultSMSConfig(),
 		Reset:      gateway.DefaultResetConfig(),
 		Enrollment: enroll.DefaultConfig(),
-		Lockout:    directory.DefaultLockoutConfig(),
-		Reminders:  directory.DefaultRemindersConfig(),
+		Lockout:    lockout.DefaultConfig(),
+		Reminders:  expiry.DefaultRemindersConfig(),
 		Mail:       mailer.DefaultConfig(),
 		Admin:      web.DefaultAdminConfig(),
 

@@ -19,6 +19,8 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/expiry"
+	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/web"
 )
@@ -110,8 +112,8 @@ func TestDefaults(t *testing.T) {
 		{"sms.twilio", d.SMS.Twilio, gateway.TwilioConfig{}},
 		{"reset", d.Reset, gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3, ProtectPrivileged: true}},
 		{"enrollment", d.Enrollment, enroll.Config{ActivationTTL: 168 * time.Hour, CodeTTL: 40 * time.Minute, ResendAfter: 60 * time.Second, MaxAttempts: 5, Methods: []string{"sms", "voice", "app"}}},
-		{"lockout", d.Lockout, directory.LockoutConfig{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute}},
-		{"reminders", d.Reminders, directory.RemindersConfig{Days: []int{14, 7, 3, 1}}},
+		{"lockout", d.Lockout, lockout.Config{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute}},
+		{"reminders", d.Reminders, expiry.RemindersConfig{Days: []int{14, 7, 3, 1}}},
 		{"mail", d.Mail, mailer.Config{Port: 587, TLS: "mandatory"}},
 		{"admin", d.Admin, web.AdminConfig{SessionTTL: 8 * time.Hour}},
 		{"trusted_proxies", d.TrustedProxies, []string{}},
@@ -215,8 +217,8 @@ func TestExampleFile(t *testing.T) {
 		Reset: gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3, ProtectPrivileged: true,
 			AllowGroups: []string{}, DenyGroups: []string{}},
 		Enrollment: enroll.Config{ActivationTTL: 168 * time.Hour, CodeTTL: 40 * time.Minute, ResendAfter: 60 * time.Second, MaxAttempts: 5, Methods: []string{"sms", "voice", "app"}},
-		Lockout:    directory.LockoutConfig{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute},
-		Reminders:  directory.RemindersConfig{Days: []int{14, 7, 3, 1}},
+		Lockout:    lockout.Config{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute},
+		Reminders:  expiry.RemindersConfig{Days: []int{14, 7, 3, 1}},
 		Mail: mailer.Config{
 			Host:     "smtp.example.com",
 			Port:     587,
@@ -717,7 +719,7 @@ lockout:
   storm_threshold: 4
 `
 		cfg := mustParseConfig(t, in, nil, nil)
-		want := directory.LockoutConfig{Enabled: true, PollInterval: 10 * time.Second, StormWindow: 2 * time.Minute, StormThreshold: 4}
+		want := lockout.Config{Enabled: true, PollInterval: 10 * time.Second, StormWindow: 2 * time.Minute, StormThreshold: 4}
 		if cfg.Lockout != want {
 			t.Errorf("merge: %+v, want %+v", cfg.Lockout, want)
 		}

@@ -16,6 +16,9 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/expiry"
+	"github.com/replyreset/replyreset/gateway/jobs"
+	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
@@ -80,9 +83,9 @@ type app struct {
 	metrics *web.Metrics       // Prometheus metrics, fed by the store and the directory
 	outbox  *gateway.Outbox
 	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
-	lockout *gateway.LockoutWatch
-	expiry  *gateway.SMSExpiry
-	reminds *gateway.Reminders
+	lockout *lockout.Watch
+	expiry  *expiry.SMSPasswords
+	reminds *expiry.Reminders
 	status  *gateway.StatusHandler
 	webhook *gateway.Webhook
 	enroll  *enroll.Service
@@ -166,12 +169,14 @@ func (a *app) wire() error {
 		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond, Budget: a.budget, Audit: a.store})
 	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
 		Redactions: a.store, Wake: a.outbox.Notify, Audit: a.store, Alerts: alerts, Throttle: a.store}, a.store, a.log.With("component", "status"))
-	a.lockout = gateway.NewLockoutWatch(a.cfg.Lockout, a.dir, a.dir, a.store, a.sealer, mail, a.mails, a.catalog,
-		a.outbox.Notify, a.log.With("component", "lockout"), gateway.LockoutWatchOptions{Language: a.cfg.Language,
-			AlertMail: a.cfg.Admin.AlertMail})
-	a.expiry = gateway.NewSMSExpiry(a.store, a.dir, gen, a.log.With("component", "sms-expiry"), gateway.SMSExpiryOptions{})
-	a.reminds = gateway.NewReminders(a.cfg.Reminders, a.dir, a.store, a.sealer, a.catalog, a.outbox.Notify,
-		a.log.With("component", "reminders"), gateway.ReminderOptions{Language: a.cfg.Language})
+	a.lockout = lockout.NewWatch(a.cfg.Lockout, lockout.Deps{Scanner: a.dir, Store: a.store, Sealer: a.sealer,
+		Catalog: a.catalog, Alerts: alerts, Notify: a.outbox.Notify, Log: a.log.With("component", "lockout")},
+		lockout.Options{Language: a.cfg.Language})
+	a.expiry = expiry.NewSMSPasswords(expiry.SMSPasswordDeps{Store: a.store, Directory: a.dir, Generator: gen,
+		Log: a.log.With("component", "sms-expiry")}, expiry.SMSPasswordOptions{})
+	a.reminds = expiry.NewReminders(a.cfg.Reminders, expiry.ReminderDeps{Directory: a.dir, Store: a.store, Sealer: a.sealer,
+		Catalog: a.catalog, Notify: a.outbox.Notify, Log: a.log.With("component", "reminders")},
+		expiry.ReminderOptions{Language: a.cfg.Language})
 	set := gateway.Settings{
 		PublicURL:        a.cfg.PublicURL,
 		AuthToken:        a.cfg.SMS.Twilio.AuthToken,
@@ -264,12 +269,16 @@ func (a *app) handler(demo web.Demo) http.Handler {
 	})
 }
 
-// run starts the background workers; they stop when ctx ends, and the
-// returned function waits for them.
+// run starts the background workers, and the singleton jobs under the
+// leader (this node, alone); they stop when ctx ends, and the returned
+// function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
-	workers := map[string]func(context.Context) error{"outbox": a.outbox.Run, "lockout watch": a.lockout.Run,
-		"sms password expiry": a.expiry.Run, "expiry reminders": a.reminds.Run}
+	wg.Go(func() {
+		jobs.Run(ctx, jobs.NewSingleNode(""), a.log, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
+			jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
+	})
+	workers := map[string]func(context.Context) error{"outbox": a.outbox.Run}
 	if a.mailq != nil {
 		workers["mail queue"] = a.mailq.Run
 	}

@@ -55,6 +55,7 @@ var _ enroll.Store = (*Store)(nil)
 //	mail_queue        big-endian uint64 ID → JSON QueuedMail (see mailqueue.go)
 //	mail_due          NextAttempt (8, ordered Unix ns) | ID (8) → empty, pending mails only
 //	admin_sessions    hex SHA-256 of the session ID → JSON AdminSession (see sessions.go)
+//	leases            job lease name → expiry | holder (see leases.go)
 var (
 	bucketMeta        = []byte("meta")
 	bucketEnrollments = []byte("enrollments")
@@ -84,7 +85,7 @@ var (
 		bucketLockouts, bucketMonitor,
 		bucketSMSChecks, bucketSMSChecksDue, bucketReminders,
 		bucketGuard, bucketAPITokens, bucketAPITokenHashes, bucketAPITokenNames,
-		bucketMailQueue, bucketMailDue, bucketSessions}
+		bucketMailQueue, bucketMailDue, bucketSessions, bucketLeases}
 
 	keySchema = []byte("schema")
 )

@@ -170,6 +170,17 @@ func suiteCases(restore Restorer) []suiteCase {
 		{"Session/Closed", testSessionClosed},
 		{"Session/Reopen", testSessionReopen},
 
+		{"Lease/Acquire", testLeaseAcquire},
+		{"Lease/Renew", testLeaseRenew},
+		{"Lease/RefusedWhileHeld", testLeaseRefusedWhileHeld},
+		{"Lease/AfterExpiry", testLeaseAfterExpiry},
+		{"Lease/Release", testLeaseRelease},
+		{"Lease/Concurrent", testLeaseConcurrent},
+		{"Lease/InvalidInput", testLeaseInvalidInput},
+		{"Lease/CancelledContext", testLeaseCancelled},
+		{"Lease/Closed", testLeaseClosed},
+		{"Lease/Reopen", testLeaseReopen},
+
 		{"Budget/AllOrNothing", testBudgetAllOrNothing},
 		{"Budget/ConcurrentExactly", testBudgetConcurrent},
 		{"Budget/InvalidInput", testBudgetInvalidInput},
@@ -284,6 +295,8 @@ func wantOwner(t *testing.T, s enroll.Store, phone, username string) {
 // no entry here, or an entry names a case the suite does not have, so a
 // method cannot join the contract without a case that pins it down.
 var covers = map[string][]string{
+	"AcquireLease":               {"Lease/Acquire", "Lease/Renew", "Lease/RefusedWhileHeld", "Lease/AfterExpiry", "Lease/Concurrent", "Lease/InvalidInput", "Lease/CancelledContext", "Lease/Closed", "Lease/Reopen"},
+	"ReleaseLease":               {"Lease/Release", "Lease/InvalidInput", "Lease/CancelledContext", "Lease/Closed"},
 	"PutSession":                 {"Session/PutGet", "Session/Concurrent", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed", "Session/Reopen"},
 	"Session":                    {"Session/PutGet", "Session/Expiry", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed", "Session/Reopen"},
 	"UpdateSession":              {"Session/Update", "Session/Concurrent", "Session/InvalidInput", "Session/CancelledContext", "Session/Closed"},

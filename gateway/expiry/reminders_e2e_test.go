@@ -1,7 +1,8 @@
-package gateway_test
+package expiry_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/expiry"
+	"github.com/replyreset/replyreset/templates"
 )
 
 // Password-expiry reminders end to end: real expiry dates from Samba AD
@@ -22,13 +25,24 @@ import (
 // days) and OpenLDAP (pwdChangedTime + pwdMaxAge of a policy added for the
 // test), the real bbolt store across a restart, texts read from the outbox.
 
-// reminderRig is the SMS harness plus the directory client and a clock.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	ldaplab.StopAll()
+	os.Exit(code)
+}
+
+// reminderRig is a real directory, its client, the bbolt data file and a
+// clock.
 type reminderRig struct {
-	*harness
-	dir    *directory.Client
-	sealer *enroll.Sealer
-	clock  *enrolltest.Clock
-	policy string // OpenLDAP: the policy with pwdMaxAge the expiring users follow
+	t       *testing.T
+	lab     *ldaplab.Server
+	dir     *directory.Client
+	store   *bolt.Store
+	dbPath  string
+	sealer  *enroll.Sealer
+	catalog *templates.Catalog
+	clock   *enrolltest.Clock
+	policy  string // OpenLDAP: the policy with pwdMaxAge the expiring users follow
 }
 
 // olMaxAge is pwdMaxAge of the OpenLDAP test policy.
@@ -41,7 +55,13 @@ func newReminderRig(t *testing.T, lab *ldaplab.Server) *reminderRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dir.Close() })
-	r := &reminderRig{harness: newHarness(t, lab, nil), dir: dir, sealer: testSealer(t), clock: enrolltest.NewClock(time.Now())}
+	catalog, err := templates.LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, sealer := enrolltest.DataDir(t)
+	r := &reminderRig{t: t, lab: lab, dir: dir, store: store, dbPath: store.Path(), sealer: sealer, catalog: catalog,
+		clock: enrolltest.NewClock(time.Now())}
 	if lab.Dialect == ldaplab.DialectOpenLDAP {
 		r.policy = "cn=" + lab.UniqueName("expiry") + ",ou=policies," + lab.BaseDN
 		add := ldap.NewAddRequest(r.policy, nil)
@@ -62,11 +82,49 @@ func newReminderRig(t *testing.T, lab *ldaplab.Server) *reminderRig {
 	return r
 }
 
+// reopenStore closes and opens the data file, as a restart does.
+func (r *reminderRig) reopenStore() {
+	r.t.Helper()
+	if err := r.store.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	s, err := bolt.Open(r.dbPath)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { s.Close() })
+	r.store = s
+}
+
+// user creates a directory user and an active enrollment for phone.
+func (r *reminderRig) user(phone, lang string) (username, dn string) {
+	r.t.Helper()
+	username = r.lab.UniqueName("e2e")
+	dn = r.lab.AddUser(r.t, ldaplab.UserSpec{Username: username, Password: "Start#Pass1x", DisplayName: "E2E " + username,
+		Mail: username + "@example.test"})
+	now := time.Now()
+	err := r.store.PutEnrollment(r.t.Context(), enroll.Enrollment{Username: username, Phone: phone, Language: lang,
+		State: enroll.StateActive, Method: "helpdesk", CreatedAt: now, UpdatedAt: now, VerifiedAt: now})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return username, dn
+}
+
+func (r *reminderRig) audit(username string) []enroll.Event {
+	r.t.Helper()
+	evs, err := r.store.Audit(r.t.Context(), enroll.AuditFilter{Username: username})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return evs
+}
+
 // enrolled creates a user enrolled with phone in state, whose password
 // expires (expiring) or never does, and returns the username.
 func (r *reminderRig) enrolled(phone, lang string, state enroll.State, expiring bool) string {
 	r.t.Helper()
-	username, dn, _ := r.user(phone, lang)
+	username, dn := r.user(phone, lang)
 	if state != enroll.StateActive {
 		err := r.store.UpdateEnrollment(context.Background(), username, func(e *enroll.Enrollment) error {
 			e.State = state
@@ -122,9 +180,13 @@ func (r *reminderRig) expiry(username string) directory.PasswordExpiry {
 	return got[0]
 }
 
-func (r *reminderRig) reminders() *gateway.Reminders {
-	return gateway.NewReminders(directory.DefaultRemindersConfig(), r.dir, r.store, r.sealer, r.catalog, nil, nil,
-		gateway.ReminderOptions{Now: r.clock.Now, Location: time.UTC, SendFrom: 0, SendUntil: 24 * time.Hour, Every: 20 * time.Millisecond})
+func (r *reminderRig) reminders() *expiry.Reminders {
+	return expiry.NewReminders(expiry.DefaultRemindersConfig(), r.deps(),
+		expiry.ReminderOptions{Now: r.clock.Now, Location: time.UTC, SendFrom: 0, SendUntil: 24 * time.Hour, Every: 20 * time.Millisecond})
+}
+
+func (r *reminderRig) deps() expiry.ReminderDeps {
+	return expiry.ReminderDeps{Directory: r.dir, Store: r.store, Sealer: r.sealer, Catalog: r.catalog}
 }
 
 func (r *reminderRig) scan() {
@@ -167,6 +229,12 @@ func (r *reminderRig) reminderOutcomes(username string) []string {
 		}
 	}
 	return out
+}
+
+// forEachDirectory runs fn on Samba AD and on OpenLDAP.
+func forEachDirectory(t *testing.T, fn func(t *testing.T, lab *ldaplab.Server)) {
+	t.Run("SambaAD", func(t *testing.T) { fn(t, ldaplab.Samba(t)) })
+	t.Run("OpenLDAP", func(t *testing.T) { fn(t, ldaplab.OpenLDAP(t)) })
 }
 
 // TestExpiryRemindersE2E: one SMS per stage (the smallest due), once across
@@ -213,8 +281,8 @@ func TestExpiryRemindersE2E(t *testing.T) {
 
 		// Outside the sending hours Run texts nothing.
 		at(13*day - time.Hour)
-		night := gateway.NewReminders(directory.DefaultRemindersConfig(), r.dir, r.store, r.sealer, r.catalog, nil, nil,
-			gateway.ReminderOptions{Now: r.clock.Now, Location: time.UTC, Every: 10 * time.Millisecond,
+		night := expiry.NewReminders(expiry.DefaultRemindersConfig(), r.deps(),
+			expiry.ReminderOptions{Now: r.clock.Now, Location: time.UTC, Every: 10 * time.Millisecond,
 				SendFrom: r.clock.Now().UTC().Sub(r.clock.Now().UTC().Truncate(day)) + time.Hour, SendUntil: 24 * time.Hour})
 		ctx, stop := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		if err := night.Run(ctx); err != nil {

@@ -1,4 +1,4 @@
-package gateway_test
+package expiry_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/expiry"
 )
 
 // expiryDir is a directory whose answers the test sets.
@@ -71,7 +71,7 @@ func TestSMSExpiryCheckOutcomes(t *testing.T) {
 	schedule("gone", "uid=gone,ou=people")
 	schedule("moved", "uid=moved,ou=people")
 	clock := enrolltest.NewClock(reset.Add(10 * time.Minute))
-	x := gateway.NewSMSExpiry(store, dir, fixedPassword{}, nil, gateway.SMSExpiryOptions{Now: clock.Now, RetryBase: time.Minute, MaxAttempts: 3})
+	x := expiry.NewSMSPasswords(expiry.SMSPasswordDeps{Store: store, Directory: dir, Generator: fixedPassword{}}, expiry.SMSPasswordOptions{Now: clock.Now, RetryBase: time.Minute, MaxAttempts: 3})
 	if err := x.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package lockout
 
 import (
 	"encoding/json"
@@ -157,7 +157,7 @@ func (s *stormState) end() {
 }
 
 // mailData is the data of the "lockout_storm" mail for the storm so far.
-func (s *stormState) mailData(lang string, loc *time.Location, window time.Duration) map[string]string {
+func (s *stormState) mailData(msgs Catalog, lang string, loc *time.Location, window time.Duration) map[string]string {
 	var b strings.Builder
 	for _, a := range s.Accounts {
 		b.WriteString(a.Username)
@@ -172,32 +172,22 @@ func (s *stormState) mailData(lang string, loc *time.Location, window time.Durat
 	return map[string]string{
 		"accounts": b.String(),
 		"count":    strconv.Itoa(s.Count),
-		"window":   formatWindow(lang, window),
+		"window":   formatWindow(msgs, lang, window),
 		"time":     templates.FormatDateTime(lang, s.Since.In(loc)),
 	}
 }
 
-// formatWindow words a storm window: "5 minutes", "90 secondes", "1 hour".
-func formatWindow(lang string, d time.Duration) string {
-	fr := templates.NormalizeLanguage(lang) == "fr"
-	unit := func(n int64, en, enPlural, frOne, frPlural string) string {
-		switch {
-		case fr && n == 1:
-			return "1 " + frOne
-		case fr:
-			return strconv.FormatInt(n, 10) + " " + frPlural
-		case n == 1:
-			return "1 " + en
+// formatWindow words a storm window with the catalog's duration.* texts:
+// "5 minutes", "90 secondes", "1 hour". A window that is no whole number
+// of seconds is written as Go writes durations ("1.5s").
+func formatWindow(msgs Catalog, lang string, d time.Duration) string {
+	for _, u := range []struct {
+		unit time.Duration
+		key  string
+	}{{time.Hour, "duration.hours"}, {time.Minute, "duration.minutes"}, {time.Second, "duration.seconds"}} {
+		if d%u.unit == 0 {
+			return msgs.Plural(lang, u.key, int(d/u.unit), nil)
 		}
-		return strconv.FormatInt(n, 10) + " " + enPlural
-	}
-	switch {
-	case d%time.Hour == 0:
-		return unit(int64(d/time.Hour), "hour", "hours", "heure", "heures")
-	case d%time.Minute == 0:
-		return unit(int64(d/time.Minute), "minute", "minutes", "minute", "minutes")
-	case d%time.Second == 0:
-		return unit(int64(d/time.Second), "second", "seconds", "seconde", "secondes")
 	}
 	return fmt.Sprint(d)
 }

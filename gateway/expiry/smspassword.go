@@ -1,4 +1,4 @@
-package gateway
+package expiry
 
 import (
 	"context"
@@ -6,17 +6,17 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/jobs"
 )
 
 // Self-expiring SMS passwords (password.sms_password_ttl).
 //
 // A password texted back to a RESET must be changed at next logon. The
-// reset records a check in the store: username, DN, reset time and due
+// reset (the SMS conversation, gateway) records a check in the store: username, DN, reset time and due
 // time (reset + TTL), never the password. When the check is due, the
 // worker reads the account afresh: a password still to be changed (AD
 // pwdLastSet still 0, OpenLDAP pwdReset still TRUE: directory.User's
@@ -31,51 +31,48 @@ import (
 // the directory, which narrows the window to one LDAP write): the user
 // then texts RESET again.
 
-// SMSExpiryStore is what the self-expiry worker needs from the store.
-type SMSExpiryStore interface {
+// SMSPasswordStore is what the self-expiry worker needs from the store;
+// its leases keep the worker to one runner.
+type SMSPasswordStore interface {
 	DueSMSPasswordChecks(ctx context.Context, now time.Time, limit int) ([]enroll.SMSPasswordCheck, error)
 	SMSPasswordCheck(ctx context.Context, username string) (enroll.SMSPasswordCheck, error)
 	RescheduleSMSPasswordCheck(ctx context.Context, c enroll.SMSPasswordCheck) (bool, error)
 	FinishSMSPasswordCheck(ctx context.Context, username string, resetAt time.Time) (bool, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	jobs.LeaseStore
 }
 
-// smsPasswordScheduler is the part of the webhook's store that records a
-// check after a reset (enroll.SMSPasswordStore).
-type smsPasswordScheduler interface {
-	ScheduleSMSPasswordCheck(ctx context.Context, c enroll.SMSPasswordCheck) error
+// Directory is what the worker needs from the directory.
+type Directory interface {
+	FindUser(ctx context.Context, username string) (directory.User, error)
+	SetPassword(ctx context.Context, u directory.User, password string, opt directory.SetPasswordOptions) error
 }
 
-// smsExpiryAction is the audit action of the worker and of the schedule.
+// PasswordGenerator makes passwords that meet the directory's policy.
+type PasswordGenerator interface {
+	Generate(u directory.User) (string, error)
+}
+
+// SMSPasswordDeps are what the worker works with.
+type SMSPasswordDeps struct {
+	Store     SMSPasswordStore
+	Directory Directory
+	Generator PasswordGenerator
+	Log       *slog.Logger // may be nil
+	// Node is this process's node ID, the holder of the worker's lease
+	// (default jobs.NodeID()).
+	Node string
+}
+
+// smsPasswordLease is the name of the worker's lease in the store.
+const smsPasswordLease = "sms-password-expiry"
+
+// smsExpiryAction is the audit action of the worker (and of the schedule,
+// in gateway).
 const smsExpiryAction = "sms_password_expired"
 
-// scheduleTimeout bounds recording a check: it runs after the directory
-// work, which may have used up the reply's budget.
-const scheduleTimeout = 5 * time.Second
-
-// scheduleExpiry records the check of the password just texted to u, when
-// Settings.Password asks for one (a must-change password and a TTL).
-func (c *conversation) scheduleExpiry(u directory.User) {
-	ttl := c.w.set.SMSPasswordTTL
-	if ttl <= 0 || !c.w.set.Password.MustChange {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), scheduleTimeout)
-	defer cancel()
-	err := errors.New("the store keeps no SMS password schedule")
-	if s, ok := c.w.store.(smsPasswordScheduler); ok {
-		err = s.ScheduleSMSPasswordCheck(ctx, enroll.SMSPasswordCheck{Username: u.Username, DN: u.DN,
-			ResetAt: c.now, Due: c.now.Add(ttl)})
-	}
-	if err != nil {
-		c.w.log.ErrorContext(ctx, "the texted password will not expire: its check could not be recorded",
-			"username", u.Username, "err", err)
-		c.audit(smsExpiryAction, u.Username, "error", "not scheduled: "+err.Error())
-	}
-}
-
-// SMSExpiryOptions tune the worker; zero fields take the defaults.
-type SMSExpiryOptions struct {
+// SMSPasswordOptions tune the worker; zero fields take the defaults.
+type SMSPasswordOptions struct {
 	Now func() time.Time // default time.Now
 	// Poll is how often the schedule is read (default 30s).
 	Poll time.Duration
@@ -94,7 +91,7 @@ type SMSExpiryOptions struct {
 	Batch int
 }
 
-func (o *SMSExpiryOptions) defaults() {
+func (o *SMSPasswordOptions) defaults() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -118,36 +115,37 @@ func (o *SMSExpiryOptions) defaults() {
 	}
 }
 
-// SMSExpiry is the worker that re-randomises unused SMS passwords. Only
-// one may run per store.
-type SMSExpiry struct {
-	store   SMSExpiryStore
-	dir     Directory
-	gen     PasswordGenerator
-	log     *slog.Logger
-	opt     SMSExpiryOptions
-	running atomic.Bool
+// SMSPasswords is the worker that re-randomises unused SMS passwords.
+// Only one runs per store at a time, whatever the number of instances: Run
+// holds the store lease "sms-password-expiry".
+type SMSPasswords struct {
+	store SMSPasswordStore
+	dir   Directory
+	gen   PasswordGenerator
+	log   *slog.Logger
+	opt   SMSPasswordOptions
+	lease jobs.Lease
 }
 
-// NewSMSExpiry wires the worker; log may be nil.
-func NewSMSExpiry(store SMSExpiryStore, dir Directory, gen PasswordGenerator, log *slog.Logger, opt SMSExpiryOptions) *SMSExpiry {
+// NewSMSPasswords wires the worker.
+func NewSMSPasswords(d SMSPasswordDeps, opt SMSPasswordOptions) *SMSPasswords {
 	opt.defaults()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &SMSExpiry{store: store, dir: dir, gen: gen, log: log, opt: opt}
+	return &SMSPasswords{store: d.Store, dir: d.Directory, gen: d.Generator, log: d.Log, opt: opt,
+		lease: jobs.Lease{Store: d.Store, Node: d.Node}}
 }
-
-var errSMSExpiryRunning = errors.New("gateway: the SMS password expiry worker is already running")
 
 // Run sweeps until ctx ends, then returns nil. It runs whatever the TTL:
 // checks recorded while it was on are still carried out after it was
-// turned off.
-func (x *SMSExpiry) Run(ctx context.Context) error {
-	if !x.running.CompareAndSwap(false, true) {
-		return errSMSExpiryRunning
-	}
-	defer x.running.Store(false)
+// turned off. While another run holds the worker's lease, in this process
+// or another, Run returns an error wrapping jobs.ErrRunning at once.
+func (x *SMSPasswords) Run(ctx context.Context) error {
+	return x.lease.Hold(ctx, smsPasswordLease, x.run)
+}
+
+func (x *SMSPasswords) run(ctx context.Context) error {
 	failures := 0
 	for {
 		err := x.Sweep(ctx)
@@ -168,7 +166,7 @@ func (x *SMSExpiry) Run(ctx context.Context) error {
 			x.log.InfoContext(ctx, "SMS password expiry: sweeping again", "after_failures", failures)
 			failures = 0
 		}
-		if !sleep(ctx, wait) {
+		if !jobs.Sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -176,7 +174,7 @@ func (x *SMSExpiry) Run(ctx context.Context) error {
 
 // Sweep carries out the checks due now. It stops at the first directory
 // outage or store failure and returns it; the checks not done stay due.
-func (x *SMSExpiry) Sweep(ctx context.Context) error {
+func (x *SMSPasswords) Sweep(ctx context.Context) error {
 	now := x.opt.Now()
 	for {
 		due, err := x.store.DueSMSPasswordChecks(ctx, now, x.opt.Batch)
@@ -203,7 +201,7 @@ func unavailable(ctx context.Context, err error) bool {
 // check carries out one due check; it returns an error only for a
 // directory outage or a store failure. Every check it finishes is
 // removed from the schedule (or moved on) before the next one.
-func (x *SMSExpiry) check(ctx context.Context, ch enroll.SMSPasswordCheck, now time.Time) error {
+func (x *SMSPasswords) check(ctx context.Context, ch enroll.SMSPasswordCheck, now time.Time) error {
 	u, err := x.dir.FindUser(ctx, ch.Username)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
@@ -242,7 +240,7 @@ func (x *SMSExpiry) check(ctx context.Context, ch enroll.SMSPasswordCheck, now t
 
 // rerandomise sets a random password nobody learns, still to be changed at
 // next logon, without unlocking the account.
-func (x *SMSExpiry) rerandomise(ctx context.Context, u directory.User) error {
+func (x *SMSPasswords) rerandomise(ctx context.Context, u directory.User) error {
 	for attempt := 1; ; attempt++ {
 		password, err := x.gen.Generate(u)
 		if err != nil {
@@ -256,7 +254,7 @@ func (x *SMSExpiry) rerandomise(ctx context.Context, u directory.User) error {
 }
 
 // finish removes the check and audits its outcome.
-func (x *SMSExpiry) finish(ctx context.Context, ch enroll.SMSPasswordCheck, now time.Time, outcome, detail string) error {
+func (x *SMSPasswords) finish(ctx context.Context, ch enroll.SMSPasswordCheck, now time.Time, outcome, detail string) error {
 	if _, err := x.store.FinishSMSPasswordCheck(ctx, ch.Username, ch.ResetAt); err != nil {
 		return fmt.Errorf("finish the SMS password check of %s: %w", ch.Username, err)
 	}
@@ -269,7 +267,7 @@ func (x *SMSExpiry) finish(ctx context.Context, ch enroll.SMSPasswordCheck, now 
 
 // retry moves a failed check on with backoff, or gives it up after
 // MaxAttempts.
-func (x *SMSExpiry) retry(ctx context.Context, ch enroll.SMSPasswordCheck, now time.Time, cause error) error {
+func (x *SMSPasswords) retry(ctx context.Context, ch enroll.SMSPasswordCheck, now time.Time, cause error) error {
 	ch.Attempts++
 	if ch.Attempts >= x.opt.MaxAttempts {
 		return x.finish(ctx, ch, now, "error", fmt.Sprintf("given up after %d attempts: %v", ch.Attempts, cause))
@@ -284,22 +282,10 @@ func (x *SMSExpiry) retry(ctx context.Context, ch enroll.SMSPasswordCheck, now t
 	return nil
 }
 
-func (x *SMSExpiry) audit(ctx context.Context, now time.Time, username, outcome, detail string) {
+func (x *SMSPasswords) audit(ctx context.Context, now time.Time, username, outcome, detail string) {
 	ev := enroll.Event{Time: now, Actor: "system", Action: smsExpiryAction, Username: username, Outcome: outcome, Detail: detail}
 	if _, err := x.store.AppendAudit(ctx, ev); err != nil {
 		x.log.ErrorContext(ctx, "audit write failed", "action", ev.Action, "outcome", outcome, "err", err)
-	}
-}
-
-// sleep waits d, or less when ctx ends first; false when it did.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

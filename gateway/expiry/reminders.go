@@ -1,4 +1,4 @@
-package gateway
+package expiry
 
 import (
 	"cmp"
@@ -9,11 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/jobs"
 )
 
 // Password-expiry reminders (reminders.days).
@@ -32,7 +33,8 @@ import (
 // non-active enrollments, passwords that never expire or must be changed
 // anyway, and passwords already expired get nothing.
 
-// ReminderStore is what the reminders need from the store.
+// ReminderStore is what the reminders need from the store; its leases
+// keep the reminders to one runner.
 type ReminderStore interface {
 	Enrollments(ctx context.Context) ([]enroll.Enrollment, error)
 	OptedOut(ctx context.Context, phone string) (bool, error)
@@ -40,7 +42,34 @@ type ReminderStore interface {
 	PurgeReminders(ctx context.Context, now time.Time) (int, error)
 	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	jobs.LeaseStore
 }
+
+// Sealer seals message bodies for the outbox (enroll.Sealer).
+type Sealer interface {
+	Seal(plain []byte, purpose string) []byte
+}
+
+// Catalog is the message catalog (templates.Catalog).
+type Catalog interface {
+	Text(lang, key string, args map[string]string) string
+}
+
+// ReminderDeps are what the reminders work with.
+type ReminderDeps struct {
+	Directory directory.PasswordExpiryReader
+	Store     ReminderStore
+	Sealer    Sealer
+	Catalog   Catalog
+	Notify    func()       // wakes the outbox worker; may be nil
+	Log       *slog.Logger // may be nil
+	// Node is this process's node ID, the holder of the reminders' lease
+	// (default jobs.NodeID()).
+	Node string
+}
+
+// reminderLease is the name of the reminders' lease in the store.
+const reminderLease = "expiry-reminders"
 
 // reminderPurpose is the outbox purpose and the audit action of reminders.
 const reminderPurpose = "reminder"
@@ -79,53 +108,52 @@ func (o *ReminderOptions) defaults() {
 }
 
 // Reminders texts users before their directory password expires. Only one
-// may run per store.
+// runs per store at a time, whatever the number of instances: Run holds
+// the store lease "expiry-reminders".
 type Reminders struct {
-	days    []int // ascending
-	dir     directory.PasswordExpiryReader
-	store   ReminderStore
-	sealer  BodySealer
-	msgs    Catalog
-	notify  func()
-	log     *slog.Logger
-	opt     ReminderOptions
-	running atomic.Bool
+	days   []int // ascending
+	dir    directory.PasswordExpiryReader
+	store  ReminderStore
+	sealer Sealer
+	msgs   Catalog
+	notify func()
+	log    *slog.Logger
+	opt    ReminderOptions
+	lease  jobs.Lease
 }
 
-// NewReminders wires the reminders; notify wakes the outbox worker and may
-// be nil; log may be nil.
-func NewReminders(cfg directory.RemindersConfig, dir directory.PasswordExpiryReader, store ReminderStore, sealer BodySealer,
-	catalog Catalog, notify func(), log *slog.Logger, opt ReminderOptions) *Reminders {
+// NewReminders wires the reminders.
+func NewReminders(cfg RemindersConfig, d ReminderDeps, opt ReminderOptions) *Reminders {
 	opt.defaults()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
 	}
-	if notify == nil {
-		notify = func() {}
+	if d.Notify == nil {
+		d.Notify = func() {}
 	}
 	days := slices.Clone(cfg.Days)
 	slices.Sort(days)
-	return &Reminders{days: slices.Compact(days), dir: dir, store: store, sealer: sealer, msgs: catalog,
-		notify: notify, log: log, opt: opt}
+	return &Reminders{days: slices.Compact(days), dir: d.Directory, store: d.Store, sealer: d.Sealer, msgs: d.Catalog,
+		notify: d.Notify, log: d.Log, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}
 }
 
 // reminderRetry is the wait after a failed scan (the directory was down).
 const reminderRetry = 15 * time.Minute
 
-var errRemindersRunning = errors.New("gateway: the expiry reminders are already running")
-
 // Run scans at start and every ReminderOptions.Every, within the sending
 // hours, until ctx ends; then it returns nil. With reminders.days empty it
-// returns nil at once.
+// returns nil at once. While another run holds the reminders' lease, in
+// this process or another, Run returns an error wrapping jobs.ErrRunning
+// at once.
 func (r *Reminders) Run(ctx context.Context) error {
 	if len(r.days) == 0 {
 		r.log.InfoContext(ctx, "expiry reminders: off (reminders.days is empty)")
 		return nil
 	}
-	if !r.running.CompareAndSwap(false, true) {
-		return errRemindersRunning
-	}
-	defer r.running.Store(false)
+	return r.lease.Hold(ctx, reminderLease, r.run)
+}
+
+func (r *Reminders) run(ctx context.Context) error {
 	for {
 		wait := r.opt.Every
 		if r.sendingHours(r.opt.Now()) {
@@ -134,7 +162,7 @@ func (r *Reminders) Run(ctx context.Context) error {
 				r.log.ErrorContext(ctx, "expiry reminders: scan failed; trying again", "err", err, "retry_in", wait)
 			}
 		}
-		if !sleep(ctx, wait) {
+		if !jobs.Sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -251,26 +279,6 @@ func (r *Reminders) queue(ctx context.Context, e enroll.Enrollment, pe directory
 	if days <= 1 {
 		key = "sms.reminder.expiry_1day"
 	}
-	return queueSMS(ctx, r.store, r.sealer, r.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
+	return gateway.QueueSMS(ctx, r.store, r.sealer, r.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
 		Purpose: reminderPurpose, Username: e.Username, Priority: enroll.PriorityLow}, r.msgs.Text(lang, key, args), now)
-}
-
-// messageQueue is where texts are queued (enroll.OutboxStore).
-type messageQueue interface {
-	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
-}
-
-// queueSMS puts m, an SMS of text body, in the outbox, due now, and wakes
-// the outbox worker; m gives the recipient, language, purpose, username
-// and priority.
-func queueSMS(ctx context.Context, store messageQueue, sealer BodySealer, notify func(), m enroll.OutboundMessage, body string, now time.Time) (uint64, error) {
-	m.Kind, m.Status = enroll.KindSMS, enroll.StatusQueued
-	m.Sealed = sealer.Seal([]byte(body), outboxSealPurpose)
-	m.NextAttempt, m.CreatedAt, m.UpdatedAt = now, now, now
-	id, err := store.EnqueueMessage(ctx, m)
-	if err != nil {
-		return 0, err
-	}
-	notify()
-	return id, nil
 }

@@ -1,0 +1,138 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Job is one singleton job.
+type Job struct {
+	Name string // for logs: "lockout watch"
+	// Run does the job until ctx ends, then returns nil. It returns an
+	// error wrapping ErrRunning when the job's lease is held by another
+	// runner, and one wrapping ErrLeaseLost when its lease was taken away:
+	// Run tries again after Busy. Any other error stops the job for the
+	// rest of the term (it is logged); nil before ctx ends means the job
+	// has nothing to do (it is off).
+	Run func(ctx context.Context) error
+	// Busy is the wait before trying again a job held elsewhere (default
+	// 10s: about a lease's renewal interval).
+	Busy time.Duration
+}
+
+// campaignRetry is the wait after a failed campaign (the election's store
+// unreachable).
+const campaignRetry = 5 * time.Second
+
+// resignTimeout bounds giving the leadership up at shutdown.
+const resignTimeout = 5 * time.Second
+
+// Run runs jobs while this process leads, until ctx ends: it campaigns,
+// starts every job when the leadership is won and stops them (cancelling
+// their context and waiting for them) when it is lost, then campaigns
+// again. When ctx ends it stops the jobs, resigns and returns. log may be
+// nil.
+func Run(ctx context.Context, leader Leader, log *slog.Logger, jobs ...Job) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for {
+		term, err := leader.Campaign(ctx)
+		if ctx.Err() != nil {
+			if err == nil {
+				resign(ctx, term, log)
+			}
+			return
+		}
+		if err != nil {
+			log.ErrorContext(ctx, "jobs: campaign for leadership failed; trying again", "err", err, "retry_in", campaignRetry)
+			if !Sleep(ctx, campaignRetry) {
+				return
+			}
+			continue
+		}
+		log.DebugContext(ctx, "jobs: leading; jobs started", "leader", term.Leader(), "term", term.Revision(), "jobs", len(jobs))
+		runTerm(ctx, term, log, jobs)
+		if ctx.Err() != nil {
+			resign(ctx, term, log)
+			return
+		}
+		log.WarnContext(ctx, "jobs: leadership lost; jobs stopped", "leader", term.Leader(), "term", term.Revision())
+	}
+}
+
+func resign(ctx context.Context, term Term, log *slog.Logger) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), resignTimeout)
+	defer cancel()
+	if err := term.Resign(rctx); err != nil {
+		log.WarnContext(rctx, "jobs: cannot resign the leadership; it ends with its session", "err", err)
+	}
+}
+
+// termKey is the context key of the term a job runs in.
+type termKey struct{}
+
+// TermOf returns the term the job whose context is ctx runs in, for the
+// job's writes to be made conditional on it (fencing): Run puts it in the
+// context of every job it starts.
+func TermOf(ctx context.Context) (Term, bool) {
+	t, ok := ctx.Value(termKey{}).(Term)
+	return t, ok
+}
+
+// runTerm runs every job until the term or ctx ends, and waits for them.
+func runTerm(ctx context.Context, term Term, log *slog.Logger, jobs []Job) {
+	tctx, cancel := context.WithCancel(context.WithValue(ctx, termKey{}, term))
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Go(func() { runJob(tctx, j, log) })
+	}
+	select {
+	case <-term.Done():
+	case <-ctx.Done():
+	}
+	cancel()
+	wg.Wait()
+}
+
+// runJob runs j until ctx ends, again after Busy while it is held
+// elsewhere.
+func runJob(ctx context.Context, j Job, log *slog.Logger) {
+	busy := j.Busy
+	if busy <= 0 {
+		busy = 10 * time.Second
+	}
+	for {
+		err := j.Run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrRunning) || errors.Is(err, ErrLeaseLost):
+			log.InfoContext(ctx, j.Name+": held by another runner; trying again", "err", err, "retry_in", busy)
+			if !Sleep(ctx, busy) {
+				return
+			}
+		case err != nil:
+			log.ErrorContext(ctx, j.Name+" stopped", "err", err)
+			return
+		default:
+			return
+		}
+	}
+}
+
+// Sleep waits d, or less when ctx ends first; false when it did.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

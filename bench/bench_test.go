@@ -20,6 +20,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -63,7 +64,7 @@ type fixture struct {
 	phones []string
 	srv    *httptest.Server
 	client *http.Client
-	gen    *directory.Generator
+	gen    *password.Generator
 	sid    atomic.Int64
 }
 
@@ -81,7 +82,7 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 	}
 	b.Cleanup(func() { store.Close() })
 	f.store = store
-	f.gen, err = directory.NewGenerator(directory.DefaultPasswordConfig())
+	f.gen, err = password.NewGenerator(password.DefaultConfig())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -141,7 +142,7 @@ func FuzzWebhook(f *testing.F) {
 	}
 	store := &countingStore{BoltStore: bs}
 	dir := &countingDirectory{}
-	gen, err := directory.NewGenerator(directory.DefaultPasswordConfig())
+	gen, err := password.NewGenerator(password.DefaultConfig())
 	if err != nil {
 		f.Fatal(err)
 	}

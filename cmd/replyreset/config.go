@@ -23,6 +23,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/web"
@@ -37,7 +38,7 @@ type Config struct {
 	Language   string                    `yaml:"language"`
 	Log        LogConfig                 `yaml:"log"`
 	Directory  directory.Config          `yaml:"directory"`
-	Password   directory.PasswordConfig  `yaml:"password"`
+	Password   password.Config           `yaml:"password"`
 	SMS        gateway.SMSConfig         `yaml:"sms"`
 	Reset      gateway.ResetConfig       `yaml:"reset"`
 	Enrollment enroll.Config             `yaml:"enrollment"`
@@ -64,7 +65,7 @@ func DefaultConfig() Config {
 		Language:   "en",
 		Log:        LogConfig{Level: "info", Format: "json"},
 		Directory:  directory.DefaultConfig(),
-		Password:   directory.DefaultPasswordConfig(),
+		Password:   password.DefaultConfig(),
 		SMS:        gateway.DefaultSMSConfig(),
 		Reset:      gateway.DefaultResetConfig(),
 		Enrollment: enroll.DefaultConfig(),

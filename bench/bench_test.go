@@ -30,6 +30,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	ldaplab.StopAll()
+	ldaplab.ReportSkipped(code)
 	var table bytes.Buffer
 	writeTable(&table, testing.Short())
 	os.Stdout.Write(table.Bytes())

@@ -35,6 +35,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	ldaplab.StopAll()
+	ldaplab.ReportSkipped(code)
 	os.Exit(code)
 }
 

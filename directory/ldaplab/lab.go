@@ -142,7 +142,7 @@ func (in *instance) need(t testing.TB) *Server {
 		return s
 	}
 	if errors.Is(err, ErrUnavailable) && !strict() {
-		t.Skipf("%v\n(set REPLYRESET_INTEGRATION=1 to make this a failure; `make test` installs the packages and sets it)", err)
+		Skip(t, in.name, err)
 	}
 	t.Fatal(err)
 	return nil

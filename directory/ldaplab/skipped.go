@@ -1,6 +1,7 @@
 package ldaplab
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,11 +13,11 @@ import (
 )
 
 // Tests that did not run. Outside REPLYRESET_INTEGRATION=1 and CI, a test
-// that needs a server this machine cannot run (a missing binary, not root)
-// skips; `go test ./...` shows nothing of a passing package's skips, so Main
-// reports them once per package, after m.Run, with the command that runs
-// them. Under REPLYRESET_INTEGRATION=1 or CI nothing is skipped: such a
-// server fails the test, and there is nothing to report.
+// that needs a real server skips (Samba, OpenLDAP); `go test ./...` shows
+// nothing of a passing package's skips, so Main reports them once per
+// package, after m.Run, with the command that runs them. Under
+// REPLYRESET_INTEGRATION=1 or CI nothing is skipped: a server that cannot
+// start fails the test, and there is nothing to report.
 
 // Main is the TestMain of a package whose tests use the lab: it runs the
 // tests, stops the servers (StopAll), reports the tests skipped for want of
@@ -30,14 +31,13 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Skip skips t because server cannot run on this machine (err, which names
-// what is missing) and records it for ReportSkipped. Only for the
-// unavailable case outside REPLYRESET_INTEGRATION=1 and CI: a server that
-// must run fails the test instead (see Samba).
+// Skip skips t, which needs server, for the reason err, and records it for
+// ReportSkipped. Only outside REPLYRESET_INTEGRATION=1 and CI: there a
+// server that cannot start fails the test instead (see Samba).
 func Skip(t testing.TB, server string, err error) {
 	t.Helper()
 	skipped.add(server, t.Name(), err)
-	t.Skipf("%v\n(set REPLYRESET_INTEGRATION=1 to make this a failure; `make test` installs the packages and sets it)", err)
+	t.Skipf("%v\n(set REPLYRESET_INTEGRATION=1 to run it; `make test` installs the packages, sets it and runs every test binary in a network namespace of its own)", err)
 }
 
 // ReportSkipped writes, when tests of this process skipped for want of a
@@ -74,7 +74,10 @@ type skip struct {
 var skipped skipLog
 
 func (l *skipLog) add(server, test string, err error) {
-	reason := strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")
+	reason := err.Error()
+	if errors.Is(err, errNotRequested) {
+		reason = errNotRequested.Error() // the same for every server
+	}
 	if i := strings.Index(reason, " ("); i > 0 {
 		reason = reason[:i] // the details are in the test's own skip message
 	}
@@ -121,7 +124,7 @@ func (l *skipLog) summary(dir string) string {
 	if len(l.skips) == 1 {
 		tests = "test that needs"
 	}
-	return fmt.Sprintf("ldaplab: %s did not run %d %s a real directory server (%s; %s): %s. "+
+	return fmt.Sprintf("ldaplab: %s did not run %d %s a real server (%s; %s): %s. "+
 		"Run them with `make test`, or as root: REPLYRESET_INTEGRATION=1 CI=1 go test -race -count=1 -exec $PWD/scripts/netns-exec.sh %s",
 		dir, len(l.skips), tests, strings.Join(counts, ", "), strings.Join(reasons, "; "), named, dir)
 }

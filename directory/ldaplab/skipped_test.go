@@ -1,6 +1,7 @@
 package ldaplab
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -68,19 +69,28 @@ func fakeSkips(t *testing.T) []skip {
 	return out
 }
 
-// Outside REPLYRESET_INTEGRATION=1 and CI, a server that cannot run skips
-// the test with the reason and records the skip for the package's report.
-func TestUnavailableServerSkipsAndIsRecorded(t *testing.T) {
+// Outside REPLYRESET_INTEGRATION=1 and CI no server is started: the test
+// skips, saying how to run it, and the skip is recorded for the package's
+// report.
+func TestPlainRunSkipsAndIsRecorded(t *testing.T) {
 	t.Setenv("REPLYRESET_INTEGRATION", "")
 	t.Setenv("CI", "")
+	started := false
+	in := &instance{name: fakeServer, start: func() (*Server, error) {
+		started = true
+		return nil, errors.New("started")
+	}}
 	r := &tbRecorder{name: "TestNeedsFake/sub"}
-	r.need(fakeUnavailable())
-	if r.failed != "" || !strings.Contains(r.skipped, "Fake server needs fakesrv") ||
-		!strings.Contains(r.skipped, "set REPLYRESET_INTEGRATION=1 to make this a failure") {
-		t.Fatalf("want a skip naming the missing program, got skip %q, failure %q", r.skipped, r.failed)
+	r.need(in)
+	if started {
+		t.Error("a plain run started a server")
+	}
+	if r.failed != "" || !strings.Contains(r.skipped, "Fake server not started") ||
+		!strings.Contains(r.skipped, "set REPLYRESET_INTEGRATION=1 to run it") {
+		t.Fatalf("want a skip saying how to run the test, got skip %q, failure %q", r.skipped, r.failed)
 	}
 	got := fakeSkips(t)
-	want := []skip{{server: fakeServer, test: "TestNeedsFake/sub", reason: "Fake server needs fakesrv, not found in PATH or /usr/sbin"}}
+	want := []skip{{server: fakeServer, test: "TestNeedsFake/sub", reason: errNotRequested.Error()}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("recorded %+v, want %+v", got, want)
 	}
@@ -111,11 +121,12 @@ func TestSkipSummary(t *testing.T) {
 	if got := l.summary("./directory"); got != "" {
 		t.Fatalf("nothing skipped: summary %q, want none", got)
 	}
-	notRoot := fmt.Errorf("%w: Samba AD DC: the lab must run as root (Samba binds port 389)", ErrUnavailable)
-	notRootLDAP := fmt.Errorf("%w: OpenLDAP slapd: the lab must run as root (Samba binds port 389)", ErrUnavailable)
+	notRoot := fmt.Errorf("ldaplab: Samba AD DC not started: %w", errNotRequested)
+	notRootLDAP := fmt.Errorf("ldaplab: OpenLDAP slapd not started: %w", errNotRequested)
+	browser := errors.New("Chromium not found (install with scripts/install-test-deps.sh)")
 	l.add("Samba AD DC", "TestConformanceSambaAD", notRoot)
-	want1 := "ldaplab: ./directory did not run 1 test that needs a real directory server (Samba AD DC: 1; " +
-		"Samba AD DC: the lab must run as root): TestConformanceSambaAD. Run them with `make test`, or as root: " +
+	want1 := "ldaplab: ./directory did not run 1 test that needs a real server (Samba AD DC: 1; " +
+		"real directory servers start only with REPLYRESET_INTEGRATION=1 or CI set): TestConformanceSambaAD. Run them with `make test`, or as root: " +
 		"REPLYRESET_INTEGRATION=1 CI=1 go test -race -count=1 -exec $PWD/scripts/netns-exec.sh ./directory"
 	if got := l.summary("./directory"); got != want1 {
 		t.Errorf("summary\n got %q\nwant %q", got, want1)
@@ -124,9 +135,10 @@ func TestSkipSummary(t *testing.T) {
 		l.add("OpenLDAP slapd", fmt.Sprintf("TestT%d/openldap", i), notRootLDAP)
 		l.add("Samba AD DC", fmt.Sprintf("TestT%d/samba", i), notRoot)
 	}
-	want := "ldaplab: ./gateway did not run 15 tests that need a real directory server (Samba AD DC: 8, OpenLDAP slapd: 7; " +
-		"Samba AD DC: the lab must run as root; OpenLDAP slapd: the lab must run as root): " +
-		"TestConformanceSambaAD, TestT0, TestT1, TestT2, TestT3, TestT4 and 2 more. Run them with `make test`, or as root: " +
+	l.add("Chromium", "TestPages", browser)
+	want := "ldaplab: ./gateway did not run 16 tests that need a real server (Samba AD DC: 8, OpenLDAP slapd: 7, Chromium: 1; " +
+		"real directory servers start only with REPLYRESET_INTEGRATION=1 or CI set; Chromium not found): " +
+		"TestConformanceSambaAD, TestT0, TestT1, TestT2, TestT3, TestT4 and 3 more. Run them with `make test`, or as root: " +
 		"REPLYRESET_INTEGRATION=1 CI=1 go test -race -count=1 -exec $PWD/scripts/netns-exec.sh ./gateway"
 	if got := l.summary("./gateway"); got != want {
 		t.Errorf("summary\n got %q\nwant %q", got, want)

@@ -18,6 +18,12 @@ import (
 // once (cycles end there), at most maxGroupDepth levels of nesting and
 // maxGroupEntries entries in all.
 
+// AdminDirectory lists the people to alert: members of directory.admin_group,
+// nested membership included, with their mail addresses.
+type AdminDirectory interface {
+	AdminContacts(ctx context.Context) ([]User, error)
+}
+
 var _ AdminDirectory = (*Client)(nil)
 
 const (

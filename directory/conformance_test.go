@@ -2,19 +2,12 @@ package directory_test
 
 import (
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/directorytest"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	ldaplab.StopAll()
-	os.Exit(code)
-}
 
 // labConfig is the product configuration for a lab server, bound as bindDN.
 func labConfig(s *ldaplab.Server, bindDN, bindPassword string) directory.Config {

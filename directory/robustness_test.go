@@ -388,7 +388,7 @@ func TestRobustFailoverReturnToFirstURL(t *testing.T) {
 
 // dropBug explains the failures of TestRobustReconnect with the current
 // product code.
-const dropBug = "BUG (errmap.go kindOf): when the server closes a connection that has a request " +
+const dropBug = "BUG (errors.go kindOf): when the server closes a connection that has a request " +
 	"outstanding, go-ldap returns the plain error \"unable to read LDAP response packet: EOF\" " +
 	"(or \"...: connection reset by peer\"), which kindOf does not classify: the error wraps no " +
 	"sentinel (not ErrUnavailable), so pool.do does not retry on a fresh connection and the " +

@@ -157,14 +157,11 @@ func (s *Service) setLanguage(ctx context.Context, token, lang string, chosen bo
 	return s.page(ctx, a), nil
 }
 
-// languages are the languages of messages and pages (DESIGN: en | fr).
-var languages = []string{"en", "fr"}
-
 // normalizeLanguage reduces a tag to a supported language, or "".
 func normalizeLanguage(tag string) string {
 	primary, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
 	primary, _, _ = strings.Cut(primary, "_")
-	for _, l := range languages {
+	for _, l := range templates.Languages() {
 		if primary == l {
 			return l
 		}

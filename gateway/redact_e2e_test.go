@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
@@ -58,7 +59,7 @@ func newSMSRig(t *testing.T, lab *ldaplab.Server, budgets gateway.BudgetConfig) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.store.Close() })
-	gen, err := directory.NewGenerator(directory.DefaultPasswordConfig())
+	gen, err := password.NewGenerator(password.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

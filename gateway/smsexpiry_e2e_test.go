@@ -12,6 +12,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/expiry"
@@ -77,7 +78,7 @@ func (h *harness) expiryEvents(username string) []string {
 
 // expiryWorkerDeps returns a directory client for cfg (closed when the test
 // ends) and the default password generator, for a worker of the test's own.
-func expiryWorkerDeps(t *testing.T, cfg directory.Config) (*directory.Client, *directory.Generator) {
+func expiryWorkerDeps(t *testing.T, cfg directory.Config) (*directory.Client, *password.Generator) {
 	t.Helper()
 	cfg.Timeout = 3 * time.Second
 	dir, err := directory.New(cfg, directory.Options{})
@@ -85,7 +86,7 @@ func expiryWorkerDeps(t *testing.T, cfg directory.Config) (*directory.Client, *d
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dir.Close() })
-	gen, err := directory.NewGenerator(directory.DefaultPasswordConfig())
+	gen, err := password.NewGenerator(password.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

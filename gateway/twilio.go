@@ -17,6 +17,7 @@ import (
 	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/templates"
 )
 
 // StatusCallbackPath is where Twilio posts delivery reports, under public_url.
@@ -289,7 +290,7 @@ func callTwiML(text, language string) (string, error) {
 
 // voiceLanguage is the <Say> language for a product language.
 func voiceLanguage(lang string) string {
-	if strings.HasPrefix(strings.ToLower(lang), "fr") {
+	if templates.NormalizeLanguage(lang) == "fr" {
 		return "fr-FR"
 	}
 	return "en-US"

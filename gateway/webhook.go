@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/templates"
 )
 
 // Store is what the webhook needs from durable storage.
@@ -125,7 +126,7 @@ func NewWebhook(s Settings, store Store, dir WebhookDirectory, gen PasswordGener
 		s.MaxResetsPerHour = 3
 	}
 	if s.DefaultLanguage == "" {
-		s.DefaultLanguage = "en"
+		s.DefaultLanguage = templates.DefaultLanguage
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
@@ -142,7 +143,7 @@ func FuzzWebhook(f *testing.F) {
 	}
 	store := &countingStore{Store: bs}
 	dir := &countingDirectory{}
-	gen, err := directory.NewGenerator(directory.DefaultPasswordConfig())
+	gen, err := password.NewGenerator(password.DefaultConfig())
 	if err != nil {
 		f.Fatal(err)
 	}

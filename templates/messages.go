@@ -20,9 +20,21 @@ import (
 // falls back to.
 const DefaultLanguage = "en"
 
-// supportedLanguages are the languages of the product, in the order
-// Languages reports them. The embedded catalogs must be exactly these.
+// supportedLanguages is the one list of the product's languages, in the
+// order Languages reports them. The embedded catalogs, pages and mails must
+// be exactly these; every other place that validates a language or falls
+// back to one derives from it (Languages, SupportedLanguage,
+// NormalizeLanguage, DefaultLanguage).
 var supportedLanguages = []string{"en", "fr"}
+
+// Languages returns the product's language codes (en, fr), DefaultLanguage
+// first: the values the `language` setting, the language switches and an
+// enrollment's language may take.
+func Languages() []string { return slices.Clone(supportedLanguages) }
+
+// SupportedLanguage reports whether lang is exactly one of the product's
+// language codes (Languages).
+func SupportedLanguage(lang string) bool { return slices.Contains(supportedLanguages, lang) }
 
 //go:embed messages_*.json
 var messageFiles embed.FS

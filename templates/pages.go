@@ -284,10 +284,20 @@ type Language struct{ Code, Name string }
 // language switch.
 func (v view) OtherLanguages() []Language {
 	var out []Language
-	for _, l := range v.p.text.Languages() {
-		if l != v.Lang {
-			out = append(out, Language{Code: l, Name: v.p.text.Text(l, "lang.name", nil)})
+	for _, l := range v.Languages() {
+		if l.Code != v.Lang {
+			out = append(out, l)
 		}
+	}
+	return out
+}
+
+// Languages returns every language, each named in itself, for a choice of
+// language (the admin console's enrollment form).
+func (v view) Languages() []Language {
+	var out []Language
+	for _, l := range v.p.text.Languages() {
+		out = append(out, Language{Code: l, Name: v.p.text.Text(l, "lang.name", nil)})
 	}
 	return out
 }
@@ -295,7 +305,3 @@ func (v view) OtherLanguages() []Language {
 // Asset returns the URL of a static file, with a content hash so it can be
 // cached for long.
 func (v view) Asset(name string) string { return v.p.assets[name] }
-
-// SupportedLanguage reports whether lang is exactly one of the product's
-// language codes (en, fr).
-func SupportedLanguage(lang string) bool { return slices.Contains(supportedLanguages, lang) }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/expiry"
 	"github.com/replyreset/replyreset/gateway/lockout"
@@ -33,20 +34,20 @@ import (
 // Config is the whole configuration file. Each section is owned, defaulted
 // and validated by its package; this type only composes them.
 type Config struct {
-	Listen     string                   `yaml:"listen"`
-	PublicURL  string                   `yaml:"public_url"` // no trailing slash once loaded
-	DataDir    string                   `yaml:"data_dir"`
-	Language   string                   `yaml:"language"`
-	Log        LogConfig                `yaml:"log"`
-	Directory  directory.Config         `yaml:"directory"`
-	Password   directory.PasswordConfig `yaml:"password"`
-	SMS        gateway.SMSConfig        `yaml:"sms"`
-	Reset      gateway.ResetConfig      `yaml:"reset"`
-	Enrollment enroll.Config            `yaml:"enrollment"`
-	Lockout    lockout.Config           `yaml:"lockout"`
-	Reminders  expiry.RemindersConfig   `yaml:"reminders"`
-	Mail       mailer.Config            `yaml:"mail"`
-	Admin      web.AdminConfig          `yaml:"admin"`
+	Listen     string                 `yaml:"listen"`
+	PublicURL  string                 `yaml:"public_url"` // no trailing slash once loaded
+	DataDir    string                 `yaml:"data_dir"`
+	Language   string                 `yaml:"language"`
+	Log        LogConfig              `yaml:"log"`
+	Directory  directory.Config       `yaml:"directory"`
+	Password   password.Config        `yaml:"password"`
+	SMS        gateway.SMSConfig      `yaml:"sms"`
+	Reset      gateway.ResetConfig    `yaml:"reset"`
+	Enrollment enroll.Config          `yaml:"enrollment"`
+	Lockout    lockout.Config         `yaml:"lockout"`
+	Reminders  expiry.RemindersConfig `yaml:"reminders"`
+	Mail       mailer.Config          `yaml:"mail"`
+	Admin      web.AdminConfig        `yaml:"admin"`
 	// TrustedProxies are the CIDRs of the reverse proxies whose
 	// X-Forwarded-For is believed (web.Deps.TrustedProxies).
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -66,7 +67,7 @@ func DefaultConfig() Config {
 		Language:   "en",
 		Log:        LogConfig{Level: "info", Format: "json"},
 		Directory:  directory.DefaultConfig(),
-		Password:   directory.DefaultPasswordConfig(),
+		Password:   password.DefaultConfig(),
 		SMS:        gateway.DefaultSMSConfig(),
 		Reset:      gateway.DefaultResetConfig(),
 		Enrollment: enroll.DefaultConfig(),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/expiry"
 	"github.com/replyreset/replyreset/gateway/lockout"
@@ -102,7 +103,7 @@ func TestDefaults(t *testing.T) {
 		{"directory.timeout", d.Directory.Timeout, 10 * time.Second},
 		{"directory.mail_attribute", d.Directory.MailAttribute, "mail"},
 		{"directory.mobile_attribute", d.Directory.MobileAttribute, "mobile"},
-		{"password", d.Password, directory.PasswordConfig{Length: 12, Style: "readable", MustChange: true, Unlock: true, SMSPasswordTTL: 10 * time.Minute}},
+		{"password", d.Password, password.Config{Length: 12, Style: "readable", MustChange: true, Unlock: true, SMSPasswordTTL: 10 * time.Minute}},
 		{"sms.provider", d.SMS.Provider, "twilio"},
 		{"sms.default_region", d.SMS.DefaultRegion, "US"},
 		{"sms.allowed_countries", len(d.SMS.AllowedCountries), 0},
@@ -200,7 +201,7 @@ func TestExampleFile(t *testing.T) {
 			AdminGroup:         "CN=Helpdesk,OU=Groups,DC=example,DC=com",
 			Timeout:            10 * time.Second,
 		},
-		Password: directory.PasswordConfig{Length: 12, Style: "readable", MustChange: true, Unlock: true, SMSPasswordTTL: 10 * time.Minute},
+		Password: password.Config{Length: 12, Style: "readable", MustChange: true, Unlock: true, SMSPasswordTTL: 10 * time.Minute},
 		SMS: gateway.SMSConfig{
 			Provider: "twilio",
 			Twilio: gateway.TwilioConfig{

@@ -16,6 +16,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 	"github.com/spf13/cobra"
 )
@@ -56,7 +57,7 @@ func runDemo(ctx context.Context, o demoOptions, stdout io.Writer) error {
 	if err := loopbackAddr(o.Listen); err != nil {
 		return usageErrorf("-listen %q: %v", o.Listen, err)
 	}
-	if o.Language != "en" && o.Language != "fr" {
+	if !templates.SupportedLanguage(o.Language) {
 		return usageErrorf("-language must be en or fr")
 	}
 	o.Progress = stdout // what the start is doing, before the banner

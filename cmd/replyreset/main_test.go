@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	ldaplab.StopAll()
+	ldaplab.ReportSkipped(code)
 	os.Exit(code)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/expiry"
@@ -126,7 +127,7 @@ func (a *app) wire() error {
 	if err != nil {
 		return err
 	}
-	gen, err := directory.NewGenerator(a.cfg.Password)
+	gen, err := password.NewGenerator(a.cfg.Password)
 	if err != nil {
 		return fmt.Errorf("password: %w", err)
 	}

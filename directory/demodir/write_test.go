@@ -9,6 +9,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll/password"
 )
 
 func modify(c *ldap.Conn, dn string, f func(m *ldap.ModifyRequest), controls ...ldap.Control) error {
@@ -290,9 +291,9 @@ func TestProductPasswordsMeetPolicy(t *testing.T) {
 	s := start(t, Options{Seed: true})
 	d := openClient(t, s.DirectoryConfig())
 	ctx := ctxT(t)
-	for _, style := range []string{directory.StyleReadable, directory.StyleRandom, directory.StyleWords} {
+	for _, style := range []string{password.StyleReadable, password.StyleRandom, password.StyleWords} {
 		for _, length := range []int{8, 12, 20} {
-			g, err := directory.NewGenerator(directory.PasswordConfig{Length: length, Style: style})
+			g, err := password.NewGenerator(password.Config{Length: length, Style: style})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,3 @@
-// Package directorytest is the conformance suite every directory.Directory
-// implementation must pass: Active Directory (Samba), OpenLDAP and the
-// embedded demo directory run the same tests.
 package directorytest
 
 import (

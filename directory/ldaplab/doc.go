@@ -17,6 +17,7 @@
 //
 // Failure policy: with REPLYRESET_INTEGRATION=1 (set by `make test`) or CI
 // set, a server that cannot start is a test failure with the precise reason.
-// Otherwise a missing samba/slapd binary or a non-root user skips the test
-// with the same message; nothing is ever skipped silently.
+// Otherwise (a plain `go test ./...`) no server is started: the tests that
+// need one skip, and Main, every such package's TestMain, prints after the
+// run one line naming them and how to run them; nothing is skipped silently.
 package ldaplab

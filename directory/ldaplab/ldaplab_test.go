@@ -3,7 +3,6 @@ package ldaplab_test
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,12 +12,6 @@ import (
 
 	"github.com/replyreset/replyreset/directory/ldaplab"
 )
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	ldaplab.StopAll()
-	os.Exit(code)
-}
 
 // unicodePwd encodes an AD password value (quoted, UTF-16LE).
 func unicodePwd(pw string) string {

@@ -2,7 +2,6 @@ package expiry_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,11 +24,9 @@ import (
 // days) and OpenLDAP (pwdChangedTime + pwdMaxAge of a policy added for the
 // test), the real bbolt store across a restart, texts read from the outbox.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	ldaplab.StopAll()
-	os.Exit(code)
-}
+// TestMain stops the lab servers after the tests and reports the tests
+// that did not run for want of one (ldaplab.Main).
+func TestMain(m *testing.M) { ldaplab.Main(m) }
 
 // reminderRig is a real directory, its client, the bbolt data file and a
 // clock.

@@ -1,4 +1,4 @@
-package directory
+package password
 
 import (
 	"errors"
@@ -11,13 +11,15 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/replyreset/replyreset/directory"
 )
 
 var pwStyles = []string{StyleReadable, StyleRandom, StyleWords}
 
 func newTestGenerator(t testing.TB, style string, length int) *Generator {
 	t.Helper()
-	g, err := NewGenerator(PasswordConfig{Length: length, Style: style})
+	g, err := NewGenerator(Config{Length: length, Style: style})
 	if err != nil {
 		t.Fatalf("NewGenerator(%s, %d): %v", style, length, err)
 	}
@@ -25,7 +27,7 @@ func newTestGenerator(t testing.TB, style string, length int) *Generator {
 }
 
 // naiveViolates is an independent, simple-minded version of the name rule.
-func naiveViolates(pw string, u User) bool {
+func naiveViolates(pw string, u directory.User) bool {
 	lp := strings.ToLower(pw)
 	shares := func(s string) bool {
 		r := []rune(strings.ToLower(s))
@@ -65,7 +67,7 @@ func hasFourClasses(pw string) bool {
 }
 
 // checkGenerated asserts everything a generated password promises.
-func checkGenerated(t testing.TB, g *Generator, pw string, u User) {
+func checkGenerated(t testing.TB, g *Generator, pw string, u directory.User) {
 	t.Helper()
 	switch g.style {
 	case StyleWords:
@@ -224,7 +226,7 @@ func TestPasswordWordList(t *testing.T) {
 }
 
 func TestPasswordNewGeneratorErrors(t *testing.T) {
-	for _, c := range []PasswordConfig{
+	for _, c := range []Config{
 		{Length: 7, Style: StyleReadable},
 		{Length: 65, Style: StyleRandom},
 		{Length: 0, Style: StyleWords},
@@ -253,7 +255,7 @@ func TestPasswordNewGeneratorErrors(t *testing.T) {
 			newTestGenerator(t, style, n)
 		}
 	}
-	if _, err := NewGenerator(DefaultPasswordConfig()); err != nil {
+	if _, err := NewGenerator(DefaultConfig()); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
 }
@@ -264,7 +266,7 @@ func TestGeneratePasswordLengthAndAlphabet(t *testing.T) {
 	for _, w := range wl.words {
 		words[w] = true
 	}
-	u := User{Username: "jdoe", DisplayName: "Doe, John"}
+	u := directory.User{Username: "jdoe", DisplayName: "Doe, John"}
 	for _, style := range pwStyles {
 		for _, n := range []int{8, 9, 12, 13, 16, 33, 64} {
 			g := newTestGenerator(t, style, n)
@@ -292,7 +294,7 @@ func TestGeneratePasswordLengthAndAlphabet(t *testing.T) {
 }
 
 func TestGeneratePasswordComplexity(t *testing.T) {
-	u := User{Username: "jdoe", DisplayName: "Doe, John"}
+	u := directory.User{Username: "jdoe", DisplayName: "Doe, John"}
 	for _, style := range pwStyles {
 		g := newTestGenerator(t, style, 12)
 		seen := make(map[string]bool, 10000)
@@ -311,7 +313,7 @@ func TestGeneratePasswordComplexity(t *testing.T) {
 }
 
 func TestGeneratePasswordAvoidsNames(t *testing.T) {
-	users := []User{
+	users := []directory.User{
 		{Username: "abcdefghijkmnpqrstuvwxyz"}, // only readable letters
 		{Username: "ABDEFGHJKLMNPRTYabc23456789!$&()-/?"},
 		{Username: "abc"},
@@ -354,7 +356,7 @@ func TestGeneratePasswordDistribution(t *testing.T) {
 		counts := map[rune]int{}
 		total := 0
 		for total < 200000 {
-			pw, err := g.Generate(User{})
+			pw, err := g.Generate(directory.User{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -377,7 +379,7 @@ func TestGeneratePasswordDistribution(t *testing.T) {
 	sepCounts := map[rune]int{}
 	nWords, nSeps := 0, 0
 	for nWords < 200000 {
-		pw, err := g.Generate(User{})
+		pw, err := g.Generate(directory.User{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,10 +423,10 @@ func checkSpread(t *testing.T, name string, set []byte, counts map[rune]int, tot
 }
 
 func TestMeetsComplexity(t *testing.T) {
-	jdoe := User{Username: "jdoe", DisplayName: "Doe, John"}
+	jdoe := directory.User{Username: "jdoe", DisplayName: "Doe, John"}
 	for _, c := range []struct {
 		pw   string
-		u    User
+		u    directory.User
 		want string // "" for nil, else a word of the reason
 	}{
 		{"Password1!", jdoe, ""},
@@ -435,23 +437,23 @@ func TestMeetsComplexity(t *testing.T) {
 		{"ab1€€€", jdoe, "categories"},     // nor is the euro sign
 		{"Ab1€€€", jdoe, ""},
 		{"日本語Ab", jdoe, ""}, // letters without case are a fifth category
-		{"", User{}, "categories"},
+		{"", directory.User{}, "categories"},
 		{"xJDO3!k", jdoe, "username"},
 		{"jd!Oe12A", jdoe, ""},
 		{"Ab1!ohnx", jdoe, "display name"},
-		{"Smi7h!ab", User{DisplayName: "Smith, John"}, "display name"},
-		{"Jo!Li99aA", User{Username: "Jo", DisplayName: "Jo Li"}, ""}, // too short to count
-		{"Ab1!zoëx", User{DisplayName: "Zoë Renée"}, "display name"},
-		{"Kim!2345a", User{Username: "\u212Aim"}, "username"},  // Kelvin sign
-		{"Ab1!sam9", User{DisplayName: "ſam"}, "display name"}, // long s
-		{"Ab1!Ilk9", User{DisplayName: "İlker"}, "display name"},
-		{"Ab1!Kil9", User{DisplayName: "Kılıç"}, "display name"}, // dotless i
-		{"Xa.b1!", User{Username: "a.b"}, "username"},            // the username is not split
-		{"Jrr!Tol1", User{DisplayName: "J.R.R. Tolkien"}, "display name"},
-		{"J.R.R.x1A", User{DisplayName: "J.R.R. Tolkien"}, ""},
-		{"Xx-Ab1!mi", User{DisplayName: "Ab-Mi Xx"}, ""},
-		{"abc#DEF1", User{DisplayName: "x#ab#cd#ef"}, ""},
-		{"Q!9cdefgh", User{DisplayName: "Zz_Cde_Zz"}, "display name"},
+		{"Smi7h!ab", directory.User{DisplayName: "Smith, John"}, "display name"},
+		{"Jo!Li99aA", directory.User{Username: "Jo", DisplayName: "Jo Li"}, ""}, // too short to count
+		{"Ab1!zoëx", directory.User{DisplayName: "Zoë Renée"}, "display name"},
+		{"Kim!2345a", directory.User{Username: "\u212Aim"}, "username"},  // Kelvin sign
+		{"Ab1!sam9", directory.User{DisplayName: "ſam"}, "display name"}, // long s
+		{"Ab1!Ilk9", directory.User{DisplayName: "İlker"}, "display name"},
+		{"Ab1!Kil9", directory.User{DisplayName: "Kılıç"}, "display name"}, // dotless i
+		{"Xa.b1!", directory.User{Username: "a.b"}, "username"},            // the username is not split
+		{"Jrr!Tol1", directory.User{DisplayName: "J.R.R. Tolkien"}, "display name"},
+		{"J.R.R.x1A", directory.User{DisplayName: "J.R.R. Tolkien"}, ""},
+		{"Xx-Ab1!mi", directory.User{DisplayName: "Ab-Mi Xx"}, ""},
+		{"abc#DEF1", directory.User{DisplayName: "x#ab#cd#ef"}, ""},
+		{"Q!9cdefgh", directory.User{DisplayName: "Zz_Cde_Zz"}, "display name"},
 	} {
 		err := MeetsComplexity(c.pw, c.u)
 		if c.want == "" {
@@ -464,9 +466,9 @@ func TestMeetsComplexity(t *testing.T) {
 			t.Errorf("MeetsComplexity(%q, %+v) = nil, want %s error", c.pw, c.u, c.want)
 			continue
 		}
-		var pe *PolicyError
-		if !errors.Is(err, ErrPolicy) || !errors.As(err, &pe) {
-			t.Errorf("MeetsComplexity(%q): %v is not a *PolicyError", c.pw, err)
+		var pe *directory.PolicyError
+		if !errors.Is(err, directory.ErrPolicy) || !errors.As(err, &pe) {
+			t.Errorf("MeetsComplexity(%q): %v is not a *directory.PolicyError", c.pw, err)
 		}
 		if !strings.Contains(err.Error(), c.want) {
 			t.Errorf("MeetsComplexity(%q, %+v) = %v, want a %s error", c.pw, c.u, err, c.want)
@@ -507,7 +509,7 @@ func deBruijn(alphabet string, n int) string {
 // dash: uniform draws essentially never pass, the constructive fallback must.
 func TestGeneratePasswordConstructive(t *testing.T) {
 	alpha := strings.ReplaceAll(pwReadableLower+"l"+pwReadableDigits+pwReadableSymbols, "-", "")
-	u := User{Username: deBruijn(alpha, 3)}
+	u := directory.User{Username: deBruijn(alpha, 3)}
 	if got := len(pwUserTrigrams(u)); got != 40*40*40 {
 		t.Fatalf("%d trigrams, want %d", got, 40*40*40)
 	}
@@ -532,11 +534,11 @@ func TestGeneratePasswordConstructive(t *testing.T) {
 }
 
 func TestGeneratePasswordImpossible(t *testing.T) {
-	u := User{Username: deBruijn(pwReadableLower+"l"+pwReadableDigits+pwReadableSymbols, 3)}
+	u := directory.User{Username: deBruijn(pwReadableLower+"l"+pwReadableDigits+pwReadableSymbols, 3)}
 	for _, style := range []string{StyleReadable, StyleWords} {
 		pw, err := newTestGenerator(t, style, 8).Generate(u)
-		if err == nil || !errors.Is(err, ErrPolicy) || pw != "" {
-			t.Fatalf("%s: Generate = %q, %v; want an ErrPolicy error", style, pw, err)
+		if err == nil || !errors.Is(err, directory.ErrPolicy) || pw != "" {
+			t.Fatalf("%s: Generate = %q, %v; want an directory.ErrPolicy error", style, pw, err)
 		}
 	}
 }
@@ -551,14 +553,14 @@ func TestGeneratePasswordWordsFallback(t *testing.T) {
 	for _, w := range wl.words {
 		words[w] = true
 	}
-	pw, err := g.Generate(User{Username: "jdoe"})
+	pw, err := g.Generate(directory.User{Username: "jdoe"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkWordsShape(t, pw, 12, words)
 	// A user whose names rule out a word of a list this small gets a
 	// readable password instead.
-	u := User{Username: "jdoe", DisplayName: "Maple Syrup"}
+	u := directory.User{Username: "jdoe", DisplayName: "Maple Syrup"}
 	for range 100 {
 		pw, err := g.Generate(u)
 		if err != nil {
@@ -624,14 +626,14 @@ func TestGeneratePasswordRandFailure(t *testing.T) {
 	for _, style := range pwStyles {
 		g := newTestGenerator(t, style, 12)
 		g.rand = pwFailingReader{}
-		if pw, err := g.Generate(User{}); err == nil || pw != "" {
+		if pw, err := g.Generate(directory.User{}); err == nil || pw != "" {
 			t.Fatalf("%s: Generate = %q, %v; want an error", style, pw, err)
 		}
 	}
 }
 
 func TestGeneratePasswordConcurrent(t *testing.T) {
-	u := User{Username: "jdoe", DisplayName: "Doe, John"}
+	u := directory.User{Username: "jdoe", DisplayName: "Doe, John"}
 	for _, style := range pwStyles {
 		g := newTestGenerator(t, style, 12)
 		var wg sync.WaitGroup
@@ -708,7 +710,7 @@ func TestPasswordEntropy(t *testing.T) {
 }
 
 func BenchmarkGenerate(b *testing.B) {
-	u := User{Username: "jdoe", DisplayName: "Doe, John"}
+	u := directory.User{Username: "jdoe", DisplayName: "Doe, John"}
 	for _, style := range pwStyles {
 		b.Run(style, func(b *testing.B) {
 			g := newTestGenerator(b, style, 12)
@@ -754,7 +756,7 @@ func FuzzGenerate(f *testing.F) {
 		if len(username) > 256 || len(displayName) > 512 || !printable(username) || !printable(displayName) {
 			t.Skip()
 		}
-		u := User{Username: username, DisplayName: displayName}
+		u := directory.User{Username: username, DisplayName: displayName}
 		for _, g := range gens {
 			pw, err := g.Generate(u)
 			if err != nil {

@@ -1,4 +1,4 @@
-package directory
+package password
 
 import (
 	"errors"
@@ -13,8 +13,8 @@ const (
 	StyleWords    = "words"    // dictionary words joined, with a digit and a symbol
 )
 
-// PasswordConfig is the `password:` section of the configuration file.
-type PasswordConfig struct {
+// Config is the `password:` section of the configuration file.
+type Config struct {
 	Length         int           `yaml:"length"`
 	Style          string        `yaml:"style"`
 	MustChange     bool          `yaml:"must_change"`
@@ -22,13 +22,13 @@ type PasswordConfig struct {
 	SMSPasswordTTL time.Duration `yaml:"sms_password_ttl"`
 }
 
-// DefaultPasswordConfig returns the documented defaults.
-func DefaultPasswordConfig() PasswordConfig {
-	return PasswordConfig{Length: 12, Style: StyleReadable, MustChange: true, Unlock: true, SMSPasswordTTL: 10 * time.Minute}
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{Length: 12, Style: StyleReadable, MustChange: true, Unlock: true, SMSPasswordTTL: 10 * time.Minute}
 }
 
 // Validate reports every problem, each prefixed by its key relative to `password.`.
-func (c PasswordConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Length < 8 || c.Length > 64 {
 		errs = append(errs, fmt.Errorf("length: must be between 8 and 64, not %d", c.Length))

@@ -57,7 +57,8 @@ func Decode(data []byte, v any, lookupEnv func(string) (string, bool)) (*Doc, []
 	if problem != nil {
 		return nil, []*Problem{problem}
 	}
-	c := &checker{Doc: Doc{lines: map[string]int{}, failed: map[string]bool{}}, lookupEnv: lookupEnv, seen: map[visit]bool{}}
+	c := &checker{Doc: Doc{lines: map[string]int{}, failed: map[string]bool{}}, lookupEnv: lookupEnv,
+		seen: map[visit]bool{}, checked: map[*yaml.Node]bool{}}
 	if root == nil {
 		return &c.Doc, nil
 	}
@@ -117,7 +118,8 @@ type checker struct {
 	Doc
 	lookupEnv func(string) (string, bool)
 	problems  []*Problem
-	seen      map[visit]bool // a mapping is checked once per key path
+	seen      map[visit]bool      // a mapping is checked once per key path
+	checked   map[*yaml.Node]bool // scalars put back: expanded already
 }
 
 type visit struct {
@@ -274,7 +276,9 @@ func (c *checker) sequence(n *yaml.Node, path string, t reflect.Type) bool {
 			// its place with the zero value.
 			item = c.scalar(zero, child, t.Elem())
 		}
-		n.Content[i] = item
+		if item != nil {
+			n.Content[i] = item
+		}
 	}
 	return true
 }
@@ -324,7 +328,9 @@ func (c *checker) scalar(n *yaml.Node, path string, t reflect.Type) *yaml.Node {
 		problem = "cannot be decoded into " + t.String() // a bug in a section type
 	}
 	if problem == "" {
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: s, Line: n.Line, Column: n.Column}
+		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: s, Line: n.Line, Column: n.Column}
+		c.checked[n] = true
+		return n
 	}
 	shown := strconv.Quote(n.Value)
 	if expanded != n.Value {
@@ -340,7 +346,7 @@ func (c *checker) scalar(n *yaml.Node, path string, t reflect.Type) *yaml.Node {
 // ($NAME, $$, a lone $ or ${ in a password) is left as it is.
 func (c *checker) expand(n *yaml.Node, path string) (string, bool) {
 	s := n.Value
-	if !strings.Contains(s, "${") {
+	if c.checked[n] || !strings.Contains(s, "${") {
 		return s, true
 	}
 	var b strings.Builder

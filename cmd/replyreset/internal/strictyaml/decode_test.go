@@ -29,10 +29,7 @@ type sample struct {
 func decode(t *testing.T, in string, env map[string]string) (sample, []string) {
 	t.Helper()
 	v := sample{Name: "default", Days: []int{1, 2}}
-	doc, problems := Decode([]byte(in), &v, func(name string) (string, bool) {
-		s, ok := env[name]
-		return s, ok
-	})
+	doc, problems := Decode([]byte(in), &v, testEnv(env))
 	if doc == nil && len(problems) == 0 {
 		t.Fatal("no Doc and no problem")
 	}
@@ -41,6 +38,13 @@ func decode(t *testing.T, in string, env map[string]string) (sample, []string) {
 		lines = append(lines, p.Error())
 	}
 	return v, lines
+}
+
+func testEnv(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		s, ok := env[name]
+		return s, ok
+	}
 }
 
 func wantProblems(t *testing.T, got []string, want ...string) {
@@ -126,6 +130,19 @@ func TestAnchorsCheckedWhereUsed(t *testing.T) {
 	wantProblems(t, got)
 	if v.Name != "7" || v.Count != 7 || v.Inner.Level != "7" || v.Inner.Size != 7 {
 		t.Errorf("decoded %+v", v)
+	}
+	// A shared mapping is checked at each use; what came from the
+	// environment is not expanded a second time.
+	env := map[string]string{"A": "${B}", "B": "no"}
+	var shared struct {
+		X sample `yaml:"x"`
+		Y sample `yaml:"y"`
+	}
+	if _, problems := Decode([]byte("x: &s {name: \"${A}\", count: \"010\"}\ny: *s\n"), &shared, testEnv(env)); len(problems) > 0 {
+		t.Fatal(problems[0])
+	}
+	if shared.X.Name != "${B}" || shared.Y.Name != "${B}" || shared.Y.Count != 10 {
+		t.Errorf("shared mapping: %+v", shared)
 	}
 	_, got = decode(t, "name: &v seven\ncount: *v\n", nil)
 	wantProblems(t, got, `line 1: count: "seven" is not a whole number`)

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/replyreset/replyreset/cmd/replyreset/internal/strictyaml"
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/password"
@@ -266,7 +267,7 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 	walk = func(n *yaml.Node, path string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			p := joinPath(path, k.Value)
+			p := strictyaml.JoinPath(path, k.Value)
 			inFile[p] = true
 			if v.Kind == yaml.MappingNode && !strings.HasSuffix(p, "per_country_day") {
 				walk(v, p)
@@ -286,9 +287,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 				t.Errorf("%s.%s has no yaml key", typ, typ.Field(i).Name)
 				continue
 			}
-			p := joinPath(path, name)
+			p := strictyaml.JoinPath(path, name)
 			inType[p] = true
-			if ft := typ.Field(i).Type; ft.Kind() == reflect.Struct && ft != durationType {
+			if ft := typ.Field(i).Type; ft.Kind() == reflect.Struct && ft != reflect.TypeFor[time.Duration]() {
 				keys(ft, p)
 			}
 		}

@@ -1,6 +1,7 @@
 // Command replyreset runs the ReplyReset SMS password reset gateway and its
 // admin subcommands. main does a signal context and the exit code; the
-// command tree is in root.go and each command lives in its own file.
+// command tree is in root.go and each command (or pair of commands) lives
+// in its own file; the configuration file is composed in config.go.
 package main
 
 import (

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -342,4 +344,48 @@ func normalizeArgs(args []string, known flagSpec) []string {
 
 func isNumber(s string) bool {
 	return strings.Trim(s, "0123456789.") == ""
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "print the version",
+		Example: "  replyreset version\n  replyreset --version",
+		Args:    wantArgs(cobra.NoArgs, "version takes no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(c.OutOrStdout(), "replyreset", version)
+			return err
+		},
+	}
+}
+
+// currentUser names the person running a CLI command for the audit trail,
+// even where $USER is unset (cron, systemd, docker exec).
+func currentUser() string {
+	return osUser()
+}
+
+func osUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	return fmt.Sprintf("uid-%d", os.Getuid())
+}
+
+// writeJSONList prints list as an indented JSON array ([] rather than null
+// when empty, for scripts).
+func writeJSONList[T any](w io.Writer, list []T) error {
+	if list == nil {
+		list = []T{}
+	}
+	return writeJSON(w, list)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/replyreset/replyreset/gateway/expiry"
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 )
 
@@ -100,8 +101,8 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "required: the directory that holds replyreset.db, e.g. /var/lib/replyreset")
 	}
-	if c.Language != "en" && c.Language != "fr" {
-		bad("language", "must be en or fr, not %q", c.Language)
+	if !templates.SupportedLanguage(c.Language) {
+		bad("language", "must be %s, not %q", strings.Join(templates.Languages(), " or "), c.Language)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -8,35 +8,12 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // UserFinder is what enrollment needs from the directory.
 type UserFinder interface {
 	FindUser(ctx context.Context, username string) (directory.User, error)
-}
-
-// Mail is one email to send; Text and HTML are both filled.
-type Mail struct {
-	To      string
-	Subject string
-	Text    string
-	HTML    string
-	// Kind names the mail (its template: "activation", "not_me", ...) and
-	// Username the account it is about, if any: the mail queue, its audit
-	// and the console show them instead of the subject and the body.
-	Kind     string
-	Username string
-}
-
-// Mailer sends email; a nil Mailer means mail is off.
-type Mailer interface {
-	Send(ctx context.Context, m Mail) error
-}
-
-// MailRenderer renders localised emails (templates package).
-type MailRenderer interface {
-	// RenderMail renders template name ("activation", "enrolled") in lang.
-	RenderMail(lang, name string, data map[string]string) (subject, text, html string, err error)
 }
 
 // Catalog renders localised SMS texts.
@@ -60,8 +37,8 @@ type ServiceStore interface {
 type ServiceDeps struct {
 	Store     ServiceStore
 	Directory UserFinder
-	Mailer    Mailer // nil: mail off (activation then fails clearly)
-	Mails     MailRenderer
+	Mailer    notify.Mailer // nil: mail off (activation then fails clearly)
+	Mails     notify.MailRenderer
 	Messages  Catalog
 	Sealer    *Sealer
 	// Notify wakes the outbox worker after messages were queued; may be nil.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -87,7 +88,7 @@ func (s *Service) activate(ctx context.Context, username, actor string) (Activat
 	if err := s.deps.Store.PutActivation(ctx, a); err != nil {
 		return ActivationResult{}, "error", fmt.Errorf("enroll: activate %s: %w", username, err)
 	}
-	mail := Mail{To: user.Mail, Subject: subject, Text: text, HTML: html, Kind: templates.MailActivation, Username: username}
+	mail := notify.Mail{To: user.Mail, Subject: subject, Text: text, HTML: html, Kind: templates.MailActivation, Username: username}
 	if err := s.deps.Mailer.Send(ctx, mail); err != nil {
 		// Take the unsent link back, and give the user back a link they
 		// may already hold, so a mail outage loses nothing.

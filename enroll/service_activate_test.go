@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 func TestActivateMailsLinkAndOpens(t *testing.T) {
@@ -137,7 +138,7 @@ func (downDirectory) FindUser(context.Context, string) (directory.User, error) {
 func TestActivateMailFailureStoresNothing(t *testing.T) {
 	h := newHarness(t)
 	smtpDown := errors.New("smtp: 421 service not available")
-	h.mailer.Fail = func(enroll.Mail) error { return smtpDown }
+	h.mailer.Fail = func(notify.Mail) error { return smtpDown }
 	_, err := h.svc.Activate(h.ctx, "jdoe", "admin:root")
 	wantErr(t, "Activate with SMTP down", err, smtpDown)
 	wantNothingStored(t, h, "jdoe")
@@ -153,7 +154,7 @@ func TestActivateMailFailureStoresNothing(t *testing.T) {
 func TestActivateMailFailureKeepsPreviousLink(t *testing.T) {
 	h := newHarness(t)
 	first := h.activate("jdoe")
-	h.mailer.Fail = func(enroll.Mail) error { return errors.New("smtp down") }
+	h.mailer.Fail = func(notify.Mail) error { return errors.New("smtp down") }
 	if _, err := h.svc.Activate(h.ctx, "jdoe", "admin:root"); err == nil {
 		t.Fatal("Activate succeeded with SMTP down")
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -337,7 +338,7 @@ func (s *Service) mailPhoneChanged(ctx context.Context, e Enrollment, old string
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	return s.deps.Mailer.Send(ctx, Mail{To: to, Subject: subject, Text: text, HTML: html,
+	return s.deps.Mailer.Send(ctx, notify.Mail{To: to, Subject: subject, Text: text, HTML: html,
 		Kind: templates.MailPhoneChanged, Username: e.Username})
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // The admin operations (service_admin.go) against the real store, sealer
@@ -45,7 +46,7 @@ func (h *harness) newMessages() []string {
 	return out
 }
 
-func (h *harness) newMails() []enroll.Mail { return h.mailer.Sent()[h.skipMails:] }
+func (h *harness) newMails() []notify.Mail { return h.mailer.Sent()[h.skipMails:] }
 
 // lastEvent returns the newest audit event of action; it fails if none.
 func (h *harness) lastEvent(action string) enroll.Event {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -350,6 +351,6 @@ func (s *Service) mailEnrolled(ctx context.Context, e Enrollment, name string) e
 	if err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	return s.deps.Mailer.Send(ctx, Mail{To: e.Mail, Subject: subject, Text: text, HTML: html,
+	return s.deps.Mailer.Send(ctx, notify.Mail{To: e.Mail, Subject: subject, Text: text, HTML: html,
 		Kind: templates.MailEnrolled, Username: e.Username})
 }

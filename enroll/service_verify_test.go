@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 func TestSendCodeQueuesSMS(t *testing.T) {
@@ -514,7 +515,7 @@ func TestCompletionBySMS(t *testing.T) {
 func TestCompletionMailFailureKeepsEnrollment(t *testing.T) {
 	h := newHarness(t)
 	token := h.activate("jdoe")
-	h.mailer.Fail = func(m enroll.Mail) error {
+	h.mailer.Fail = func(m notify.Mail) error {
 		if strings.HasPrefix(m.Subject, "enrolled") {
 			return errors.New("smtp: 451 try again later")
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // Cost and abuse controls: sms.allowed_countries and sms.budgets.
@@ -58,17 +58,10 @@ type BudgetStore interface {
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 }
 
-// BudgetNotice tells the admins a budget was reached.
-type BudgetNotice struct {
-	Budget string // its configuration key: "sms.budgets.per_country_day.FR"
-	Limit  int
-	At     time.Time
-}
-
 // BudgetNotifier mails the admins about a reached budget (AdminAlerts);
 // it returns how many were told.
 type BudgetNotifier interface {
-	NotifyBudget(ctx context.Context, n BudgetNotice) (int, error)
+	NotifyBudget(ctx context.Context, n notify.BudgetNotice) (int, error)
 }
 
 // SMSMetrics is the hook for the Prometheus metrics of issue 8: it is told
@@ -238,14 +231,14 @@ func (b *SMSBudget) refused(ctx context.Context, s Send, t BudgetTicket, country
 	if !first || b.opt.Alerts == nil {
 		return
 	}
-	n := BudgetNotice{Budget: t.Budget, Limit: limit, At: t.at}
+	n := notify.BudgetNotice{Budget: t.Budget, Limit: limit, At: t.at}
 	b.mails.Go(func() {
 		mctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		ev := enroll.Event{Time: b.opt.Now(), Actor: "system", Action: "sms_budget_alert", Outcome: "ok", Detail: t.Budget}
 		sent, err := b.opt.Alerts.NotifyBudget(mctx, n)
 		if err != nil {
-			ev.Outcome, ev.Detail = adminAlertOutcome(err), t.Budget+": "+err.Error()
+			ev.Outcome, ev.Detail = notify.AlertOutcome(err), t.Budget+": "+err.Error()
 			b.log.ErrorContext(mctx, "sms budget: admins could not be emailed", "budget", t.Budget, "err", err)
 		} else {
 			ev.Detail += "; " + strconv.Itoa(sent) + " admins emailed"
@@ -301,14 +294,4 @@ func (b *SMSBudget) Usage(ctx context.Context, now time.Time) (SMSUsage, error) 
 	return u, nil
 }
 
-// NotifyBudget mails every admin the "sms_budget" alert.
-func (a *AdminAlerts) NotifyBudget(ctx context.Context, n BudgetNotice) (int, error) {
-	sent, _, err := a.deliver(ctx, templates.MailSMSBudget, map[string]string{
-		"budget": n.Budget,
-		"limit":  strconv.Itoa(n.Limit),
-		"time":   templates.FormatDateTime(a.lang, n.At.In(a.loc)),
-	}, nil)
-	return len(sent), err
-}
-
-var _ BudgetNotifier = (*AdminAlerts)(nil)
+var _ BudgetNotifier = (*notify.AdminAlerts)(nil)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -21,20 +22,20 @@ import (
 // budgetAlerts records the budget alerts the admins would be mailed.
 type budgetAlerts struct {
 	mu      sync.Mutex
-	notices []gateway.BudgetNotice
+	notices []notify.BudgetNotice
 }
 
-func (a *budgetAlerts) NotifyBudget(_ context.Context, n gateway.BudgetNotice) (int, error) {
+func (a *budgetAlerts) NotifyBudget(_ context.Context, n notify.BudgetNotice) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.notices = append(a.notices, n)
 	return 2, nil
 }
 
-func (a *budgetAlerts) sent() []gateway.BudgetNotice {
+func (a *budgetAlerts) sent() []notify.BudgetNotice {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]gateway.BudgetNotice(nil), a.notices...)
+	return append([]notify.BudgetNotice(nil), a.notices...)
 }
 
 // budgetRig is a rig whose outbox charges an SMSBudget.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // CarrierCheck is the carrier risk check made before a password is texted
@@ -36,42 +36,12 @@ func (cc CarrierCheck) on() bool {
 	return cc.Lookup != nil && (cc.LineType || cc.SIMSwapMaxAge > 0)
 }
 
-// SIMSwapNotice is what admins are told when a recent SIM swap blocked a
-// reset.
-type SIMSwapNotice struct {
-	Username    string
-	DisplayName string
-	Phone       string    // E.164; the mail shows only its last two digits
-	SwappedAt   time.Time // zero when the carrier only says "within its period"
-	At          time.Time // the refused RESET
-}
-
 // SIMSwapNotifier alerts the admins of a blocked reset.
 type SIMSwapNotifier interface {
-	NotifySIMSwap(ctx context.Context, n SIMSwapNotice) (int, error)
+	NotifySIMSwap(ctx context.Context, n notify.SIMSwapNotice) (int, error)
 }
 
-var _ SIMSwapNotifier = (*AdminAlerts)(nil)
-
-// NotifySIMSwap mails every admin the "sim_swap" alert.
-func (a *AdminAlerts) NotifySIMSwap(ctx context.Context, n SIMSwapNotice) (int, error) {
-	display := n.DisplayName
-	if display == "" {
-		display = n.Username
-	}
-	swapped := "" // the template words a swap the carrier gives no date for
-	if !n.SwappedAt.IsZero() {
-		swapped = templates.FormatDateTime(a.lang, n.SwappedAt.In(a.loc))
-	}
-	sent, _, err := a.deliver(ctx, templates.MailSIMSwap, map[string]string{
-		"display_name": display,
-		"username":     n.Username,
-		"phone":        n.Phone, // RenderMail masks it
-		"swapped":      swapped,
-		"time":         templates.FormatDateTime(a.lang, n.At.In(a.loc)),
-	}, nil)
-	return len(sent), err
-}
+var _ SIMSwapNotifier = (*notify.AdminAlerts)(nil)
 
 // simSwapAlertTimeout bounds the admin mail, sent after the reply left.
 const simSwapAlertTimeout = time.Minute
@@ -148,7 +118,7 @@ func (c *conversation) alertSIMSwap(swappedAt time.Time) error {
 	if !first {
 		return nil
 	}
-	n := SIMSwapNotice{Username: username, Phone: c.phone, SwappedAt: swappedAt, At: c.now}
+	n := notify.SIMSwapNotice{Username: username, Phone: c.phone, SwappedAt: swappedAt, At: c.now}
 	if u, err := c.w.dir.FindUser(c.ctx, username); err == nil {
 		n.DisplayName = u.DisplayName
 	}
@@ -159,7 +129,7 @@ func (c *conversation) alertSIMSwap(swappedAt time.Time) error {
 		ev := enroll.Event{Time: w.now(), Actor: actor, Action: "sim_swap_alert", Username: username, Phone: n.Phone, Outcome: "ok"}
 		sent, err := cc.Alerts.NotifySIMSwap(ctx, n)
 		if err != nil {
-			ev.Outcome, ev.Detail = adminAlertOutcome(err), err.Error()
+			ev.Outcome, ev.Detail = notify.AlertOutcome(err), err.Error()
 			w.log.Error("SIM swap: admins could not be emailed", "username", username, "err", err)
 		} else {
 			ev.Detail = fmt.Sprintf("%d admins emailed", sent)

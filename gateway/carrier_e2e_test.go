@@ -14,6 +14,7 @@ import (
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -50,7 +51,7 @@ func newCarrierRig(t *testing.T, lab *ldaplab.Server, lineType bool, maxAge time
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dir.Close() })
-	alerts := gateway.NewAdminAlerts(dir, m, mails, gateway.AdminAlertOptions{Language: "en", Location: time.UTC})
+	alerts := notify.NewAdminAlerts(dir, m, mails, notify.AdminAlertOptions{Language: "en", Location: time.UTC})
 	h := newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) {
 		s.Carrier = gateway.CarrierCheck{Lookup: lookup, LineType: lineType, SIMSwapMaxAge: maxAge, Alerts: alerts}
 	})

@@ -28,6 +28,7 @@ import (
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
@@ -671,7 +672,7 @@ func TestResetMailsTheUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHarness(t, ldaplab.OpenLDAP(t), func(_ *directory.Config, s *gateway.Settings) {
-		s.ResetMail = gateway.NewUserNotices(m, mails, time.UTC)
+		s.ResetMail = notify.NewUserNotices(m, mails, time.UTC)
 	})
 	const phone = "+12015550113"
 	username, _, _ := h.user(phone, "fr")

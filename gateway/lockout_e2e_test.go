@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -65,7 +66,7 @@ func newLockoutRig(t *testing.T, lab *ldaplab.Server) *lockoutRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alerts := gateway.NewAdminAlerts(dir, m, mails, gateway.AdminAlertOptions{Language: "en"})
+	alerts := notify.NewAdminAlerts(dir, m, mails, notify.AdminAlertOptions{Language: "en"})
 	h := newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.NotMe = alerts })
 	r := &lockoutRig{harness: h, dir: dir, sealer: testSealer(t), mails: mails, smtp: srv, mailer: m,
 		cfg: lockout.Config{Enabled: true, PollInterval: e2ePoll, StormThreshold: 10, StormWindow: 5 * time.Minute}}
@@ -96,7 +97,7 @@ func (r *lockoutRig) startWatch() {
 func (r *lockoutRig) startWatchOn(scanner directory.LockoutScanner) {
 	r.t.Helper()
 	r.stopWatch()
-	alerts := gateway.NewAdminAlerts(r.dir, r.mailer, r.mails, gateway.AdminAlertOptions{Language: "en"})
+	alerts := notify.NewAdminAlerts(r.dir, r.mailer, r.mails, notify.AdminAlertOptions{Language: "en"})
 	w := lockout.NewWatch(r.cfg, lockout.Deps{Scanner: scanner, Store: r.store, Sealer: r.sealer, Catalog: r.catalog,
 		Alerts: alerts}, lockout.Options{Language: "en"})
 	ctx, cancel := context.WithCancel(context.Background())

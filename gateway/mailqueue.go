@@ -11,6 +11,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // MailStore is what the mail queue needs from the store.
@@ -35,7 +36,7 @@ type MailQueueConfig struct {
 	Store  MailStore
 	Sealer MailSealer
 	// Transport delivers a mail: the SMTP mailer, or the demo's mailbox.
-	Transport enroll.Mailer
+	Transport notify.Mailer
 	Log       *slog.Logger
 
 	MaxAttempts int           // sends tried before a mail fails for good (default 15, about 5 hours)
@@ -71,7 +72,7 @@ func (c *MailQueueConfig) defaults() {
 	}
 }
 
-// MailQueue is the one way mail leaves the product. As an enroll.Mailer
+// MailQueue is the one way mail leaves the product. As an notify.Mailer
 // its Send only seals the mail and stores it (a store write, never an
 // SMTP session), so no SMS reply, page or audit event waits on a mail
 // server; Run delivers the queue through the Transport, retrying with
@@ -89,7 +90,7 @@ type MailQueue struct {
 	queued  atomic.Bool // Send queued a mail (Flush)
 }
 
-var _ enroll.Mailer = (*MailQueue)(nil)
+var _ notify.Mailer = (*MailQueue)(nil)
 
 // NewMailQueue returns the queue; cfg.Store, cfg.Sealer and cfg.Transport
 // are required.
@@ -108,7 +109,7 @@ type sealedMail struct {
 // Send queues m and wakes the worker. It fails only when the store does:
 // a caller whose context ends (a client that hung up) still has its mail
 // queued.
-func (q *MailQueue) Send(ctx context.Context, m enroll.Mail) error {
+func (q *MailQueue) Send(ctx context.Context, m notify.Mail) error {
 	ctx = context.WithoutCancel(ctx)
 	plain, err := json.Marshal(sealedMail{Subject: m.Subject, Text: m.Text, HTML: m.HTML})
 	if err != nil {
@@ -236,7 +237,7 @@ func (q *MailQueue) deliver(ctx context.Context, m enroll.QueuedMail) bool {
 	}
 	sctx, cancel := context.WithTimeout(ctx, q.cfg.SendTimeout)
 	defer cancel()
-	err = q.cfg.Transport.Send(sctx, enroll.Mail{To: claimed.To, Subject: sm.Subject, Text: sm.Text, HTML: sm.HTML,
+	err = q.cfg.Transport.Send(sctx, notify.Mail{To: claimed.To, Subject: sm.Subject, Text: sm.Text, HTML: sm.HTML,
 		Kind: claimed.Kind, Username: claimed.Username})
 	if err != nil {
 		text := scrubBody(scrubBody(scrubBody(err.Error(), sm.Text), sm.HTML), sm.Subject)

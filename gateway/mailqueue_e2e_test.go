@@ -13,6 +13,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -21,7 +22,7 @@ type lateMailer struct {
 	q atomic.Pointer[gateway.MailQueue]
 }
 
-func (l *lateMailer) Send(ctx context.Context, m enroll.Mail) error { return l.q.Load().Send(ctx, m) }
+func (l *lateMailer) Send(ctx context.Context, m notify.Mail) error { return l.q.Load().Send(ctx, m) }
 
 // TestNotMeWithHungMailServer is finding 14.5: with a mail server that
 // accepts TCP and never answers, NOT ME took 12 s, returned an empty
@@ -48,7 +49,7 @@ func TestNotMeWithHungMailServer(t *testing.T) {
 	// admin.alert_mail: one more address, and the admin's own in capitals
 	// (told once).
 	late := &lateMailer{}
-	alerts := gateway.NewAdminAlerts(dir, late, mails, gateway.AdminAlertOptions{Language: "en",
+	alerts := notify.NewAdminAlerts(dir, late, mails, notify.AdminAlertOptions{Language: "en",
 		AlertMail: []string{"security@example.test", strings.ToUpper(admins[0].Mail)}})
 	h := newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.NotMe = alerts })
 

@@ -18,6 +18,7 @@ import (
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // hungMailServer accepts TCP connections on 127.0.0.1 and never says a
@@ -108,7 +109,7 @@ func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 	sealer := testSealer(t)
 	var logs lockedBuffer
 	const secret = "tok3n-SECRET-in-the-link"
-	mail := enroll.Mail{To: "jdoe@example.test", Subject: "Register your phone", Kind: "activation", Username: "jdoe",
+	mail := notify.Mail{To: "jdoe@example.test", Subject: "Register your phone", Kind: "activation", Username: "jdoe",
 		Text: "Open https://reset.example.test/enroll/" + secret, HTML: `<a href="https://reset.example.test/enroll/` + secret + `">open</a>`}
 
 	host, port := hungMailServer(t)
@@ -198,7 +199,7 @@ func TestMailQueueGivesUp(t *testing.T) {
 	q := gateway.NewMailQueue(gateway.MailQueueConfig{Store: store, Sealer: testSealer(t),
 		Transport: testMailer(t, srv.Host, srv.Port, 10*time.Second), MaxAttempts: 3,
 		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Poll: 5 * time.Millisecond})
-	if err := q.Send(t.Context(), enroll.Mail{To: "admin@example.test", Subject: "s", Text: "t", Kind: "not_me"}); err != nil {
+	if err := q.Send(t.Context(), notify.Mail{To: "admin@example.test", Subject: "s", Text: "t", Kind: "not_me"}); err != nil {
 		t.Fatal(err)
 	}
 	runMailQueue(t, q)
@@ -214,7 +215,7 @@ func TestMailQueueGivesUp(t *testing.T) {
 	}
 
 	srv.RejectNext(1, 550)
-	if err := q.Send(t.Context(), enroll.Mail{To: "gone@example.test", Subject: "s", Text: "t", Kind: "enrolled"}); err != nil {
+	if err := q.Send(t.Context(), notify.Mail{To: "gone@example.test", Subject: "s", Text: "t", Kind: "enrolled"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "the refused mail to fail", func() bool { return len(mailEvents(t, store)) == 6 })

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/templates"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // Delivery reports that are the service's problem, not the phone's. A
@@ -24,36 +24,13 @@ const alertWindow = time.Hour
 // deliveryAlertTimeout bounds the admin mail, sent after Twilio got its answer.
 const deliveryAlertTimeout = time.Minute
 
-// CarrierFilterNotice is what the admins are told about a filtered message.
-type CarrierFilterNotice struct {
-	Username string
-	Phone    string // E.164; the mail shows only its last two digits
-	Code     int
-	At       time.Time
-}
-
 // CarrierFilterNotifier mails the admins about carrier filtering
 // (AdminAlerts); it returns how many were told.
 type CarrierFilterNotifier interface {
-	NotifyCarrierFiltered(ctx context.Context, n CarrierFilterNotice) (int, error)
+	NotifyCarrierFiltered(ctx context.Context, n notify.CarrierFilterNotice) (int, error)
 }
 
-var _ CarrierFilterNotifier = (*AdminAlerts)(nil)
-
-// NotifyCarrierFiltered mails every admin the "carrier_filtered" alert.
-func (a *AdminAlerts) NotifyCarrierFiltered(ctx context.Context, n CarrierFilterNotice) (int, error) {
-	username := n.Username
-	if username == "" {
-		username = "-"
-	}
-	sent, _, err := a.deliver(ctx, templates.MailCarrierFiltered, map[string]string{
-		"code":     strconv.Itoa(n.Code),
-		"phone":    n.Phone, // RenderMail masks it
-		"time":     templates.FormatDateTime(a.lang, n.At.In(a.loc)),
-		"username": username,
-	}, nil)
-	return len(sent), err
-}
+var _ CarrierFilterNotifier = (*notify.AdminAlerts)(nil)
 
 // AlertThrottle admits one alert per key and window (enroll.Store.Allow).
 type AlertThrottle interface {
@@ -91,14 +68,14 @@ func (h *StatusHandler) alertDelivery(ctx context.Context, m enroll.OutboundMess
 			return // told within the hour (or the store fails: no mail storm either)
 		}
 	}
-	n := CarrierFilterNotice{Username: m.Username, Phone: m.To, Code: code, At: now}
+	n := notify.CarrierFilterNotice{Username: m.Username, Phone: m.To, Code: code, At: now}
 	h.background.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deliveryAlertTimeout)
 		defer cancel()
 		ev := enroll.Event{Time: h.now(), Actor: "system", Action: "delivery_alert_mail", Username: n.Username, Phone: n.Phone, Outcome: "ok"}
 		sent, err := h.set.Alerts.NotifyCarrierFiltered(ctx, n)
 		if err != nil {
-			ev.Outcome, ev.Detail = adminAlertOutcome(err), err.Error()
+			ev.Outcome, ev.Detail = notify.AlertOutcome(err), err.Error()
 			h.log.Error("carrier filtering: admins could not be emailed", "err", err)
 		} else {
 			ev.Detail = fmt.Sprintf("error %d: %d admins emailed", n.Code, sent)

@@ -12,6 +12,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
@@ -170,20 +171,20 @@ func TestStatusCallbackRefusesUnsignedAndForged(t *testing.T) {
 // filterAlerts records the carrier filtering alerts the admins would be mailed.
 type filterAlerts struct {
 	mu   sync.Mutex
-	sent []gateway.CarrierFilterNotice
+	sent []notify.CarrierFilterNotice
 }
 
-func (a *filterAlerts) NotifyCarrierFiltered(_ context.Context, n gateway.CarrierFilterNotice) (int, error) {
+func (a *filterAlerts) NotifyCarrierFiltered(_ context.Context, n notify.CarrierFilterNotice) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.sent = append(a.sent, n)
 	return 1, nil
 }
 
-func (a *filterAlerts) notices() []gateway.CarrierFilterNotice {
+func (a *filterAlerts) notices() []notify.CarrierFilterNotice {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]gateway.CarrierFilterNotice(nil), a.sent...)
+	return append([]notify.CarrierFilterNotice(nil), a.sent...)
 }
 
 // TestStatusCarrierFilteringAlertsAdmins: a code SMS reported undelivered

@@ -93,7 +93,7 @@ const (
 var mailFiles embed.FS
 
 // Mails holds the parsed mail templates of every language. It is immutable
-// once loaded and safe for concurrent use; it is the enroll.MailRenderer.
+// once loaded and safe for concurrent use; it is the notify.MailRenderer.
 type Mails struct {
 	mails map[string]map[string]*mailTemplate // language → mail name
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -25,8 +26,8 @@ type Demo interface {
 	Users() []DemoUser
 	Send(ctx context.Context, phone, body string) (string, error)
 	Conversation(ctx context.Context, phone string) ([]gateway.DemoMessage, error)
-	Mails() []gateway.DemoMail
-	Mail(id int) (gateway.DemoMail, error)
+	Mails() []notify.DemoMail
+	Mail(id int) (notify.DemoMail, error)
 	// Bind signs in as the user over LDAP, as Windows would.
 	Bind(ctx context.Context, username, password string) error
 }

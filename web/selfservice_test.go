@@ -11,6 +11,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 // Privileged accounts get no self-service (DESIGN, Security rules), against
@@ -47,7 +48,7 @@ func (a *adminApp) refusals(username string) []string {
 }
 
 func (a *adminApp) mailsTo(username string) int {
-	return len(slices.DeleteFunc(a.mailer.Sent(), func(m enroll.Mail) bool { return m.To != username+"@example.com" }))
+	return len(slices.DeleteFunc(a.mailer.Sent(), func(m notify.Mail) bool { return m.To != username+"@example.com" }))
 }
 
 // TestAdminActivationRefusesPrivileged: the console (one user, a group, an

@@ -16,6 +16,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/demodir"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 	"github.com/spf13/cobra"
@@ -155,7 +156,7 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
-	mailbox := gateway.NewDemoMailbox(nil)
+	mailbox := notify.NewDemoMailbox(nil)
 	step("opening the data store in " + d.dataDir + " and loading the pages…")
 	if d.app, err = openAppWith(&cfg, log, mailbox); err != nil {
 		return nil, err
@@ -221,7 +222,7 @@ type demoBackend struct {
 	dir     *demodir.Server
 	client  *directory.Client
 	phone   *gateway.DemoPhone
-	mailbox *gateway.DemoMailbox
+	mailbox *notify.DemoMailbox
 }
 
 var _ web.Demo = (*demoBackend)(nil)
@@ -246,9 +247,9 @@ func (b *demoBackend) Conversation(ctx context.Context, phone string) ([]gateway
 	return b.phone.Conversation(ctx, phone)
 }
 
-func (b *demoBackend) Mails() []gateway.DemoMail { return b.mailbox.Mails() }
+func (b *demoBackend) Mails() []notify.DemoMail { return b.mailbox.Mails() }
 
-func (b *demoBackend) Mail(id int) (gateway.DemoMail, error) { return b.mailbox.Mail(id) }
+func (b *demoBackend) Mail(id int) (notify.DemoMail, error) { return b.mailbox.Mail(id) }
 
 // Bind signs in over LDAP with the product's directory client, as a
 // workstation would.

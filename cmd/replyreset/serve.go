@@ -21,6 +21,7 @@ import (
 	"github.com/replyreset/replyreset/gateway/jobs"
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 	"github.com/spf13/cobra"
@@ -79,7 +80,7 @@ type app struct {
 	catalog *templates.Catalog
 	pages   *templates.Pages
 	mails   *templates.Mails
-	mail    enroll.Mailer      // where mail goes: mailer, the demo's mailbox, or nil (off)
+	mail    notify.Mailer      // where mail goes: mailer, the demo's mailbox, or nil (off)
 	mailq   *gateway.MailQueue // every mail goes through it (nil when mail is off)
 	metrics *web.Metrics       // Prometheus metrics, fed by the store and the directory
 	outbox  *gateway.Outbox
@@ -98,7 +99,7 @@ func openApp(cfg *Config, log *slog.Logger) (*app, error) {
 
 // openAppWith is openApp with mail delivered to mail instead of the
 // configured SMTP server (the demo's mailbox).
-func openAppWith(cfg *Config, log *slog.Logger, mail enroll.Mailer) (*app, error) {
+func openAppWith(cfg *Config, log *slog.Logger, mail notify.Mailer) (*app, error) {
 	if err := openDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
@@ -156,13 +157,13 @@ func (a *app) wire() error {
 			return fmt.Errorf("sms.twilio: %w", err)
 		}
 	}
-	var mail enroll.Mailer // nil: mail off
+	var mail notify.Mailer // nil: mail off
 	if a.mail != nil {
 		a.mailq = gateway.NewMailQueue(gateway.MailQueueConfig{Store: a.store, Sealer: a.sealer, Transport: a.mail,
 			Log: a.log.With("component", "mail-queue")})
 		mail = a.mailq
 	}
-	alerts := gateway.NewAdminAlerts(a.dir, mail, a.mails, gateway.AdminAlertOptions{Language: a.cfg.Language,
+	alerts := notify.NewAdminAlerts(a.dir, mail, a.mails, notify.AdminAlertOptions{Language: a.cfg.Language,
 		AlertMail: a.cfg.Admin.AlertMail, Log: a.log.With("component", "admin-alerts")})
 	a.budget = gateway.NewSMSBudget(a.store, gateway.SMSBudgetOptions{Budgets: a.cfg.SMS.Budgets,
 		AllowedCountries: a.cfg.SMS.AllowedCountries, Alerts: alerts, Log: a.log.With("component", "sms-budget")})
@@ -193,7 +194,7 @@ func (a *app) wire() error {
 	}
 	set.SMSPasswordTTL = a.cfg.Password.SMSPasswordTTL
 	if mail != nil {
-		set.ResetMail = gateway.NewUserNotices(mail, a.mails, nil)
+		set.ResetMail = notify.NewUserNotices(mail, a.mails, nil)
 	}
 	lookup, err := a.carrierLookup()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -88,14 +89,14 @@ func (m Users) CheckSelfService(context.Context, directory.User) error { return 
 // Mailer keeps every mail it is asked to send. Fail, when set, decides per
 // mail whether sending fails; set it before the mail is sent.
 type Mailer struct {
-	Fail func(enroll.Mail) error
+	Fail func(notify.Mail) error
 
 	mu   sync.Mutex
-	sent []enroll.Mail
+	sent []notify.Mail
 }
 
 // Send records mail and returns Fail's verdict, if any.
-func (m *Mailer) Send(_ context.Context, mail enroll.Mail) error {
+func (m *Mailer) Send(_ context.Context, mail notify.Mail) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sent = append(m.sent, mail)
@@ -106,7 +107,7 @@ func (m *Mailer) Send(_ context.Context, mail enroll.Mail) error {
 }
 
 // Sent returns the mails sent so far, oldest first.
-func (m *Mailer) Sent() []enroll.Mail {
+func (m *Mailer) Sent() []notify.Mail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.sent)

@@ -17,8 +17,8 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
-	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/lockout"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -119,12 +119,12 @@ func (a *fakeAdmins) AdminContacts(context.Context) ([]directory.User, error) {
 // returns true for.
 type fakeMailer struct {
 	mu    sync.Mutex
-	sent  []enroll.Mail
+	sent  []notify.Mail
 	fail  func(to string) bool
 	tries int
 }
 
-func (m *fakeMailer) Send(_ context.Context, mail enroll.Mail) error {
+func (m *fakeMailer) Send(_ context.Context, mail notify.Mail) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.tries++
@@ -135,7 +135,7 @@ func (m *fakeMailer) Send(_ context.Context, mail enroll.Mail) error {
 	return nil
 }
 
-func (m *fakeMailer) mails() []enroll.Mail {
+func (m *fakeMailer) mails() []notify.Mail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.sent)
@@ -221,16 +221,16 @@ func (e *watchEnv) watch() *lockout.Watch {
 	return e.watchOn(e.store, func() { e.notified.Add(1) })
 }
 
-// watchOn is watch, on store, with notify.
-func (e *watchEnv) watchOn(store lockout.Store, notify func()) *lockout.Watch {
-	var mailer enroll.Mailer = e.mailer
+// watchOn is watch, on store, with wake.
+func (e *watchEnv) watchOn(store lockout.Store, wake func()) *lockout.Watch {
+	var mailer notify.Mailer = e.mailer
 	if e.noMail {
 		mailer = nil
 	}
-	alerts := gateway.NewAdminAlerts(e.admins, mailer, e.mails, gateway.AdminAlertOptions{Language: e.opt.Language,
+	alerts := notify.NewAdminAlerts(e.admins, mailer, e.mails, notify.AdminAlertOptions{Language: e.opt.Language,
 		Location: e.opt.Location})
 	return lockout.NewWatch(e.cfg, lockout.Deps{Scanner: e.scan, Store: store, Sealer: e.sealer, Catalog: e.catalog,
-		Alerts: alerts, Notify: notify}, e.opt)
+		Alerts: alerts, Notify: wake}, e.opt)
 }
 
 func (e *watchEnv) poll(w *lockout.Watch) {

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 )
 
 // What the watch does about storms (storm.go keeps their accounting):
 // hold texts back, audit the start and the end, mail the admins.
 
-// Alerter mails the admins (gateway.AdminAlerts): AlertOnce sends mail
+// Alerter mails the admins (notify.AdminAlerts): AlertOnce sends mail
 // name to every recipient not in done and returns those it told.
 type Alerter interface {
 	AlertOnce(ctx context.Context, name string, data map[string]string, done map[string]bool) ([]string, error)
@@ -97,14 +97,14 @@ func (w *Watch) sendStormMail(ctx context.Context, now time.Time) {
 		done[a] = true
 	}
 	var sent []string
-	err := error(gateway.ErrMailOff)
+	err := error(notify.ErrMailOff)
 	if w.alerts != nil {
 		sent, err = w.alerts.AlertOnce(ctx, templates.MailLockoutStorm, s.MailData, done)
 	}
 	s.MailDone = append(s.MailDone, sent...)
 	s.MailTries++
 	// Mail off and no one to tell are not mended by trying again.
-	final := err == nil || gateway.AlertOutcome(err) != "error" || s.MailTries >= maxStormMailTries
+	final := err == nil || notify.AlertOutcome(err) != "error" || s.MailTries >= maxStormMailTries
 	switch {
 	case err == nil:
 		w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_mail", Outcome: "ok",
@@ -112,7 +112,7 @@ func (w *Watch) sendStormMail(ctx context.Context, now time.Time) {
 	case final:
 		w.log.ErrorContext(ctx, "lockout watch: the admins could not be emailed about the lockout storm", "err", err)
 		w.audit(ctx, enroll.Event{Time: now, Actor: "system", Action: "lockout_storm_mail",
-			Outcome: gateway.AlertOutcome(err), Detail: err.Error()})
+			Outcome: notify.AlertOutcome(err), Detail: err.Error()})
 	default:
 		w.log.WarnContext(ctx, "lockout watch: storm mail failed; trying again at the next poll", "err", err, "tries", s.MailTries)
 	}

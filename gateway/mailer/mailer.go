@@ -19,10 +19,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/replyreset/replyreset/gateway/notify"
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
-
-	"github.com/replyreset/replyreset/enroll"
 )
 
 // DefaultTimeout bounds one whole SMTP session (dial to QUIT) when the
@@ -53,7 +52,7 @@ type Error struct {
 func (e *Error) Error() string { return e.msg }
 func (e *Error) Unwrap() error { return e.Err }
 
-var _ enroll.Mailer = (*Mailer)(nil)
+var _ notify.Mailer = (*Mailer)(nil)
 
 // Mailer sends mail through the SMTP server of the configuration. It opens
 // one connection per message and closes it after QUIT: the product sends a
@@ -140,7 +139,7 @@ func New(cfg Config, opts ...Option) (*Mailer, error) {
 // Send delivers msg: a multipart/alternative mail (text, then HTML when
 // msg.HTML is set) from the configured sender. The session ends when ctx is
 // done or after the Mailer's timeout, whichever comes first.
-func (m *Mailer) Send(ctx context.Context, msg enroll.Mail) error {
+func (m *Mailer) Send(ctx context.Context, msg notify.Mail) error {
 	rcpt, raw, err := m.compose(msg)
 	if err != nil {
 		return m.fail(context.Background(), StepCompose, err)
@@ -196,7 +195,7 @@ func (m *Mailer) sessionContext(ctx context.Context) (context.Context, context.C
 }
 
 // compose renders the message; the envelope recipient is returned apart.
-func (m *Mailer) compose(msg enroll.Mail) (rcpt string, raw []byte, err error) {
+func (m *Mailer) compose(msg notify.Mail) (rcpt string, raw []byte, err error) {
 	to, err := netmail.ParseAddress(msg.To)
 	if err != nil {
 		return "", nil, fmt.Errorf("recipient %q is not a mail address: %w", msg.To, err)

@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
-var testMail = enroll.Mail{To: "jdoe@example.com", Subject: "Hello", Text: "Hello\n", HTML: "<p>Hello</p>"}
+var testMail = notify.Mail{To: "jdoe@example.com", Subject: "Hello", Text: "Hello\n", HTML: "<p>Hello</p>"}
 
 // Port 465 means TLS from the first byte; the test server cannot have port
 // 465, so the test turns the mode on by hand.

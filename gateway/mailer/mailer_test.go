@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
+	"github.com/replyreset/replyreset/gateway/notify"
 )
 
 const (
@@ -43,8 +43,8 @@ func newMailer(t *testing.T, cfg mailer.Config, opts ...mailer.Option) *mailer.M
 	return m
 }
 
-func frenchMail() enroll.Mail {
-	return enroll.Mail{
+func frenchMail() notify.Mail {
+	return notify.Mail{
 		To:      "Zoé Lefèvre <zlefevre@example.com>",
 		Subject: "Activez la réinitialisation de votre mot de passe par SMS — étape 1",
 		Text:    "Bonjour Zoé,\n\nOuvrez ce lien pour vous inscrire :\n" + testLink + "\n\nLe service informatique\n",
@@ -396,11 +396,11 @@ func TestCheck(t *testing.T) {
 func TestComposeErrors(t *testing.T) {
 	srv := smtptest.New(t, smtptest.Options{})
 	m := newMailer(t, config(srv, mailer.TLSNone, false))
-	for name, mutate := range map[string]func(*enroll.Mail){
-		"bad recipient":  func(m *enroll.Mail) { m.To = "not an address" },
-		"two recipients": func(m *enroll.Mail) { m.To = "a@example.com, b@example.com" },
-		"empty subject":  func(m *enroll.Mail) { m.Subject = " \n" },
-		"empty text":     func(m *enroll.Mail) { m.Text = "" },
+	for name, mutate := range map[string]func(*notify.Mail){
+		"bad recipient":  func(m *notify.Mail) { m.To = "not an address" },
+		"two recipients": func(m *notify.Mail) { m.To = "a@example.com, b@example.com" },
+		"empty subject":  func(m *notify.Mail) { m.Subject = " \n" },
+		"empty text":     func(m *notify.Mail) { m.Text = "" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			msg := frenchMail()

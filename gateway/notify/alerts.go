@@ -1,4 +1,4 @@
-package gateway
+package notify
 
 import (
 	"context"
@@ -7,12 +7,10 @@ import (
 	"log/slog"
 	"net/mail"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
-	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -24,17 +22,10 @@ type NotMeNotice struct {
 	At          time.Time
 }
 
-// NotMeNotifier alerts the admins of a NOT ME. The webhook calls it, when
-// Settings.NotMe is set, after the enrollment is frozen; it returns how
-// many admins were told.
-type NotMeNotifier interface {
-	NotifyNotMe(ctx context.Context, n NotMeNotice) (int, error)
-}
-
 // Admin alert errors, tested with errors.Is.
 var (
-	ErrMailOff  = errors.New("gateway: mail is not configured, so admins cannot be emailed")
-	ErrNoAdmins = errors.New("gateway: no one to alert: admin.alert_mail is empty and no member of directory.admin_group has a mail address")
+	ErrMailOff  = errors.New("notify: mail is not configured, so admins cannot be emailed")
+	ErrNoAdmins = errors.New("notify: no one to alert: admin.alert_mail is empty and no member of directory.admin_group has a mail address")
 )
 
 // AdminAlertOptions tune AdminAlerts; zero fields take the defaults.
@@ -50,24 +41,22 @@ type AdminAlertOptions struct {
 // AdminAlerts emails the admins: the addresses of admin.alert_mail and the
 // members of directory.admin_group (nested membership counts) that have a
 // mail address, one message per address (the same address once). It is
-// the NotMeNotifier the webhook is given; the lockout watch, the SIM swap
-// check and the SMS budgets send their alerts through it, and Alert sends
-// any other.
+// the NOT ME notifier the webhook is given; the lockout watch, the SIM
+// swap check, the delivery reports and the SMS budgets send their alerts
+// through it, and Alert sends any other.
 type AdminAlerts struct {
 	admins directory.AdminDirectory
-	mailer enroll.Mailer
-	mails  enroll.MailRenderer
+	mailer Mailer
+	mails  MailRenderer
 	lang   string
 	loc    *time.Location
 	log    *slog.Logger
 	extra  []string
 }
 
-var _ NotMeNotifier = (*AdminAlerts)(nil)
-
 // NewAdminAlerts wires the admin mail. A nil mailer means mail is off:
 // every alert then fails with ErrMailOff (and is audited as such).
-func NewAdminAlerts(admins directory.AdminDirectory, mailer enroll.Mailer, mails enroll.MailRenderer, opt AdminAlertOptions) *AdminAlerts {
+func NewAdminAlerts(admins directory.AdminDirectory, mailer Mailer, mails MailRenderer, opt AdminAlertOptions) *AdminAlerts {
 	if opt.Language == "" {
 		opt.Language = templates.DefaultLanguage
 	}
@@ -83,7 +72,7 @@ func NewAdminAlerts(admins directory.AdminDirectory, mailer enroll.Mailer, mails
 
 // Alert mails every alert recipient the mail template name rendered with
 // data (in the alerts' language) and returns how many were told. Its
-// errors are those of NotifyNotMe; data["username"], when set, names the
+// errors are those of Deliver; data["username"], when set, names the
 // account the alert is about in the mail queue and its audit.
 func (a *AdminAlerts) Alert(ctx context.Context, name string, data map[string]string) (int, error) {
 	sent, _, err := a.deliver(ctx, name, data, nil)
@@ -97,11 +86,6 @@ func (a *AdminAlerts) AlertOnce(ctx context.Context, name string, data map[strin
 	sent, _, err := a.deliver(ctx, name, data, done)
 	return sent, err
 }
-
-// AlertOutcome names an admin alert failure for the audit trail:
-// "mail_off" (ErrMailOff) and "no_admins" (ErrNoAdmins), which retrying
-// does not mend, or "error".
-func AlertOutcome(err error) string { return adminAlertOutcome(err) }
 
 // NotifyNotMe mails every admin the "not_me" alert.
 func (a *AdminAlerts) NotifyNotMe(ctx context.Context, n NotMeNotice) (int, error) {
@@ -165,7 +149,7 @@ func (a *AdminAlerts) deliver(ctx context.Context, name string, data map[string]
 	}
 	var errs []error
 	for _, addr := range to {
-		if err := a.mailer.Send(ctx, enroll.Mail{To: addr, Subject: subject, Text: text, HTML: html,
+		if err := a.mailer.Send(ctx, Mail{To: addr, Subject: subject, Text: text, HTML: html,
 			Kind: name, Username: data["username"]}); err != nil {
 			a.log.WarnContext(ctx, "admin alert: mail not sent", "mail", name, "to", addr, "err", err)
 			errs = append(errs, err)
@@ -189,8 +173,10 @@ func mailKey(addr string) string {
 	return strings.ToLower(addr)
 }
 
-// adminAlertOutcome names an admin alert failure for the audit trail.
-func adminAlertOutcome(err error) string {
+// AlertOutcome names an admin alert failure for the audit trail:
+// "mail_off" (ErrMailOff) and "no_admins" (ErrNoAdmins), which retrying
+// does not mend, or "error".
+func AlertOutcome(err error) string {
 	switch {
 	case errors.Is(err, ErrMailOff):
 		return "mail_off"
@@ -198,43 +184,4 @@ func adminAlertOutcome(err error) string {
 		return "no_admins"
 	}
 	return "error"
-}
-
-// notMeLookupTimeout bounds the directory lookup made for the admin
-// mail, so the reply still leaves well within Twilio's wait.
-const notMeLookupTimeout = 3 * time.Second
-
-// notMeAccount looks the enrolled account up for the admin mail and the
-// audit trail, when admins are to be alerted. It only reads: a NOT ME
-// never unlocks the account, so a locked account stays locked.
-func (c *conversation) notMeAccount() (u directory.User, detail string) {
-	u = directory.User{Username: c.enr.Username}
-	if c.w.set.NotMe == nil {
-		return u, ""
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, notMeLookupTimeout)
-	defer cancel()
-	found, err := c.w.dir.FindUser(ctx, c.enr.Username)
-	if err != nil {
-		c.w.log.WarnContext(c.ctx, "NOT ME: the directory lookup for the admin mail failed", "err", err)
-		return u, "account lock state unknown: " + err.Error()
-	}
-	return found, "account locked: " + strconv.FormatBool(found.Locked)
-}
-
-// alertNotMe emails the admins about the NOT ME just handled, when
-// Settings.NotMe is set, and audits what became of it.
-func (c *conversation) alertNotMe(u directory.User) {
-	notifier := c.w.set.NotMe
-	if notifier == nil {
-		return
-	}
-	username := c.enr.Username
-	n, err := notifier.NotifyNotMe(c.ctx, NotMeNotice{Username: username, DisplayName: u.DisplayName, Phone: c.phone, At: c.now})
-	if err != nil {
-		c.w.log.ErrorContext(c.ctx, "NOT ME: admins could not be emailed", "err", err)
-		c.audit("not_me_alert", username, adminAlertOutcome(err), err.Error())
-		return
-	}
-	c.audit("not_me_alert", username, "ok", fmt.Sprintf("%d admins emailed", n))
 }

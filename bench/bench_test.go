@@ -23,6 +23,7 @@ import (
 	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
@@ -108,7 +109,8 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 		b.Fatal(err)
 	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: publicURL, AuthToken: authToken, MaxResetsPerHour: 1 << 30,
-		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Sealer: sealer}, store, dir, f.gen, catalog, nil)
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Outbox: outbox.NewQueue(store, sealer, nil)},
+		store, dir, f.gen, catalog, nil)
 	f.srv = httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
 	b.Cleanup(f.srv.Close)
 	f.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -219,7 +219,7 @@ func KnownRegion(code string) bool {
 }
 
 // LineChecker asks the carrier what kind of line a number is (Twilio
-// Lookup v2 line type intelligence, gateway.TwilioLookup). An error means
+// Lookup v2 line type intelligence, twilio.Lookup). An error means
 // the answer is unknown: the lookup service could not be asked.
 type LineChecker interface {
 	// LineType returns Twilio's name of the line type: mobile, landline,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // Cost and abuse controls: sms.allowed_countries and sms.budgets.
@@ -35,7 +36,7 @@ const budgetWindow = 24 * time.Hour
 
 // Refusal reasons, as audit outcomes and SMSMetrics reasons.
 const (
-	RefusedCountry    = "country_not_allowed"
+	RefusedCountry    = outbox.RefusedCountry
 	RefusedPerNumber  = "per_number_day"
 	RefusedPerCountry = "per_country_day"
 	RefusedPerDay     = "per_day"
@@ -75,32 +76,14 @@ type SMSMetrics interface {
 	SMSRefused(kind, purpose, reason string)
 }
 
-// SendBudget admits or refuses sends; *SMSBudget is the implementation
-// the outbox and the webhook are given.
+// SendBudget admits or refuses the webhook's replies; *SMSBudget is the
+// implementation the webhook and the outbox (outbox.Budget) are given.
 type SendBudget interface {
 	// Admit charges one send to to. The ticket says whether it was refused;
 	// an error means the store failed and nothing was charged.
-	Admit(ctx context.Context, s Send) (BudgetTicket, error)
+	Admit(ctx context.Context, s outbox.Send) (outbox.Ticket, error)
 	// Refund takes back an admitted send that did not leave.
-	Refund(ctx context.Context, t BudgetTicket)
-}
-
-// Send describes one SMS or call about to leave.
-type Send struct {
-	To       string // E.164
-	Kind     string // enroll.KindSMS | enroll.KindCall
-	Purpose  string
-	Username string // for the audit trail; may be empty
-}
-
-// BudgetTicket is the answer of Admit.
-type BudgetTicket struct {
-	// Refused is "" when the send may leave, else a Refused* reason.
-	Refused string
-	// Budget is the configuration key of the refusing budget or setting.
-	Budget string
-	at     time.Time
-	keys   []string
+	Refund(ctx context.Context, t outbox.Ticket)
 }
 
 // SMSBudgetOptions configure SMSBudget.
@@ -122,7 +105,10 @@ type SMSBudget struct {
 	mails   sync.WaitGroup // budget alerts being mailed
 }
 
-var _ SendBudget = (*SMSBudget)(nil)
+var (
+	_ SendBudget    = (*SMSBudget)(nil)
+	_ outbox.Budget = (*SMSBudget)(nil)
+)
 
 // NewSMSBudget wires the controls; zero limits are no limits and an empty
 // AllowedCountries allows every country.
@@ -146,11 +132,11 @@ func NewSMSBudget(store BudgetStore, opt SMSBudgetOptions) *SMSBudget {
 // Admit checks the country, then charges the budgets. A refusal is
 // audited, counted and, the first time in 24 hours for its budget, mailed
 // to the admins (in the background: Close waits for it).
-func (b *SMSBudget) Admit(ctx context.Context, s Send) (BudgetTicket, error) {
+func (b *SMSBudget) Admit(ctx context.Context, s outbox.Send) (outbox.Ticket, error) {
 	now := b.opt.Now()
 	country := enroll.PhoneCountry(s.To)
 	if b.allowed != nil && !b.allowed[country] {
-		t := BudgetTicket{Refused: RefusedCountry, Budget: "sms.allowed_countries", at: now}
+		t := outbox.Ticket{Refused: RefusedCountry, Budget: "sms.allowed_countries", At: now}
 		b.refused(ctx, s, t, country, 0)
 		return t, nil
 	}
@@ -172,7 +158,7 @@ func (b *SMSBudget) Admit(ctx context.Context, s Send) (BudgetTicket, error) {
 		cs = append(cs, counter{enroll.BudgetLimit{Key: budgetKeyDay, Limit: bc.PerDay},
 			RefusedPerDay, "sms.budgets.per_day"})
 	}
-	t := BudgetTicket{at: now}
+	t := outbox.Ticket{At: now}
 	if len(cs) > 0 {
 		limits := make([]enroll.BudgetLimit, len(cs))
 		for i, c := range cs {
@@ -180,7 +166,7 @@ func (b *SMSBudget) Admit(ctx context.Context, s Send) (BudgetTicket, error) {
 		}
 		i, err := b.store.SpendBudget(ctx, now, budgetWindow, limits)
 		if err != nil {
-			return BudgetTicket{}, err
+			return outbox.Ticket{}, err
 		}
 		if i >= 0 {
 			t.Refused, t.Budget = cs[i].reason, cs[i].budget
@@ -188,7 +174,7 @@ func (b *SMSBudget) Admit(ctx context.Context, s Send) (BudgetTicket, error) {
 			return t, nil
 		}
 		for _, l := range limits {
-			t.keys = append(t.keys, l.Key)
+			t.Keys = append(t.Keys, l.Key)
 		}
 	}
 	if b.opt.Metrics != nil {
@@ -198,17 +184,17 @@ func (b *SMSBudget) Admit(ctx context.Context, s Send) (BudgetTicket, error) {
 }
 
 // Refund takes back an admitted send that did not leave.
-func (b *SMSBudget) Refund(ctx context.Context, t BudgetTicket) {
-	if t.Refused != "" || len(t.keys) == 0 {
+func (b *SMSBudget) Refund(ctx context.Context, t outbox.Ticket) {
+	if t.Refused != "" || len(t.Keys) == 0 {
 		return
 	}
-	if err := b.store.RefundBudget(context.WithoutCancel(ctx), t.keys, t.at); err != nil {
+	if err := b.store.RefundBudget(context.WithoutCancel(ctx), t.Keys, t.At); err != nil {
 		b.log.WarnContext(ctx, "sms budget: a send that did not leave stays counted", "err", err)
 	}
 }
 
 // refused audits, counts and alerts one refused send.
-func (b *SMSBudget) refused(ctx context.Context, s Send, t BudgetTicket, country string, limit int) {
+func (b *SMSBudget) refused(ctx context.Context, s outbox.Send, t outbox.Ticket, country string, limit int) {
 	ctx = context.WithoutCancel(ctx)
 	if b.opt.Metrics != nil {
 		b.opt.Metrics.SMSRefused(s.Kind, s.Purpose, t.Refused)
@@ -218,12 +204,12 @@ func (b *SMSBudget) refused(ctx context.Context, s Send, t BudgetTicket, country
 		action, detail = "sms_country", fmt.Sprintf("%s %s not sent: country %q is not in sms.allowed_countries", s.Kind, s.Purpose, country)
 	}
 	b.log.WarnContext(ctx, "sms not sent", "reason", t.Refused, "budget", t.Budget, "kind", s.Kind, "purpose", s.Purpose)
-	b.audit(ctx, enroll.Event{Time: t.at, Actor: "system", Action: action, Username: s.Username, Phone: s.To,
+	b.audit(ctx, enroll.Event{Time: t.At, Actor: "system", Action: action, Username: s.Username, Phone: s.To,
 		Outcome: t.Refused, Detail: detail})
 	if t.Refused == RefusedCountry {
 		return
 	}
-	first, err := b.store.Allow(ctx, budgetKeyAlert+t.Budget, t.at, budgetWindow, 1)
+	first, err := b.store.Allow(ctx, budgetKeyAlert+t.Budget, t.At, budgetWindow, 1)
 	if err != nil {
 		b.log.ErrorContext(ctx, "sms budget: cannot record the admin alert", "budget", t.Budget, "err", err)
 		return
@@ -231,7 +217,7 @@ func (b *SMSBudget) refused(ctx context.Context, s Send, t BudgetTicket, country
 	if !first || b.opt.Alerts == nil {
 		return
 	}
-	n := notify.BudgetNotice{Budget: t.Budget, Limit: limit, At: t.at}
+	n := notify.BudgetNotice{Budget: t.Budget, Limit: limit, At: t.At}
 	b.mails.Go(func() {
 		mctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()

@@ -14,7 +14,9 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -39,38 +41,38 @@ func (a *budgetAlerts) sent() []notify.BudgetNotice {
 }
 
 // budgetRig is a rig whose outbox charges an SMSBudget.
-func budgetRig(t *testing.T, cfg gateway.BudgetConfig, allowed ...string) (*rig, *gateway.SMSBudget, *budgetAlerts) {
+func budgetRig(t *testing.T, cfg gateway.BudgetConfig, allowed ...string) (*testkit.OutboxRig, *gateway.SMSBudget, *budgetAlerts) {
 	t.Helper()
-	r := newRig(t)
+	r := testkit.NewOutboxRig(t)
 	alerts := &budgetAlerts{}
-	b := gateway.NewSMSBudget(r.store, gateway.SMSBudgetOptions{Budgets: cfg, AllowedCountries: allowed, Alerts: alerts})
+	b := gateway.NewSMSBudget(r.Store, gateway.SMSBudgetOptions{Budgets: cfg, AllowedCountries: allowed, Alerts: alerts})
 	t.Cleanup(b.Close)
 	return r, b, alerts
 }
 
-func (r *rig) events(action string) []enroll.Event {
-	r.t.Helper()
-	evs, err := r.store.Audit(context.Background(), enroll.AuditFilter{Action: action})
+func events(r *testkit.OutboxRig, action string) []enroll.Event {
+	r.T.Helper()
+	evs, err := r.Store.Audit(context.Background(), enroll.AuditFilter{Action: action})
 	if err != nil {
-		r.t.Fatal(err)
+		r.T.Fatal(err)
 	}
 	return evs
 }
 
 // sendAll queues one SMS per number, runs the outbox until each is settled
 // and returns their final statuses in order.
-func (r *rig) sendAll(b *gateway.SMSBudget, numbers ...string) []string {
-	r.t.Helper()
+func sendAll(r *testkit.OutboxRig, b *gateway.SMSBudget, numbers ...string) []string {
+	r.T.Helper()
 	ids := make([]uint64, len(numbers))
 	for i, n := range numbers {
-		ids[i] = r.enqueue(enroll.KindSMS, n, fmt.Sprintf("Your code is 1000%02d", i), enroll.PriorityHigh)
+		ids[i] = r.Enqueue(enroll.KindSMS, n, fmt.Sprintf("Your code is 1000%02d", i), enroll.PriorityHigh)
 	}
-	ob, stop := r.start(gateway.OutboxOptions{Budget: b})
+	ob, stop := r.Start(outbox.Options{Budget: b})
 	ob.Notify()
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		eventually(r.t, fmt.Sprintf("message %d settled", id), func() bool { return !r.message(id).Pending() })
-		out[i] = r.message(id).Status
+		testkit.Eventually(r.T, fmt.Sprintf("message %d settled", id), func() bool { return !r.Message(id).Pending() })
+		out[i] = r.Message(id).Status
 	}
 	stop()
 	return out
@@ -98,18 +100,18 @@ func TestSMSBudgetStopsSendsAtTheLimitExactly(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, b, alerts := budgetRig(t, c.cfg)
-			got := r.sendAll(b, c.numbers...)
+			got := sendAll(r, b, c.numbers...)
 			if strings.Join(got, " ") != strings.Join(c.want, " ") {
 				t.Fatalf("statuses %v, want %v", got, c.want)
 			}
-			if n, want := len(r.fake.Resources()), len(c.want)-1; n != want {
+			if n, want := len(r.Fake.Resources()), len(c.want)-1; n != want {
 				t.Errorf("the provider got %d messages, want %d", n, want)
 			}
-			last := r.message(uint64(slices.Index(c.want, over) + 1)) // IDs start at 1
+			last := r.Message(uint64(slices.Index(c.want, over) + 1)) // IDs start at 1
 			if !strings.Contains(last.LastError, c.budget) {
 				t.Errorf("refused message says %q, want it to name %s", last.LastError, c.budget)
 			}
-			evs := r.events("sms_budget")
+			evs := events(r, "sms_budget")
 			if len(evs) != 1 || evs[0].Outcome != c.outcome {
 				t.Fatalf("sms_budget audit = %+v", evs)
 			}
@@ -126,7 +128,7 @@ func TestSMSBudgetStopsSendsAtTheLimitExactly(t *testing.T) {
 
 func TestSMSBudgetAlertsOncePerBudgetPerDay(t *testing.T) {
 	r, b, alerts := budgetRig(t, gateway.BudgetConfig{PerNumberDay: 1, PerCountryDay: map[string]int{"FR": 1}})
-	got := r.sendAll(b, "+15550002101", "+15550002101", "+15550002101", "+15550002102", "+15550002102",
+	got := sendAll(r, b, "+15550002101", "+15550002101", "+15550002101", "+15550002102", "+15550002102",
 		"+33612345101", "+33612345102", "+33612345103")
 	want := "sent over_budget over_budget sent over_budget sent over_budget over_budget"
 	if strings.Join(got, " ") != want {
@@ -140,10 +142,10 @@ func TestSMSBudgetAlertsOncePerBudgetPerDay(t *testing.T) {
 	if strings.Join(names, " ") != "sms.budgets.per_number_day/1 sms.budgets.per_country_day.FR/1" {
 		t.Fatalf("alerts %v: want one per budget", names)
 	}
-	if evs := r.events("sms_budget"); len(evs) != 5 {
+	if evs := events(r, "sms_budget"); len(evs) != 5 {
 		t.Errorf("%d sms_budget events, want one per refused send (5)", len(evs))
 	}
-	alertEvs := r.events("sms_budget_alert")
+	alertEvs := events(r, "sms_budget_alert")
 	if len(alertEvs) != 2 || alertEvs[0].Outcome != "ok" || !strings.Contains(alertEvs[0].Detail, "2 admins emailed") {
 		t.Errorf("sms_budget_alert audit = %+v", alertEvs)
 	}
@@ -158,12 +160,12 @@ func TestSMSBudgetAlertsOncePerBudgetPerDay(t *testing.T) {
 
 func TestSMSBudgetRefundsSendsThatFailed(t *testing.T) {
 	r, b, _ := budgetRig(t, gateway.BudgetConfig{PerNumberDay: 2, PerDay: 10})
-	r.fake.FailNext(3, http.StatusInternalServerError, 0)
-	got := r.sendAll(b, "+15550002201", "+15550002201")
+	r.Fake.FailNext(3, http.StatusInternalServerError, 0)
+	got := sendAll(r, b, "+15550002201", "+15550002201")
 	if strings.Join(got, " ") != "sent sent" {
 		t.Fatalf("statuses %v: failed attempts used up the budget", got)
 	}
-	if n := r.attempts("+15550002201"); n != 5 {
+	if n := r.Attempts("+15550002201"); n != 5 {
 		t.Errorf("%d attempts reached the provider, want 5 (3 failed)", n)
 	}
 	u, err := b.Usage(t.Context(), time.Now())
@@ -177,14 +179,14 @@ func TestSMSBudgetRefundsSendsThatFailed(t *testing.T) {
 
 func TestSMSAllowedCountriesAtSend(t *testing.T) {
 	r, b, alerts := budgetRig(t, gateway.BudgetConfig{}, "US")
-	got := r.sendAll(b, "+15550002301", "+33612345301", "+442071838750")
+	got := sendAll(r, b, "+15550002301", "+33612345301", "+442071838750")
 	if strings.Join(got, " ") != "sent over_budget over_budget" {
 		t.Fatalf("statuses %v", got)
 	}
-	if m := r.message(2); !strings.Contains(m.LastError, "allowed_countries") {
+	if m := r.Message(2); !strings.Contains(m.LastError, "allowed_countries") {
 		t.Errorf("refused message says %q", m.LastError)
 	}
-	evs := r.events("sms_country")
+	evs := events(r, "sms_country")
 	if len(evs) != 2 || evs[0].Outcome != gateway.RefusedCountry || !strings.Contains(evs[0].Detail, `"FR"`) {
 		t.Errorf("sms_country audit = %+v", evs)
 	}
@@ -192,20 +194,20 @@ func TestSMSAllowedCountriesAtSend(t *testing.T) {
 	if len(alerts.sent()) != 0 {
 		t.Errorf("a refused country mailed the admins: %+v", alerts.sent())
 	}
-	if n := len(r.fake.Requests()); n != 1 {
+	if n := len(r.Fake.Requests()); n != 1 {
 		t.Errorf("the provider got %d requests, want 1", n)
 	}
 }
 
 // helpWebhook serves a webhook (HELP needs no directory) charging b.
-func helpWebhook(t *testing.T, r *rig, b *gateway.SMSBudget) func(from, body string) (int, []string) {
+func helpWebhook(t *testing.T, r *testkit.OutboxRig, b *gateway.SMSBudget) func(from, body string) (int, []string) {
 	t.Helper()
 	catalog, err := templates.LoadCatalog()
 	if err != nil {
 		t.Fatal(err)
 	}
-	wh := gateway.NewWebhook(gateway.Settings{PublicURL: twPublicURL, AuthToken: twAuthToken, SMSBudget: b},
-		r.store, nil, nil, catalog, nil)
+	wh := gateway.NewWebhook(gateway.Settings{PublicURL: testkit.PublicURL, AuthToken: testkit.AuthToken, SMSBudget: b},
+		r.Store, nil, nil, catalog, nil)
 	srv := httptest.NewServer(wh)
 	t.Cleanup(srv.Close)
 	seq := 0
@@ -213,9 +215,9 @@ func helpWebhook(t *testing.T, r *rig, b *gateway.SMSBudget) func(from, body str
 		t.Helper()
 		seq++
 		form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(seq))},
-			"From": {from}, "To": {twFrom}, "Body": {body}}
+			"From": {from}, "To": {testkit.From}, "Body": {body}}
 		status, texts, _, err := twiliotest.PostSMS(t.Context(), http.DefaultClient, srv.URL+"/sms/twilio",
-			twPublicURL+"/sms/twilio", twAuthToken, form)
+			testkit.PublicURL+"/sms/twilio", testkit.AuthToken, form)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,7 +237,7 @@ func TestSMSBudgetCountsTwiMLReplies(t *testing.T) {
 		}
 	}
 	// The third SMS of the day to this number is an outbox message...
-	if got := r.sendAll(b, phone); got[0] != enroll.StatusSent {
+	if got := sendAll(r, b, phone); got[0] != enroll.StatusSent {
 		t.Fatalf("outbox message: %s", got[0])
 	}
 	// ... so the fourth, a reply, is over budget: an empty answer.
@@ -257,13 +259,13 @@ func TestSMSBudgetCountsTwiMLReplies(t *testing.T) {
 		t.Fatalf("reply to GB: %v", texts)
 	}
 	var outcomes []string
-	for _, ev := range r.events("sms_budget") {
+	for _, ev := range events(r, "sms_budget") {
 		outcomes = append(outcomes, ev.Outcome+":"+ev.Phone)
 	}
 	if strings.Join(outcomes, " ") != "per_number_day:+15550002401 per_day:+15550002403" {
 		t.Errorf("sms_budget audit: %v", outcomes)
 	}
-	if evs := r.events("sms_country"); len(evs) != 1 || evs[0].Phone != "+442071838750" {
+	if evs := events(r, "sms_country"); len(evs) != 1 || evs[0].Phone != "+442071838750" {
 		t.Errorf("sms_country audit: %+v", evs)
 	}
 	u, err := b.Usage(t.Context(), time.Now())
@@ -281,12 +283,12 @@ func TestSMSBudgetCountsTwiMLReplies(t *testing.T) {
 
 // TestSMSBudgetUsesARollingDay: a "day" is the last 24 hours.
 func TestSMSBudgetUsesARollingDay(t *testing.T) {
-	store := openStore(t)
+	store := testkit.OpenStore(t)
 	now := time.Date(2026, 3, 12, 23, 0, 0, 0, time.UTC)
 	b := gateway.NewSMSBudget(store, gateway.SMSBudgetOptions{Budgets: gateway.BudgetConfig{PerNumberDay: 1},
 		Now: func() time.Time { return now }})
 	defer b.Close()
-	send := gateway.Send{To: "+15550002501", Kind: enroll.KindSMS, Purpose: "code"}
+	send := outbox.Send{To: "+15550002501", Kind: enroll.KindSMS, Purpose: "code"}
 	admit := func() string {
 		t.Helper()
 		tk, err := b.Admit(t.Context(), send)

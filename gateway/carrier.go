@@ -32,6 +32,35 @@ type CarrierCheck struct {
 	Alerts SIMSwapNotifier
 }
 
+// CarrierReport is what Twilio Lookup v2 said about a number.
+type CarrierReport struct {
+	// LineType is line_type_intelligence.type: mobile, landline,
+	// fixedVoip, nonFixedVoip, tollFree, ...; "" when not asked or when
+	// the carrier did not say.
+	LineType string
+	SIMSwap  SIMSwap // when asked
+}
+
+// SIMSwap is the sim_swap package's answer.
+type SIMSwap struct {
+	// Known: the carrier gave SIM swap data (a date or a period answer).
+	// Numbers of carriers or countries Twilio does not cover are unknown.
+	Known bool
+	// At is last_sim_swap_date; zero when the carrier only says whether
+	// the SIM changed within Period.
+	At       time.Time
+	InPeriod bool   // swapped_in_period
+	Period   string // swapped_period, e.g. "PT48H"
+	// ErrorCode is the package's error_code (e.g. 60606: not enabled on
+	// the account), 0 when none.
+	ErrorCode int
+}
+
+// CarrierLookup asks the carrier about a number (twilio.Lookup).
+type CarrierLookup interface {
+	Lookup(ctx context.Context, phone string, lineType, simSwap bool) (CarrierReport, error)
+}
+
 func (cc CarrierCheck) on() bool {
 	return cc.Lookup != nil && (cc.LineType || cc.SIMSwapMaxAge > 0)
 }
@@ -48,25 +77,25 @@ const simSwapAlertTimeout = time.Minute
 
 // carrierCheck runs the carrier risk check of a RESET; ok is false when
 // the reset must stop, with the reply to send.
-func (c *conversation) carrierCheck() (reply string, ok bool, err error) {
+func (c *conversation) carrierCheck(ctx context.Context) (reply string, ok bool, err error) {
 	cc := c.w.set.Carrier
 	if !cc.on() {
 		return "", true, nil
 	}
 	username := c.enr.Username
-	r, lerr := cc.Lookup.Lookup(c.ctx, c.phone, cc.LineType, cc.SIMSwapMaxAge > 0)
+	r, lerr := cc.Lookup.Lookup(ctx, c.phone, cc.LineType, cc.SIMSwapMaxAge > 0)
 	if lerr != nil {
 		if cc.SIMSwapMaxAge > 0 {
-			c.w.log.WarnContext(c.ctx, "carrier lookup unavailable: no password is texted", "err", lerr)
-			c.audit("reset", username, "lookup_unavailable", "SIM swap check not possible (fail closed): "+lerr.Error())
+			c.w.log.WarnContext(ctx, "carrier lookup unavailable: no password is texted", "err", lerr)
+			c.audit(ctx, "reset", username, "lookup_unavailable", "SIM swap check not possible (fail closed): "+lerr.Error())
 			return c.text("sms.reset.lookup_down", nil), false, nil
 		}
-		c.w.log.WarnContext(c.ctx, "carrier lookup unavailable: line type not checked", "err", lerr)
-		c.audit("carrier_check", username, "lookup_unavailable", "line type not checked (fail open): "+lerr.Error())
+		c.w.log.WarnContext(ctx, "carrier lookup unavailable: line type not checked", "err", lerr)
+		c.audit(ctx, "carrier_check", username, "lookup_unavailable", "line type not checked (fail open): "+lerr.Error())
 		return "", true, nil
 	}
 	if cc.LineType && enroll.LineRefusesSMS(r.LineType) {
-		c.audit("reset", username, "line_type", "no password texted to a "+r.LineType+" number")
+		c.audit(ctx, "reset", username, "line_type", "no password texted to a "+r.LineType+" number")
 		return c.text("sms.reset.line_type", nil), false, nil
 	}
 	if cc.SIMSwapMaxAge <= 0 {
@@ -76,7 +105,7 @@ func (c *conversation) carrierCheck() (reply string, ok bool, err error) {
 	var recent bool
 	switch {
 	case !sw.Known:
-		c.audit("carrier_check", username, "no_sim_swap_data",
+		c.audit(ctx, "carrier_check", username, "no_sim_swap_data",
 			fmt.Sprintf("the carrier gave no SIM swap data (error code %d); reset allowed", sw.ErrorCode))
 		return "", true, nil
 	case !sw.At.IsZero():
@@ -91,8 +120,8 @@ func (c *conversation) carrierCheck() (reply string, ok bool, err error) {
 	if !sw.At.IsZero() {
 		detail = "SIM changed " + sw.At.UTC().Format(time.RFC3339) + ", less than " + cc.SIMSwapMaxAge.String() + " ago"
 	}
-	c.audit("reset", username, "sim_swap", detail+"; SMS resets blocked")
-	if err := c.alertSIMSwap(sw.At); err != nil {
+	c.audit(ctx, "reset", username, "sim_swap", detail+"; SMS resets blocked")
+	if err := c.alertSIMSwap(ctx, sw.At); err != nil {
 		return "", false, err
 	}
 	return c.text("sms.reset.sim_swap", nil), false, nil
@@ -101,7 +130,7 @@ func (c *conversation) carrierCheck() (reply string, ok bool, err error) {
 // alertSIMSwap mails the admins, in the background, once per user and SIM
 // swap (the next RESET is refused without a second mail), and audits what
 // became of it.
-func (c *conversation) alertSIMSwap(swappedAt time.Time) error {
+func (c *conversation) alertSIMSwap(ctx context.Context, swappedAt time.Time) error {
 	cc := c.w.set.Carrier
 	if cc.Alerts == nil {
 		return nil
@@ -111,7 +140,7 @@ func (c *conversation) alertSIMSwap(swappedAt time.Time) error {
 	if swappedAt.IsZero() {
 		key = "simswap-alert:" + username + ":period"
 	}
-	first, err := c.w.store.Allow(c.ctx, key, c.now, cc.SIMSwapMaxAge, 1)
+	first, err := c.w.store.Allow(ctx, key, c.now, cc.SIMSwapMaxAge, 1)
 	if err != nil {
 		return fmt.Errorf("SIM swap alert: %w", err)
 	}
@@ -119,7 +148,7 @@ func (c *conversation) alertSIMSwap(swappedAt time.Time) error {
 		return nil
 	}
 	n := notify.SIMSwapNotice{Username: username, Phone: c.phone, SwappedAt: swappedAt, At: c.now}
-	if u, err := c.w.dir.FindUser(c.ctx, username); err == nil {
+	if u, err := c.w.dir.FindUser(ctx, username); err == nil {
 		n.DisplayName = u.DisplayName
 	}
 	w, actor := c.w, "sms:"+c.phone

@@ -12,9 +12,11 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -31,8 +33,8 @@ type carrierRig struct {
 
 func newCarrierRig(t *testing.T, lab *ldaplab.Server, lineType bool, maxAge time.Duration) *carrierRig {
 	t.Helper()
-	fake := newFake(t)
-	lookup := gateway.NewTwilioLookup(twilioSender(t, fake, nil, nil))
+	fake := testkit.NewFake(t)
+	lookup := twilio.NewLookup(testkit.TwilioSender(t, fake, nil, nil))
 	srv := smtptest.New(t, smtptest.Options{})
 	mcfg := mailer.DefaultConfig()
 	mcfg.Host, mcfg.Port, mcfg.From, mcfg.TLS = srv.Host, srv.Port, "ReplyReset <replyreset@example.test>", mailer.TLSNone

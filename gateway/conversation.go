@@ -41,7 +41,7 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		}
 		return w.msgs.Text(w.set.DefaultLanguage, "sms.generic", nil), nil
 	}
-	c := &conversation{w: w, ctx: ctx, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage, reply: in.reply}
+	c := &conversation{w: w, phone: phone, sid: in.sid, cmd: cmd, now: now, lang: w.set.DefaultLanguage, reply: in.reply}
 
 	optedOut, err := w.store.OptedOut(ctx, phone)
 	if err != nil {
@@ -52,7 +52,7 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 	}
 	switch cmd.Kind {
 	case Stop, Start:
-		reply, err := c.optOut(cmd.Kind == Stop)
+		reply, err := c.optOut(ctx, cmd.Kind == Stop)
 		if twilioReplied {
 			return "", err
 		}
@@ -61,19 +61,18 @@ func (w *Webhook) handle(ctx context.Context, in inbound) (string, error) {
 		if twilioReplied {
 			return "", nil
 		}
-		c.loadLanguage()
+		c.loadLanguage(ctx)
 		return c.text("sms.help", nil), nil
 	case Unknown:
-		c.loadLanguage()
+		c.loadLanguage(ctx)
 		return c.text("sms.generic", nil), nil
 	}
-	return c.enrolledCommand()
+	return c.enrolledCommand(ctx)
 }
 
 // conversation is the state of one inbound message being handled.
 type conversation struct {
 	w     *Webhook
-	ctx   context.Context
 	phone string
 	sid   string
 	cmd   Command
@@ -93,8 +92,8 @@ func (c *conversation) text(key string, args map[string]string) string {
 }
 
 // loadLanguage uses the sender's enrollment language when there is one.
-func (c *conversation) loadLanguage() {
-	e, err := c.w.store.EnrollmentByPhone(c.ctx, c.phone)
+func (c *conversation) loadLanguage(ctx context.Context) {
+	e, err := c.w.store.EnrollmentByPhone(ctx, c.phone)
 	if err == nil {
 		c.enr = &e
 		if e.Language != "" {
@@ -103,11 +102,11 @@ func (c *conversation) loadLanguage() {
 	}
 }
 
-func (c *conversation) audit(action, username, outcome, detail string) {
+func (c *conversation) audit(ctx context.Context, action, username, outcome, detail string) {
 	ev := enroll.Event{Time: c.now, Actor: "sms:" + c.phone, Action: action, Username: username,
 		Phone: c.phone, Outcome: outcome, Detail: detail}
-	if _, err := c.w.store.AppendAudit(c.ctx, ev); err != nil {
-		c.w.log.ErrorContext(c.ctx, "audit write failed", "action", action, "outcome", outcome, "err", err)
+	if _, err := c.w.store.AppendAudit(ctx, ev); err != nil {
+		c.w.log.ErrorContext(ctx, "audit write failed", "action", action, "outcome", outcome, "err", err)
 	}
 }
 
@@ -115,29 +114,29 @@ func (c *conversation) audit(action, username, outcome, detail string) {
 var optOutTypes = map[string]CommandKind{"STOP": Stop, "START": Start, "HELP": Help}
 
 // optOut records a STOP (out) or a START and returns its reply.
-func (c *conversation) optOut(out bool) (string, error) {
+func (c *conversation) optOut(ctx context.Context, out bool) (string, error) {
 	key := "sms.start"
 	if out {
 		key = "sms.stop"
 	}
-	c.loadLanguage()
-	if err := c.w.store.SetOptOut(c.ctx, c.phone, out, c.now); err != nil {
+	c.loadLanguage(ctx)
+	if err := c.w.store.SetOptOut(ctx, c.phone, out, c.now); err != nil {
 		return "", fmt.Errorf("record opt-out: %w", err)
 	}
 	username := ""
 	if c.enr != nil {
 		username = c.enr.Username
 	}
-	c.audit(c.cmd.Kind.String(), username, "ok", "")
+	c.audit(ctx, c.cmd.Kind.String(), username, "ok", "")
 	return c.text(key, nil), nil
 }
 
 // enrolledCommand handles the commands that need an active enrollment.
 // Unknown and inactive senders get the same generic reply as an unknown word.
-func (c *conversation) enrolledCommand() (string, error) {
-	e, err := c.w.store.EnrollmentByPhone(c.ctx, c.phone)
+func (c *conversation) enrolledCommand(ctx context.Context) (string, error) {
+	e, err := c.w.store.EnrollmentByPhone(ctx, c.phone)
 	if errors.Is(err, enroll.ErrNotFound) {
-		c.audit(c.cmd.Kind.String(), "", "unknown_sender", "")
+		c.audit(ctx, c.cmd.Kind.String(), "", "unknown_sender", "")
 		return c.text("sms.generic", nil), nil
 	}
 	if err != nil {
@@ -150,73 +149,73 @@ func (c *conversation) enrolledCommand() (string, error) {
 	switch e.State {
 	case enroll.StateActive:
 	case enroll.StateFrozen:
-		c.audit(c.cmd.Kind.String(), e.Username, "frozen", "")
+		c.audit(ctx, c.cmd.Kind.String(), e.Username, "frozen", "")
 		return c.text("sms.frozen", nil), nil
 	default:
-		c.audit(c.cmd.Kind.String(), e.Username, "not_active", string(e.State))
+		c.audit(ctx, c.cmd.Kind.String(), e.Username, "not_active", string(e.State))
 		return c.text("sms.generic", nil), nil
 	}
 	switch c.cmd.Kind {
 	case Reset:
-		return c.reset()
+		return c.reset(ctx)
 	case Unlock:
-		return c.unlock()
+		return c.unlock(ctx)
 	case Status:
-		return c.status()
+		return c.status(ctx)
 	case NotMe:
-		return c.notMe()
+		return c.notMe(ctx)
 	}
 	return c.text("sms.generic", nil), nil
 }
 
 // findUser looks the enrolled user up; on failure it returns the reply.
-func (c *conversation) findUser() (directory.User, string, bool) {
-	u, err := c.w.dir.FindUser(c.ctx, c.enr.Username)
+func (c *conversation) findUser(ctx context.Context) (directory.User, string, bool) {
+	u, err := c.w.dir.FindUser(ctx, c.enr.Username)
 	if err != nil {
-		return u, c.directoryFailure(err), false
+		return u, c.directoryFailure(ctx, err), false
 	}
 	return u, "", true
 }
 
 // directoryFailure audits a failed directory call and picks the reply.
-func (c *conversation) directoryFailure(err error) string {
+func (c *conversation) directoryFailure(ctx context.Context, err error) string {
 	action := c.cmd.Kind.String()
-	if errors.Is(err, directory.ErrUnavailable) || errors.Is(err, directory.ErrTLS) || c.ctx.Err() != nil {
-		c.audit(action, c.enr.Username, "directory_unavailable", err.Error())
+	if errors.Is(err, directory.ErrUnavailable) || errors.Is(err, directory.ErrTLS) || ctx.Err() != nil {
+		c.audit(ctx, action, c.enr.Username, "directory_unavailable", err.Error())
 		return c.text("sms.try_later", nil)
 	}
-	c.audit(action, c.enr.Username, "error", err.Error())
-	c.w.log.ErrorContext(c.ctx, "directory operation failed", "action", action, "err", err)
+	c.audit(ctx, action, c.enr.Username, "error", err.Error())
+	c.w.log.ErrorContext(ctx, "directory operation failed", "action", action, "err", err)
 	return c.text("sms.reset.failed", nil)
 }
 
-func (c *conversation) reset() (string, error) {
+func (c *conversation) reset(ctx context.Context) (string, error) {
 	// The authenticator code first: wrong or missing codes have their own
 	// limit and do not use up the hourly resets.
 	if c.w.set.RequireAppCode {
-		if reply, ok, err := c.checkAppCode(); err != nil || !ok {
+		if reply, ok, err := c.checkAppCode(ctx); err != nil || !ok {
 			return reply, err
 		}
 	}
-	ok, err := c.w.store.Allow(c.ctx, "reset:"+c.phone, c.now, time.Hour, c.w.set.MaxResetsPerHour)
+	ok, err := c.w.store.Allow(ctx, "reset:"+c.phone, c.now, time.Hour, c.w.set.MaxResetsPerHour)
 	if err != nil {
 		return "", fmt.Errorf("rate limit: %w", err)
 	}
 	if !ok {
-		c.audit("reset", c.enr.Username, "rate_limited", "")
+		c.audit(ctx, "reset", c.enr.Username, "rate_limited", "")
 		return c.text("sms.reset.rate_limited", map[string]string{"minutes": "60"}), nil
 	}
-	if reply, ok, err := c.carrierCheck(); err != nil || !ok { // carrier.go
+	if reply, ok, err := c.carrierCheck(ctx); err != nil || !ok { // carrier.go
 		return reply, err
 	}
-	u, reply, found := c.findUser()
+	u, reply, found := c.findUser(ctx)
 	if !found {
 		return reply, nil
 	}
-	if reply, ok := c.selfServiceAllowed(u); !ok {
+	if reply, ok := c.selfServiceAllowed(ctx, u); !ok {
 		return reply, nil // no password set, nothing written
 	}
-	if !c.admitReply() {
+	if !c.admitReply(ctx) {
 		return "", nil // over an SMS budget: set no password that cannot be texted
 	}
 	opt := c.w.set.Password
@@ -227,54 +226,54 @@ func (c *conversation) reset() (string, error) {
 		var password string
 		password, err = c.w.gen.Generate(u)
 		if err != nil {
-			held.cancel("password generation failed")
-			c.audit("reset", u.Username, "error", "password generation: "+err.Error())
+			held.cancel(ctx, "password generation failed")
+			c.audit(ctx, "reset", u.Username, "error", "password generation: "+err.Error())
 			return c.text("sms.reset.failed", nil), nil
 		}
 		// The message first, durably: no password is set that no queued
 		// message carries.
-		if err = held.hold(password); err != nil {
-			held.cancel("not queued")
+		if err = held.hold(ctx, password); err != nil {
+			held.cancel(ctx, "not queued")
 			return "", fmt.Errorf("queue the new password: %w", err)
 		}
-		err = c.w.dir.SetPassword(c.ctx, u, password, opt)
+		err = c.w.dir.SetPassword(ctx, u, password, opt)
 		if !errors.Is(err, directory.ErrPolicy) || attempts >= c.w.set.PolicyRetries {
 			break
 		}
-		c.w.log.WarnContext(c.ctx, "directory refused a generated password; trying another", "attempt", attempts, "err", err)
+		c.w.log.WarnContext(ctx, "directory refused a generated password; trying another", "attempt", attempts, "err", err)
 	}
 	switch {
 	case err == nil:
-		c.audit("reset", u.Username, "ok", resetDetail(opt))
+		c.audit(ctx, "reset", u.Username, "ok", resetDetail(opt))
 	case errors.Is(err, directory.ErrPartial):
 		// The new password is in force: the user must get it.
-		c.audit("reset", u.Username, "partial", err.Error())
-		c.w.log.ErrorContext(c.ctx, "password set but a follow-up change failed", "err", err)
+		c.audit(ctx, "reset", u.Username, "partial", err.Error())
+		c.w.log.ErrorContext(ctx, "password set but a follow-up change failed", "err", err)
 	case errors.Is(err, directory.ErrPolicy):
-		held.cancel("refused by the directory's password policy")
-		c.audit("reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", attempts, err))
+		held.cancel(ctx, "refused by the directory's password policy")
+		c.audit(ctx, "reset", u.Username, "policy_rejected", fmt.Sprintf("%d generated passwords refused: %v", attempts, err))
 		return c.text("sms.reset.failed", nil), nil
 	default:
-		held.cancel("the password was not set")
-		return c.directoryFailure(err), nil
+		held.cancel(ctx, "the password was not set")
+		return c.directoryFailure(ctx, err), nil
 	}
-	if err := held.release(); err != nil {
+	if err := held.release(ctx); err != nil {
 		// The password is set and its message stays held (never sent):
 		// the user texts RESET again.
-		c.audit("reset", u.Username, "error", "password set, but its SMS could not be released")
+		c.audit(ctx, "reset", u.Username, "error", "password set, but its SMS could not be released")
 		return "", fmt.Errorf("release the new password's SMS (message %d): %w", held.id, err)
 	}
-	c.scheduleExpiry(u)
-	c.noticeReset(u)
+	c.scheduleExpiry(ctx, u)
+	c.noticeReset(ctx, u)
 	return "", nil // the password is on its way through the outbox
 }
 
 // selfServiceAllowed asks the directory, now, whether u may use
 // self-service (enroll.CheckSelfService: a refusal is audited); when not,
 // it returns the reply.
-func (c *conversation) selfServiceAllowed(u directory.User) (string, bool) {
+func (c *conversation) selfServiceAllowed(ctx context.Context, u directory.User) (string, bool) {
 	action := c.cmd.Kind.String()
-	err := enroll.CheckSelfService(c.ctx, c.w.dir, c.w.store, u, action,
+	err := enroll.CheckSelfService(ctx, c.w.dir, c.w.store, u, action,
 		enroll.Event{Time: c.now, Actor: "sms:" + c.phone, Phone: c.phone})
 	switch {
 	case err == nil:
@@ -282,38 +281,38 @@ func (c *conversation) selfServiceAllowed(u directory.User) (string, bool) {
 	case errors.Is(err, directory.ErrNoSelfService):
 		return c.text("sms.no_self_service", nil), false
 	}
-	return c.directoryFailure(err), false
+	return c.directoryFailure(ctx, err), false
 }
 
 func resetDetail(opt directory.SetPasswordOptions) string {
 	return "must_change=" + strconv.FormatBool(opt.MustChange) + " unlock=" + strconv.FormatBool(opt.Unlock)
 }
 
-func (c *conversation) unlock() (string, error) {
-	u, reply, found := c.findUser()
+func (c *conversation) unlock(ctx context.Context) (string, error) {
+	u, reply, found := c.findUser(ctx)
 	if !found {
 		return reply, nil
 	}
-	if reply, ok := c.selfServiceAllowed(u); !ok {
+	if reply, ok := c.selfServiceAllowed(ctx, u); !ok {
 		return reply, nil
 	}
 	if !u.Locked {
-		c.audit("unlock", u.Username, "not_locked", "")
+		c.audit(ctx, "unlock", u.Username, "not_locked", "")
 		return c.text("sms.unlock.not_locked", map[string]string{"username": u.Username}), nil
 	}
-	if err := c.w.dir.Unlock(c.ctx, u); err != nil {
-		return c.directoryFailure(err), nil
+	if err := c.w.dir.Unlock(ctx, u); err != nil {
+		return c.directoryFailure(ctx, err), nil
 	}
-	c.audit("unlock", u.Username, "ok", "")
+	c.audit(ctx, "unlock", u.Username, "ok", "")
 	return c.text("sms.unlock.ok", map[string]string{"username": u.Username}), nil
 }
 
-func (c *conversation) status() (string, error) {
-	u, reply, found := c.findUser()
+func (c *conversation) status(ctx context.Context) (string, error) {
+	u, reply, found := c.findUser(ctx)
 	if !found {
 		return reply, nil
 	}
-	c.audit("status", u.Username, "ok", "")
+	c.audit(ctx, "status", u.Username, "ok", "")
 	return c.text("sms.status", map[string]string{"username": u.Username,
 		"locked": c.yesNo(u.Locked), "must_change": c.yesNo(u.MustChange)}), nil
 }
@@ -329,9 +328,9 @@ func (c *conversation) yesNo(b bool) string {
 // (an UNLOCK or RESET that follows is refused) until an admin looks at it.
 // The account is never unlocked: a locked account stays locked. The
 // admins are emailed when Settings.NotMe is set.
-func (c *conversation) notMe() (string, error) {
+func (c *conversation) notMe(ctx context.Context) (string, error) {
 	username := c.enr.Username
-	err := c.w.store.UpdateEnrollment(c.ctx, username, func(e *enroll.Enrollment) error {
+	err := c.w.store.UpdateEnrollment(ctx, username, func(e *enroll.Enrollment) error {
 		if e.State != enroll.StateActive && e.State != enroll.StateFrozen {
 			return nil // deactivated meanwhile: it owns no phone and takes no command
 		}
@@ -341,9 +340,9 @@ func (c *conversation) notMe() (string, error) {
 	if err != nil && !errors.Is(err, enroll.ErrNotFound) { // deleted meanwhile: nothing left to freeze
 		return "", fmt.Errorf("freeze enrollment: %w", err)
 	}
-	u, detail := c.notMeAccount()
-	c.audit("not_me", username, "frozen", detail)
-	c.alertNotMe(u)
+	u, detail := c.notMeAccount(ctx)
+	c.audit(ctx, "not_me", username, "frozen", detail)
+	c.alertNotMe(ctx, u)
 	return c.text("sms.notme.ok", nil), nil
 }
 
@@ -360,34 +359,34 @@ var errStepUsed = errors.New("authenticator code already used")
 // checkAppCode enforces reset.require_app_code: the RESET must carry the
 // current code of the enrolled authenticator app, and each code works once.
 // It returns the reply to send when the reset must not go on.
-func (c *conversation) checkAppCode() (string, bool, error) {
+func (c *conversation) checkAppCode(ctx context.Context) (string, bool, error) {
 	e := c.enr
 	if len(e.TOTPSealed) == 0 || c.w.set.Secrets == nil {
-		c.audit("reset", e.Username, "no_app", "")
+		c.audit(ctx, "reset", e.Username, "no_app", "")
 		return c.text("sms.reset.no_app", nil), false, nil
 	}
 	if c.cmd.Code == "" {
-		c.audit("reset", e.Username, "need_code", "")
+		c.audit(ctx, "reset", e.Username, "need_code", "")
 		return c.text("sms.reset.need_code", nil), false, nil
 	}
-	ok, err := c.w.store.Allow(c.ctx, "appcode:"+c.phone, c.now, appCodeWindow, appCodeTries)
+	ok, err := c.w.store.Allow(ctx, "appcode:"+c.phone, c.now, appCodeWindow, appCodeTries)
 	if err != nil {
 		return "", false, fmt.Errorf("rate limit: %w", err)
 	}
 	if !ok {
-		c.audit("reset", e.Username, "rate_limited", "authenticator code tries")
+		c.audit(ctx, "reset", e.Username, "rate_limited", "authenticator code tries")
 		return c.text("sms.reset.rate_limited", map[string]string{"minutes": "10"}), false, nil
 	}
 	secret, err := c.w.set.Secrets.Open(e.TOTPSealed, "totp:"+e.Username)
 	if err != nil {
-		c.audit("reset", e.Username, "error", "authenticator secret cannot be opened")
+		c.audit(ctx, "reset", e.Username, "error", "authenticator secret cannot be opened")
 		return c.text("sms.reset.failed", nil), false, nil
 	}
 	step, valid := enroll.VerifyTOTP(string(secret), c.cmd.Code, c.now, e.LastTOTPStep)
 	if valid {
 		// Record the step atomically, so the same code in a second message
 		// racing this one is refused.
-		err = c.w.store.UpdateEnrollment(c.ctx, e.Username, func(cur *enroll.Enrollment) error {
+		err = c.w.store.UpdateEnrollment(ctx, e.Username, func(cur *enroll.Enrollment) error {
 			if cur.LastTOTPStep >= step {
 				return errStepUsed
 			}
@@ -401,7 +400,7 @@ func (c *conversation) checkAppCode() (string, bool, error) {
 		}
 	}
 	if !valid {
-		c.audit("reset", e.Username, "bad_code", "")
+		c.audit(ctx, "reset", e.Username, "bad_code", "")
 		return c.text("sms.reset.bad_code", nil), false, nil
 	}
 	return "", true, nil

@@ -35,13 +35,13 @@ const resetNoticeTimeout = time.Minute
 
 // noticeReset mails the user about the reset just done, in the background
 // so the SMS reply does not wait for SMTP, and audits what became of it.
-func (c *conversation) noticeReset(u directory.User) {
+func (c *conversation) noticeReset(ctx context.Context, u directory.User) {
 	if c.w.set.ResetMail == nil {
 		return
 	}
 	actor, phone, now := "sms:"+c.phone, c.phone, c.now
 	if u.Mail == "" {
-		c.audit("reset_notice", u.Username, "no_mail", "")
+		c.audit(ctx, "reset_notice", u.Username, "no_mail", "")
 		return
 	}
 	n := notify.ResetNotice{Username: u.Username, DisplayName: u.DisplayName, Mail: u.Mail, Phone: phone, Language: c.lang, At: now}
@@ -70,16 +70,16 @@ const notMeLookupTimeout = 3 * time.Second
 // notMeAccount looks the enrolled account up for the admin mail and the
 // audit trail, when admins are to be alerted. It only reads: a NOT ME
 // never unlocks the account, so a locked account stays locked.
-func (c *conversation) notMeAccount() (u directory.User, detail string) {
+func (c *conversation) notMeAccount(ctx context.Context) (u directory.User, detail string) {
 	u = directory.User{Username: c.enr.Username}
 	if c.w.set.NotMe == nil {
 		return u, ""
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, notMeLookupTimeout)
+	lctx, cancel := context.WithTimeout(ctx, notMeLookupTimeout)
 	defer cancel()
-	found, err := c.w.dir.FindUser(ctx, c.enr.Username)
+	found, err := c.w.dir.FindUser(lctx, c.enr.Username)
 	if err != nil {
-		c.w.log.WarnContext(c.ctx, "NOT ME: the directory lookup for the admin mail failed", "err", err)
+		c.w.log.WarnContext(ctx, "NOT ME: the directory lookup for the admin mail failed", "err", err)
 		return u, "account lock state unknown: " + err.Error()
 	}
 	return found, "account locked: " + strconv.FormatBool(found.Locked)
@@ -87,17 +87,17 @@ func (c *conversation) notMeAccount() (u directory.User, detail string) {
 
 // alertNotMe emails the admins about the NOT ME just handled, when
 // Settings.NotMe is set, and audits what became of it.
-func (c *conversation) alertNotMe(u directory.User) {
+func (c *conversation) alertNotMe(ctx context.Context, u directory.User) {
 	notifier := c.w.set.NotMe
 	if notifier == nil {
 		return
 	}
 	username := c.enr.Username
-	n, err := notifier.NotifyNotMe(c.ctx, notify.NotMeNotice{Username: username, DisplayName: u.DisplayName, Phone: c.phone, At: c.now})
+	n, err := notifier.NotifyNotMe(ctx, notify.NotMeNotice{Username: username, DisplayName: u.DisplayName, Phone: c.phone, At: c.now})
 	if err != nil {
-		c.w.log.ErrorContext(c.ctx, "NOT ME: admins could not be emailed", "err", err)
-		c.audit("not_me_alert", username, notify.AlertOutcome(err), err.Error())
+		c.w.log.ErrorContext(ctx, "NOT ME: admins could not be emailed", "err", err)
+		c.audit(ctx, "not_me_alert", username, notify.AlertOutcome(err), err.Error())
 		return
 	}
-	c.audit("not_me_alert", username, "ok", fmt.Sprintf("%d admins emailed", n))
+	c.audit(ctx, "not_me_alert", username, "ok", fmt.Sprintf("%d admins emailed", n))
 }

@@ -26,9 +26,11 @@ import (
 	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
@@ -70,9 +72,9 @@ func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mut
 	t.Helper()
 	dcfg := lab.DirectoryConfig()
 	dcfg.Timeout = 3 * time.Second
-	sealer := testSealer(t)
+	sealer := testkit.Sealer(t)
 	set := gateway.Settings{PublicURL: publicURL, AuthToken: authToken, DefaultLanguage: "en", MaxResetsPerHour: 3,
-		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Sealer: sealer}
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}}
 	if mutate != nil {
 		mutate(&dcfg, &set)
 	}
@@ -95,6 +97,7 @@ func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mut
 	if err != nil {
 		t.Fatal(err)
 	}
+	set.Outbox = outbox.NewQueue(store, sealer, nil)
 	wh := gateway.NewWebhook(set, store, dir, gen, catalog, nil)
 	srv := httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
 	t.Cleanup(srv.Close)

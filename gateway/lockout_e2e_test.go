@@ -14,6 +14,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
@@ -68,7 +69,7 @@ func newLockoutRig(t *testing.T, lab *ldaplab.Server) *lockoutRig {
 	}
 	alerts := notify.NewAdminAlerts(dir, m, mails, notify.AdminAlertOptions{Language: "en"})
 	h := newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.NotMe = alerts })
-	r := &lockoutRig{harness: h, dir: dir, sealer: testSealer(t), mails: mails, smtp: srv, mailer: m,
+	r := &lockoutRig{harness: h, dir: dir, sealer: testkit.Sealer(t), mails: mails, smtp: srv, mailer: m,
 		cfg: lockout.Config{Enabled: true, PollInterval: e2ePoll, StormThreshold: 10, StormWindow: 5 * time.Minute}}
 
 	// The lab's helpdesk admin (member of Helpdesk through the nested group
@@ -213,7 +214,7 @@ func TestLockoutAlertE2E(t *testing.T) {
 		checkAlert(t, r.texts(username)[0], username, at)
 		// The audit event follows the queued text.
 		var evs []enroll.Event
-		eventually(t, "the lockout_alert audit event", func() bool {
+		testkit.Eventually(t, "the lockout_alert audit event", func() bool {
 			evs, err = r.store.Audit(t.Context(), enroll.AuditFilter{Username: username, Action: "lockout_alert"})
 			return err != nil || len(evs) > 0
 		})

@@ -12,14 +12,16 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
 // lateMailer hands mail to the queue set once the harness opened its store.
 type lateMailer struct {
-	q atomic.Pointer[gateway.MailQueue]
+	q atomic.Pointer[outbox.MailQueue]
 }
 
 func (l *lateMailer) Send(ctx context.Context, m notify.Mail) error { return l.q.Load().Send(ctx, m) }
@@ -53,15 +55,15 @@ func TestNotMeWithHungMailServer(t *testing.T) {
 		AlertMail: []string{"security@example.test", strings.ToUpper(admins[0].Mail)}})
 	h := newHarness(t, lab, func(_ *directory.Config, s *gateway.Settings) { s.NotMe = alerts })
 
-	host, port := hungMailServer(t)
-	tune := func(c gateway.MailQueueConfig) gateway.MailQueueConfig {
-		c.Store, c.Sealer = h.store, testSealer(t)
+	host, port := testkit.HungMailServer(t)
+	tune := func(c outbox.MailQueueConfig) outbox.MailQueueConfig {
+		c.Store, c.Sealer = h.store, testkit.Sealer(t)
 		c.BackoffBase, c.BackoffMax, c.Poll = 20*time.Millisecond, 50*time.Millisecond, 20*time.Millisecond
 		return c
 	}
-	q := gateway.NewMailQueue(tune(gateway.MailQueueConfig{Transport: testMailer(t, host, port, 500*time.Millisecond)}))
+	q := outbox.NewMailQueue(tune(outbox.MailQueueConfig{Transport: testkit.Mailer(t, host, port, 500*time.Millisecond)}))
 	late.q.Store(q)
-	stop := runMailQueue(t, q)
+	stop := testkit.RunMailQueue(t, q)
 
 	const phone = "+12015550131"
 	username, _, _ := h.user(phone, "en")
@@ -78,21 +80,21 @@ func TestNotMeWithHungMailServer(t *testing.T) {
 	if i < 0 || j < 0 {
 		t.Fatalf("audit after NOT ME = %+v, want not_me frozen and not_me_alert ok", evs)
 	}
-	eventually(t, "a retry audited with its error class", func() bool {
-		return slices.ContainsFunc(mailEvents(t, h.store), func(ev enroll.Event) bool {
+	testkit.Eventually(t, "a retry audited with its error class", func() bool {
+		return slices.ContainsFunc(testkit.MailEvents(t, h.store), func(ev enroll.Event) bool {
 			return ev.Outcome == enroll.MailRetry && strings.Contains(ev.Detail, "(dial timeout)")
 		})
 	})
 	stop()
-	if ev := mailEvents(t, h.store)[0]; ev.Outcome != enroll.MailQueued || ev.Username != username ||
+	if ev := testkit.MailEvents(t, h.store)[0]; ev.Outcome != enroll.MailQueued || ev.Username != username ||
 		!strings.Contains(ev.Detail, "not_me mail 1 to ") {
 		t.Errorf("first mail event = %+v, want the not_me mail queued", ev)
 	}
 
 	srv := smtptest.New(t, smtptest.Options{})
-	q = gateway.NewMailQueue(tune(gateway.MailQueueConfig{Transport: testMailer(t, srv.Host, srv.Port, 10*time.Second)}))
+	q = outbox.NewMailQueue(tune(outbox.MailQueueConfig{Transport: testkit.Mailer(t, srv.Host, srv.Port, 10*time.Second)}))
 	late.q.Store(q)
-	runMailQueue(t, q)
+	testkit.RunMailQueue(t, q)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	got, err := srv.Wait(ctx, 2)
@@ -110,9 +112,9 @@ func TestNotMeWithHungMailServer(t *testing.T) {
 	if want := []string{strings.ToLower(admins[0].Mail), "security@example.test"}; !slices.Equal(to, want) {
 		t.Errorf("alerts went to %q, want %q (each once)", to, want)
 	}
-	eventually(t, "both sent audits", func() bool {
+	testkit.Eventually(t, "both sent audits", func() bool {
 		n := 0
-		for _, ev := range mailEvents(t, h.store) {
+		for _, ev := range testkit.MailEvents(t, h.store) {
 			if ev.Outcome == enroll.MailSent {
 				n++
 			}

@@ -20,6 +20,9 @@ import (
 	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
+	"github.com/replyreset/replyreset/gateway/outbox"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
@@ -37,8 +40,8 @@ type smsRig struct {
 	sealer  *enroll.Sealer
 	fake    *twiliotest.Fake
 	srv     *httptest.Server
-	logs    *lockedBuffer
-	outbox  *gateway.Outbox
+	logs    *testkit.LockedBuffer
+	outbox  *outbox.Outbox
 	budget  *gateway.SMSBudget
 	catalog *templates.Catalog
 	seq     int
@@ -53,7 +56,7 @@ func newSMSRig(t *testing.T, lab *ldaplab.Server, budgets gateway.BudgetConfig) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dir.Close() })
-	r := &smsRig{t: t, lab: lab, dir: dir, sealer: testSealer(t), fake: newFake(t), logs: &lockedBuffer{}}
+	r := &smsRig{t: t, lab: lab, dir: dir, sealer: testkit.Sealer(t), fake: testkit.NewFake(t), logs: &testkit.LockedBuffer{}}
 	r.dbPath = t.TempDir() + "/replyreset.db"
 	if r.store, err = bolt.Open(r.dbPath); err != nil {
 		t.Fatal(err)
@@ -71,19 +74,19 @@ func newSMSRig(t *testing.T, lab *ldaplab.Server, budgets gateway.BudgetConfig) 
 	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	r.budget = gateway.NewSMSBudget(r.store, gateway.SMSBudgetOptions{Budgets: budgets, Log: log})
 	t.Cleanup(r.budget.Close)
-	r.outbox = gateway.NewOutbox(r.store, r.sealer, twilioSender(t, r.fake, nil, nil), log, gateway.OutboxOptions{
+	r.outbox = outbox.New(r.store, r.sealer, testkit.TwilioSender(t, r.fake, nil, nil), log, outbox.Options{
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Poll: 50 * time.Millisecond,
 		Budget: r.budget, Audit: r.store})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = r.outbox.Run(ctx) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	status := gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: twPublicURL, AuthToken: twAuthToken,
-		Redactions: r.store, Wake: r.outbox.Notify}, r.store, log)
-	wh := gateway.NewWebhook(gateway.Settings{PublicURL: twPublicURL, AuthToken: twAuthToken, DefaultLanguage: "en",
+	queue := outbox.NewQueue(r.store, r.sealer, r.outbox.Notify)
+	status := twilio.NewStatusHandler(twilio.StatusSettings{PublicURL: testkit.PublicURL, AuthToken: testkit.AuthToken,
+		Redactions: queue}, r.store, log)
+	wh := gateway.NewWebhook(gateway.Settings{PublicURL: testkit.PublicURL, AuthToken: testkit.AuthToken, DefaultLanguage: "en",
 		MaxResetsPerHour: 10, Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, SMSBudget: r.budget,
-		Sealer: r.sealer, Wake: r.outbox.Notify},
-		r.store, dir, gen, catalog, log)
+		Outbox: queue}, r.store, dir, gen, catalog, log)
 	t.Cleanup(wh.Close)
 	r.srv = httptest.NewServer(web.NewEcho(web.Deps{Logger: log, SMSWebhook: wh, SMSStatus: status, Directory: dir}))
 	t.Cleanup(r.srv.Close)
@@ -115,14 +118,14 @@ func (r *smsRig) text(from, body string) (raw string, texts []string) {
 	r.t.Helper()
 	r.seq++
 	return r.post(url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(r.seq))},
-		"AccountSid": {twAccountSID}, "From": {from}, "To": {twFrom}, "Body": {body}})
+		"AccountSid": {testkit.AccountSID}, "From": {from}, "To": {testkit.From}, "Body": {body}})
 }
 
 // post posts form, signed, to the webhook; the answer must be 200.
 func (r *smsRig) post(form url.Values) (raw string, texts []string) {
 	r.t.Helper()
 	status, texts, raw, err := twiliotest.PostSMS(r.t.Context(), http.DefaultClient, r.srv.URL+"/sms/twilio",
-		twPublicURL+"/sms/twilio", twAuthToken, form)
+		testkit.PublicURL+"/sms/twilio", testkit.AuthToken, form)
 	if err != nil || status != http.StatusOK {
 		r.t.Fatalf("POST /sms/twilio: %d, %v", status, err)
 	}
@@ -141,7 +144,7 @@ func (r *smsRig) reset(phone string) (password, sid string) {
 		r.t.Fatalf("RESET answered with a message: %s", raw)
 	}
 	var sent twiliotest.Resource
-	eventually(r.t, "the new password to be sent", func() bool {
+	testkit.Eventually(r.t, "the new password to be sent", func() bool {
 		for _, res := range r.fake.Resources()[before:] {
 			if res.Kind == "sms" && res.To == phone && strings.HasPrefix(res.Body, "ReplyReset: new password for ") {
 				sent = res
@@ -150,9 +153,9 @@ func (r *smsRig) reset(phone string) (password, sid string) {
 		}
 		return false
 	})
-	if sent.StatusCallback != twStatusURL || sent.From != twFrom {
+	if sent.StatusCallback != testkit.StatusURL || sent.From != testkit.From {
 		r.t.Fatalf("the password message is from %q with StatusCallback %q, want from %s with %q",
-			sent.From, sent.StatusCallback, twFrom, twStatusURL)
+			sent.From, sent.StatusCallback, testkit.From, testkit.StatusURL)
 	}
 	password = passwordFrom(r.t, sent.Body)
 	if strings.Contains(raw, password) {
@@ -166,7 +169,7 @@ func (r *smsRig) reset(phone string) (password, sid string) {
 // which its status reports are known.
 func (r *smsRig) waitSent(sid string) {
 	r.t.Helper()
-	eventually(r.t, "the outbox to record "+sid, func() bool {
+	testkit.Eventually(r.t, "the outbox to record "+sid, func() bool {
 		m, err := r.store.MessageByProviderID(r.t.Context(), sid)
 		return err == nil && m.Status == enroll.StatusSent
 	})
@@ -197,7 +200,7 @@ func (r *smsRig) redactions(sid string) []int {
 
 func (r *smsRig) waitRedacted(sid string) {
 	r.t.Helper()
-	eventually(r.t, "redaction of "+sid, func() bool {
+	testkit.Eventually(r.t, "redaction of "+sid, func() bool {
 		res, _ := r.fake.Resource(sid)
 		return res.Redacted
 	})
@@ -280,8 +283,8 @@ func TestRedactionAtTwilioE2E(t *testing.T) {
 		}
 		r.outbox.Notify()
 		var codeSID string
-		eventually(t, "the code to be sent", func() bool {
-			codeSID = message(t, r.store, id).ProviderID
+		testkit.Eventually(t, "the code to be sent", func() bool {
+			codeSID = testkit.Message(t, r.store, id).ProviderID
 			return codeSID != ""
 		})
 		r.report(codeSID, "delivered", 0)
@@ -352,14 +355,14 @@ func TestResetPasswordNeverInTheAnswerE2E(t *testing.T) {
 		r := newSMSRig(t, lab, gateway.BudgetConfig{})
 		const phone = "+12015550305"
 		_, dn, old := r.user(phone, ldaplab.UserSpec{})
-		form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano())}, "AccountSid": {twAccountSID},
-			"From": {phone}, "To": {twFrom}, "Body": {"RESET"}}
+		form := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano())}, "AccountSid": {testkit.AccountSID},
+			"From": {phone}, "To": {testkit.From}, "Body": {"RESET"}}
 		raw, texts := r.post(form)
 		if len(texts) != 0 || strings.Contains(raw, "<Message") {
 			t.Fatalf("RESET answer: %s; want an empty <Response>", raw)
 		}
 		var sent twiliotest.Resource
-		eventually(t, "the password message at Twilio", func() bool {
+		testkit.Eventually(t, "the password message at Twilio", func() bool {
 			res := r.fake.Resources()
 			if len(res) == 0 {
 				return false
@@ -375,8 +378,8 @@ func TestResetPasswordNeverInTheAnswerE2E(t *testing.T) {
 		if strings.Contains(raw, pw) {
 			t.Fatalf("the answer holds the password set in the directory: %s", raw)
 		}
-		if sent.To != phone || sent.StatusCallback != twStatusURL {
-			t.Fatalf("password message to %s with StatusCallback %q, want to %s with %q", sent.To, sent.StatusCallback, phone, twStatusURL)
+		if sent.To != phone || sent.StatusCallback != testkit.StatusURL {
+			t.Fatalf("password message to %s with StatusCallback %q, want to %s with %q", sent.To, sent.StatusCallback, phone, testkit.StatusURL)
 		}
 		var create []twiliotest.Request
 		for _, req := range r.fake.Requests() {
@@ -384,7 +387,7 @@ func TestResetPasswordNeverInTheAnswerE2E(t *testing.T) {
 				create = append(create, req)
 			}
 		}
-		if len(create) != 1 || create[0].Form.Get("StatusCallback") != twStatusURL || create[0].Form.Get("To") != phone {
+		if len(create) != 1 || create[0].Form.Get("StatusCallback") != testkit.StatusURL || create[0].Form.Get("To") != phone {
 			t.Fatalf("Twilio create-message requests: %+v", create)
 		}
 		msgs, err := r.store.Messages(t.Context(), enroll.OutboxFilter{To: phone})
@@ -463,7 +466,7 @@ func TestNoSMSForATypedUsername(t *testing.T) {
 	mails := &enrolltest.Mailer{}
 	svc := enroll.NewService(enroll.ServiceDeps{Store: r.store, Directory: r.dir, Mailer: mails,
 		Mails: mustMails(t), Messages: r.catalog, Sealer: r.sealer, Notify: r.outbox.Notify},
-		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: twPublicURL, DefaultLanguage: "en", DefaultRegion: "US"})
+		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: testkit.PublicURL, DefaultLanguage: "en", DefaultRegion: "US"})
 	if _, err := svc.Activate(t.Context(), other, "admin"); err != nil {
 		t.Fatalf("Activate: %v", err)
 	}

@@ -8,12 +8,13 @@ import (
 	twilio "github.com/twilio/twilio-go/client"
 )
 
-// acceptTwilioPost admits a request from Twilio: a POST whose form (at
+// AcceptTwilioPost admits a request from Twilio: a POST whose form (at
 // most maxWebhookBody bytes) parses and whose X-Twilio-Signature is valid
 // for publicURL + the request URI. Otherwise it answers (405, 413, 400 or
 // 403) and returns false; nothing else may then be done with the request.
-// what names the endpoint in the log ("webhook", "status callback").
-func acceptTwilioPost(rw http.ResponseWriter, r *http.Request, v twilio.RequestValidator,
+// what names the endpoint in the log ("webhook", "status callback"); the
+// webhook and the delivery reports (twilio.StatusHandler) use it.
+func AcceptTwilioPost(rw http.ResponseWriter, r *http.Request, v twilio.RequestValidator,
 	publicURL string, log *slog.Logger, what string) bool {
 	if r.Method != http.MethodPost {
 		rw.Header().Set("Allow", http.MethodPost)

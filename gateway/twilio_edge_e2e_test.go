@@ -10,6 +10,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
@@ -24,11 +25,11 @@ func TestWebhookURLsWithTrailingSlash(t *testing.T) {
 	form := func() url.Values {
 		r.seq++
 		return url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(r.seq))},
-			"AccountSid": {twAccountSID}, "From": {phone}, "To": {twFrom}, "Body": {"HELP"}}
+			"AccountSid": {testkit.AccountSID}, "From": {phone}, "To": {testkit.From}, "Body": {"HELP"}}
 	}
 	help := r.catalog.Text("en", "sms.help", nil)
 	status, texts, raw, err := twiliotest.PostSMS(t.Context(), http.DefaultClient, r.srv.URL+"/sms/twilio/",
-		twPublicURL+"/sms/twilio/", twAuthToken, form())
+		testkit.PublicURL+"/sms/twilio/", testkit.AuthToken, form())
 	if err != nil || status != http.StatusOK || len(texts) != 1 || texts[0] != help {
 		t.Fatalf("HELP to /sms/twilio/ signed with the slash: %d %v %s", status, err, raw)
 	}
@@ -36,7 +37,7 @@ func TestWebhookURLsWithTrailingSlash(t *testing.T) {
 		{"/sms/twilio/", "/sms/twilio"},
 		{"/sms/twilio", "/sms/twilio/"},
 	} {
-		status, _, _, err := twiliotest.PostSMS(t.Context(), http.DefaultClient, r.srv.URL+c.post, twPublicURL+c.signed, twAuthToken, form())
+		status, _, _, err := twiliotest.PostSMS(t.Context(), http.DefaultClient, r.srv.URL+c.post, testkit.PublicURL+c.signed, testkit.AuthToken, form())
 		if err != nil || status != http.StatusForbidden {
 			t.Errorf("posted to %s, signed for %s: %d %v, want 403", c.post, c.signed, status, err)
 		}
@@ -45,10 +46,10 @@ func TestWebhookURLsWithTrailingSlash(t *testing.T) {
 	// The status callback, configured with a slash: the report is taken
 	// (the message is delivered, then redacted).
 	_, sid := r.reset(phone)
-	if got, err := r.fake.StatusCallbackVia(t.Context(), r.srv.URL+"/sms/twilio/status/", twStatusURL, twAuthToken, sid, "delivered", 0); err != nil || got != http.StatusForbidden {
+	if got, err := r.fake.StatusCallbackVia(t.Context(), r.srv.URL+"/sms/twilio/status/", testkit.StatusURL, testkit.AuthToken, sid, "delivered", 0); err != nil || got != http.StatusForbidden {
 		t.Errorf("status report to .../status/ signed without the slash: %d %v, want 403", got, err)
 	}
-	got, err := r.fake.StatusCallbackVia(t.Context(), r.srv.URL+"/sms/twilio/status/", twStatusURL+"/", twAuthToken, sid, "delivered", 0)
+	got, err := r.fake.StatusCallbackVia(t.Context(), r.srv.URL+"/sms/twilio/status/", testkit.StatusURL+"/", testkit.AuthToken, sid, "delivered", 0)
 	if err != nil || got != http.StatusNoContent {
 		t.Fatalf("status report to .../status/ signed with the slash: %d %v, want 204", got, err)
 	}
@@ -70,7 +71,7 @@ func TestAdvancedOptOut(t *testing.T) {
 		t.Helper()
 		r.seq++
 		f := url.Values{"MessageSid": {fmt.Sprintf("SM%032x", time.Now().UnixNano()+int64(r.seq))},
-			"AccountSid": {twAccountSID}, "From": {phone}, "To": {twFrom}, "Body": {body}}
+			"AccountSid": {testkit.AccountSID}, "From": {phone}, "To": {testkit.From}, "Body": {body}}
 		if optOutType != "" {
 			f.Set("OptOutType", optOutType)
 		}

@@ -27,9 +27,15 @@ type Store interface {
 	OptedOut(ctx context.Context, phone string) (bool, error)
 	Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
-	// The outbox, where a RESET's new password is queued (webhook_password.go).
-	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
-	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
+}
+
+// MessageQueue is the outbox, where a RESET's new password is queued held
+// and then released or canceled (webhook_password.go; outbox.Queue).
+type MessageQueue interface {
+	Enqueue(ctx context.Context, m enroll.OutboundMessage, body string) (uint64, error)
+	Reseal(ctx context.Context, id uint64, body string) error
+	Release(ctx context.Context, id uint64) error
+	Cancel(ctx context.Context, id uint64, why string) error
 }
 
 // Directory is what the webhook needs from AD or OpenLDAP.
@@ -85,11 +91,9 @@ type Settings struct {
 	// SMSBudget, when set, admits every reply before it is sent: a TwiML
 	// reply is an SMS Twilio sends and bills (webhook_reply.go).
 	SMSBudget SendBudget
-	// Sealer seals the new password's SMS for the outbox, and Wake wakes
-	// the outbox worker once it is queued (webhook_password.go). Without a
-	// Sealer no RESET can be done.
-	Sealer BodySealer
-	Wake   func()
+	// Outbox queues the new password's SMS (webhook_password.go). Without
+	// it no RESET can be done.
+	Outbox MessageQueue
 }
 
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
@@ -151,7 +155,7 @@ type inbound struct {
 }
 
 func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if !acceptTwilioPost(rw, r, w.validator, w.set.PublicURL, w.log, "webhook") {
+	if !AcceptTwilioPost(rw, r, w.validator, w.set.PublicURL, w.log, "webhook") {
 		return
 	}
 	in := inbound{sid: r.PostForm.Get("MessageSid"), from: r.PostForm.Get("From"),

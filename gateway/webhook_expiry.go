@@ -28,21 +28,21 @@ const scheduleTimeout = 5 * time.Second
 
 // scheduleExpiry records the check of the password just texted to u, when
 // Settings.Password asks for one (a must-change password and a TTL).
-func (c *conversation) scheduleExpiry(u directory.User) {
+func (c *conversation) scheduleExpiry(ctx context.Context, u directory.User) {
 	ttl := c.w.set.SMSPasswordTTL
 	if ttl <= 0 || !c.w.set.Password.MustChange {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), scheduleTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), scheduleTimeout)
 	defer cancel()
 	err := errors.New("the store keeps no SMS password schedule")
 	if s, ok := c.w.store.(smsPasswordScheduler); ok {
-		err = s.ScheduleSMSPasswordCheck(ctx, enroll.SMSPasswordCheck{Username: u.Username, DN: u.DN,
+		err = s.ScheduleSMSPasswordCheck(sctx, enroll.SMSPasswordCheck{Username: u.Username, DN: u.DN,
 			ResetAt: c.now, Due: c.now.Add(ttl)})
 	}
 	if err != nil {
-		c.w.log.ErrorContext(ctx, "the texted password will not expire: its check could not be recorded",
+		c.w.log.ErrorContext(sctx, "the texted password will not expire: its check could not be recorded",
 			"username", u.Username, "err", err)
-		c.audit(smsExpiryAction, u.Username, "error", "not scheduled: "+err.Error())
+		c.audit(ctx, smsExpiryAction, u.Username, "error", "not scheduled: "+err.Error())
 	}
 }

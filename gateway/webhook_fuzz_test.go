@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -156,7 +157,8 @@ func FuzzWebhook(f *testing.F) {
 		f.Fatal(err)
 	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: public, AuthToken: token, MaxResetsPerHour: 1000,
-		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Sealer: sealer}, store, dir, gen, catalog, nil)
+		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Outbox: outbox.NewQueue(store, sealer, nil)},
+		store, dir, gen, catalog, nil)
 	contentTypes := []string{"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
 		"multipart/form-data; boundary=b", "application/json"}
 

@@ -3,11 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // The new password of a RESET never travels in the webhook's answer: a
@@ -25,8 +25,8 @@ import (
 // texts RESET again, as with a lost answer before; what can never happen
 // is a password in force that no durable message carries.
 
-// passwordPurpose is the outbox purpose of a RESET's new password.
-const passwordPurpose = "password"
+// PasswordPurpose is the outbox purpose of a RESET's new password.
+const PasswordPurpose = "password"
 
 // heldTimeout bounds the store writes that release or cancel a held
 // message: they run after the directory work, which may have used up the
@@ -42,31 +42,22 @@ type heldPassword struct {
 
 // hold writes (or, after a refused password, rewrites) the held message
 // carrying password. An error is the store's: nothing may then be set.
-func (h *heldPassword) hold(password string) error {
+func (h *heldPassword) hold(ctx context.Context, password string) error {
 	c := h.c
-	if c.w.set.Sealer == nil {
-		return errors.New("gateway: no sealer for the outbox: the new password cannot be queued")
+	if c.w.set.Outbox == nil {
+		return errors.New("gateway: no outbox: the new password cannot be queued")
 	}
 	key := "sms.reset.ok"
 	if c.w.set.Password.MustChange {
 		key = "sms.reset.ok_must_change"
 	}
 	body := c.w.msgs.Text(c.lang, key, map[string]string{"username": h.u.Username, "password": password})
-	sealed := c.w.set.Sealer.Seal([]byte(body), outboxSealPurpose)
 	if h.id != 0 {
-		return c.w.store.UpdateMessage(c.ctx, h.id, func(m *enroll.OutboundMessage) error {
-			if m.Status != enroll.StatusHeld {
-				return fmt.Errorf("gateway: held message %d is %s", h.id, m.Status)
-			}
-			m.Sealed, m.UpdatedAt = sealed, c.w.now()
-			return nil
-		})
+		return c.w.set.Outbox.Reseal(ctx, h.id, body)
 	}
-	now := c.w.now()
-	id, err := c.w.store.EnqueueMessage(c.ctx, enroll.OutboundMessage{Kind: enroll.KindSMS, To: c.phone,
-		Sealed: sealed, Language: c.lang, Purpose: passwordPurpose, Username: h.u.Username,
-		Priority: enroll.PriorityHigh, Status: enroll.StatusHeld, Prepaid: c.reply != nil && c.reply.charged,
-		NextAttempt: now, CreatedAt: now, UpdatedAt: now})
+	id, err := c.w.set.Outbox.Enqueue(ctx, enroll.OutboundMessage{Kind: enroll.KindSMS, To: c.phone,
+		Language: c.lang, Purpose: PasswordPurpose, Username: h.u.Username, Priority: enroll.PriorityHigh,
+		Status: enroll.StatusHeld, Prepaid: c.reply != nil && c.reply.charged, CreatedAt: c.w.now()}, body)
 	if err != nil {
 		return err
 	}
@@ -76,42 +67,29 @@ func (h *heldPassword) hold(password string) error {
 
 // release queues the held message for sending now and wakes the outbox;
 // the budget charge taken for this RESET now belongs to that message.
-func (h *heldPassword) release() error {
+func (h *heldPassword) release(ctx context.Context) error {
 	c := h.c
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), heldTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heldTimeout)
 	defer cancel()
-	now := c.w.now()
-	err := c.w.store.UpdateMessage(ctx, h.id, func(m *enroll.OutboundMessage) error {
-		m.Status, m.NextAttempt, m.UpdatedAt = enroll.StatusQueued, now, now
-		return nil
-	})
-	if err != nil {
+	if err := c.w.set.Outbox.Release(ctx, h.id); err != nil {
 		return err
 	}
 	if c.reply != nil {
-		c.reply.charged, c.reply.ticket = false, BudgetTicket{} // spent by the message
-	}
-	if c.w.set.Wake != nil {
-		c.w.set.Wake()
+		c.reply.charged, c.reply.ticket = false, outbox.Ticket{} // spent by the message
 	}
 	return nil
 }
 
 // cancel ends the held message unsent, its body wiped, because no
 // password was set (why says what happened instead).
-func (h *heldPassword) cancel(why string) {
+func (h *heldPassword) cancel(ctx context.Context, why string) {
 	if h.id == 0 {
 		return
 	}
 	c := h.c
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), heldTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), heldTimeout)
 	defer cancel()
-	wiped := c.w.set.Sealer.Seal(nil, outboxSealPurpose)
-	err := c.w.store.UpdateMessage(ctx, h.id, func(m *enroll.OutboundMessage) error {
-		m.Status, m.Sealed, m.LastError, m.UpdatedAt = enroll.StatusCanceled, wiped, why, c.w.now()
-		return nil
-	})
-	if err != nil {
+	if err := c.w.set.Outbox.Cancel(ctx, h.id, why); err != nil {
 		// Held messages are never sent: this one only stays in the list.
 		c.w.log.ErrorContext(ctx, "a held password message could not be canceled", "message_id", h.id, "err", err)
 	}

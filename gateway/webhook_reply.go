@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // A TwiML reply is an SMS like any other: Twilio sends it and bills it. So
@@ -18,7 +19,7 @@ import (
 type replyMeta struct {
 	charged bool // the budgets were charged for the reply (ticket)
 	refused bool // the budgets refused it: no reply
-	ticket  BudgetTicket
+	ticket  outbox.Ticket
 }
 
 // charge admits one reply to from; false means it may not be sent. A
@@ -38,7 +39,7 @@ func (w *Webhook) charge(ctx context.Context, from, purpose, username string, m 
 	if p, err := enroll.NormalizePhone(from, ""); err == nil {
 		to = p
 	}
-	t, err := w.set.SMSBudget.Admit(ctx, Send{To: to, Kind: enroll.KindSMS, Purpose: purpose, Username: username})
+	t, err := w.set.SMSBudget.Admit(ctx, outbox.Send{To: to, Kind: enroll.KindSMS, Purpose: purpose, Username: username})
 	if err != nil {
 		w.log.ErrorContext(ctx, "webhook: cannot check the SMS budget; no reply", "err", err)
 		m.refused = true
@@ -72,16 +73,16 @@ func (w *Webhook) refundReply(ctx context.Context, in inbound) {
 		return
 	}
 	w.set.SMSBudget.Refund(ctx, m.ticket)
-	m.charged, m.ticket = false, BudgetTicket{}
+	m.charged, m.ticket = false, outbox.Ticket{}
 }
 
 // admitReply charges the reply of this conversation now, before anything
 // irreversible is done for it; false means no reply may be sent, so
 // nothing should be done.
-func (c *conversation) admitReply() bool {
+func (c *conversation) admitReply(ctx context.Context) bool {
 	username := ""
 	if c.enr != nil {
 		username = c.enr.Username
 	}
-	return c.w.charge(c.ctx, c.phone, c.cmd.Kind.String(), username, c.reply)
+	return c.w.charge(ctx, c.phone, c.cmd.Kind.String(), username, c.reply)
 }

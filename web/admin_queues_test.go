@@ -10,6 +10,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // TestAdminMailPage: /admin/mail lists the mail queue (recipient, kind,
@@ -91,7 +92,7 @@ func TestDashboardShowsSMSBudget(t *testing.T) {
 		t.Fatal("a warning before any budget was reached")
 	}
 	for i := range 3 {
-		tk, err := budget.Admit(t.Context(), gateway.Send{To: "+12015550177", Kind: "sms", Purpose: "code"})
+		tk, err := budget.Admit(t.Context(), outbox.Send{To: "+12015550177", Kind: "sms", Purpose: "code"})
 		if err != nil || (tk.Refused != "") != (i == 2) {
 			t.Fatalf("send %d: %+v, %v", i+1, tk, err)
 		}

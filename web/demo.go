@@ -14,8 +14,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/replyreset/replyreset/directory"
-	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -25,7 +25,7 @@ import (
 type Demo interface {
 	Users() []DemoUser
 	Send(ctx context.Context, phone, body string) (string, error)
-	Conversation(ctx context.Context, phone string) ([]gateway.DemoMessage, error)
+	Conversation(ctx context.Context, phone string) ([]twilio.DemoMessage, error)
 	Mails() []notify.DemoMail
 	Mail(id int) (notify.DemoMail, error)
 	// Bind signs in as the user over LDAP, as Windows would.

@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -32,16 +33,16 @@ const (
 )
 
 // newLookup is the Lookup client of a fresh fake Twilio.
-func newLookup(t *testing.T) (*gateway.TwilioLookup, *twiliotest.Fake) {
+func newLookup(t *testing.T) (*twilio.Lookup, *twiliotest.Fake) {
 	t.Helper()
 	fake := twiliotest.NewFake(lookupSID, lookupToken)
 	t.Cleanup(fake.Close)
-	s, err := gateway.NewTwilioSender(gateway.TwilioConfig{AccountSID: lookupSID, AuthToken: lookupToken,
+	s, err := twilio.NewSender(gateway.TwilioConfig{AccountSID: lookupSID, AuthToken: lookupToken,
 		From: "+15550001111", APIBaseURL: fake.URL}, "https://reset.example.test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return gateway.NewTwilioLookup(s), fake
+	return twilio.NewLookup(s), fake
 }
 
 type changeApp struct {

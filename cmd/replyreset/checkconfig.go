@@ -15,8 +15,8 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
-	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/spf13/cobra"
 )
 
@@ -345,7 +345,7 @@ func checkSMS(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 	}
 	tc := cfg.SMS.Twilio
 	label := "twilio account " + shortSID(tc.AccountSID)
-	s, err := gateway.NewTwilioSender(tc, cfg.PublicURL, nil)
+	s, err := twilio.NewSender(tc, cfg.PublicURL, nil)
 	if err != nil {
 		fmt.Fprintf(stdout, "%s: FAILED: %v\n", label, err)
 		return false
@@ -353,7 +353,7 @@ func checkSMS(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 	ctx, cancel := context.WithTimeout(ctx, checkTwilioTimeout)
 	defer cancel()
 	acct, err := s.CheckAccount(ctx)
-	var ce *gateway.TwilioCheckError
+	var ce *twilio.CheckError
 	switch {
 	case errors.As(err, &ce):
 		fmt.Fprintf(stdout, "%s: FAILED at %s: %v\n", label, ce.Step, err)

@@ -15,8 +15,8 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/demodir"
-	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 	"github.com/spf13/cobra"
@@ -162,7 +162,7 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 		return nil, err
 	}
 	d.backend = &demoBackend{dir: d.dir, client: d.app.dir, mailbox: mailbox,
-		phone: gateway.NewDemoPhone(d.app.store, d.app.sealer, gateway.DemoPhoneOptions{PostURL: d.url + "/sms/twilio",
+		phone: twilio.NewDemoPhone(d.app.store, d.app.sealer, twilio.DemoPhoneOptions{PostURL: d.url + "/sms/twilio",
 			PublicURL: d.url, AuthToken: cfg.SMS.Twilio.AuthToken, Number: demoNumber})}
 	step("ready at " + d.url)
 	return d, nil
@@ -221,7 +221,7 @@ func (d *demo) Close() {
 type demoBackend struct {
 	dir     *demodir.Server
 	client  *directory.Client
-	phone   *gateway.DemoPhone
+	phone   *twilio.DemoPhone
 	mailbox *notify.DemoMailbox
 }
 
@@ -243,7 +243,7 @@ func (b *demoBackend) Send(ctx context.Context, phone, body string) (string, err
 	return b.phone.Send(ctx, phone, body)
 }
 
-func (b *demoBackend) Conversation(ctx context.Context, phone string) ([]gateway.DemoMessage, error) {
+func (b *demoBackend) Conversation(ctx context.Context, phone string) ([]twilio.DemoMessage, error) {
 	return b.phone.Conversation(ctx, phone)
 }
 

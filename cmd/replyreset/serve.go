@@ -22,6 +22,8 @@ import (
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 	"github.com/spf13/cobra"
@@ -80,15 +82,16 @@ type app struct {
 	catalog *templates.Catalog
 	pages   *templates.Pages
 	mails   *templates.Mails
-	mail    notify.Mailer      // where mail goes: mailer, the demo's mailbox, or nil (off)
-	mailq   *gateway.MailQueue // every mail goes through it (nil when mail is off)
-	metrics *web.Metrics       // Prometheus metrics, fed by the store and the directory
-	outbox  *gateway.Outbox
+	mail    notify.Mailer     // where mail goes: mailer, the demo's mailbox, or nil (off)
+	mailq   *outbox.MailQueue // every mail goes through it (nil when mail is off)
+	metrics *web.Metrics      // Prometheus metrics, fed by the store and the directory
+	outbox  *outbox.Outbox
+	queue   *outbox.Queue      // every SMS, call and redaction is queued through it
 	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
 	lockout *lockout.Watch
 	expiry  *expiry.SMSPasswords
 	reminds *expiry.Reminders
-	status  *gateway.StatusHandler
+	status  *twilio.StatusHandler
 	webhook *gateway.Webhook
 	enroll  *enroll.Service
 }
@@ -151,15 +154,15 @@ func (a *app) wire() error {
 		}
 		a.mail = m
 	}
-	var sender gateway.Sender = gateway.LocalSender{}
+	var sender outbox.Sender = outbox.LocalSender{}
 	if a.cfg.SMS.Provider == "twilio" {
-		if sender, err = gateway.NewTwilioSender(a.cfg.SMS.Twilio, a.cfg.PublicURL, nil); err != nil {
+		if sender, err = twilio.NewSender(a.cfg.SMS.Twilio, a.cfg.PublicURL, nil); err != nil {
 			return fmt.Errorf("sms.twilio: %w", err)
 		}
 	}
 	var mail notify.Mailer // nil: mail off
 	if a.mail != nil {
-		a.mailq = gateway.NewMailQueue(gateway.MailQueueConfig{Store: a.store, Sealer: a.sealer, Transport: a.mail,
+		a.mailq = outbox.NewMailQueue(outbox.MailQueueConfig{Store: a.store, Sealer: a.sealer, Transport: a.mail,
 			Log: a.log.With("component", "mail-queue")})
 		mail = a.mailq
 	}
@@ -167,10 +170,11 @@ func (a *app) wire() error {
 		AlertMail: a.cfg.Admin.AlertMail, Log: a.log.With("component", "admin-alerts")})
 	a.budget = gateway.NewSMSBudget(a.store, gateway.SMSBudgetOptions{Budgets: a.cfg.SMS.Budgets,
 		AllowedCountries: a.cfg.SMS.AllowedCountries, Alerts: alerts, Log: a.log.With("component", "sms-budget")})
-	a.outbox = gateway.NewOutbox(a.store, a.sealer, sender, a.log.With("component", "outbox"),
-		gateway.OutboxOptions{RatePerSecond: a.cfg.SMS.RatePerSecond, Budget: a.budget, Audit: a.store})
-	a.status = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
-		Redactions: a.store, Wake: a.outbox.Notify, Audit: a.store, Alerts: alerts, Throttle: a.store}, a.store, a.log.With("component", "status"))
+	a.outbox = outbox.New(a.store, a.sealer, sender, a.log.With("component", "outbox"),
+		outbox.Options{RatePerSecond: a.cfg.SMS.RatePerSecond, Budget: a.budget, Audit: a.store})
+	a.queue = outbox.NewQueue(a.store, a.sealer, a.outbox.Notify)
+	a.status = twilio.NewStatusHandler(twilio.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
+		Redactions: a.queue, Audit: a.store, Alerts: alerts, Throttle: a.store}, a.store, a.log.With("component", "status"))
 	a.lockout = lockout.NewWatch(a.cfg.Lockout, lockout.Deps{Scanner: a.dir, Store: a.store, Sealer: a.sealer,
 		Catalog: a.catalog, Alerts: alerts, Notify: a.outbox.Notify, Log: a.log.With("component", "lockout")},
 		lockout.Options{Language: a.cfg.Language})
@@ -189,8 +193,7 @@ func (a *app) wire() error {
 		Secrets:          a.sealer,
 		NotMe:            alerts,
 		SMSBudget:        a.budget,
-		Sealer:           a.sealer,
-		Wake:             a.outbox.Notify,
+		Outbox:           a.queue,
 	}
 	set.SMSPasswordTTL = a.cfg.Password.SMSPasswordTTL
 	if mail != nil {
@@ -224,16 +227,16 @@ func (a *app) wire() error {
 
 // carrierLookup is the Twilio Lookup client of sms.lookup, or nil when no
 // check is on (or the provider is not Twilio).
-func (a *app) carrierLookup() (*gateway.TwilioLookup, error) {
+func (a *app) carrierLookup() (*twilio.Lookup, error) {
 	lc := a.cfg.SMS.Lookup
 	if a.cfg.SMS.Provider != "twilio" || (!lc.LineType && lc.SIMSwapMaxAge <= 0) {
 		return nil, nil
 	}
-	s, err := gateway.NewTwilioSender(a.cfg.SMS.Twilio, a.cfg.PublicURL, nil)
+	s, err := twilio.NewSender(a.cfg.SMS.Twilio, a.cfg.PublicURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sms.lookup: %w", err)
 	}
-	return gateway.NewTwilioLookup(s), nil
+	return twilio.NewLookup(s), nil
 }
 
 // Handler returns the HTTP handler of the whole product.

@@ -13,8 +13,8 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/jobs"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // Password-expiry reminders (reminders.days).
@@ -279,6 +279,6 @@ func (r *Reminders) queue(ctx context.Context, e enroll.Enrollment, pe directory
 	if days <= 1 {
 		key = "sms.reminder.expiry_1day"
 	}
-	return gateway.QueueSMS(ctx, r.store, r.sealer, r.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
+	return outbox.QueueSMS(ctx, r.store, r.sealer, r.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
 		Purpose: reminderPurpose, Username: e.Username, Priority: enroll.PriorityLow}, r.msgs.Text(lang, key, args), now)
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // What the watch does with the lockouts a scan reports: record each, and
@@ -117,7 +117,7 @@ func (w *Watch) queueAlert(ctx context.Context, e enroll.Enrollment, ev director
 		"username": ev.User.Username,
 		"time":     ev.LockedAt.In(w.opt.Location).Format("15:04"),
 	})
-	return gateway.QueueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
+	return outbox.QueueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
 		Purpose: lockoutPurpose, Username: e.Username, Priority: enroll.PriorityHigh}, body, now)
 }
 

@@ -24,8 +24,8 @@ type NotMeNotice struct {
 
 // Admin alert errors, tested with errors.Is.
 var (
-	ErrMailOff  = errors.New("notify: mail is not configured, so admins cannot be emailed")
-	ErrNoAdmins = errors.New("notify: no one to alert: admin.alert_mail is empty and no member of directory.admin_group has a mail address")
+	ErrMailOff  = errors.New("gateway: mail is not configured, so admins cannot be emailed")
+	ErrNoAdmins = errors.New("gateway: no one to alert: admin.alert_mail is empty and no member of directory.admin_group has a mail address")
 )
 
 // AdminAlertOptions tune AdminAlerts; zero fields take the defaults.

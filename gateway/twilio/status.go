@@ -1,4 +1,4 @@
-package gateway
+package twilio
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 	"sync"
 	"time"
 
-	twilio "github.com/twilio/twilio-go/client"
+	twclient "github.com/twilio/twilio-go/client"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
 )
 
 // StatusStore is what delivery reports need from the outbox.
@@ -34,7 +35,7 @@ type StatusSettings struct {
 	// goroutine of its own.
 	OnFinal func(ctx context.Context, m enroll.OutboundMessage)
 	// Redactions, when set, queues the redaction at the provider of every
-	// SMS that carried a secret, once its status is final (outbox_redact.go);
+	// SMS that carried a secret, once its status is final (redact.go);
 	// Wake, when set, then wakes the outbox.
 	Redactions RedactionQueue
 	Wake       func()
@@ -46,7 +47,12 @@ type StatusSettings struct {
 	Throttle AlertThrottle
 }
 
-// RedactionQueue queues redactions at the provider (enroll.Store).
+// Auditor appends to the audit trail (enroll.Store).
+type Auditor interface {
+	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+}
+
+// RedactionQueue queues redactions at the provider (outbox.Queue).
 type RedactionQueue interface {
 	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
 }
@@ -57,7 +63,7 @@ type StatusHandler struct {
 	store     StatusStore
 	log       *slog.Logger
 	set       StatusSettings
-	validator twilio.RequestValidator
+	validator twclient.RequestValidator
 	now       func() time.Time
 
 	background sync.WaitGroup // admin mails being sent (status_alert.go)
@@ -70,7 +76,7 @@ func NewStatusHandler(s StatusSettings, store StatusStore, log *slog.Logger) *St
 	}
 	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
 	return &StatusHandler{store: store, log: log, set: s,
-		validator: twilio.NewRequestValidator(s.AuthToken), now: time.Now}
+		validator: twclient.NewRequestValidator(s.AuthToken), now: time.Now}
 }
 
 var providerSIDRe = regexp.MustCompile(`^(SM|MM|CA)[0-9a-fA-F]{32}$`)
@@ -92,10 +98,10 @@ var finalReports = map[string]string{
 }
 
 // errUnchanged leaves a message as it is inside UpdateMessage.
-var errUnchanged = errors.New("gateway: message unchanged")
+var errUnchanged = errors.New("twilio: message unchanged")
 
 func (h *StatusHandler) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if !acceptTwilioPost(rw, r, h.validator, h.set.PublicURL, h.log, "status callback") {
+	if !gateway.AcceptTwilioPost(rw, r, h.validator, h.set.PublicURL, h.log, "status callback") {
 		return
 	}
 	f := r.PostForm
@@ -211,7 +217,7 @@ func reportChanges(current, next string) bool {
 }
 
 // queueRedaction queues the redaction of sid, once however often it is
-// asked, and wakes the outbox.
+// asked.
 func (h *StatusHandler) queueRedaction(ctx context.Context, sid, purpose, username string) error {
 	if h.set.Redactions == nil {
 		return nil
@@ -222,9 +228,6 @@ func (h *StatusHandler) queueRedaction(ctx context.Context, sid, purpose, userna
 	}
 	if queued {
 		h.log.InfoContext(ctx, "redaction queued", "message_id", id, "provider_id", sid, "purpose", purpose)
-		if h.set.Wake != nil {
-			h.set.Wake()
-		}
 	}
 	return nil
 }

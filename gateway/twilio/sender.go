@@ -1,4 +1,4 @@
-package gateway
+package twilio
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -27,9 +29,9 @@ const StatusCallbackPath = "/sms/twilio/status"
 // well under a second, and a stuck request must not hold the outbox.
 const twilioRequestTimeout = 15 * time.Second
 
-// TwilioSender sends SMS and voice calls through Twilio's REST API, or a
+// Sender sends SMS and voice calls through Twilio's REST API, or a
 // Twilio-compatible API at sms.twilio.api_base_url.
-type TwilioSender struct {
+type Sender struct {
 	accountSID, authToken string
 	from, serviceSID      string
 	statusURL             string
@@ -39,15 +41,19 @@ type TwilioSender struct {
 	timeout               time.Duration
 }
 
-var _ Sender = (*TwilioSender)(nil)
+var (
+	_ outbox.Sender   = (*Sender)(nil)
+	_ outbox.Prober   = (*Sender)(nil)
+	_ outbox.Redactor = (*Sender)(nil)
+)
 
 var twilioCredential = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 
-// NewTwilioSender makes a sender from the sms.twilio settings. Status
+// NewSender makes a sender from the sms.twilio settings. Status
 // callbacks go to publicURL + /sms/twilio/status. httpClient may be nil
 // (a client verifying TLS, not following redirects); a given client is
 // copied, never changed.
-func NewTwilioSender(cfg TwilioConfig, publicURL string, httpClient *http.Client) (*TwilioSender, error) {
+func NewSender(cfg gateway.TwilioConfig, publicURL string, httpClient *http.Client) (*Sender, error) {
 	// twilio-go refuses non-alphanumeric credentials on every request;
 	// saying so once at start-up is kinder.
 	if !twilioCredential.MatchString(cfg.AccountSID) {
@@ -63,7 +69,7 @@ func NewTwilioSender(cfg TwilioConfig, publicURL string, httpClient *http.Client
 	if err != nil || (pub.Scheme != "https" && pub.Scheme != "http") || pub.Host == "" {
 		return nil, fmt.Errorf("public_url: %q is not an http(s) URL; Twilio needs it for status callbacks", publicURL)
 	}
-	s := &TwilioSender{
+	s := &Sender{
 		accountSID: cfg.AccountSID, authToken: cfg.AuthToken,
 		from: cfg.From, serviceSID: cfg.MessagingServiceSID,
 		statusURL: strings.TrimRight(publicURL, "/") + StatusCallbackPath,
@@ -100,7 +106,7 @@ func defaultTwilioHTTPClient() *http.Client {
 
 // SendSMS creates a Message: To, Body, From or MessagingServiceSid, and
 // StatusCallback.
-func (s *TwilioSender) SendSMS(ctx context.Context, to, body string) (Receipt, error) {
+func (s *Sender) SendSMS(ctx context.Context, to, body string) (outbox.Receipt, error) {
 	p := &openapi.CreateMessageParams{}
 	p.SetTo(to)
 	p.SetBody(body)
@@ -110,7 +116,7 @@ func (s *TwilioSender) SendSMS(ctx context.Context, to, body string) (Receipt, e
 		p.SetFrom(s.from)
 	}
 	p.SetStatusCallback(s.statusURL)
-	return s.do(ctx, body, func(api *openapi.ApiService) (sid, status *string, err error) {
+	return s.do(ctx, []string{body}, func(api *openapi.ApiService) (sid, status *string, err error) {
 		m, err := api.CreateMessage(p)
 		if err != nil {
 			return nil, nil, err
@@ -121,21 +127,22 @@ func (s *TwilioSender) SendSMS(ctx context.Context, to, body string) (Receipt, e
 
 // Call creates a Call from the sms.twilio.from number whose inline TwiML
 // reads sayText twice in language.
-func (s *TwilioSender) Call(ctx context.Context, to, sayText, language string) (Receipt, error) {
+func (s *Sender) Call(ctx context.Context, to, sayText, language string) (outbox.Receipt, error) {
 	if s.from == "" {
-		return Receipt{}, &SendError{Final: true,
+		return outbox.Receipt{}, &outbox.SendError{Final: true,
 			Message: "voice calls need a caller number: set sms.twilio.from (a messaging service cannot place calls)"}
 	}
 	doc, err := callTwiML(sayText, language)
 	if err != nil {
-		return Receipt{}, &SendError{Final: true, Message: "could not build the call's TwiML"}
+		return outbox.Receipt{}, &outbox.SendError{Final: true, Message: "could not build the call's TwiML"}
 	}
 	p := &openapi.CreateCallParams{}
 	p.SetTo(to)
 	p.SetFrom(s.from)
 	p.SetTwiml(doc)
 	p.SetStatusCallback(s.statusURL)
-	return s.do(ctx, sayText, func(api *openapi.ApiService) (sid, status *string, err error) {
+	// The TwiML reads the digits spelled out: an echo of either form is scrubbed.
+	return s.do(ctx, []string{sayText, spellDigits(sayText)}, func(api *openapi.ApiService) (sid, status *string, err error) {
 		c, err := api.CreateCall(p)
 		if err != nil {
 			return nil, nil, err
@@ -147,10 +154,10 @@ func (s *TwilioSender) Call(ctx context.Context, to, sayText, language string) (
 // Redact blanks the body of message sid at Twilio, so that a delivered
 // password no longer sits in the provider's logs. Twilio accepts this only
 // once the message has reached a final status.
-func (s *TwilioSender) Redact(ctx context.Context, sid string) error {
+func (s *Sender) Redact(ctx context.Context, sid string) error {
 	p := &openapi.UpdateMessageParams{}
 	p.SetBody("")
-	_, err := s.do(ctx, "", func(api *openapi.ApiService) (*string, *string, error) {
+	_, err := s.do(ctx, nil, func(api *openapi.ApiService) (*string, *string, error) {
 		m, err := api.UpdateMessage(sid, p)
 		if err != nil {
 			return nil, nil, err
@@ -164,19 +171,19 @@ func (s *TwilioSender) Redact(ctx context.Context, sid string) error {
 // without a context, so each call gets its own small client whose transport
 // carries ctx (and the api_base_url rewrite); the services it builds are a
 // few pointers.
-func (s *TwilioSender) do(ctx context.Context, secret string,
-	call func(*openapi.ApiService) (sid, status *string, err error)) (Receipt, error) {
+func (s *Sender) do(ctx context.Context, secrets []string,
+	call func(*openapi.ApiService) (sid, status *string, err error)) (outbox.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	c, trip := s.client(ctx)
 	sid, status, err := call(openapi.NewApiServiceWithClient(c))
 	if err != nil {
-		return Receipt{}, twilioSendError(err, trip.status, secret, s.apiHost())
+		return outbox.Receipt{}, twilioSendError(err, trip.status, secrets, s.apiHost())
 	}
 	if sid == nil || *sid == "" {
-		return Receipt{}, &SendError{Status: trip.status, Message: "the provider's answer has no sid"}
+		return outbox.Receipt{}, &outbox.SendError{Status: trip.status, Message: "the provider's answer has no sid"}
 	}
-	r := Receipt{ProviderID: *sid}
+	r := outbox.Receipt{ProviderID: *sid}
 	if status != nil {
 		r.Status = *status
 	}
@@ -184,18 +191,24 @@ func (s *TwilioSender) do(ctx context.Context, secret string,
 }
 
 // twilioTrip is the transport of one request: it binds the request to the
-// call's context, sends it to api_base_url when one is set (scheme, host
-// and any path prefix; the Twilio path is kept), and remembers the HTTP
-// status, which twilio-go drops when an error body is not JSON.
+// call's context (bind: twilio-go builds its requests without one), sends
+// it to api_base_url when one is set (scheme, host and any path prefix;
+// the Twilio path is kept), and remembers the HTTP status, which twilio-go
+// drops when an error body is not JSON.
 type twilioTrip struct {
-	ctx    context.Context
+	bind   func(*http.Request) *http.Request
 	next   http.RoundTripper
 	base   *url.URL
 	status int
 }
 
+// newTwilioTrip is the transport of one request made within ctx.
+func newTwilioTrip(ctx context.Context, next http.RoundTripper, base *url.URL) *twilioTrip {
+	return &twilioTrip{bind: func(r *http.Request) *http.Request { return r.Clone(ctx) }, next: next, base: base}
+}
+
 func (t *twilioTrip) RoundTrip(req *http.Request) (*http.Response, error) {
-	r := req.Clone(t.ctx)
+	r := t.bind(req)
 	if t.base != nil {
 		u := *r.URL
 		u.Scheme, u.Host = t.base.Scheme, t.base.Host
@@ -210,10 +223,10 @@ func (t *twilioTrip) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// twilioSendError maps a twilio-go error to a SendError, with secret (the
+// twilioSendError maps a twilio-go error to a outbox.SendError, with secret (the
 // body) scrubbed from every text. where names the API the request went to
 // (apiHost): a transport error names it, not the URL twilio-go built.
-func twilioSendError(err error, status int, secret, where string) *SendError {
+func twilioSendError(err error, status int, secrets []string, where string) *outbox.SendError {
 	var rest *client.TwilioRestError
 	var v1 *client.RestErrorV1
 	switch {
@@ -221,21 +234,29 @@ func twilioSendError(err error, status int, secret, where string) *SendError {
 		if rest.Status != 0 {
 			status = rest.Status
 		}
-		return classifyTwilio(status, rest.Code, scrubBody(rest.Message, secret))
+		return classifyTwilio(status, rest.Code, scrub(rest.Message, secrets))
 	case errors.As(err, &v1):
 		if v1.HttpStatusCode != 0 {
 			status = v1.HttpStatusCode
 		}
-		return classifyTwilio(status, v1.Code, scrubBody(v1.Message, secret))
+		return classifyTwilio(status, v1.Code, scrub(v1.Message, secrets))
 	}
-	msg := scrubBody(transportText(err), secret)
+	msg := scrub(transportText(err), secrets)
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		msg = "no answer in time from " + where + ": " + msg
 	} else {
 		msg = "cannot reach " + where + ": " + msg
 	}
-	return &SendError{Status: status, Message: msg}
+	return &outbox.SendError{Status: status, Message: msg}
+}
+
+// scrub removes every secret from s (outbox.Scrub).
+func scrub(s string, secrets []string) string {
+	for _, secret := range secrets {
+		s = outbox.Scrub(s, secret)
+	}
+	return s
 }
 
 // transportText is the text of a transport error without the URL twilio-go
@@ -256,8 +277,8 @@ func transportText(err error) string {
 // code is final, except those that an operator or time fixes for every
 // message at once: 401, 404, timeouts (408) and 429. Losing every queued
 // code to a typo in the auth token would be worse than retrying them.
-func classifyTwilio(status, code int, msg string) *SendError {
-	e := &SendError{Code: code, Status: status, Message: msg}
+func classifyTwilio(status, code int, msg string) *outbox.SendError {
+	e := &outbox.SendError{Code: code, Status: status, Message: msg}
 	pc, known := enroll.LookupProviderCode(code)
 	switch {
 	case known:

@@ -1,4 +1,4 @@
-package gateway
+package twilio
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	lookups "github.com/twilio/twilio-go/rest/lookups/v2"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
 )
 
 // lookupTimeout bounds one Lookup request: it runs inside the 15 seconds
@@ -30,42 +31,13 @@ const (
 // status, a timeout, a network failure, bad credentials).
 var ErrLookupUnavailable = errors.New("gateway: carrier lookup unavailable")
 
-// CarrierReport is what Twilio Lookup v2 said about a number.
-type CarrierReport struct {
-	// LineType is line_type_intelligence.type: mobile, landline,
-	// fixedVoip, nonFixedVoip, tollFree, ...; "" when not asked or when
-	// the carrier did not say.
-	LineType string
-	SIMSwap  SIMSwap // when asked
-}
-
-// SIMSwap is the sim_swap package's answer.
-type SIMSwap struct {
-	// Known: the carrier gave SIM swap data (a date or a period answer).
-	// Numbers of carriers or countries Twilio does not cover are unknown.
-	Known bool
-	// At is last_sim_swap_date; zero when the carrier only says whether
-	// the SIM changed within Period.
-	At       time.Time
-	InPeriod bool   // swapped_in_period
-	Period   string // swapped_period, e.g. "PT48H"
-	// ErrorCode is the package's error_code (e.g. 60606: not enabled on
-	// the account), 0 when none.
-	ErrorCode int
-}
-
-// CarrierLookup asks the carrier about a number; TwilioLookup is one.
-type CarrierLookup interface {
-	Lookup(ctx context.Context, phone string, lineType, simSwap bool) (CarrierReport, error)
-}
-
-// TwilioLookup asks Twilio Lookup v2 (lookups.twilio.com) through
+// Lookup asks Twilio Lookup v2 (lookups.twilio.com) through
 // twilio-go, with the credentials, HTTP client and api_base_url rewrite
-// of a TwilioSender: sms.twilio.api_base_url, when set, receives the
+// of a Sender: sms.twilio.api_base_url, when set, receives the
 // Lookup requests too. It is the enroll.LineChecker of the enrollment and
-// the CarrierLookup of the RESET path.
-type TwilioLookup struct {
-	sender  *TwilioSender
+// the gateway.CarrierLookup of the RESET path.
+type Lookup struct {
+	sender  *Sender
 	timeout time.Duration
 	now     func() time.Time
 
@@ -79,13 +51,13 @@ type cachedLineType struct {
 }
 
 var (
-	_ CarrierLookup      = (*TwilioLookup)(nil)
-	_ enroll.LineChecker = (*TwilioLookup)(nil)
+	_ gateway.CarrierLookup = (*Lookup)(nil)
+	_ enroll.LineChecker    = (*Lookup)(nil)
 )
 
-// NewTwilioLookup makes a Lookup client sharing sender's account.
-func NewTwilioLookup(sender *TwilioSender) *TwilioLookup {
-	return &TwilioLookup{sender: sender, timeout: lookupTimeout, now: time.Now, cache: map[string]cachedLineType{}}
+// NewLookup makes a Lookup client sharing sender's account.
+func NewLookup(sender *Sender) *Lookup {
+	return &Lookup{sender: sender, timeout: lookupTimeout, now: time.Now, cache: map[string]cachedLineType{}}
 }
 
 // client returns a twilio-go client for one call bound to ctx, and its
@@ -93,8 +65,8 @@ func NewTwilioLookup(sender *TwilioSender) *TwilioLookup {
 // the HTTP status. twilio-go builds its requests without a context, so
 // each call gets its own small client; the services it builds are a few
 // pointers.
-func (s *TwilioSender) client(ctx context.Context) (*client.Client, *twilioTrip) {
-	trip := &twilioTrip{ctx: ctx, next: s.transport, base: s.base}
+func (s *Sender) client(ctx context.Context) (*client.Client, *twilioTrip) {
+	trip := newTwilioTrip(ctx, s.transport, s.base)
 	hc := *s.http
 	hc.Transport = trip
 	c := &client.Client{Credentials: client.NewCredentials(s.accountSID, s.authToken), HTTPClient: &hc}
@@ -104,7 +76,7 @@ func (s *TwilioSender) client(ctx context.Context) (*client.Client, *twilioTrip)
 
 // Lookup asks for the line type and/or the SIM swap data of phone (E.164).
 // Any failure is ErrLookupUnavailable.
-func (l *TwilioLookup) Lookup(ctx context.Context, phone string, lineType, simSwap bool) (CarrierReport, error) {
+func (l *Lookup) Lookup(ctx context.Context, phone string, lineType, simSwap bool) (gateway.CarrierReport, error) {
 	var fields []string
 	if lineType {
 		fields = append(fields, "line_type_intelligence")
@@ -113,7 +85,7 @@ func (l *TwilioLookup) Lookup(ctx context.Context, phone string, lineType, simSw
 		fields = append(fields, "sim_swap")
 	}
 	if len(fields) == 0 {
-		return CarrierReport{}, nil
+		return gateway.CarrierReport{}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.timeout)
 	defer cancel()
@@ -123,13 +95,13 @@ func (l *TwilioLookup) Lookup(ctx context.Context, phone string, lineType, simSw
 	// The number goes in the path, where E.164's "+" is literal.
 	res, err := lookups.NewApiServiceWithClient(c).FetchPhoneNumber(url.PathEscape(phone), p)
 	if err != nil {
-		se := twilioSendError(err, trip.status, "", l.sender.lookupHost())
-		return CarrierReport{}, fmt.Errorf("%w: %s", ErrLookupUnavailable, se.Error())
+		se := twilioSendError(err, trip.status, nil, l.sender.lookupHost())
+		return gateway.CarrierReport{}, fmt.Errorf("%w: %s", ErrLookupUnavailable, se.Error())
 	}
-	r := CarrierReport{LineType: res.LineTypeIntelligence.Type}
+	r := gateway.CarrierReport{LineType: res.LineTypeIntelligence.Type}
 	if simSwap {
 		sw := res.SimSwap
-		r.SIMSwap = SIMSwap{At: sw.LastSimSwap.LastSimSwapDate, InPeriod: sw.LastSimSwap.SwappedInPeriod,
+		r.SIMSwap = gateway.SIMSwap{At: sw.LastSimSwap.LastSimSwapDate, InPeriod: sw.LastSimSwap.SwappedInPeriod,
 			Period: sw.LastSimSwap.SwappedPeriod, ErrorCode: sw.ErrorCode}
 		r.SIMSwap.Known = sw.ErrorCode == 0 && (!r.SIMSwap.At.IsZero() || r.SIMSwap.Period != "")
 	}
@@ -140,7 +112,7 @@ func (l *TwilioLookup) Lookup(ctx context.Context, phone string, lineType, simSw
 }
 
 // LineType is enroll.LineChecker: the line type, from a cache of a day.
-func (l *TwilioLookup) LineType(ctx context.Context, phone string) (string, error) {
+func (l *Lookup) LineType(ctx context.Context, phone string) (string, error) {
 	l.mu.Lock()
 	c, ok := l.cache[phone]
 	l.mu.Unlock()
@@ -151,7 +123,7 @@ func (l *TwilioLookup) LineType(ctx context.Context, phone string) (string, erro
 	return r.LineType, err
 }
 
-func (l *TwilioLookup) remember(phone, lineType string) {
+func (l *Lookup) remember(phone, lineType string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()

@@ -1,34 +1,24 @@
-package gateway
+package outbox
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
 )
 
-// OutboxQueue is what the outbox worker needs from the store.
-type OutboxQueue interface {
+// Store is what the outbox worker needs from the store.
+type Store interface {
 	DueMessages(ctx context.Context, now time.Time, limit int) ([]enroll.OutboundMessage, error)
 	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
 }
 
-// BodyOpener opens sealed message bodies (enroll.Sealer).
-type BodyOpener interface {
-	Open(sealed []byte, purpose string) ([]byte, error)
-}
-
-// outboxSealPurpose is the Sealer purpose of queued message bodies.
-const outboxSealPurpose = "outbox"
-
-// OutboxOptions tune the worker; zero fields take the defaults.
-type OutboxOptions struct {
+// Options tune the worker; zero fields take the defaults.
+type Options struct {
 	Batch       int           // messages read per pass (default 20)
 	MaxAttempts int           // sends tried before a message expires (default 12)
 	MaxAge      time.Duration // age after which an unsent message expires (default 24h)
@@ -46,15 +36,15 @@ type OutboxOptions struct {
 	// Budget, when set, admits every SMS and call before it is sent
 	// (sms.allowed_countries and sms.budgets); a refused one ends with
 	// status over_budget.
-	Budget SendBudget
+	Budget Budget
 	// Redactor blanks provider messages (KindRedact); when nil, the sender
-	// is used if it can (TwilioSender, LocalSender).
+	// is used if it can (twilio.Sender, LocalSender).
 	Redactor Redactor
 	// Audit, when set, records every redaction (action "redact").
 	Audit Auditor
 }
 
-func (o *OutboxOptions) defaults() {
+func (o *Options) defaults() {
 	if o.Batch <= 0 {
 		o.Batch = 20
 	}
@@ -99,14 +89,13 @@ func (o *OutboxOptions) defaults() {
 // Only one Run may be active per store: bbolt is single-process, and
 // within the process Run refuses to run twice.
 type Outbox struct {
-	store  OutboxQueue
+	store  Store
 	opener BodyOpener
 	sender Sender
 	log    *slog.Logger
-	opt    OutboxOptions
+	opt    Options
 
-	wake    chan struct{}
-	running atomic.Bool
+	loop loop // wakes Run; one Run at a time
 
 	// Owned by the Run goroutine.
 	retries      []time.Time // retry times scheduled by this process, to wake for
@@ -115,56 +104,24 @@ type Outbox struct {
 	nextLow      time.Time   // earliest send of the next low-priority message
 }
 
-// NewOutbox wires the worker; log may be nil.
-func NewOutbox(store OutboxQueue, opener BodyOpener, sender Sender, log *slog.Logger, opt OutboxOptions) *Outbox {
+// New wires the worker; log may be nil.
+func New(store Store, opener BodyOpener, sender Sender, log *slog.Logger, opt Options) *Outbox {
 	opt.defaults()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt,
-		wake: make(chan struct{}, 1)}
+	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt, loop: newLoop()}
 }
 
 // Notify wakes Run at once, after a message was queued. It never blocks.
-func (o *Outbox) Notify() {
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-}
+func (o *Outbox) Notify() { o.loop.notify() }
 
 // errOutboxRunning is returned by a second concurrent Run.
 var errOutboxRunning = errors.New("gateway: the outbox worker is already running")
 
 // Run sends due messages until ctx ends, then returns nil once the send in
 // progress, if any, is recorded.
-func (o *Outbox) Run(ctx context.Context) error {
-	if !o.running.CompareAndSwap(false, true) {
-		return errOutboxRunning
-	}
-	defer o.running.Store(false)
-	for {
-		wait := o.pass(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-o.wake:
-			t.Stop()
-		case <-t.C:
-		}
-	}
-}
-
-// Prober is a Sender that can tell, without sending anything, whether the
-// provider answers again (TwilioSender.Probe).
-type Prober interface {
-	Probe(ctx context.Context) error
-}
+func (o *Outbox) Run(ctx context.Context) error { return o.loop.run(ctx, o.pass, errOutboxRunning) }
 
 // probeRecovery runs while the provider is failing (the sender is a
 // Prober): once the provider answers a probe again, every message waiting
@@ -312,146 +269,4 @@ func retryDelay(base, ceiling time.Duration, n int) time.Duration {
 	}
 	d = min(d, ceiling)
 	return d - rand.N(d/2+1)
-}
-
-// deliver claims m, sends it and records the result.
-func (o *Outbox) deliver(ctx context.Context, m enroll.OutboundMessage) outcome {
-	// Once claimed, finish the message even if ctx ends: a send cut short
-	// would only be repeated after a restart.
-	ctx = context.WithoutCancel(ctx)
-	now := o.opt.Now()
-	lease := o.backoff(m.Attempts + 1)
-	var claimed enroll.OutboundMessage
-	err := o.store.UpdateMessage(ctx, m.ID, func(c *enroll.OutboundMessage) error {
-		if !c.Pending() || c.NextAttempt.After(now) {
-			return errUnchanged // settled or claimed since DueMessages
-		}
-		c.UpdatedAt = now
-		if reason := o.spent(*c, now); reason != "" {
-			c.Status, c.LastError = enroll.StatusExpired, reason
-		} else {
-			c.Attempts++
-			c.NextAttempt = now.Add(lease)
-		}
-		claimed = *c
-		return nil
-	})
-	switch {
-	case errors.Is(err, errUnchanged):
-		return outcomeDone
-	case err != nil:
-		o.log.ErrorContext(ctx, "outbox: cannot claim message", "message_id", m.ID, "err", err)
-		return outcomeHeld
-	case claimed.Status == enroll.StatusExpired:
-		o.log.WarnContext(ctx, "outbox: message expired", o.attrs(claimed, "reason", claimed.LastError)...)
-		return outcomeDone
-	}
-	o.retries = append(o.retries, claimed.NextAttempt)
-	if claimed.Kind == enroll.KindRedact {
-		return o.redact(ctx, claimed)
-	}
-
-	body, err := o.opener.Open(claimed.Sealed, outboxSealPurpose)
-	if err != nil {
-		return o.finish(ctx, claimed, "", &SendError{Final: true,
-			Message: "the body cannot be opened (was the key file replaced?)"})
-	}
-	ticket, stop, oc := o.admit(ctx, claimed)
-	if stop {
-		return oc
-	}
-	sctx, cancel := context.WithTimeout(ctx, o.opt.SendTimeout)
-	defer cancel()
-	var r Receipt
-	switch claimed.Kind {
-	case enroll.KindSMS:
-		r, err = o.sender.SendSMS(sctx, claimed.To, string(body))
-	case enroll.KindCall:
-		r, err = o.sender.Call(sctx, claimed.To, string(body), claimed.Language)
-	default:
-		err = &SendError{Final: true, Message: fmt.Sprintf("unknown message kind %q", claimed.Kind)}
-	}
-	if err == nil && r.ProviderID == "" {
-		err = &SendError{Message: "the provider gave no message ID"}
-	}
-	if err != nil {
-		o.refund(ctx, ticket)
-		return o.finish(ctx, claimed, string(body), err)
-	}
-	err = o.store.UpdateMessage(ctx, claimed.ID, func(c *enroll.OutboundMessage) error {
-		c.Status, c.ProviderID, c.ErrorCode, c.LastError = enroll.StatusSent, r.ProviderID, 0, ""
-		c.UpdatedAt = o.opt.Now()
-		return nil
-	})
-	if err != nil {
-		// The message left but the store does not know: it will be sent
-		// again once its claim runs out.
-		o.log.ErrorContext(ctx, "outbox: sent, but the result cannot be recorded",
-			o.attrs(claimed, "provider_id", r.ProviderID, "err", err)...)
-		return outcomeHeld
-	}
-	claimed.Status = enroll.StatusSent
-	o.log.InfoContext(ctx, "outbox: sent", o.attrs(claimed, "provider_id", r.ProviderID)...)
-	return outcomeDone
-}
-
-// finish records a failed send: rejected when final, otherwise retry after
-// a backoff, or expired when the attempts or the age are spent.
-func (o *Outbox) finish(ctx context.Context, m enroll.OutboundMessage, body string, sendErr error) outcome {
-	var se *SendError
-	if !errors.As(sendErr, &se) {
-		se = &SendError{Message: sendErr.Error()}
-	}
-	// Nothing that might echo the body reaches the store or the log.
-	text := scrubBody(scrubBody(sendErr.Error(), body), spellDigits(body))
-	now := o.opt.Now()
-	delay := o.backoff(m.Attempts)
-	var stored enroll.OutboundMessage
-	err := o.store.UpdateMessage(ctx, m.ID, func(c *enroll.OutboundMessage) error {
-		c.ErrorCode, c.LastError, c.UpdatedAt = se.Code, text, now
-		switch {
-		case se.Final:
-			c.Status = enroll.StatusRejected
-		case o.spent(*c, now) != "":
-			c.Status = enroll.StatusExpired
-			c.LastError = o.spent(*c, now) + "; last error: " + text
-		default:
-			c.Status, c.NextAttempt = enroll.StatusRetry, now.Add(delay)
-		}
-		stored = *c
-		return nil
-	})
-	if err != nil {
-		o.log.ErrorContext(ctx, "outbox: cannot record a failed send", o.attrs(m, "err", err)...)
-		return outcomeHeld
-	}
-	switch stored.Status {
-	case enroll.StatusRejected:
-		o.log.WarnContext(ctx, "outbox: message rejected", o.attrs(stored, "error_code", se.Code, "err", text)...)
-		return outcomeDone
-	case enroll.StatusExpired:
-		o.log.WarnContext(ctx, "outbox: message expired", o.attrs(stored, "error_code", se.Code, "err", text)...)
-	default:
-		o.retries = append(o.retries, stored.NextAttempt)
-		o.log.WarnContext(ctx, "outbox: send failed, will retry", o.attrs(stored,
-			"error_code", se.Code, "next_attempt", stored.NextAttempt, "err", text)...)
-	}
-	return outcomeRetry
-}
-
-// spent says why m may not be tried again, or "".
-func (o *Outbox) spent(m enroll.OutboundMessage, now time.Time) string {
-	switch {
-	case m.Attempts >= o.opt.MaxAttempts:
-		return fmt.Sprintf("not sent after %d attempts", m.Attempts)
-	case now.Sub(m.CreatedAt) >= o.opt.MaxAge:
-		return fmt.Sprintf("not sent within %s", o.opt.MaxAge)
-	}
-	return ""
-}
-
-// attrs are the log attributes of m: never the number or the body.
-func (o *Outbox) attrs(m enroll.OutboundMessage, more ...any) []any {
-	return append([]any{"message_id", m.ID, "kind", m.Kind, "purpose", m.Purpose,
-		"attempts", m.Attempts, "status", m.Status}, more...)
 }

@@ -1,4 +1,4 @@
-package gateway
+package twilio
 
 import (
 	"context"
@@ -8,13 +8,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/twilio/twilio-go/client"
 	openapi "github.com/twilio/twilio-go/rest/api/v2010"
 )
 
-// TwilioAccount is what CheckAccount found about the configured account
+// Account is what CheckAccount found about the configured account
 // and sender.
-type TwilioAccount struct {
+type Account struct {
 	SID          string // the account SID checked
 	FriendlyName string
 	Type         string // "Full" or "Trial" (a trial account texts verified numbers only)
@@ -30,25 +31,33 @@ type TwilioAccount struct {
 }
 
 // Trial reports whether the account is a trial account.
-func (a TwilioAccount) Trial() bool { return strings.EqualFold(a.Type, "Trial") }
+func (a Account) Trial() bool { return strings.EqualFold(a.Type, "Trial") }
 
-// Steps of CheckAccount, named in TwilioCheckError.
+// Twilio error codes that check-config names (what each means for a
+// message is in the one table, enroll.ProviderCodes).
 const (
-	TwilioCheckAccount = "account" // GET /2010-04-01/Accounts/{AccountSid}.json
-	TwilioCheckFrom    = "from"    // GET .../IncomingPhoneNumbers.json?PhoneNumber={from}
+	ErrCodeAuth        = 20003 // authentication failed
+	ErrCodeNotFound    = 20404 // resource (or account) not found
+	ErrCodeRateLimited = 20429 // too many requests
 )
 
-// TwilioCheckError says what is wrong with the sms.twilio settings, in
+// Steps of CheckAccount, named in CheckError.
+const (
+	CheckStepAccount = "account" // GET /2010-04-01/Accounts/{AccountSid}.json
+	CheckStepFrom    = "from"    // GET .../IncomingPhoneNumbers.json?PhoneNumber={from}
+)
+
+// CheckError says what is wrong with the sms.twilio settings, in
 // words an operator can act on. It never holds the auth token.
-type TwilioCheckError struct {
-	Step   string // TwilioCheckAccount or TwilioCheckFrom
+type CheckError struct {
+	Step   string // CheckStepAccount or CheckStepFrom
 	Status int    // HTTP status; 0 when no answer came
 	Code   int    // Twilio error code; 0 when none
 	Reason string // what is wrong and which setting to look at
 	Err    error  // the cause, when there is one
 }
 
-func (e *TwilioCheckError) Error() string {
+func (e *CheckError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Reason)
 	switch {
@@ -62,31 +71,31 @@ func (e *TwilioCheckError) Error() string {
 	return b.String()
 }
 
-func (e *TwilioCheckError) Unwrap() error { return e.Err }
+func (e *CheckError) Unwrap() error { return e.Err }
 
 // CheckCredentials checks the sms.twilio settings against the API without
 // sending anything: the account SID and auth token open the account, the
 // account is active, and sms.twilio.from, when set, is a number of that
-// account able to send SMS. Errors are *TwilioCheckError. For check-config.
-func (s *TwilioSender) CheckCredentials(ctx context.Context) error {
+// account able to send SMS. Errors are *CheckError. For check-config.
+func (s *Sender) CheckCredentials(ctx context.Context) error {
 	_, err := s.CheckAccount(ctx)
 	return err
 }
 
 // CheckAccount is CheckCredentials, also returning what it found.
-func (s *TwilioSender) CheckAccount(ctx context.Context) (TwilioAccount, error) {
+func (s *Sender) CheckAccount(ctx context.Context) (Account, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	found := TwilioAccount{SID: s.accountSID, MessagingServiceSID: s.serviceSID}
+	found := Account{SID: s.accountSID, MessagingServiceSID: s.serviceSID}
 
 	api, trip := s.checkAPI(ctx)
 	acct, err := api.FetchAccount(s.accountSID)
 	if err != nil {
-		return found, s.checkError(TwilioCheckAccount, err, trip.status)
+		return found, s.checkError(CheckStepAccount, err, trip.status)
 	}
 	found.FriendlyName, found.Type, found.Status = deref(acct.FriendlyName), deref(acct.Type), deref(acct.Status)
 	if found.Status != "" && !strings.EqualFold(found.Status, "active") {
-		return found, &TwilioCheckError{Step: TwilioCheckAccount,
+		return found, &CheckError{Step: CheckStepAccount,
 			Reason: fmt.Sprintf("account %s is %s, not active: Twilio sends nothing for it", s.accountSID, found.Status)}
 	}
 	if s.from == "" {
@@ -100,7 +109,7 @@ func (s *TwilioSender) CheckAccount(ctx context.Context) (TwilioAccount, error) 
 	p.SetPageSize(50)
 	page, err := api.PageIncomingPhoneNumber(p, "", "")
 	if err != nil {
-		return found, s.checkError(TwilioCheckFrom, err, trip.status)
+		return found, s.checkError(CheckStepFrom, err, trip.status)
 	}
 	// The filter also matches partial numbers: only the exact one counts.
 	for _, n := range page.IncomingPhoneNumbers {
@@ -112,12 +121,12 @@ func (s *TwilioSender) CheckAccount(ctx context.Context) (TwilioAccount, error) 
 			found.FromSMS, found.FromVoice = c.Sms, c.Voice
 		}
 		if !found.FromSMS {
-			return found, &TwilioCheckError{Step: TwilioCheckFrom,
+			return found, &CheckError{Step: CheckStepFrom,
 				Reason: fmt.Sprintf("sms.twilio.from %s belongs to the account but cannot send SMS", s.from)}
 		}
 		return found, nil
 	}
-	return found, &TwilioCheckError{Step: TwilioCheckFrom,
+	return found, &CheckError{Step: CheckStepFrom,
 		Reason: fmt.Sprintf("sms.twilio.from %s is not a phone number of account %s (check sms.twilio.from, "+
 			"or the account SID: a subaccount's numbers belong to the subaccount)", s.from, s.accountSID)}
 }
@@ -125,18 +134,14 @@ func (s *TwilioSender) CheckAccount(ctx context.Context) (TwilioAccount, error) 
 // checkAPI returns a twilio-go API service whose one request is bound to
 // ctx and api_base_url, as do does for sends, and the transport that
 // remembers the HTTP status.
-func (s *TwilioSender) checkAPI(ctx context.Context) (*openapi.ApiService, *twilioTrip) {
-	trip := &twilioTrip{ctx: ctx, next: s.transport, base: s.base}
-	hc := *s.http
-	hc.Transport = trip
-	c := &client.Client{Credentials: client.NewCredentials(s.accountSID, s.authToken), HTTPClient: &hc}
-	c.SetAccountSid(s.accountSID)
+func (s *Sender) checkAPI(ctx context.Context) (*openapi.ApiService, *twilioTrip) {
+	c, trip := s.client(ctx)
 	return openapi.NewApiServiceWithClient(c), trip
 }
 
 // checkError explains a failed check request.
-func (s *TwilioSender) checkError(step string, err error, status int) *TwilioCheckError {
-	e := &TwilioCheckError{Step: step, Status: status, Err: err}
+func (s *Sender) checkError(step string, err error, status int) *CheckError {
+	e := &CheckError{Step: step, Status: status, Err: err}
 	msg := ""
 	var rest *client.TwilioRestError
 	var v1 *client.RestErrorV1
@@ -152,13 +157,13 @@ func (s *TwilioSender) checkError(step string, err error, status int) *TwilioChe
 		}
 		e.Code, msg = v1.Code, v1.Message
 	}
-	msg = scrubBody(msg, s.authToken)
+	msg = outbox.Scrub(msg, s.authToken)
 	where := s.apiHost()
 	switch {
-	case e.Status == http.StatusUnauthorized || e.Code == TwilioErrAuth:
+	case e.Status == http.StatusUnauthorized || e.Code == ErrCodeAuth:
 		e.Reason = "auth token or account SID wrong: " + where +
 			" refused them (check sms.twilio.account_sid and sms.twilio.auth_token)"
-	case e.Status == http.StatusNotFound || e.Code == TwilioErrNotFound:
+	case e.Status == http.StatusNotFound || e.Code == ErrCodeNotFound:
 		e.Reason = fmt.Sprintf("account not found: %s has no account %s (check sms.twilio.account_sid", where, s.accountSID)
 		if s.base != nil {
 			e.Reason += " and sms.twilio.api_base_url"
@@ -166,14 +171,14 @@ func (s *TwilioSender) checkError(step string, err error, status int) *TwilioChe
 		e.Reason += ")"
 	case e.Status == http.StatusForbidden:
 		e.Reason = fmt.Sprintf("%s refused access to account %s: %s", where, s.accountSID, orDefault(msg, "forbidden"))
-	case e.Status == http.StatusTooManyRequests || e.Code == TwilioErrRateLimited:
+	case e.Status == http.StatusTooManyRequests || e.Code == ErrCodeRateLimited:
 		e.Reason = where + " is rate limiting this account; try again in a minute"
 	case e.Status >= 500:
 		e.Reason = fmt.Sprintf("%s failed: %s", where, orDefault(msg, "server error"))
 	case e.Status != 0:
 		e.Reason = fmt.Sprintf("%s answered: %s", where, orDefault(msg, http.StatusText(e.Status)))
 	default:
-		text := scrubBody(transportText(err), s.authToken)
+		text := outbox.Scrub(transportText(err), s.authToken)
 		var ne net.Error
 		if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 			e.Reason = fmt.Sprintf("no answer from %s in time: %s", where, text)
@@ -189,7 +194,7 @@ const defaultTwilioAPI = "https://api.twilio.com"
 
 // apiHost names where the API requests go: sms.twilio.api_base_url, or
 // Twilio's default.
-func (s *TwilioSender) apiHost() string {
+func (s *Sender) apiHost() string {
 	if s.base != nil {
 		return s.base.Scheme + "://" + s.base.Host + strings.TrimRight(s.base.Path, "/")
 	}
@@ -197,7 +202,7 @@ func (s *TwilioSender) apiHost() string {
 }
 
 // lookupHost names where the Lookup requests go: api_base_url too, when set.
-func (s *TwilioSender) lookupHost() string {
+func (s *Sender) lookupHost() string {
 	if s.base != nil {
 		return s.apiHost()
 	}
@@ -222,7 +227,7 @@ func orDefault(s, def string) string {
 // sending anything: it fetches the account (Prober, for the outbox). Any
 // answer from the API, even a refusal, means it is up; only a 5xx, 429
 // (rate limited), a timeout or no connection is an error.
-func (s *TwilioSender) Probe(ctx context.Context) error {
+func (s *Sender) Probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	api, trip := s.checkAPI(ctx)

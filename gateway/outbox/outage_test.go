@@ -1,4 +1,4 @@
-package gateway_test
+package outbox_test
 
 import (
 	"fmt"
@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // outageScale divides every duration of the outbox and of the outage in
@@ -26,16 +27,16 @@ const outageScale = 1
 // Twilio only once it is back.) Since backoff and attempts are relative,
 // a smaller outageScale replays it faster with the same attempts.
 func TestTwilioOutageOneMinute(t *testing.T) {
-	r := newRig(t)
+	r := testkit.NewOutboxRig(t)
 	const minute = time.Minute / outageScale
-	opt := gateway.OutboxOptions{
+	opt := outbox.Options{
 		BackoffBase: 5 * time.Second / outageScale,
 		BackoffMax:  10 * time.Minute / outageScale,
 		SendTimeout: 30 * time.Second / outageScale,
 		Poll:        15 * time.Second / outageScale,
 	}
 	start := time.Now()
-	r.fake.Down(minute / 2) // 500s
+	r.Fake.Down(minute / 2) // 500s
 	type queued struct {
 		id uint64
 		to string
@@ -46,11 +47,11 @@ func TestTwilioOutageOneMinute(t *testing.T) {
 	enqueue := func(kind, body string) {
 		n++
 		to := fmt.Sprintf("+1555000%04d", 4000+n)
-		msgs = append(msgs, queued{r.enqueue(kind, to, body, enroll.PriorityHigh), to, time.Since(start)})
+		msgs = append(msgs, queued{r.Enqueue(kind, to, body, enroll.PriorityHigh), to, time.Since(start)})
 	}
 	enqueue(enroll.KindSMS, "Your code is 100001")
 	enqueue(enroll.KindSMS, "Your account jdoe was locked at 10:42. Reply UNLOCK to unlock it.")
-	ob, _ := r.start(opt)
+	ob, _ := r.Start(opt)
 	time.Sleep(minute / 4)
 	enqueue(enroll.KindCall, "Your code is 100002")
 	enqueue(enroll.KindSMS, "Your account asmith was locked at 10:43. Reply UNLOCK to unlock it.")
@@ -58,8 +59,8 @@ func TestTwilioOutageOneMinute(t *testing.T) {
 	time.Sleep(time.Until(start.Add(minute / 2)))
 
 	// Second half: Twilio takes longer than the send timeout to answer.
-	r.fake.SetDelay(opt.SendTimeout + opt.SendTimeout/2)
-	r.fake.Down(minute / 2)
+	r.Fake.SetDelay(opt.SendTimeout + opt.SendTimeout/2)
+	r.Fake.Down(minute / 2)
 	enqueue(enroll.KindSMS, "Your code is 100003")
 	ob.Notify()
 	time.Sleep(minute / 4)
@@ -67,19 +68,19 @@ func TestTwilioOutageOneMinute(t *testing.T) {
 	ob.Notify()
 	time.Sleep(time.Until(start.Add(minute)))
 	for _, m := range msgs {
-		if n := r.accepted(m.to); n != 0 {
+		if n := r.Accepted(m.to); n != 0 {
 			t.Fatalf("a message to %s was accepted during the outage", m.to)
 		}
 	}
 	// What each message waits for now, on its own backoff.
 	waiting := map[uint64]time.Time{}
 	for _, m := range msgs {
-		if got := r.message(m.id); got.Status == enroll.StatusRetry {
+		if got := r.Message(m.id); got.Status == enroll.StatusRetry {
 			waiting[m.id] = got.NextAttempt
 		}
 	}
-	r.fake.SetDelay(0)
-	r.fake.Up()
+	r.Fake.SetDelay(0)
+	r.Fake.Up()
 	recovered := time.Now()
 
 	var last time.Duration
@@ -87,7 +88,7 @@ func TestTwilioOutageOneMinute(t *testing.T) {
 		// The longest backoff reached in a minute is 80 s: wait up to 3.
 		var got enroll.OutboundMessage
 		for deadline := time.Now().Add(3 * time.Minute / outageScale); ; time.Sleep(20 * time.Millisecond) {
-			if got = r.message(m.id); got.Status == enroll.StatusSent {
+			if got = r.Message(m.id); got.Status == enroll.StatusSent {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -107,7 +108,7 @@ func TestTwilioOutageOneMinute(t *testing.T) {
 	// beyond the last retry the worker could have scheduled.
 	time.Sleep(4 * opt.BackoffBase)
 	failed, timedOut := 0, 0
-	for _, req := range r.fake.Requests() {
+	for _, req := range r.Fake.Requests() {
 		switch {
 		case req.Status == 0:
 			timedOut++
@@ -116,7 +117,7 @@ func TestTwilioOutageOneMinute(t *testing.T) {
 		}
 	}
 	for _, m := range msgs {
-		if n := r.accepted(m.to); n != 1 {
+		if n := r.Accepted(m.to); n != 1 {
 			t.Errorf("the message to %s was accepted %d times, want exactly once", m.to, n)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package outbox
 
 import (
 	"context"
@@ -22,19 +22,10 @@ type MailStore interface {
 	Auditor
 }
 
-// MailSealer seals the queued mails' subjects and bodies (enroll.Sealer).
-type MailSealer interface {
-	BodyOpener
-	Seal(plain []byte, purpose string) []byte
-}
-
-// mailSealPurpose is the Sealer purpose of queued mails.
-const mailSealPurpose = "mail"
-
 // MailQueueConfig wires a MailQueue; zero tuning fields take the defaults.
 type MailQueueConfig struct {
 	Store  MailStore
-	Sealer MailSealer
+	Sealer Sealer
 	// Transport delivers a mail: the SMTP mailer, or the demo's mailbox.
 	Transport notify.Mailer
 	Log       *slog.Logger
@@ -84,10 +75,9 @@ func (c *MailQueueConfig) defaults() {
 // next try moved past a backoff) before the SMTP session, so a process
 // killed mid-send sends the mail again after that delay.
 type MailQueue struct {
-	cfg     MailQueueConfig
-	wake    chan struct{}
-	running atomic.Bool
-	queued  atomic.Bool // Send queued a mail (Flush)
+	cfg    MailQueueConfig
+	loop   loop        // wakes Run; one Run (or Flush) at a time
+	queued atomic.Bool // Send queued a mail (Flush)
 }
 
 var _ notify.Mailer = (*MailQueue)(nil)
@@ -96,7 +86,7 @@ var _ notify.Mailer = (*MailQueue)(nil)
 // are required.
 func NewMailQueue(cfg MailQueueConfig) *MailQueue {
 	cfg.defaults()
-	return &MailQueue{cfg: cfg, wake: make(chan struct{}, 1)}
+	return &MailQueue{cfg: cfg, loop: newLoop()}
 }
 
 // sealedMail is what is sealed: everything a person could read.
@@ -132,45 +122,22 @@ func (q *MailQueue) Send(ctx context.Context, m notify.Mail) error {
 }
 
 // Notify wakes Run at once. It never blocks.
-func (q *MailQueue) Notify() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
+func (q *MailQueue) Notify() { q.loop.notify() }
 
 var errMailQueueRunning = errors.New("gateway: the mail queue worker is already running")
 
 // Run delivers due mail until ctx ends, then returns nil once the send in
 // progress, if any, is recorded.
 func (q *MailQueue) Run(ctx context.Context) error {
-	if !q.running.CompareAndSwap(false, true) {
-		return errMailQueueRunning
-	}
-	defer q.running.Store(false)
-	for {
-		wait := q.pass(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-q.wake:
-			t.Stop()
-		case <-t.C:
-		}
-	}
+	return q.loop.run(ctx, q.pass, errMailQueueRunning)
 }
 
 // Flush makes one pass over the due mail when this MailQueue queued any,
 // for a command run without a server; what fails stays queued for the
 // server to retry.
 func (q *MailQueue) Flush(ctx context.Context) {
-	if q.queued.Load() && q.running.CompareAndSwap(false, true) {
-		defer q.running.Store(false)
+	if q.queued.Load() && q.loop.running.CompareAndSwap(false, true) {
+		defer q.loop.running.Store(false)
 		q.pass(ctx)
 	}
 }
@@ -240,7 +207,7 @@ func (q *MailQueue) deliver(ctx context.Context, m enroll.QueuedMail) bool {
 	err = q.cfg.Transport.Send(sctx, notify.Mail{To: claimed.To, Subject: sm.Subject, Text: sm.Text, HTML: sm.HTML,
 		Kind: claimed.Kind, Username: claimed.Username})
 	if err != nil {
-		text := scrubBody(scrubBody(scrubBody(err.Error(), sm.Text), sm.HTML), sm.Subject)
+		text := Scrub(Scrub(Scrub(err.Error(), sm.Text), sm.HTML), sm.Subject)
 		return q.record(ctx, claimed, err, text)
 	}
 	return q.record(ctx, claimed, nil, "")

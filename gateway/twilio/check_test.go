@@ -1,4 +1,4 @@
-package gateway_test
+package twilio_test
 
 import (
 	"context"
@@ -10,58 +10,61 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
+	"github.com/replyreset/replyreset/gateway/outbox"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
 const (
-	twAccountPath = "/2010-04-01/Accounts/" + twAccountSID + ".json"
-	twNumbersPath = "/2010-04-01/Accounts/" + twAccountSID + "/IncomingPhoneNumbers.json"
+	twAccountPath = "/2010-04-01/Accounts/" + testkit.AccountSID + ".json"
+	twNumbersPath = "/2010-04-01/Accounts/" + testkit.AccountSID + "/IncomingPhoneNumbers.json"
 )
 
 // checkErr runs CheckAccount and returns its *TwilioCheckError (nil when
 // the check passed).
-func checkErr(t *testing.T, s *gateway.TwilioSender) (gateway.TwilioAccount, *gateway.TwilioCheckError) {
+func checkErr(t *testing.T, s *twilio.Sender) (twilio.Account, *twilio.CheckError) {
 	t.Helper()
 	acct, err := s.CheckAccount(context.Background())
 	if err == nil {
 		return acct, nil
 	}
-	var ce *gateway.TwilioCheckError
+	var ce *twilio.CheckError
 	if !errors.As(err, &ce) {
-		t.Fatalf("error %v (%T), want *gateway.TwilioCheckError", err, err)
+		t.Fatalf("error %v (%T), want *twilio.CheckError", err, err)
 	}
-	if strings.Contains(err.Error(), twAuthToken) {
+	if strings.Contains(err.Error(), testkit.AuthToken) {
 		t.Errorf("the error shows the auth token: %v", err)
 	}
 	return acct, ce
 }
 
 func TestTwilioCheckCredentialsIsCheckAccount(t *testing.T) {
-	f := newFake(t)
-	f.SetOwnedNumbers(twFrom)
-	s := twilioSender(t, f, nil, nil)
+	f := testkit.NewFake(t)
+	f.SetOwnedNumbers(testkit.From)
+	s := testkit.TwilioSender(t, f, nil, nil)
 	if err := s.CheckCredentials(context.Background()); err != nil {
 		t.Fatalf("CheckCredentials: %v", err)
 	}
 	f.SetOwnedNumbers()
 	err := s.CheckCredentials(context.Background())
 	_, want := s.CheckAccount(context.Background())
-	var ce *gateway.TwilioCheckError
+	var ce *twilio.CheckError
 	if !errors.As(err, &ce) || want == nil || err.Error() != want.Error() {
 		t.Errorf("CheckCredentials = %v, want the error of CheckAccount: %v", err, want)
 	}
 }
 
 func TestTwilioCheckOK(t *testing.T) {
-	f := newFake(t)
-	f.SetOwnedNumbers("+15550009999", twFrom, "+155500011112")
-	s := twilioSender(t, f, nil, nil)
+	f := testkit.NewFake(t)
+	f.SetOwnedNumbers("+15550009999", testkit.From, "+155500011112")
+	s := testkit.TwilioSender(t, f, nil, nil)
 	acct, ce := checkErr(t, s)
 	if ce != nil {
 		t.Fatalf("check failed: %v", ce)
 	}
-	want := gateway.TwilioAccount{SID: twAccountSID, FriendlyName: "ReplyReset test account", Type: "Full",
-		Status: "active", From: twFrom, FromSMS: true, FromVoice: true}
+	want := twilio.Account{SID: testkit.AccountSID, FriendlyName: "ReplyReset test account", Type: "Full",
+		Status: "active", From: testkit.From, FromSMS: true, FromVoice: true}
 	if acct != want {
 		t.Errorf("account %+v\nwant %+v", acct, want)
 	}
@@ -77,8 +80,8 @@ func TestTwilioCheckOK(t *testing.T) {
 	if r := reqs[0]; r.Method != http.MethodGet || r.Path != twAccountPath || !r.Authorized {
 		t.Errorf("first request %s %s (authorized %v), want GET %s", r.Method, r.Path, r.Authorized, twAccountPath)
 	}
-	if r := reqs[1]; r.Method != http.MethodGet || r.Path != twNumbersPath || r.Form.Get("PhoneNumber") != twFrom || !r.Authorized {
-		t.Errorf("second request %s %s %v, want GET %s?PhoneNumber=%s", r.Method, r.Path, r.Form, twNumbersPath, twFrom)
+	if r := reqs[1]; r.Method != http.MethodGet || r.Path != twNumbersPath || r.Form.Get("PhoneNumber") != testkit.From || !r.Authorized {
+		t.Errorf("second request %s %s %v, want GET %s?PhoneNumber=%s", r.Method, r.Path, r.Form, twNumbersPath, testkit.From)
 	}
 	if n := len(f.Resources()); n != 0 {
 		t.Errorf("the check created %d messages or calls", n)
@@ -86,13 +89,13 @@ func TestTwilioCheckOK(t *testing.T) {
 }
 
 func TestTwilioCheckMessagingServiceOnly(t *testing.T) {
-	f := newFake(t)
-	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.From, c.MessagingServiceSID = "", twServiceSID })
+	f := testkit.NewFake(t)
+	s := testkit.TwilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.From, c.MessagingServiceSID = "", testkit.ServiceSID })
 	acct, ce := checkErr(t, s)
 	if ce != nil {
 		t.Fatalf("check failed: %v", ce)
 	}
-	if acct.From != "" || acct.MessagingServiceSID != twServiceSID {
+	if acct.From != "" || acct.MessagingServiceSID != testkit.ServiceSID {
 		t.Errorf("account %+v", acct)
 	}
 	if n := len(f.Requests()); n != 1 {
@@ -101,10 +104,10 @@ func TestTwilioCheckMessagingServiceOnly(t *testing.T) {
 }
 
 func TestTwilioCheckTrialAccount(t *testing.T) {
-	f := newFake(t)
-	f.SetOwnedNumbers(twFrom)
+	f := testkit.NewFake(t)
+	f.SetOwnedNumbers(testkit.From)
 	f.SetAccount("", "Trial")
-	acct, ce := checkErr(t, twilioSender(t, f, nil, nil))
+	acct, ce := checkErr(t, testkit.TwilioSender(t, f, nil, nil))
 	if ce != nil || !acct.Trial() {
 		t.Fatalf("trial account: %+v, %v; want OK and Trial()", acct, ce)
 	}
@@ -122,52 +125,55 @@ func TestTwilioCheckFailures(t *testing.T) {
 	}{
 		{name: "wrong auth token",
 			mutate: func(c *gateway.TwilioConfig) { c.AuthToken = "ffffffffffffffffffffffffffffffff" },
-			step:   gateway.TwilioCheckAccount, status: 401, code: 20003,
+			step:   twilio.CheckStepAccount, status: 401, code: 20003,
 			reasons: []string{"auth token or account SID wrong", "sms.twilio.auth_token"}},
 		{name: "wrong account SID",
 			mutate: func(c *gateway.TwilioConfig) { c.AccountSID = "AC99999999999999999999999999999999" },
-			step:   gateway.TwilioCheckAccount, status: 401, code: 20003,
+			step:   twilio.CheckStepAccount, status: 401, code: 20003,
 			reasons: []string{"auth token or account SID wrong", "sms.twilio.account_sid"}},
 		{name: "account not found",
 			setup: func(f *twiliotest.Fake) { f.FailNext(1, 404, 20404) },
-			step:  gateway.TwilioCheckAccount, status: 404, code: 20404,
-			reasons: []string{"account not found", twAccountSID, "sms.twilio.api_base_url"}},
+			step:  twilio.CheckStepAccount, status: 404, code: 20404,
+			reasons: []string{"account not found", testkit.AccountSID, "sms.twilio.api_base_url"}},
 		{name: "account suspended",
-			setup:   func(f *twiliotest.Fake) { f.SetOwnedNumbers(twFrom); f.SetAccount("suspended", "") },
-			step:    gateway.TwilioCheckAccount,
-			reasons: []string{"account " + twAccountSID + " is suspended, not active"}},
+			setup:   func(f *twiliotest.Fake) { f.SetOwnedNumbers(testkit.From); f.SetAccount("suspended", "") },
+			step:    twilio.CheckStepAccount,
+			reasons: []string{"account " + testkit.AccountSID + " is suspended, not active"}},
 		{name: "from not owned",
 			setup:   func(f *twiliotest.Fake) { f.SetOwnedNumbers("+15550002222") },
-			step:    gateway.TwilioCheckFrom,
-			reasons: []string{"sms.twilio.from " + twFrom + " is not a phone number of account " + twAccountSID}},
+			step:    twilio.CheckStepFrom,
+			reasons: []string{"sms.twilio.from " + testkit.From + " is not a phone number of account " + testkit.AccountSID}},
 		{name: "from only a partial match",
-			setup:   func(f *twiliotest.Fake) { f.SetOwnedNumbers(twFrom + "2") },
-			step:    gateway.TwilioCheckFrom,
+			setup:   func(f *twiliotest.Fake) { f.SetOwnedNumbers(testkit.From + "2") },
+			step:    twilio.CheckStepFrom,
 			reasons: []string{"is not a phone number of account"}},
 		{name: "from cannot text",
-			setup:   func(f *twiliotest.Fake) { f.SetOwnedNumbers(twFrom); f.SetNumberCapabilities(twFrom, false, true) },
-			step:    gateway.TwilioCheckFrom,
-			reasons: []string{"sms.twilio.from " + twFrom + " belongs to the account but cannot send SMS"}},
+			setup: func(f *twiliotest.Fake) {
+				f.SetOwnedNumbers(testkit.From)
+				f.SetNumberCapabilities(testkit.From, false, true)
+			},
+			step:    twilio.CheckStepFrom,
+			reasons: []string{"sms.twilio.from " + testkit.From + " belongs to the account but cannot send SMS"}},
 		{name: "number list fails",
 			setup: func(f *twiliotest.Fake) {
-				f.SetOwnedNumbers(twFrom)
+				f.SetOwnedNumbers(testkit.From)
 				f.FailNext(2, 500, 20500) // the account read fails too: the check stops there
 			},
-			step: gateway.TwilioCheckAccount, status: 500, code: 20500,
+			step: twilio.CheckStepAccount, status: 500, code: 20500,
 			reasons: []string{"failed: Injected failure 20500"}},
 		{name: "rate limited",
 			setup: func(f *twiliotest.Fake) { f.FailNext(1, 429, 20429) },
-			step:  gateway.TwilioCheckAccount, status: 429, code: 20429,
+			step:  twilio.CheckStepAccount, status: 429, code: 20429,
 			reasons: []string{"rate limiting"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFake(t)
-			f.SetOwnedNumbers(twFrom)
+			f := testkit.NewFake(t)
+			f.SetOwnedNumbers(testkit.From)
 			if tt.setup != nil {
 				tt.setup(f)
 			}
-			_, ce := checkErr(t, twilioSender(t, f, nil, tt.mutate))
+			_, ce := checkErr(t, testkit.TwilioSender(t, f, nil, tt.mutate))
 			if ce == nil {
 				t.Fatal("check passed")
 			}
@@ -187,12 +193,12 @@ func TestTwilioCheckFailures(t *testing.T) {
 }
 
 func TestTwilioCheckFromListFails(t *testing.T) {
-	f := newFake(t)
-	f.SetOwnedNumbers(twFrom)
+	f := testkit.NewFake(t)
+	f.SetOwnedNumbers(testkit.From)
 	// The account read passes; the list is refused without Twilio JSON.
 	hc := &http.Client{Transport: failSecond{http.DefaultTransport, new(int)}}
-	_, ce := checkErr(t, twilioSender(t, f, hc, nil))
-	if ce == nil || ce.Step != gateway.TwilioCheckFrom || ce.Status != 503 {
+	_, ce := checkErr(t, testkit.TwilioSender(t, f, hc, nil))
+	if ce == nil || ce.Step != twilio.CheckStepFrom || ce.Status != 503 {
 		t.Fatalf("list refused: %v, want step from, HTTP 503", ce)
 	}
 }
@@ -219,10 +225,10 @@ func TestTwilioCheckUnreachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	f := newFake(t)
-	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.APIBaseURL = "http://" + addr })
+	f := testkit.NewFake(t)
+	s := testkit.TwilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.APIBaseURL = "http://" + addr })
 	_, ce := checkErr(t, s)
-	if ce == nil || ce.Step != gateway.TwilioCheckAccount || ce.Status != 0 ||
+	if ce == nil || ce.Step != twilio.CheckStepAccount || ce.Status != 0 ||
 		!strings.Contains(ce.Error(), "cannot reach http://"+addr) || strings.Contains(ce.Error(), "twilio.com") {
 		t.Fatalf("unreachable API: %v", ce)
 	}
@@ -239,20 +245,20 @@ func TestTwilioErrorsNameTheConfiguredAPI(t *testing.T) {
 	}
 	base := "http://" + ln.Addr().String() + "/proxy"
 	ln.Close()
-	f := newFake(t)
-	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.APIBaseURL = base })
+	f := testkit.NewFake(t)
+	s := testkit.TwilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.APIBaseURL = base })
 	_, err = s.SendSMS(t.Context(), "+15550002222", "Your code is 123456")
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if !errors.As(err, &se) || !strings.Contains(se.Error(), "cannot reach "+base+": ") ||
 		strings.Contains(se.Error(), "twilio.com") || strings.Contains(se.Error(), "123456") {
 		t.Fatalf("send to an unreachable api_base_url: %v", err)
 	}
-	_, err = gateway.NewTwilioLookup(s).Lookup(t.Context(), "+15550002222", true, false)
+	_, err = twilio.NewLookup(s).Lookup(t.Context(), "+15550002222", true, false)
 	if err == nil || !strings.Contains(err.Error(), "cannot reach "+base) || strings.Contains(err.Error(), "twilio.com") {
 		t.Fatalf("Lookup through an unreachable api_base_url: %v", err)
 	}
 	// Without api_base_url the default is named.
-	def := twilioSender(t, f, &http.Client{Transport: refuseAll{}}, func(c *gateway.TwilioConfig) { c.APIBaseURL = "" })
+	def := testkit.TwilioSender(t, f, &http.Client{Transport: refuseAll{}}, func(c *gateway.TwilioConfig) { c.APIBaseURL = "" })
 	if _, err := def.SendSMS(t.Context(), "+15550002222", "hi"); err == nil || !strings.Contains(err.Error(), "cannot reach https://api.twilio.com: ") {
 		t.Fatalf("send without api_base_url: %v", err)
 	}
@@ -266,15 +272,15 @@ func (refuseAll) RoundTrip(*http.Request) (*http.Response, error) {
 }
 
 func TestTwilioCheckTimeout(t *testing.T) {
-	f := newFake(t)
-	f.SetOwnedNumbers(twFrom)
+	f := testkit.NewFake(t)
+	f.SetOwnedNumbers(testkit.From)
 	f.SetDelay(2 * time.Second)
-	s := twilioSender(t, f, nil, nil)
+	s := testkit.TwilioSender(t, f, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	err := s.CheckCredentials(ctx)
-	var ce *gateway.TwilioCheckError
+	var ce *twilio.CheckError
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "no answer from") {
 		t.Fatalf("slow API: %v, want no answer in time", err)
 	}

@@ -1,15 +1,17 @@
-package gateway
+package twilio
 
 import (
 	"context"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	twilio "github.com/twilio/twilio-go/client"
+	twclient "github.com/twilio/twilio-go/client"
+	"github.com/twilio/twilio-go/twiml"
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
@@ -33,18 +35,24 @@ func TestDemoPhoneSignsLikeTwilio(t *testing.T) {
 			params[k] = r.PostForm.Get(k)
 		}
 		sig := r.Header.Get("X-Twilio-Signature")
-		v := twilio.NewRequestValidator(token)
+		v := twclient.NewRequestValidator(token)
 		if !v.Validate(public+"/sms/twilio", params, sig) ||
 			sig != twiliotest.Sign(token, public+"/sms/twilio", r.PostForm) {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
-		if !messageSidRe.MatchString(r.PostForm.Get("MessageSid")) || r.PostForm.Get("To") != "+15550001111" {
+		if !regexp.MustCompile(`^(SM|MM)[0-9a-fA-F]{32}$`).MatchString(r.PostForm.Get("MessageSid")) || r.PostForm.Get("To") != "+15550001111" {
 			http.Error(w, "bad form", http.StatusBadRequest)
 			return
 		}
 		got = r.Header
-		writeTwiML(w, "Echo: "+r.PostForm.Get("Body")+" & <more>")
+		// The webhook's answer: TwiML with one <Message>.
+		doc, err := twiml.Messages([]twiml.Element{&twiml.MessagingMessage{Body: "Echo: " + r.PostForm.Get("Body") + " & <more>"}})
+		if err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		_, _ = w.Write([]byte(doc))
 	}))
 	defer srv.Close()
 

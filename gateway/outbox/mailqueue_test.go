@@ -1,82 +1,22 @@
-package gateway_test
+package outbox_test
 
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
-	"github.com/replyreset/replyreset/gateway"
-	"github.com/replyreset/replyreset/gateway/mailer"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
-
-// hungMailServer accepts TCP connections on 127.0.0.1 and never says a
-// word: the mail server that made NOT ME take 12 s.
-func hungMailServer(t *testing.T) (host string, port int) {
-	t.Helper()
-	h, p, err := net.SplitHostPort(smtptest.Silent(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, n
-}
-
-// testMailer is a real SMTP client for host:port without TLS; timeout
-// bounds one session.
-func testMailer(t *testing.T, host string, port int, timeout time.Duration) *mailer.Mailer {
-	t.Helper()
-	cfg := mailer.DefaultConfig()
-	cfg.Host, cfg.Port, cfg.From, cfg.TLS = host, port, "ReplyReset <replyreset@example.test>", mailer.TLSNone
-	m, err := mailer.New(cfg, mailer.WithTimeout(timeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
-// runMailQueue runs q until the returned stop is called (or the test ends).
-func runMailQueue(t *testing.T, q *gateway.MailQueue) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("MailQueue.Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-// mailEvents are the outcomes of the "mail" audit events, in order.
-func mailEvents(t *testing.T, store enroll.Store) []enroll.Event {
-	t.Helper()
-	evs, err := store.Audit(t.Context(), enroll.AuditFilter{Action: "mail"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
-}
 
 func outcomes(evs []enroll.Event) []string {
 	var out []string
@@ -106,25 +46,25 @@ func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { store.Close() }()
-	sealer := testSealer(t)
-	var logs lockedBuffer
+	sealer := testkit.Sealer(t)
+	var logs testkit.LockedBuffer
 	const secret = "tok3n-SECRET-in-the-link"
 	mail := notify.Mail{To: "jdoe@example.test", Subject: "Register your phone", Kind: "activation", Username: "jdoe",
 		Text: "Open https://reset.example.test/enroll/" + secret, HTML: `<a href="https://reset.example.test/enroll/` + secret + `">open</a>`}
 
-	host, port := hungMailServer(t)
-	q := gateway.NewMailQueue(gateway.MailQueueConfig{Store: store, Sealer: sealer,
-		Transport: testMailer(t, host, port, 200*time.Millisecond), Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	host, port := testkit.HungMailServer(t)
+	q := outbox.NewMailQueue(outbox.MailQueueConfig{Store: store, Sealer: sealer,
+		Transport: testkit.Mailer(t, host, port, 200*time.Millisecond), Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Poll: 20 * time.Millisecond})
 	start := time.Now()
 	if err := q.Send(t.Context(), mail); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	t.Logf("MailQueue.Send with a hung mail server: %v", time.Since(start))
-	stop := runMailQueue(t, q)
-	eventually(t, "a retry after the hung server", func() bool { return len(mailEvents(t, store)) >= 3 })
+	stop := testkit.RunMailQueue(t, q)
+	testkit.Eventually(t, "a retry after the hung server", func() bool { return len(testkit.MailEvents(t, store)) >= 3 })
 	stop()
-	evs := mailEvents(t, store)
+	evs := testkit.MailEvents(t, store)
 	if got := outcomes(evs); got[0] != enroll.MailQueued || got[1] != enroll.MailRetry {
 		t.Fatalf("mail audit = %q, want queued, retry, ...", got)
 	}
@@ -159,10 +99,10 @@ func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 
 	// A working server answers now.
 	srv := smtptest.New(t, smtptest.Options{})
-	q = gateway.NewMailQueue(gateway.MailQueueConfig{Store: store, Sealer: sealer,
-		Transport: testMailer(t, srv.Host, srv.Port, 10*time.Second), Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	q = outbox.NewMailQueue(outbox.MailQueueConfig{Store: store, Sealer: sealer,
+		Transport: testkit.Mailer(t, srv.Host, srv.Port, 10*time.Second), Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond, Poll: 20 * time.Millisecond})
-	runMailQueue(t, q)
+	testkit.RunMailQueue(t, q)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	got, err := srv.Wait(ctx, 1)
@@ -172,15 +112,15 @@ func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 	if got[0].Subject != mail.Subject || !strings.Contains(got[0].Text, secret) || !slices.Equal(got[0].To, []string{mail.To}) {
 		t.Fatalf("delivered = %+v", got[0])
 	}
-	eventually(t, "the sent audit", func() bool {
-		o := outcomes(mailEvents(t, store))
+	testkit.Eventually(t, "the sent audit", func() bool {
+		o := outcomes(testkit.MailEvents(t, store))
 		return o[len(o)-1] == enroll.MailSent
 	})
 	ms = queuedMails(t, store)
 	if len(ms) != 1 || ms[0].State != enroll.MailSent || ms[0].Sealed != nil || ms[0].LastError != "" {
 		t.Fatalf("queued mail once sent = %+v, want sent, the body dropped", ms)
 	}
-	for _, ev := range mailEvents(t, store) {
+	for _, ev := range testkit.MailEvents(t, store) {
 		if strings.Contains(ev.Detail, secret) || strings.Contains(ev.Detail, mail.Subject) {
 			t.Errorf("audit %+v holds the mail's content", ev)
 		}
@@ -193,21 +133,21 @@ func TestMailQueueSurvivesHungServerAndRestart(t *testing.T) {
 // TestMailQueueGivesUp: after MaxAttempts the mail fails for good, audited,
 // its body dropped; a mail the server refuses for good (5xx) fails at once.
 func TestMailQueueGivesUp(t *testing.T) {
-	store := openStore(t)
+	store := testkit.OpenStore(t)
 	srv := smtptest.New(t, smtptest.Options{})
 	srv.RejectNext(100, 451)
-	q := gateway.NewMailQueue(gateway.MailQueueConfig{Store: store, Sealer: testSealer(t),
-		Transport: testMailer(t, srv.Host, srv.Port, 10*time.Second), MaxAttempts: 3,
+	q := outbox.NewMailQueue(outbox.MailQueueConfig{Store: store, Sealer: testkit.Sealer(t),
+		Transport: testkit.Mailer(t, srv.Host, srv.Port, 10*time.Second), MaxAttempts: 3,
 		BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Poll: 5 * time.Millisecond})
 	if err := q.Send(t.Context(), notify.Mail{To: "admin@example.test", Subject: "s", Text: "t", Kind: "not_me"}); err != nil {
 		t.Fatal(err)
 	}
-	runMailQueue(t, q)
-	eventually(t, "the mail to fail", func() bool { return len(mailEvents(t, store)) == 4 })
-	if got, want := outcomes(mailEvents(t, store)), []string{"queued", "retry", "retry", "failed"}; !slices.Equal(got, want) {
+	testkit.RunMailQueue(t, q)
+	testkit.Eventually(t, "the mail to fail", func() bool { return len(testkit.MailEvents(t, store)) == 4 })
+	if got, want := outcomes(testkit.MailEvents(t, store)), []string{"queued", "retry", "retry", "failed"}; !slices.Equal(got, want) {
 		t.Errorf("audit = %q, want %q", got, want)
 	}
-	if evs := mailEvents(t, store); !strings.Contains(evs[3].Detail, "attempt 3 failed (send 451); given up") {
+	if evs := testkit.MailEvents(t, store); !strings.Contains(evs[3].Detail, "attempt 3 failed (send 451); given up") {
 		t.Errorf("failed audit = %q", evs[3].Detail)
 	}
 	if ms := queuedMails(t, store); ms[0].Sealed != nil || ms[0].Attempts != 3 {
@@ -218,7 +158,7 @@ func TestMailQueueGivesUp(t *testing.T) {
 	if err := q.Send(t.Context(), notify.Mail{To: "gone@example.test", Subject: "s", Text: "t", Kind: "enrolled"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the refused mail to fail", func() bool { return len(mailEvents(t, store)) == 6 })
+	testkit.Eventually(t, "the refused mail to fail", func() bool { return len(testkit.MailEvents(t, store)) == 6 })
 	if ms := queuedMails(t, store); ms[0].State != enroll.MailFailed || ms[0].Attempts != 1 {
 		t.Errorf("a mail refused with 550 = %+v, want failed after one attempt", ms[0])
 	}

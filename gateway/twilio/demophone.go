@@ -1,4 +1,4 @@
-package gateway
+package twilio
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // DemoPhone plays the employees' phones and Twilio for `replyreset demo`.
@@ -153,7 +154,7 @@ func (d *DemoPhone) Conversation(ctx context.Context, phone string) ([]DemoMessa
 			continue // never released: not on its way to the phone
 		}
 		body := "(unreadable)"
-		if plain, err := d.sealer.Open(m.Sealed, "outbox"); err == nil {
+		if plain, err := d.sealer.Open(m.Sealed, outbox.SealPurpose); err == nil {
 			body = string(plain)
 		}
 		out = append(out, DemoMessage{Time: m.CreatedAt, Incoming: true, Kind: m.Kind, Body: body, Status: m.Status})

@@ -1,4 +1,4 @@
-package gateway_test
+package twilio_test
 
 import (
 	"context"
@@ -16,45 +16,16 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
+	"github.com/replyreset/replyreset/gateway/outbox"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
-)
-
-const (
-	twAccountSID = "AC0123456789abcdef0123456789abcdef"
-	twAuthToken  = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-	twServiceSID = "MG00112233445566778899aabbccddeeff"
-	twFrom       = "+15550001111"
-	twPublicURL  = "https://reset.example.test"
-	twStatusURL  = twPublicURL + "/sms/twilio/status"
-	twMessages   = "/2010-04-01/Accounts/" + twAccountSID + "/Messages.json"
-	twCalls      = "/2010-04-01/Accounts/" + twAccountSID + "/Calls.json"
 )
 
 var (
 	smsSIDRe  = regexp.MustCompile(`^SM[0-9a-f]{32}$`)
 	callSIDRe = regexp.MustCompile(`^CA[0-9a-f]{32}$`)
 )
-
-func newFake(t *testing.T) *twiliotest.Fake {
-	t.Helper()
-	f := twiliotest.NewFake(twAccountSID, twAuthToken)
-	t.Cleanup(f.Close)
-	return f
-}
-
-// twilioSender is a sender for the fake; mutate may change the settings.
-func twilioSender(t *testing.T, f *twiliotest.Fake, hc *http.Client, mutate func(*gateway.TwilioConfig)) *gateway.TwilioSender {
-	t.Helper()
-	cfg := gateway.TwilioConfig{AccountSID: twAccountSID, AuthToken: twAuthToken, From: twFrom, APIBaseURL: f.URL}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	s, err := gateway.NewTwilioSender(cfg, twPublicURL+"/", hc)
-	if err != nil {
-		t.Fatalf("NewTwilioSender: %v", err)
-	}
-	return s
-}
 
 // oneRequest is the only request the fake received.
 func oneRequest(t *testing.T, f *twiliotest.Fake) twiliotest.Request {
@@ -73,13 +44,13 @@ func TestTwilioSMSFormFields(t *testing.T) {
 		wantSender url.Values
 		wantStatus string
 	}{
-		{"from", nil, url.Values{"From": {twFrom}}, "queued"},
-		{"messaging service", func(c *gateway.TwilioConfig) { c.From, c.MessagingServiceSID = "", twServiceSID },
-			url.Values{"MessagingServiceSid": {twServiceSID}}, "accepted"},
+		{"from", nil, url.Values{"From": {testkit.From}}, "queued"},
+		{"messaging service", func(c *gateway.TwilioConfig) { c.From, c.MessagingServiceSID = "", testkit.ServiceSID },
+			url.Values{"MessagingServiceSid": {testkit.ServiceSID}}, "accepted"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			s := twilioSender(t, f, nil, tc.mutate)
+			f := testkit.NewFake(t)
+			s := testkit.TwilioSender(t, f, nil, tc.mutate)
 			body := "Your code is 481516. Ton code est 481516 — ça marche ?"
 			r, err := s.SendSMS(t.Context(), "+33612345678", body)
 			if err != nil {
@@ -89,11 +60,11 @@ func TestTwilioSMSFormFields(t *testing.T) {
 				t.Errorf("receipt %+v, want an SM SID and status %s", r, tc.wantStatus)
 			}
 			req := oneRequest(t, f)
-			if req.Method != http.MethodPost || req.Path != twMessages || !req.Authorized {
+			if req.Method != http.MethodPost || req.Path != testkit.MessagesPath || !req.Authorized {
 				t.Errorf("request %s %s authorized=%v, want POST %s with the account's basic auth",
-					req.Method, req.Path, req.Authorized, twMessages)
+					req.Method, req.Path, req.Authorized, testkit.MessagesPath)
 			}
-			want := url.Values{"To": {"+33612345678"}, "Body": {body}, "StatusCallback": {twStatusURL}}
+			want := url.Values{"To": {"+33612345678"}, "Body": {body}, "StatusCallback": {testkit.StatusURL}}
 			for k, v := range tc.wantSender {
 				want[k] = v
 			}
@@ -108,10 +79,10 @@ func TestTwilioSMSFormFields(t *testing.T) {
 }
 
 func TestTwilioBasicAuth(t *testing.T) {
-	f := newFake(t)
-	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.AuthToken = "ffffffffffffffffffffffffffffffff" })
+	f := testkit.NewFake(t)
+	s := testkit.TwilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.AuthToken = "ffffffffffffffffffffffffffffffff" })
 	_, err := s.SendSMS(t.Context(), "+15550002222", "hello")
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if !errors.As(err, &se) || se.Status != http.StatusUnauthorized || se.Code != 20003 || se.Final {
 		t.Fatalf("SendSMS with a wrong token: %#v, want a non-final 401/20003 SendError", err)
 	}
@@ -136,8 +107,8 @@ func TestTwilioCallTwiML(t *testing.T) {
 		{"fr", "Votre code ReplyReset est 090807 <&>", "fr-FR", "Votre code ReplyReset est 0 9 0 8 0 7 <&>"},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {
-			f := newFake(t)
-			s := twilioSender(t, f, nil, nil)
+			f := testkit.NewFake(t)
+			s := testkit.TwilioSender(t, f, nil, nil)
 			r, err := s.Call(t.Context(), "+15550002222", tc.text, tc.lang)
 			if err != nil {
 				t.Fatalf("Call: %v", err)
@@ -146,11 +117,11 @@ func TestTwilioCallTwiML(t *testing.T) {
 				t.Errorf("receipt %+v, want a CA SID, queued", r)
 			}
 			req := oneRequest(t, f)
-			if req.Path != twCalls || !req.Authorized {
-				t.Errorf("request to %s (authorized=%v), want %s", req.Path, req.Authorized, twCalls)
+			if req.Path != testkit.CallsPath || !req.Authorized {
+				t.Errorf("request to %s (authorized=%v), want %s", req.Path, req.Authorized, testkit.CallsPath)
 			}
 			doc := req.Form.Get("Twiml")
-			want := url.Values{"To": {"+15550002222"}, "From": {twFrom}, "Twiml": {doc}, "StatusCallback": {twStatusURL}}
+			want := url.Values{"To": {"+15550002222"}, "From": {testkit.From}, "Twiml": {doc}, "StatusCallback": {testkit.StatusURL}}
 			if !reflect.DeepEqual(req.Form, want) {
 				t.Errorf("form fields\n got %v\nwant %v", req.Form, want)
 			}
@@ -183,10 +154,10 @@ func TestTwilioCallTwiML(t *testing.T) {
 }
 
 func TestTwilioCallNeedsFromNumber(t *testing.T) {
-	f := newFake(t)
-	s := twilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.From, c.MessagingServiceSID = "", twServiceSID })
+	f := testkit.NewFake(t)
+	s := testkit.TwilioSender(t, f, nil, func(c *gateway.TwilioConfig) { c.From, c.MessagingServiceSID = "", testkit.ServiceSID })
 	_, err := s.Call(t.Context(), "+15550002222", "code 123456", "en")
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if !errors.As(err, &se) || !se.Final {
 		t.Fatalf("Call without a from number: %v, want a final SendError", err)
 	}
@@ -215,11 +186,11 @@ func TestTwilioErrorMapping(t *testing.T) {
 		{"4xx without a code", 400, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFake(t)
-			s := twilioSender(t, f, nil, nil)
+			f := testkit.NewFake(t)
+			s := testkit.TwilioSender(t, f, nil, nil)
 			f.FailNext(1, tc.status, tc.code)
 			_, err := s.SendSMS(t.Context(), "+15550002222", body)
-			var se *gateway.SendError
+			var se *outbox.SendError
 			if !errors.As(err, &se) {
 				t.Fatalf("SendSMS: %v (%T), want a SendError", err, err)
 			}
@@ -236,20 +207,20 @@ func TestTwilioErrorMapping(t *testing.T) {
 		})
 	}
 	t.Run("refused number", func(t *testing.T) {
-		f := newFake(t)
-		s := twilioSender(t, f, nil, nil)
+		f := testkit.NewFake(t)
+		s := testkit.TwilioSender(t, f, nil, nil)
 		f.Reject("+15550003333", 400, 21610)
 		_, err := s.SendSMS(t.Context(), "+15550003333", body)
-		var se *gateway.SendError
+		var se *outbox.SendError
 		if !errors.As(err, &se) || !se.Final || se.Code != 21610 {
 			t.Errorf("SendSMS to an opted-out number: %v, want final 21610", err)
 		}
 	})
 	t.Run("invalid number, checked by the fake", func(t *testing.T) {
-		f := newFake(t)
-		s := twilioSender(t, f, nil, nil)
+		f := testkit.NewFake(t)
+		s := testkit.TwilioSender(t, f, nil, nil)
 		_, err := s.SendSMS(t.Context(), "0612345678", body)
-		var se *gateway.SendError
+		var se *outbox.SendError
 		if !errors.As(err, &se) || !se.Final || se.Code != 21211 {
 			t.Errorf("SendSMS to a non-E.164 number: %v, want final 21211", err)
 		}
@@ -279,8 +250,8 @@ func echoServer(t *testing.T, status, code int, paths *[]string) *httptest.Serve
 func TestTwilioErrorNeverHoldsBody(t *testing.T) {
 	var paths []string
 	srv := echoServer(t, 400, 21617, &paths)
-	s, err := gateway.NewTwilioSender(gateway.TwilioConfig{AccountSID: twAccountSID, AuthToken: twAuthToken,
-		From: twFrom, APIBaseURL: srv.URL}, twPublicURL, nil)
+	s, err := twilio.NewSender(gateway.TwilioConfig{AccountSID: testkit.AccountSID, AuthToken: testkit.AuthToken,
+		From: testkit.From, APIBaseURL: srv.URL}, testkit.PublicURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,17 +265,17 @@ func TestTwilioErrorNeverHoldsBody(t *testing.T) {
 func TestTwilioAPIBaseURLWithPath(t *testing.T) {
 	var paths []string
 	srv := echoServer(t, 500, 0, &paths)
-	s, err := gateway.NewTwilioSender(gateway.TwilioConfig{AccountSID: twAccountSID, AuthToken: twAuthToken,
-		From: twFrom, APIBaseURL: srv.URL + "/twilio/"}, twPublicURL, nil)
+	s, err := twilio.NewSender(gateway.TwilioConfig{AccountSID: testkit.AccountSID, AuthToken: testkit.AuthToken,
+		From: testkit.From, APIBaseURL: srv.URL + "/twilio/"}, testkit.PublicURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.SendSMS(t.Context(), "+15550002222", "hi")
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if !errors.As(err, &se) || se.Final || se.Status != 500 {
 		t.Errorf("SendSMS: %v, want a non-final HTTP 500 SendError", err)
 	}
-	if want := []string{"/twilio" + twMessages}; !reflect.DeepEqual(paths, want) {
+	if want := []string{"/twilio" + testkit.MessagesPath}; !reflect.DeepEqual(paths, want) {
 		t.Errorf("proxy saw paths %v, want %v", paths, want)
 	}
 }
@@ -314,13 +285,13 @@ func TestTwilioNonJSONError(t *testing.T) {
 		http.Error(w, "<html>bad gateway</html>", http.StatusBadGateway)
 	}))
 	defer srv.Close()
-	s, err := gateway.NewTwilioSender(gateway.TwilioConfig{AccountSID: twAccountSID, AuthToken: twAuthToken,
-		From: twFrom, APIBaseURL: srv.URL}, twPublicURL, nil)
+	s, err := twilio.NewSender(gateway.TwilioConfig{AccountSID: testkit.AccountSID, AuthToken: testkit.AuthToken,
+		From: testkit.From, APIBaseURL: srv.URL}, testkit.PublicURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.SendSMS(t.Context(), "+15550002222", "hi")
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if !errors.As(err, &se) || se.Final || se.Status != http.StatusBadGateway {
 		t.Errorf("SendSMS through a proxy answering 502 in HTML: %#v, want non-final with status 502", err)
 	}
@@ -328,12 +299,12 @@ func TestTwilioNonJSONError(t *testing.T) {
 
 func TestTwilioTimeouts(t *testing.T) {
 	t.Run("http client timeout", func(t *testing.T) {
-		f := newFake(t)
+		f := testkit.NewFake(t)
 		f.SetDelay(5 * time.Second)
-		s := twilioSender(t, f, &http.Client{Timeout: 200 * time.Millisecond}, nil)
+		s := testkit.TwilioSender(t, f, &http.Client{Timeout: 200 * time.Millisecond}, nil)
 		start := time.Now()
 		_, err := s.SendSMS(t.Context(), "+15550002222", "hi")
-		var se *gateway.SendError
+		var se *outbox.SendError
 		if !errors.As(err, &se) || se.Final {
 			t.Errorf("SendSMS to a silent API: %v, want a non-final SendError", err)
 		}
@@ -342,14 +313,14 @@ func TestTwilioTimeouts(t *testing.T) {
 		}
 	})
 	t.Run("context deadline", func(t *testing.T) {
-		f := newFake(t)
+		f := testkit.NewFake(t)
 		f.SetDelay(5 * time.Second)
-		s := twilioSender(t, f, nil, nil)
+		s := testkit.TwilioSender(t, f, nil, nil)
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		_, err := s.Call(ctx, "+15550002222", "code 123456", "en")
-		var se *gateway.SendError
+		var se *outbox.SendError
 		if !errors.As(err, &se) || se.Final || !strings.Contains(se.Message, "no answer in time") {
 			t.Errorf("Call to a silent API: %v, want a non-final timeout SendError", err)
 		}
@@ -364,21 +335,21 @@ func TestTwilioVerifiesTLS(t *testing.T) {
 		t.Error("the request went through a certificate nobody trusts")
 	}))
 	defer srv.Close()
-	s, err := gateway.NewTwilioSender(gateway.TwilioConfig{AccountSID: twAccountSID, AuthToken: twAuthToken,
-		From: twFrom, APIBaseURL: srv.URL}, twPublicURL, nil)
+	s, err := twilio.NewSender(gateway.TwilioConfig{AccountSID: testkit.AccountSID, AuthToken: testkit.AuthToken,
+		From: testkit.From, APIBaseURL: srv.URL}, testkit.PublicURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.SendSMS(t.Context(), "+15550002222", "hi")
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if !errors.As(err, &se) || se.Final || !strings.Contains(se.Message, "certificate") {
 		t.Errorf("SendSMS to a self-signed server: %v, want a certificate error", err)
 	}
 }
 
 func TestTwilioRedact(t *testing.T) {
-	f := newFake(t)
-	s := twilioSender(t, f, nil, nil)
+	f := testkit.NewFake(t)
+	s := testkit.TwilioSender(t, f, nil, nil)
 	r, err := s.SendSMS(t.Context(), "+15550002222", "Your new password is Zq8-kL4-pW2")
 	if err != nil {
 		t.Fatal(err)
@@ -392,48 +363,31 @@ func TestTwilioRedact(t *testing.T) {
 	}
 	reqs := f.Requests()
 	last := reqs[len(reqs)-1]
-	wantPath := "/2010-04-01/Accounts/" + twAccountSID + "/Messages/" + r.ProviderID + ".json"
+	wantPath := "/2010-04-01/Accounts/" + testkit.AccountSID + "/Messages/" + r.ProviderID + ".json"
 	if last.Path != wantPath || !reflect.DeepEqual(last.Form, url.Values{"Body": {""}}) {
 		t.Errorf("redaction request %s %v, want %s with Body=\"\"", last.Path, last.Form, wantPath)
 	}
-	var se *gateway.SendError
+	var se *outbox.SendError
 	if err := s.Redact(t.Context(), "SM"+strings.Repeat("0", 32)); !errors.As(err, &se) || se.Code != 20404 {
 		t.Errorf("Redact of an unknown SID: %v, want 20404", err)
 	}
 }
 
 func TestNewTwilioSenderRefusesBadSettings(t *testing.T) {
-	good := gateway.TwilioConfig{AccountSID: twAccountSID, AuthToken: twAuthToken, From: twFrom}
+	good := gateway.TwilioConfig{AccountSID: testkit.AccountSID, AuthToken: testkit.AuthToken, From: testkit.From}
 	for name, tc := range map[string]struct {
 		mutate    func(*gateway.TwilioConfig)
 		publicURL string
 	}{
-		"token with symbols": {func(c *gateway.TwilioConfig) { c.AuthToken = "abc-def" }, twPublicURL},
-		"no sender":          {func(c *gateway.TwilioConfig) { c.From = "" }, twPublicURL},
-		"bad base URL":       {func(c *gateway.TwilioConfig) { c.APIBaseURL = "ftp://x" }, twPublicURL},
+		"token with symbols": {func(c *gateway.TwilioConfig) { c.AuthToken = "abc-def" }, testkit.PublicURL},
+		"no sender":          {func(c *gateway.TwilioConfig) { c.From = "" }, testkit.PublicURL},
+		"bad base URL":       {func(c *gateway.TwilioConfig) { c.APIBaseURL = "ftp://x" }, testkit.PublicURL},
 		"no public URL":      {func(*gateway.TwilioConfig) {}, ""},
 	} {
 		cfg := good
 		tc.mutate(&cfg)
-		if _, err := gateway.NewTwilioSender(cfg, tc.publicURL, nil); err == nil {
+		if _, err := twilio.NewSender(cfg, tc.publicURL, nil); err == nil {
 			t.Errorf("%s: NewTwilioSender accepted %+v", name, cfg)
 		}
-	}
-}
-
-func TestLocalSender(t *testing.T) {
-	var s gateway.Sender = gateway.LocalSender{}
-	a, err := s.SendSMS(t.Context(), "+15550002222", "hi")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Call(t.Context(), "+15550002222", "hi", "en")
-	if err != nil {
-		t.Fatal(err)
-	}
-	re := regexp.MustCompile(`^OB[0-9a-f]{32}$`)
-	if !re.MatchString(a.ProviderID) || !re.MatchString(b.ProviderID) || a.ProviderID == b.ProviderID ||
-		a.Status != "sent" || b.Status != "sent" {
-		t.Errorf("receipts %+v %+v, want distinct OB… IDs, status sent", a, b)
 	}
 }

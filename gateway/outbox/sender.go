@@ -1,4 +1,4 @@
-package gateway
+package outbox
 
 import (
 	"context"
@@ -16,6 +16,17 @@ type Sender interface {
 	SendSMS(ctx context.Context, to, body string) (Receipt, error)
 	// Call phones to and reads sayText aloud, twice, in language (en | fr).
 	Call(ctx context.Context, to, sayText, language string) (Receipt, error)
+}
+
+// Prober is a Sender that can tell, without sending anything, whether the
+// provider answers again (twilio.Sender.Probe).
+type Prober interface {
+	Probe(ctx context.Context) error
+}
+
+// Redactor blanks the body of a provider message (twilio.Sender).
+type Redactor interface {
+	Redact(ctx context.Context, sid string) error
 }
 
 // Receipt is the provider's acknowledgement of an accepted message.
@@ -54,21 +65,14 @@ func (e *SendError) Error() string {
 	return b.String()
 }
 
-// Twilio error codes that check-config names (what each means for a
-// message is in the one table, enroll.ProviderCodes).
-const (
-	TwilioErrAuth        = 20003 // authentication failed
-	TwilioErrNotFound    = 20404 // resource (or account) not found
-	TwilioErrRateLimited = 20429 // too many requests
-)
-
-// scrubBody removes body from s, so that no provider or library message
-// that happens to echo the text can carry it into a log or the data file.
-func scrubBody(s, body string) string {
-	if body == "" || !strings.Contains(s, body) {
+// Scrub removes secret (a body, a token) from s, so that no provider or
+// library message that happens to echo it can carry it into a log or the
+// data file.
+func Scrub(s, secret string) string {
+	if secret == "" || !strings.Contains(s, secret) {
 		return s
 	}
-	return strings.ReplaceAll(s, body, "[body]")
+	return strings.ReplaceAll(s, secret, "[body]")
 }
 
 // LocalSender is the "outbox" provider of sms.provider: it sends nothing.
@@ -76,12 +80,18 @@ func scrubBody(s, body string) string {
 // them; it serves demos and dry runs.
 type LocalSender struct{}
 
-var _ Sender = LocalSender{}
+var (
+	_ Sender   = LocalSender{}
+	_ Redactor = LocalSender{}
+)
 
 // SendSMS accepts the message without sending it.
 func (LocalSender) SendSMS(context.Context, string, string) (Receipt, error) {
 	return Receipt{ProviderID: localID(), Status: "sent"}, nil
 }
+
+// Redact has nothing to blank: LocalSender sends nothing.
+func (LocalSender) Redact(context.Context, string) error { return nil }
 
 // Call accepts the call without placing it.
 func (LocalSender) Call(context.Context, string, string, string) (Receipt, error) {

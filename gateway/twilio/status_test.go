@@ -1,4 +1,4 @@
-package gateway_test
+package twilio_test
 
 import (
 	"context"
@@ -11,27 +11,28 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
-	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
 
 // statusServer serves a StatusHandler at its own URL, which is also the
 // public URL Twilio signs. It returns the callback URL.
-func statusServer(t *testing.T, store gateway.StatusStore, onFinal func(context.Context, enroll.OutboundMessage)) string {
+func statusServer(t *testing.T, store twilio.StatusStore, onFinal func(context.Context, enroll.OutboundMessage)) string {
 	t.Helper()
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	h = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: srv.URL + "/", AuthToken: twAuthToken,
+	h = twilio.NewStatusHandler(twilio.StatusSettings{PublicURL: srv.URL + "/", AuthToken: testkit.AuthToken,
 		OnFinal: onFinal}, store, nil)
-	return srv.URL + gateway.StatusCallbackPath
+	return srv.URL + twilio.StatusCallbackPath
 }
 
 // sentMessage queues a message and marks it sent as providerID.
 func sentMessage(t *testing.T, store *bolt.Store, kind, providerID string) uint64 {
 	t.Helper()
-	id := enqueue(t, store, testSealer(t), kind, "+15550002222", "Your code is 123456", enroll.PriorityHigh)
+	id := testkit.Enqueue(t, store, testkit.Sealer(t), kind, "+15550002222", "Your code is 123456", enroll.PriorityHigh)
 	err := store.UpdateMessage(t.Context(), id, func(m *enroll.OutboundMessage) error {
 		m.Status, m.ProviderID, m.Attempts = enroll.StatusSent, providerID, 1
 		return nil
@@ -43,8 +44,8 @@ func sentMessage(t *testing.T, store *bolt.Store, kind, providerID string) uint6
 }
 
 func TestStatusCallbackUpdatesTheRightMessage(t *testing.T) {
-	store := openStore(t)
-	f := newFake(t)
+	store := testkit.OpenStore(t)
+	f := testkit.NewFake(t)
 	var mu sync.Mutex
 	var finals []enroll.OutboundMessage
 	cb := statusServer(t, store, func(_ context.Context, m enroll.OutboundMessage) {
@@ -60,14 +61,14 @@ func TestStatusCallbackUpdatesTheRightMessage(t *testing.T) {
 
 	post := func(sid, status string, code int, want int) {
 		t.Helper()
-		got, err := f.StatusCallback(t.Context(), cb, twAuthToken, sid, status, code)
+		got, err := f.StatusCallback(t.Context(), cb, testkit.AuthToken, sid, status, code)
 		if err != nil || got != want {
 			t.Fatalf("callback %s %s: HTTP %d, %v; want %d", sid, status, got, err, want)
 		}
 	}
 	check := func(id uint64, status string, code int) {
 		t.Helper()
-		m := message(t, store, id)
+		m := testkit.Message(t, store, id)
 		if m.Status != status || m.ErrorCode != code {
 			t.Errorf("message %d: %s (error %d), want %s (error %d)", id, m.Status, m.ErrorCode, status, code)
 		}
@@ -106,11 +107,11 @@ func TestStatusCallbackUpdatesTheRightMessage(t *testing.T) {
 }
 
 func TestStatusCallbackRefusesUnsignedAndForged(t *testing.T) {
-	store := openStore(t)
+	store := testkit.OpenStore(t)
 	cb := statusServer(t, store, nil)
 	sid := "SM" + strings.Repeat("e", 32)
 	id := sentMessage(t, store, enroll.KindSMS, sid)
-	form := url.Values{"MessageSid": {sid}, "MessageStatus": {"delivered"}, "AccountSid": {twAccountSID}}
+	form := url.Values{"MessageSid": {sid}, "MessageStatus": {"delivered"}, "AccountSid": {testkit.AccountSID}}
 	for _, tc := range []struct {
 		name string
 		sig  string
@@ -118,10 +119,10 @@ func TestStatusCallbackRefusesUnsignedAndForged(t *testing.T) {
 	}{
 		{"unsigned", "", form},
 		{"wrong token", twiliotest.Sign("0000000000000000ffffffffffffffff", cb, form), form},
-		{"other URL", twiliotest.Sign(twAuthToken, "https://evil.example/sms/twilio/status", form), form},
-		{"tampered", twiliotest.Sign(twAuthToken, cb, url.Values{"MessageSid": {sid}, "MessageStatus": {"sent"}}), form},
-		{"repeated field", twiliotest.Sign(twAuthToken, cb, form),
-			url.Values{"MessageSid": {sid}, "MessageStatus": {"delivered", "failed"}, "AccountSid": {twAccountSID}}},
+		{"other URL", twiliotest.Sign(testkit.AuthToken, "https://evil.example/sms/twilio/status", form), form},
+		{"tampered", twiliotest.Sign(testkit.AuthToken, cb, url.Values{"MessageSid": {sid}, "MessageStatus": {"sent"}}), form},
+		{"repeated field", twiliotest.Sign(testkit.AuthToken, cb, form),
+			url.Values{"MessageSid": {sid}, "MessageStatus": {"delivered", "failed"}, "AccountSid": {testkit.AccountSID}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, cb, strings.NewReader(tc.form.Encode()))
@@ -137,7 +138,7 @@ func TestStatusCallbackRefusesUnsignedAndForged(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden {
 				t.Errorf("HTTP %d, want 403", resp.StatusCode)
 			}
-			if m := message(t, store, id); m.Status != enroll.StatusSent {
+			if m := testkit.Message(t, store, id); m.Status != enroll.StatusSent {
 				t.Errorf("message became %s", m.Status)
 			}
 		})
@@ -156,7 +157,7 @@ func TestStatusCallbackRefusesUnsignedAndForged(t *testing.T) {
 		form := url.Values{"MessageStatus": {"delivered"}}
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, cb, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Twilio-Signature", twiliotest.Sign(twAuthToken, cb, form))
+		req.Header.Set("X-Twilio-Signature", twiliotest.Sign(testkit.AuthToken, cb, form))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -194,15 +195,15 @@ func (a *filterAlerts) notices() []notify.CarrierFilterNotice {
 // if the phone were off (enroll: ReasonFiltered). An unreachable handset
 // (30003) alerts nobody.
 func TestStatusCarrierFilteringAlertsAdmins(t *testing.T) {
-	store := openStore(t)
-	f := newFake(t)
+	store := testkit.OpenStore(t)
+	f := testkit.NewFake(t)
 	alerts := &filterAlerts{}
-	var h *gateway.StatusHandler
+	var h *twilio.StatusHandler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	h = gateway.NewStatusHandler(gateway.StatusSettings{PublicURL: srv.URL, AuthToken: twAuthToken,
+	h = twilio.NewStatusHandler(twilio.StatusSettings{PublicURL: srv.URL, AuthToken: testkit.AuthToken,
 		Audit: store, Alerts: alerts, Throttle: store}, store, nil)
-	cb := srv.URL + gateway.StatusCallbackPath
+	cb := srv.URL + twilio.StatusCallbackPath
 	sids := []string{"SM" + strings.Repeat("1", 32), "SM" + strings.Repeat("2", 32), "SM" + strings.Repeat("3", 32)}
 	for _, sid := range sids {
 		sentMessage(t, store, enroll.KindSMS, sid)
@@ -211,7 +212,7 @@ func TestStatusCarrierFilteringAlertsAdmins(t *testing.T) {
 		sid  string
 		code int
 	}{{sids[0], 30007}, {sids[1], 30007}, {sids[2], 30003}} {
-		if got, err := f.StatusCallback(t.Context(), cb, twAuthToken, r.sid, "undelivered", r.code); err != nil || got != http.StatusNoContent {
+		if got, err := f.StatusCallback(t.Context(), cb, testkit.AuthToken, r.sid, "undelivered", r.code); err != nil || got != http.StatusNoContent {
 			t.Fatalf("report %d: HTTP %d, %v", i, got, err)
 		}
 	}

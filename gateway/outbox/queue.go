@@ -1,0 +1,132 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/replyreset/replyreset/enroll"
+)
+
+// MessageStore is where Enqueue writes (enroll.OutboxStore).
+type MessageStore interface {
+	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
+}
+
+// Enqueue is the one way an SMS or a call enters the outbox: it stores m
+// with body sealed, due at m.CreatedAt (now when zero). m gives the
+// recipient, the kind (an SMS when empty), language, purpose, username,
+// priority and Prepaid; its status is queued, or held when m.Status says
+// so (Queue.Release then sends it). The caller wakes the worker.
+func Enqueue(ctx context.Context, store MessageStore, sealer BodySealer, m enroll.OutboundMessage, body string) (uint64, error) {
+	if m.Kind == "" {
+		m.Kind = enroll.KindSMS
+	}
+	if m.Status != enroll.StatusHeld {
+		m.Status = enroll.StatusQueued
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now()
+	}
+	m.Sealed = sealBody(sealer, body)
+	m.NextAttempt, m.UpdatedAt = m.CreatedAt, m.CreatedAt
+	return store.EnqueueMessage(ctx, m)
+}
+
+// QueueSMS is Enqueue for the jobs that hold no Queue (the lockout watch,
+// the expiry reminders): it queues m, an SMS of text body, due at now, and
+// wakes the worker; m gives the recipient, language, purpose, username and
+// priority.
+func QueueSMS(ctx context.Context, store MessageStore, sealer BodySealer, wake func(), m enroll.OutboundMessage, body string, now time.Time) (uint64, error) {
+	m.Kind, m.CreatedAt = enroll.KindSMS, now
+	id, err := Enqueue(ctx, store, sealer, m, body)
+	if err != nil {
+		return 0, err
+	}
+	wake()
+	return id, nil
+}
+
+// QueueStore is what Queue needs from the store (enroll.OutboxStore).
+type QueueStore interface {
+	MessageStore
+	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
+	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
+}
+
+// Queue is the outbox as producers see it: Enqueue, the held messages'
+// life (a RESET's password: Reseal, Release, Cancel) and the redactions
+// the delivery reports ask for; each wakes the worker when something is
+// due.
+type Queue struct {
+	store  QueueStore
+	sealer BodySealer
+	wake   func()
+	now    func() time.Time
+}
+
+// NewQueue returns the queue; wake (the worker's Notify) may be nil.
+func NewQueue(store QueueStore, sealer BodySealer, wake func()) *Queue {
+	if wake == nil {
+		wake = func() {}
+	}
+	return &Queue{store: store, sealer: sealer, wake: wake, now: time.Now}
+}
+
+// Enqueue queues m with body (the package's Enqueue) and wakes the worker
+// unless m is held.
+func (q *Queue) Enqueue(ctx context.Context, m enroll.OutboundMessage, body string) (uint64, error) {
+	id, err := Enqueue(ctx, q.store, q.sealer, m, body)
+	if err == nil && m.Status != enroll.StatusHeld {
+		q.wake()
+	}
+	return id, err
+}
+
+// Reseal replaces the body of held message id (after the directory
+// refused the password it carried).
+func (q *Queue) Reseal(ctx context.Context, id uint64, body string) error {
+	sealed := sealBody(q.sealer, body)
+	return q.store.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
+		if m.Status != enroll.StatusHeld {
+			return fmt.Errorf("gateway: held message %d is %s", id, m.Status)
+		}
+		m.Sealed, m.UpdatedAt = sealed, q.now()
+		return nil
+	})
+}
+
+// Release queues held message id for sending now and wakes the worker.
+func (q *Queue) Release(ctx context.Context, id uint64) error {
+	now := q.now()
+	err := q.store.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
+		m.Status, m.NextAttempt, m.UpdatedAt = enroll.StatusQueued, now, now
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	q.wake()
+	return nil
+}
+
+// Cancel ends held message id unsent, its body wiped; why says what
+// happened instead.
+func (q *Queue) Cancel(ctx context.Context, id uint64, why string) error {
+	wiped := q.sealer.Seal(nil, SealPurpose)
+	return q.store.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
+		m.Status, m.Sealed, m.LastError, m.UpdatedAt = enroll.StatusCanceled, wiped, why, q.now()
+		return nil
+	})
+}
+
+// EnqueueRedaction queues the blanking of provider message sid at the
+// provider, once however often it is asked (the store keeps one per SID),
+// and wakes the worker when it queued one.
+func (q *Queue) EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error) {
+	id, queued, err := q.store.EnqueueRedaction(ctx, sid, purpose, username, now)
+	if err == nil && queued {
+		q.wake()
+	}
+	return id, queued, err
+}

@@ -318,15 +318,3 @@ func (e *watchEnv) alertText(lang, username string, lockedAt time.Time) string {
 	return e.catalog.Text(lang, "sms.lockout.alert", map[string]string{"username": username,
 		"time": lockedAt.In(zone).Format("15:04")})
 }
-
-// eventually waits for cond, failing the test after 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

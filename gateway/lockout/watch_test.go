@@ -12,6 +12,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 )
 
 func TestLockoutAlertOncePerEvent(t *testing.T) {
@@ -215,7 +216,7 @@ func TestLockoutScanErrorRetried(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	eventually(t, "the alert after three failed scans", func() bool {
+	testkit.Eventually(t, "the alert after three failed scans", func() bool {
 		msgs, err := e.store.Messages(t.Context(), enroll.OutboxFilter{Username: "jdoe"})
 		return err == nil && len(msgs) == 1
 	})

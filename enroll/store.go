@@ -304,8 +304,12 @@ type Lifecycle interface {
 // lockout watch, the expiry reminders, the SMS password expiry. A lease is
 // a name held by one holder until an expiry time; the holder renews it
 // while its job runs and releases it when the job stops, and a holder that
-// dies loses it when it expires. Implementations must pass the lease part
-// of storetest.
+// dies loses it when it expires. A lease also ends with the store that
+// granted it: closing the store ends its leases (their holders ran on it),
+// and a store that can prove at open that no earlier handle is still alive
+// (bbolt's file lock) ends those a crashed process left, so a restarted
+// node runs its jobs at once instead of waiting out the TTL.
+// Implementations must pass the lease part of storetest.
 //
 // Names and holders are opaque, non-empty keys of at most 512 bytes,
 // compared exactly; every "now" comes from the caller and must not be

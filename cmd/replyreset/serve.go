@@ -274,26 +274,19 @@ func (a *app) handler(demo web.Demo) http.Handler {
 	})
 }
 
-// run starts the background workers, and the singleton jobs under the
-// leader (this node, alone); they stop when ctx ends, and the returned
-// function waits for them.
+// run starts the singleton jobs under the leader (this node, alone): the
+// outbox and mail queue workers, the lockout watch, the SMS password
+// expiry and the expiry reminders; they stop when ctx ends, and the
+// returned function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		jobs.Run(ctx, jobs.NewSingleNode(""), a.log, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
-			jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
-	})
-	workers := map[string]func(context.Context) error{"outbox": a.outbox.Run}
+	list := []jobs.Job{{Name: "outbox", Run: a.outbox.Run}}
 	if a.mailq != nil {
-		workers["mail queue"] = a.mailq.Run
+		list = append(list, jobs.Job{Name: "mail queue", Run: a.mailq.Run})
 	}
-	for name, run := range workers {
-		wg.Go(func() {
-			if err := run(ctx); err != nil && ctx.Err() == nil {
-				a.log.Error(name+" stopped", "err", err)
-			}
-		})
-	}
+	list = append(list, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
+		jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
+	var wg sync.WaitGroup
+	wg.Go(func() { jobs.Run(ctx, jobs.NewSingleNode(""), a.log, list...) })
 	return wg.Wait
 }
 

@@ -381,3 +381,48 @@ func TestRunRetriesAJobHeldElsewhere(t *testing.T) {
 		t.Errorf("%d tries, want at least 3", n)
 	}
 }
+
+// flakyLeases is a lease store that is down for its first failures
+// AcquireLease calls.
+type flakyLeases struct {
+	jobs.LeaseStore
+	failures atomic.Int32
+}
+
+func (f *flakyLeases) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	if f.failures.Add(-1) >= 0 {
+		return false, errors.New("store unavailable")
+	}
+	return f.LeaseStore.AcquireLease(ctx, name, holder, now, ttl)
+}
+
+// TestRunRetriesAJobWhoseLeaseStoreFails: a store that cannot give the
+// lease (down for a moment) does not stop the job for the rest of the
+// term: it starts once the store answers again.
+func TestRunRetriesAJobWhoseLeaseStoreFails(t *testing.T) {
+	store := &flakyLeases{LeaseStore: openStore(t)}
+	store.failures.Store(2)
+	lease := jobs.Lease{Store: store, Node: "node-a"}
+	var tries atomic.Int32
+	started := make(chan struct{})
+	job := jobs.Job{Name: "outbox", Busy: time.Millisecond, Run: func(ctx context.Context) error {
+		tries.Add(1)
+		return lease.Hold(ctx, "outbox-worker", func(ctx context.Context) error {
+			close(started)
+			<-ctx.Done()
+			return nil
+		})
+	}}
+	if err := lease.Hold(t.Context(), "probe", func(context.Context) error { return nil }); !errors.Is(err, jobs.ErrNoLease) {
+		t.Fatalf("Hold with the store down = %v, want ErrNoLease", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { jobs.Run(ctx, jobs.NewSingleNode("node-a"), nil, job); close(done) }()
+	wait(t, started, "the job started once the store answered")
+	cancel()
+	wait(t, done, "Run returned")
+	if n := tries.Load(); n != 2 {
+		t.Errorf("%d tries, want 2 (one refused by the store, then the run)", n)
+	}
+}

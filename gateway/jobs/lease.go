@@ -28,6 +28,9 @@ var (
 	// ErrLeaseLost: the job's lease could not be renewed in time, or was
 	// taken by another runner, so the job was stopped.
 	ErrLeaseLost = errors.New("jobs: the job's lease was lost")
+	// ErrNoLease: the store did not answer when the lease was to be
+	// taken, so the job did not start (it is tried again).
+	ErrNoLease = errors.New("jobs: the job's lease could not be taken")
 )
 
 // DefaultLeaseTTL is how long a job's lease lasts without renewal: a
@@ -79,7 +82,7 @@ func (l Lease) Hold(ctx context.Context, name string, fn func(ctx context.Contex
 	start := now()
 	ok, err := l.Store.AcquireLease(ctx, name, holder, start, ttl)
 	if err != nil {
-		return fmt.Errorf("jobs: take the lease of %s: %w", name, err)
+		return fmt.Errorf("%w: %s: %w", ErrNoLease, name, err)
 	}
 	if !ok {
 		return fmt.Errorf("%w: %s (its lease is held by another runner)", ErrRunning, name)
@@ -97,10 +100,10 @@ func (l Lease) Hold(ctx context.Context, name string, fn func(ctx context.Contex
 	<-renewed
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer rcancel()
-	if rerr := l.Store.ReleaseLease(rctx, name, holder); rerr != nil && err == nil && !errors.Is(lost, ErrLeaseLost) {
-		// The lease expires by itself; nothing ran twice.
-		err = fmt.Errorf("jobs: release the lease of %s: %w", name, rerr)
-	}
+	// Giving the lease back is best effort: a lease not released (the
+	// store closed or down) ends at its TTL or with the store, and nothing
+	// ran twice, so it changes nothing of what fn returned.
+	_ = l.Store.ReleaseLease(rctx, name, holder)
 	if errors.Is(lost, ErrLeaseLost) {
 		return errors.Join(lost, err)
 	}

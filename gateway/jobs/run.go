@@ -13,7 +13,8 @@ type Job struct {
 	Name string // for logs: "lockout watch"
 	// Run does the job until ctx ends, then returns nil. It returns an
 	// error wrapping ErrRunning when the job's lease is held by another
-	// runner, and one wrapping ErrLeaseLost when its lease was taken away:
+	// runner, one wrapping ErrLeaseLost when its lease was taken away, and
+	// one wrapping ErrNoLease when the store could not give it the lease:
 	// Run tries again after Busy. Any other error stops the job for the
 	// rest of the term (it is logged); nil before ctx ends means the job
 	// has nothing to do (it is off).
@@ -113,6 +114,12 @@ func runJob(ctx context.Context, j Job, log *slog.Logger) {
 			return
 		case errors.Is(err, ErrRunning) || errors.Is(err, ErrLeaseLost):
 			log.InfoContext(ctx, j.Name+": held by another runner; trying again", "err", err, "retry_in", busy)
+			if !Sleep(ctx, busy) {
+				return
+			}
+		case errors.Is(err, ErrNoLease):
+			// The store is down: the job must come back with it.
+			log.ErrorContext(ctx, j.Name+": cannot take its lease; trying again", "err", err, "retry_in", busy)
 			if !Sleep(ctx, busy) {
 				return
 			}

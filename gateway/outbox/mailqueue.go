@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/jobs"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/notify"
 )
@@ -20,6 +21,7 @@ type MailStore interface {
 	DueMail(ctx context.Context, now time.Time, limit int) ([]enroll.QueuedMail, error)
 	UpdateMail(ctx context.Context, id uint64, fn func(*enroll.QueuedMail) error) error
 	Auditor
+	jobs.LeaseStore // one worker at a time
 }
 
 // MailQueueConfig wires a MailQueue; zero tuning fields take the defaults.
@@ -29,6 +31,9 @@ type MailQueueConfig struct {
 	// Transport delivers a mail: the SMTP mailer, or the demo's mailbox.
 	Transport notify.Mailer
 	Log       *slog.Logger
+	// Node is this process's node ID for the worker's lease (default
+	// jobs.NodeID()).
+	Node string
 
 	MaxAttempts int           // sends tried before a mail fails for good (default 15, about 5 hours)
 	BackoffBase time.Duration // wait after the first failure, doubled after each (default 30s)
@@ -76,7 +81,7 @@ func (c *MailQueueConfig) defaults() {
 // killed mid-send sends the mail again after that delay.
 type MailQueue struct {
 	cfg    MailQueueConfig
-	loop   loop        // wakes Run; one Run (or Flush) at a time
+	loop   loop        // wakes Run; one Run (or Flush) at a time, under the lease
 	queued atomic.Bool // Send queued a mail (Flush)
 }
 
@@ -86,7 +91,7 @@ var _ notify.Mailer = (*MailQueue)(nil)
 // are required.
 func NewMailQueue(cfg MailQueueConfig) *MailQueue {
 	cfg.defaults()
-	return &MailQueue{cfg: cfg, loop: newLoop()}
+	return &MailQueue{cfg: cfg, loop: newLoop(mailQueueLease, cfg.Store, cfg.Node)}
 }
 
 // sealedMail is what is sealed: everything a person could read.
@@ -124,21 +129,17 @@ func (q *MailQueue) Send(ctx context.Context, m notify.Mail) error {
 // Notify wakes Run at once. It never blocks.
 func (q *MailQueue) Notify() { q.loop.notify() }
 
-var errMailQueueRunning = errors.New("gateway: the mail queue worker is already running")
-
 // Run delivers due mail until ctx ends, then returns nil once the send in
-// progress, if any, is recorded.
-func (q *MailQueue) Run(ctx context.Context) error {
-	return q.loop.run(ctx, q.pass, errMailQueueRunning)
-}
+// progress, if any, is recorded. It returns an error wrapping
+// jobs.ErrRunning while another runner holds the worker's lease.
+func (q *MailQueue) Run(ctx context.Context) error { return q.loop.run(ctx, q.pass) }
 
 // Flush makes one pass over the due mail when this MailQueue queued any,
 // for a command run without a server; what fails stays queued for the
 // server to retry.
 func (q *MailQueue) Flush(ctx context.Context) {
-	if q.queued.Load() && q.loop.running.CompareAndSwap(false, true) {
-		defer q.loop.running.Store(false)
-		q.pass(ctx)
+	if q.queued.Load() {
+		q.loop.once(ctx, q.pass)
 	}
 }
 

@@ -2,19 +2,20 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/jobs"
 )
 
 // Store is what the outbox worker needs from the store.
 type Store interface {
 	DueMessages(ctx context.Context, now time.Time, limit int) ([]enroll.OutboundMessage, error)
 	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
+	jobs.LeaseStore // one worker at a time
 }
 
 // Options tune the worker; zero fields take the defaults.
@@ -42,6 +43,9 @@ type Options struct {
 	Redactor Redactor
 	// Audit, when set, records every redaction (action "redact").
 	Audit Auditor
+	// Node is this process's node ID for the worker's lease (default
+	// jobs.NodeID()).
+	Node string
 }
 
 func (o *Options) defaults() {
@@ -86,8 +90,9 @@ func (o *Options) defaults() {
 // message whose outcome was never recorded; a code sent twice is harmless,
 // a code never sent is a user locked out.
 //
-// Only one Run may be active per store: bbolt is single-process, and
-// within the process Run refuses to run twice.
+// Only one Run is active per store: it runs while it holds the worker's
+// lease in the store, so a second Run (in this process or on another
+// node) waits for it (jobs.ErrRunning).
 type Outbox struct {
 	store  Store
 	opener BodyOpener
@@ -95,7 +100,7 @@ type Outbox struct {
 	log    *slog.Logger
 	opt    Options
 
-	loop loop // wakes Run; one Run at a time
+	loop loop // wakes Run; one Run at a time, under the lease
 
 	// Owned by the Run goroutine.
 	retries      []time.Time // retry times scheduled by this process, to wake for
@@ -110,18 +115,16 @@ func New(store Store, opener BodyOpener, sender Sender, log *slog.Logger, opt Op
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt, loop: newLoop()}
+	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt, loop: newLoop(outboxLease, store, opt.Node)}
 }
 
 // Notify wakes Run at once, after a message was queued. It never blocks.
 func (o *Outbox) Notify() { o.loop.notify() }
 
-// errOutboxRunning is returned by a second concurrent Run.
-var errOutboxRunning = errors.New("gateway: the outbox worker is already running")
-
 // Run sends due messages until ctx ends, then returns nil once the send in
-// progress, if any, is recorded.
-func (o *Outbox) Run(ctx context.Context) error { return o.loop.run(ctx, o.pass, errOutboxRunning) }
+// progress, if any, is recorded. It returns an error wrapping
+// jobs.ErrRunning while another runner holds the worker's lease.
+func (o *Outbox) Run(ctx context.Context) error { return o.loop.run(ctx, o.pass) }
 
 // probeRecovery runs while the provider is failing (the sender is a
 // Prober): once the provider answers a probe again, every message waiting

@@ -12,6 +12,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/internal/testkit"
+	"github.com/replyreset/replyreset/gateway/jobs"
 	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
@@ -63,8 +64,34 @@ func TestOutboxRunsOnce(t *testing.T) {
 	r := testkit.NewOutboxRig(t)
 	ob, _ := r.Start(outbox.Options{})
 	time.Sleep(10 * time.Millisecond)
-	if err := ob.Run(t.Context()); err == nil {
-		t.Error("a second Run on the same Outbox started")
+	if err := ob.Run(t.Context()); !errors.Is(err, jobs.ErrRunning) {
+		t.Errorf("a second Run on the same Outbox: %v, want jobs.ErrRunning", err)
+	}
+	// Another node's worker on the same store is kept out by the lease.
+	other := outbox.New(r.Store, r.Sealer, r.Sender, nil, outbox.Options{Node: "node-b"})
+	if err := other.Run(t.Context()); !errors.Is(err, jobs.ErrRunning) {
+		t.Errorf("a second node's Run: %v, want jobs.ErrRunning", err)
+	}
+}
+
+// TestOutboxLeaseEndsWithRun: a Run that ends gives the worker's lease
+// back, so the next runner (a restarted process, another node) starts at
+// once.
+func TestOutboxLeaseEndsWithRun(t *testing.T) {
+	r := testkit.NewOutboxRig(t)
+	_, stop := r.Start(outbox.Options{})
+	time.Sleep(10 * time.Millisecond)
+	stop()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	other := outbox.New(r.Store, r.Sealer, r.Sender, nil, outbox.Options{Node: "node-b", Poll: time.Hour})
+	go func() { done <- other.Run(ctx) }()
+	sms := r.Enqueue(enroll.KindSMS, "+15550001003", "Your code is 161803", enroll.PriorityHigh)
+	other.Notify()
+	r.WaitStatus(sms, enroll.StatusSent)
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("the next runner's Run: %v", err)
 	}
 }
 

@@ -2,19 +2,32 @@ package outbox
 
 import (
 	"context"
-	"sync/atomic"
 	"time"
+
+	"github.com/replyreset/replyreset/gateway/jobs"
+)
+
+// Lease names of the two workers in the store: one runner each, across
+// processes and nodes (jobs.Lease).
+const (
+	outboxLease    = "outbox-worker"
+	mailQueueLease = "mail-queue-worker"
 )
 
 // loop is what the outbox and the mail queue workers share: Run calls pass
 // until ctx ends, sleeping what pass returns unless notify wakes it first,
-// and refuses to run twice at once in this process.
+// and runs only while it holds the worker's lease in the store, so that two
+// runners (two nodes, or two runs in one process) never send one queue at
+// once.
 type loop struct {
-	wake    chan struct{}
-	running atomic.Bool
+	wake  chan struct{}
+	name  string // the worker's lease
+	lease jobs.Lease
 }
 
-func newLoop() loop { return loop{wake: make(chan struct{}, 1)} }
+func newLoop(name string, store jobs.LeaseStore, node string) loop {
+	return loop{wake: make(chan struct{}, 1), name: name, lease: jobs.Lease{Store: store, Node: node}}
+}
 
 // notify wakes run at once. It never blocks.
 func (l *loop) notify() {
@@ -25,25 +38,35 @@ func (l *loop) notify() {
 }
 
 // run calls pass until ctx ends, then returns nil once the pass in
-// progress, if any, is done; a second concurrent run returns busy.
-func (l *loop) run(ctx context.Context, pass func(context.Context) time.Duration, busy error) error {
-	if !l.running.CompareAndSwap(false, true) {
-		return busy
-	}
-	defer l.running.Store(false)
-	for {
-		wait := pass(ctx)
-		if ctx.Err() != nil {
-			return nil
+// progress, if any, is done. While another runner holds the lease it
+// returns an error wrapping jobs.ErrRunning; when the lease is lost, pass's
+// context ends and it returns one wrapping jobs.ErrLeaseLost.
+func (l *loop) run(ctx context.Context, pass func(context.Context) time.Duration) error {
+	return l.lease.Hold(ctx, l.name, func(ctx context.Context) error {
+		for {
+			wait := pass(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-l.wake:
+				t.Stop()
+			case <-t.C:
+			}
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-l.wake:
-			t.Stop()
-		case <-t.C:
-		}
-	}
+	})
+}
+
+// once calls pass one time while holding the lease, and reports whether it
+// did (false: another runner holds it, or the store failed).
+func (l *loop) once(ctx context.Context, pass func(context.Context) time.Duration) bool {
+	err := l.lease.Hold(ctx, l.name, func(ctx context.Context) error {
+		pass(ctx)
+		return nil
+	})
+	return err == nil
 }

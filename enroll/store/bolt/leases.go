@@ -74,3 +74,15 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 	}
 	return nil
 }
+
+// dropLeases ends every lease in the file (Open: their holders are gone).
+func dropLeases(tx *bbolt.Tx) error {
+	if tx.Bucket(bucketLeases).Stats().KeyN == 0 {
+		return nil
+	}
+	if err := tx.DeleteBucket(bucketLeases); err != nil {
+		return err
+	}
+	_, err := tx.CreateBucket(bucketLeases)
+	return err
+}

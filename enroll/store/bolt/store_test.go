@@ -130,3 +130,46 @@ func TestBoltRefusesNewerSchema(t *testing.T) {
 		t.Errorf("Open of a newer schema: %v", err)
 	}
 }
+
+// TestBoltDropsLeasesOfACrashedProcess: a data file left by a process
+// that died holding a lease (here, a copy of the file taken while the
+// lease was held: what a kill -9 leaves) opens with no lease held, so
+// the restarted serve runs its jobs at once instead of waiting out the TTL;
+// the rest of the data is kept.
+func TestBoltDropsLeasesOfACrashedProcess(t *testing.T) {
+	dir := t.TempDir()
+	s, err := bolt.Open(filepath.Join(dir, "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	if ok, err := s.AcquireLease(t.Context(), "outbox-worker", "dead-node/1", now, time.Hour); err != nil || !ok {
+		t.Fatalf("AcquireLease = %v, %v", ok, err)
+	}
+	if _, err := s.AppendAudit(t.Context(), enroll.Event{Action: "reset", Username: "jdoe", Time: now}); err != nil {
+		t.Fatal(err)
+	}
+	var crashed bytes.Buffer
+	if _, err := s.Backup(t.Context(), &crashed); err != nil {
+		t.Fatal(err)
+	}
+	restarted := t.TempDir()
+	restoreBolt(t, restarted, crashed.Bytes())
+	r, err := bolt.Open(filepath.Join(restarted, "replyreset.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if ok, err := r.AcquireLease(t.Context(), "outbox-worker", "new-node/1", now.Add(time.Second), time.Hour); err != nil || !ok {
+		t.Errorf("AcquireLease after the restart = %v, %v; want the dead process's lease gone", ok, err)
+	}
+	evs, err := r.Audit(t.Context(), enroll.AuditFilter{})
+	if err != nil || len(evs) != 1 || evs[0].Username != "jdoe" {
+		t.Errorf("audit after the restart = %v, %v; want the one event kept", evs, err)
+	}
+	// The original, still open, holds its lease: only an open drops leases.
+	if ok, err := s.AcquireLease(t.Context(), "outbox-worker", "new-node/1", now.Add(time.Second), time.Hour); err != nil || ok {
+		t.Errorf("AcquireLease on the live file = %v, %v; want refused", ok, err)
+	}
+}

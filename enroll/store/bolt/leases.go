@@ -77,12 +77,15 @@ func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
 
 // dropLeases ends every lease in the file (Open: their holders are gone).
 func dropLeases(tx *bbolt.Tx) error {
-	if tx.Bucket(bucketLeases).Stats().KeyN == 0 {
-		return nil
-	}
-	if err := tx.DeleteBucket(bucketLeases); err != nil {
+	b := tx.Bucket(bucketLeases)
+	var names [][]byte
+	if err := b.ForEach(func(k, _ []byte) error { names = append(names, bytes.Clone(k)); return nil }); err != nil {
 		return err
 	}
-	_, err := tx.CreateBucket(bucketLeases)
-	return err
+	for _, k := range names {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

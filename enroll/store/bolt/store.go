@@ -143,23 +143,23 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("enroll: data file %s: %w", path, err)
 	}
-	// The file lock proves that no other handle is open: a lease still in
-	// the file was left by a process that died holding it, and ends now
-	// instead of at its TTL, so that a restarted serve runs its jobs (the
-	// lockout watch, the outbox) at once (enroll.LeaseStore).
-	if err := db.Update(dropLeases); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("enroll: data file %s: drop the leases of a dead process: %w", path, err)
-	}
 	return &Store{db: db, path: path, writes: groupCommit{db: db}}, nil
 }
 
-// initSchema creates the buckets and checks or records the schema version.
+// initSchema creates the buckets, ends the leases a dead process left and
+// checks or records the schema version.
 func initSchema(tx *bbolt.Tx) error {
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	// The file lock proves that no other handle is open: a lease still in
+	// the file was left by a process that died holding it, and ends now
+	// instead of at its TTL, so that a restarted serve runs its jobs (the
+	// lockout watch, the outbox) at once (enroll.LeaseStore).
+	if err := dropLeases(tx); err != nil {
+		return fmt.Errorf("drop the leases of a dead process: %w", err)
 	}
 	meta := tx.Bucket(bucketMeta)
 	v := meta.Get(keySchema)

@@ -12,7 +12,6 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/lockout"
@@ -148,7 +147,7 @@ func (r *lockoutRig) lockOut(username, dn string) time.Time {
 
 func (r *lockoutRig) texts(username string) []string {
 	r.t.Helper()
-	return lockoutTexts(r.t, r.store, r.sealer, username)
+	return testkit.LockoutTexts(r.t, r.store, r.sealer, username)
 }
 
 // waitTexts waits until username has n lockout texts, at most within,
@@ -384,28 +383,4 @@ func TestLockoutStormE2E(t *testing.T) {
 			}
 		}
 	})
-}
-
-// lockoutTexts returns the lockout texts queued for username, oldest first.
-func lockoutTexts(t *testing.T, store *bolt.Store, sealer *enroll.Sealer, username string) []string {
-	t.Helper()
-	msgs, err := store.Messages(t.Context(), enroll.OutboxFilter{Username: username})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range slices.Backward(msgs) {
-		if m.Purpose != "lockout" {
-			continue
-		}
-		if m.Kind != enroll.KindSMS || m.Priority != enroll.PriorityHigh || m.Status != enroll.StatusQueued {
-			t.Errorf("lockout message %+v: want a queued high-priority SMS", m)
-		}
-		body, err := sealer.Open(m.Sealed, "outbox")
-		if err != nil {
-			t.Fatalf("open message %d: %v", m.ID, err)
-		}
-		out = append(out, string(body))
-	}
-	return out
 }

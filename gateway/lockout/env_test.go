@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
@@ -254,30 +255,7 @@ func (e *watchEnv) enroll(username, phone, lang string, state enroll.State) {
 // texts returns the lockout texts queued for username, oldest first.
 func (e *watchEnv) texts(username string) []string {
 	e.t.Helper()
-	return lockoutTexts(e.t, e.store, e.sealer, username)
-}
-
-func lockoutTexts(t *testing.T, store *bolt.Store, sealer *enroll.Sealer, username string) []string {
-	t.Helper()
-	msgs, err := store.Messages(t.Context(), enroll.OutboxFilter{Username: username})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range slices.Backward(msgs) {
-		if m.Purpose != "lockout" {
-			continue
-		}
-		if m.Kind != enroll.KindSMS || m.Priority != enroll.PriorityHigh || m.Status != enroll.StatusQueued {
-			t.Errorf("lockout message %+v: want a queued high-priority SMS", m)
-		}
-		body, err := sealer.Open(m.Sealed, "outbox")
-		if err != nil {
-			t.Fatalf("open message %d: %v", m.ID, err)
-		}
-		out = append(out, string(body))
-	}
-	return out
+	return testkit.LockoutTexts(e.t, e.store, e.sealer, username)
 }
 
 func (e *watchEnv) allTexts() int {

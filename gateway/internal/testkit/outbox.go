@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -110,4 +111,29 @@ func (r *OutboxRig) WaitStatus(id uint64, status string) enroll.OutboundMessage 
 		return m.Status == status
 	})
 	return m
+}
+
+// LockoutTexts returns the lockout texts queued for username, oldest first, and
+// fails t for one that is not a queued high-priority SMS.
+func LockoutTexts(t *testing.T, store enroll.OutboxStore, sealer *enroll.Sealer, username string) []string {
+	t.Helper()
+	msgs, err := store.Messages(t.Context(), enroll.OutboxFilter{Username: username})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range slices.Backward(msgs) {
+		if m.Purpose != "lockout" {
+			continue
+		}
+		if m.Kind != enroll.KindSMS || m.Priority != enroll.PriorityHigh || m.Status != enroll.StatusQueued {
+			t.Errorf("lockout message %+v: want a queued high-priority SMS", m)
+		}
+		body, err := sealer.Open(m.Sealed, "outbox")
+		if err != nil {
+			t.Fatalf("open message %d: %v", m.ID, err)
+		}
+		out = append(out, string(body))
+	}
+	return out
 }

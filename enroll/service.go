@@ -33,6 +33,13 @@ type ServiceStore interface {
 	TokenStore
 }
 
+// MessageQueue is the outbox as the Service sees it (outbox.Queue, the one
+// path every SMS and call takes into the outbox): Enqueue stores m with
+// body sealed and wakes the sender.
+type MessageQueue interface {
+	Enqueue(ctx context.Context, m OutboundMessage, body string) (uint64, error)
+}
+
 // ServiceDeps wires a Service. Only cmd builds it.
 type ServiceDeps struct {
 	Store     ServiceStore
@@ -41,8 +48,9 @@ type ServiceDeps struct {
 	Mails     notify.MailRenderer
 	Messages  Catalog
 	Sealer    *Sealer
-	// Notify wakes the outbox worker after messages were queued; may be nil.
-	Notify func()
+	// Outbox queues the codes and notices texted or called; without it
+	// none can be sent.
+	Outbox MessageQueue
 	Log    *slog.Logger
 	Now    func() time.Time // default time.Now
 	// Unlocker clears lockouts for UnlockUser; default: Directory, when it

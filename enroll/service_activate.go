@@ -323,28 +323,26 @@ func (s *Service) audit(ctx context.Context, ev Event) {
 	}
 }
 
-// queue puts an SMS or call to phone in the outbox, body sealed, and wakes
-// the sender.
+// queue puts an SMS or call to phone in the outbox (ServiceDeps.Outbox,
+// which seals body and wakes the sender).
 func (s *Service) queue(ctx context.Context, kind, phone, lang, purpose, username, body string) error {
-	now := s.deps.Now()
-	_, err := s.deps.Store.EnqueueMessage(ctx, OutboundMessage{
-		Kind:        kind,
-		To:          phone,
-		Sealed:      s.deps.Sealer.Seal([]byte(body), "outbox"),
-		Language:    lang,
-		Purpose:     purpose,
-		Username:    username,
-		Priority:    PriorityHigh,
-		Status:      StatusQueued,
-		NextAttempt: now,
-		CreatedAt:   now,
-		UpdatedAt:   now,
-	})
+	if s.deps.Outbox == nil {
+		return fmt.Errorf("enroll: queue %s: %w", kind, errNoOutbox)
+	}
+	_, err := s.deps.Outbox.Enqueue(ctx, OutboundMessage{
+		Kind:      kind,
+		To:        phone,
+		Language:  lang,
+		Purpose:   purpose,
+		Username:  username,
+		Priority:  PriorityHigh,
+		CreatedAt: s.deps.Now(),
+	}, body)
 	if err != nil {
 		return fmt.Errorf("enroll: queue %s: %w", kind, err)
 	}
-	if s.deps.Notify != nil {
-		s.deps.Notify()
-	}
 	return nil
 }
+
+// errNoOutbox: the Service was wired without ServiceDeps.Outbox.
+var errNoOutbox = errors.New("no outbox is wired")

@@ -205,11 +205,8 @@ func TestDeliveryOfTheNewestCodeOnly(t *testing.T) {
 	// earlier enrollment's reset reply, say) do not count.
 	for _, purpose := range []string{"reset", "lockout"} {
 		h.clock.Advance(time.Second)
-		id, err := h.store.EnqueueMessage(h.ctx, enroll.OutboundMessage{
-			Kind: enroll.KindSMS, To: phoneJdoe, Sealed: h.sealer.Seal([]byte("x"), "outbox"), Language: "en",
-			Purpose: purpose, Username: "jdoe", Priority: enroll.PriorityHigh, Status: enroll.StatusQueued,
-			NextAttempt: h.clock.Now(), CreatedAt: h.clock.Now(), UpdatedAt: h.clock.Now(),
-		})
+		id, err := h.queue.Enqueue(h.ctx, enroll.OutboundMessage{Kind: enroll.KindSMS, To: phoneJdoe, Language: "en",
+			Purpose: purpose, Username: "jdoe", Priority: enroll.PriorityHigh, CreatedAt: h.clock.Now()}, "x")
 		if err != nil {
 			t.Fatal(err)
 		}

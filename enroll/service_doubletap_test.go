@@ -60,7 +60,7 @@ func TestSendCodeOutlivesTheRequest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := newHarness(t)
 	h.svc = enroll.NewService(enroll.ServiceDeps{Store: cancelAfterUpdate{h.store, cancel}, Directory: h.users,
-		Mailer: h.mailer, Mails: h.renderer, Messages: h.catalog, Sealer: h.sealer, Now: h.clock.Now}, h.settings)
+		Mailer: h.mailer, Mails: h.renderer, Messages: h.catalog, Sealer: h.sealer, Outbox: h.queue, Now: h.clock.Now}, h.settings)
 	token := h.activate("jdoe")
 	if _, err := h.svc.SendCode(ctx, token, phoneJdoe, "sms"); err != nil {
 		t.Fatalf("SendCode with the request canceled after the send was recorded: %v", err)
@@ -75,7 +75,7 @@ func TestSendCodeOutlivesTheRequest(t *testing.T) {
 	// the enrollment and its confirmation SMS are not lost.
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	h.svc = enroll.NewService(enroll.ServiceDeps{Store: cancelAfterUpdate{h.store, cancel2}, Directory: h.users,
-		Mailer: h.mailer, Mails: h.renderer, Messages: h.catalog, Sealer: h.sealer, Now: h.clock.Now}, h.settings)
+		Mailer: h.mailer, Mails: h.renderer, Messages: h.catalog, Sealer: h.sealer, Outbox: h.queue, Now: h.clock.Now}, h.settings)
 	if _, err := h.svc.VerifyCode(ctx2, token, h.lastCode()); err != nil {
 		t.Fatalf("VerifyCode canceled halfway: %v", err)
 	}

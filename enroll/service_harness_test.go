@@ -15,6 +15,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -32,6 +33,7 @@ type harness struct {
 	svc      *enroll.Service
 	store    *bolt.Store
 	sealer   *enroll.Sealer
+	queue    *outbox.Queue // over store, waking notified
 	clock    *enrolltest.Clock
 	users    enrolltest.Users
 	admins   map[string]bool // members of the admin group (API token owners)
@@ -82,6 +84,7 @@ func newHarness(t testing.TB, tune ...func(*enroll.ServiceDeps, *enroll.ServiceS
 		catalog:  catalog,
 		logs:     &enrolltest.LogBuffer{},
 	}
+	h.queue = outbox.NewQueue(store, sealer, func() { h.notified.Add(1) })
 	deps := enroll.ServiceDeps{
 		Store:       store,
 		Directory:   h.users,
@@ -90,7 +93,7 @@ func newHarness(t testing.TB, tune ...func(*enroll.ServiceDeps, *enroll.ServiceS
 		Mails:       h.renderer,
 		Messages:    catalog,
 		Sealer:      sealer,
-		Notify:      func() { h.notified.Add(1) },
+		Outbox:      h.queue,
 		Log:         slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:         h.clock.Now,
 	}

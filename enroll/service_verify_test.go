@@ -542,7 +542,7 @@ func TestCompletionWithMailOff(t *testing.T) {
 	token := h.activate("jdoe")
 	// Mail turned off between activation and enrollment (a restart).
 	h.svc = enroll.NewService(enroll.ServiceDeps{
-		Store: h.store, Directory: h.users, Messages: h.catalog, Sealer: h.sealer, Now: h.clock.Now,
+		Store: h.store, Directory: h.users, Messages: h.catalog, Sealer: h.sealer, Outbox: h.queue, Now: h.clock.Now,
 	}, h.settings)
 	h.sendCode(token, phoneJdoe)
 	if p, err := h.svc.VerifyCode(h.ctx, token, h.lastCode()); err != nil || p.Step != enroll.StepDone {

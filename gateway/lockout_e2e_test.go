@@ -18,6 +18,7 @@ import (
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/mailer/smtptest"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -98,8 +99,8 @@ func (r *lockoutRig) startWatchOn(scanner directory.LockoutScanner) {
 	r.t.Helper()
 	r.stopWatch()
 	alerts := notify.NewAdminAlerts(r.dir, r.mailer, r.mails, notify.AdminAlertOptions{Language: "en"})
-	w := lockout.NewWatch(r.cfg, lockout.Deps{Scanner: scanner, Store: r.store, Sealer: r.sealer, Catalog: r.catalog,
-		Alerts: alerts}, lockout.Options{Language: "en"})
+	w := lockout.NewWatch(r.cfg, lockout.Deps{Scanner: scanner, Store: r.store,
+		Outbox: outbox.NewQueue(r.store, r.sealer, nil), Catalog: r.catalog, Alerts: alerts}, lockout.Options{Language: "en"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

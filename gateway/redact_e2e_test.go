@@ -465,7 +465,7 @@ func TestNoSMSForATypedUsername(t *testing.T) {
 	}
 	mails := &enrolltest.Mailer{}
 	svc := enroll.NewService(enroll.ServiceDeps{Store: r.store, Directory: r.dir, Mailer: mails,
-		Mails: mustMails(t), Messages: r.catalog, Sealer: r.sealer, Notify: r.outbox.Notify},
+		Mails: mustMails(t), Messages: r.catalog, Sealer: r.sealer, Outbox: outbox.NewQueue(r.store, r.sealer, r.outbox.Notify)},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: testkit.PublicURL, DefaultLanguage: "en", DefaultRegion: "US"})
 	if _, err := svc.Activate(t.Context(), other, "admin"); err != nil {
 		t.Fatalf("Activate: %v", err)

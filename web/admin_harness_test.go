@@ -21,6 +21,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -83,7 +84,7 @@ func newAdminAppOn(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *admi
 		clock: enrolltest.NewClock(time.Now()), pages: pages, log: &enrolltest.LogBuffer{}, binds: &bindCounter{Client: dir}}
 	logger := slog.New(slog.NewJSONHandler(a.log, nil))
 	a.svc = enroll.NewService(enroll.ServiceDeps{Store: store, Directory: dir, Mailer: a.mailer, Mails: &enrolltest.Renderer{},
-		Messages: catalog, Sealer: sealer, Log: logger, Now: a.clock.Now},
+		Messages: catalog, Sealer: sealer, Outbox: outbox.NewQueue(store, sealer, nil), Log: logger, Now: a.clock.Now},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en", DefaultRegion: "US"})
 	d := Deps{Logger: logger, Pages: pages, Enrollment: a.svc, Store: store,
 		PublicURL: "http://127.0.0.1", Language: "en", Now: a.clock.Now,

@@ -19,6 +19,7 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -72,7 +73,7 @@ func newEnrollApp(t *testing.T, tune ...func(appTuning)) *enrollApp {
 	}
 	deps := enroll.ServiceDeps{
 		Store: store, Directory: users, Mailer: a.mailer, Mails: &enrolltest.Renderer{}, Messages: catalog, Sealer: sealer,
-		Log: slog.New(slog.NewJSONHandler(a.svcLog, nil)), Now: a.clock.Now,
+		Outbox: outbox.NewQueue(store, sealer, nil), Log: slog.New(slog.NewJSONHandler(a.svcLog, nil)), Now: a.clock.Now,
 	}
 	set := enroll.ServiceSettings{
 		Config: enroll.DefaultConfig(), PublicURL: "https://reset.example.com",

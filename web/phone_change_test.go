@@ -17,6 +17,7 @@ import (
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
@@ -80,7 +81,8 @@ func newChangeApp(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *chang
 		binds: &bindCounter{Client: dir}}
 	logger := slog.New(slog.NewJSONHandler(a.log, nil))
 	svc := enroll.NewService(enroll.ServiceDeps{Store: store, Directory: dir, Authenticator: a.binds, Mailer: a.mailer, Mails: mails,
-		Messages: catalog, Sealer: sealer, Log: logger, Now: a.clock.Now, LineChecker: lookup},
+		Messages: catalog, Sealer: sealer, Outbox: outbox.NewQueue(store, sealer, nil), Log: logger, Now: a.clock.Now,
+		LineChecker: lookup},
 		enroll.ServiceSettings{Config: enroll.DefaultConfig(), PublicURL: "http://127.0.0.1", DefaultLanguage: "en",
 			DefaultRegion: "US", Location: time.UTC})
 	d := Deps{Logger: logger, Pages: pages, Enrollment: svc, Store: store, PublicURL: "http://127.0.0.1",

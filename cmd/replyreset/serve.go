@@ -175,13 +175,13 @@ func (a *app) wire() error {
 	a.queue = outbox.NewQueue(a.store, a.sealer, a.outbox.Notify)
 	a.status = twilio.NewStatusHandler(twilio.StatusSettings{PublicURL: a.cfg.PublicURL, AuthToken: a.cfg.SMS.Twilio.AuthToken,
 		Redactions: a.queue, Audit: a.store, Alerts: alerts, Throttle: a.store}, a.store, a.log.With("component", "status"))
-	a.lockout = lockout.NewWatch(a.cfg.Lockout, lockout.Deps{Scanner: a.dir, Store: a.store, Sealer: a.sealer,
-		Catalog: a.catalog, Alerts: alerts, Notify: a.outbox.Notify, Log: a.log.With("component", "lockout")},
+	a.lockout = lockout.NewWatch(a.cfg.Lockout, lockout.Deps{Scanner: a.dir, Store: a.store, Outbox: a.queue,
+		Catalog: a.catalog, Alerts: alerts, Log: a.log.With("component", "lockout")},
 		lockout.Options{Language: a.cfg.Language})
 	a.expiry = expiry.NewSMSPasswords(expiry.SMSPasswordDeps{Store: a.store, Directory: a.dir, Generator: gen,
 		Log: a.log.With("component", "sms-expiry")}, expiry.SMSPasswordOptions{})
-	a.reminds = expiry.NewReminders(a.cfg.Reminders, expiry.ReminderDeps{Directory: a.dir, Store: a.store, Sealer: a.sealer,
-		Catalog: a.catalog, Notify: a.outbox.Notify, Log: a.log.With("component", "reminders")},
+	a.reminds = expiry.NewReminders(a.cfg.Reminders, expiry.ReminderDeps{Directory: a.dir, Store: a.store, Outbox: a.queue,
+		Catalog: a.catalog, Log: a.log.With("component", "reminders")},
 		expiry.ReminderOptions{Language: a.cfg.Language})
 	set := gateway.Settings{
 		PublicURL:        a.cfg.PublicURL,
@@ -209,7 +209,7 @@ func (a *app) wire() error {
 	}
 	a.webhook = gateway.NewWebhook(set, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
 	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
-		Sealer: a.sealer, Notify: a.outbox.Notify, Log: a.log.With("component", "enroll")}
+		Sealer: a.sealer, Outbox: a.queue, Log: a.log.With("component", "enroll")}
 	if lookup != nil && a.cfg.SMS.Lookup.LineType {
 		deps.LineChecker = lookup
 	}

@@ -40,15 +40,17 @@ type ReminderStore interface {
 	OptedOut(ctx context.Context, phone string) (bool, error)
 	RecordReminder(ctx context.Context, username string, expires time.Time, stage int, now time.Time) (bool, error)
 	PurgeReminders(ctx context.Context, now time.Time) (int, error)
-	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 	jobs.LeaseStore
 }
 
-// Sealer seals message bodies for the outbox (enroll.Sealer).
-type Sealer interface {
-	Seal(plain []byte, purpose string) []byte
+// Outbox queues the reminder texts (outbox.Queue: it seals the body and
+// wakes the worker).
+type Outbox interface {
+	Enqueue(ctx context.Context, m enroll.OutboundMessage, body string) (uint64, error)
 }
+
+var _ Outbox = (*outbox.Queue)(nil)
 
 // Catalog is the message catalog (templates.Catalog).
 type Catalog interface {
@@ -59,9 +61,8 @@ type Catalog interface {
 type ReminderDeps struct {
 	Directory directory.PasswordExpiryReader
 	Store     ReminderStore
-	Sealer    Sealer
+	Outbox    Outbox
 	Catalog   Catalog
-	Notify    func()       // wakes the outbox worker; may be nil
 	Log       *slog.Logger // may be nil
 	// Node is this process's node ID, the holder of the reminders' lease
 	// (default jobs.NodeID()).
@@ -114,9 +115,8 @@ type Reminders struct {
 	days   []int // ascending
 	dir    directory.PasswordExpiryReader
 	store  ReminderStore
-	sealer Sealer
+	outbox Outbox
 	msgs   Catalog
-	notify func()
 	log    *slog.Logger
 	opt    ReminderOptions
 	lease  jobs.Lease
@@ -128,13 +128,10 @@ func NewReminders(cfg RemindersConfig, d ReminderDeps, opt ReminderOptions) *Rem
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	if d.Notify == nil {
-		d.Notify = func() {}
-	}
 	days := slices.Clone(cfg.Days)
 	slices.Sort(days)
-	return &Reminders{days: slices.Compact(days), dir: d.Directory, store: d.Store, sealer: d.Sealer, msgs: d.Catalog,
-		notify: d.Notify, log: d.Log, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}
+	return &Reminders{days: slices.Compact(days), dir: d.Directory, store: d.Store, outbox: d.Outbox, msgs: d.Catalog,
+		log: d.Log, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}
 }
 
 // reminderRetry is the wait after a failed scan (the directory was down).
@@ -271,7 +268,7 @@ func (r *Reminders) remind(ctx context.Context, e enroll.Enrollment, pe director
 	return nil
 }
 
-// queue puts the reminder in the outbox at low priority and wakes the worker.
+// queue puts the reminder in the outbox at low priority, due now.
 func (r *Reminders) queue(ctx context.Context, e enroll.Enrollment, pe directory.PasswordExpiry, left time.Duration, now time.Time) (uint64, error) {
 	lang := cmp.Or(e.Language, r.opt.Language)
 	days := int((left + 24*time.Hour - 1) / (24 * time.Hour)) // whole days, rounded up
@@ -279,6 +276,6 @@ func (r *Reminders) queue(ctx context.Context, e enroll.Enrollment, pe directory
 	if days <= 1 {
 		key = "sms.reminder.expiry_1day"
 	}
-	return outbox.QueueSMS(ctx, r.store, r.sealer, r.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
-		Purpose: reminderPurpose, Username: e.Username, Priority: enroll.PriorityLow}, r.msgs.Text(lang, key, args), now)
+	return r.outbox.Enqueue(ctx, enroll.OutboundMessage{Kind: enroll.KindSMS, To: e.Phone, Language: lang,
+		Purpose: reminderPurpose, Username: e.Username, Priority: enroll.PriorityLow, CreatedAt: now}, r.msgs.Text(lang, key, args))
 }

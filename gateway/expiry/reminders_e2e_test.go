@@ -16,6 +16,7 @@ import (
 	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/expiry"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -183,7 +184,8 @@ func (r *reminderRig) reminders() *expiry.Reminders {
 }
 
 func (r *reminderRig) deps() expiry.ReminderDeps {
-	return expiry.ReminderDeps{Directory: r.dir, Store: r.store, Sealer: r.sealer, Catalog: r.catalog}
+	return expiry.ReminderDeps{Directory: r.dir, Store: r.store, Outbox: outbox.NewQueue(r.store, r.sealer, nil),
+		Catalog: r.catalog}
 }
 
 func (r *reminderRig) scan() {

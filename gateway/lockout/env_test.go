@@ -20,6 +20,7 @@ import (
 	"github.com/replyreset/replyreset/gateway/internal/testkit"
 	"github.com/replyreset/replyreset/gateway/lockout"
 	"github.com/replyreset/replyreset/gateway/notify"
+	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -230,8 +231,8 @@ func (e *watchEnv) watchOn(store lockout.Store, wake func()) *lockout.Watch {
 	}
 	alerts := notify.NewAdminAlerts(e.admins, mailer, e.mails, notify.AdminAlertOptions{Language: e.opt.Language,
 		Location: e.opt.Location})
-	return lockout.NewWatch(e.cfg, lockout.Deps{Scanner: e.scan, Store: store, Sealer: e.sealer, Catalog: e.catalog,
-		Alerts: alerts, Notify: wake}, e.opt)
+	return lockout.NewWatch(e.cfg, lockout.Deps{Scanner: e.scan, Store: store,
+		Outbox: outbox.NewQueue(e.store, e.sealer, wake), Catalog: e.catalog, Alerts: alerts}, e.opt)
 }
 
 func (e *watchEnv) poll(w *lockout.Watch) {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // What the watch does with the lockouts a scan reports: record each, and
@@ -110,15 +109,15 @@ func (w *Watch) act(ctx context.Context, n news, now time.Time) {
 	w.audit(ctx, ev)
 }
 
-// queueAlert puts the alert text in the outbox and wakes the worker.
+// queueAlert puts the alert text in the outbox, due now.
 func (w *Watch) queueAlert(ctx context.Context, e enroll.Enrollment, ev directory.LockoutEvent, now time.Time) (uint64, error) {
 	lang := cmp.Or(e.Language, w.opt.Language)
 	body := w.msgs.Text(lang, "sms.lockout.alert", map[string]string{
 		"username": ev.User.Username,
 		"time":     ev.LockedAt.In(w.opt.Location).Format("15:04"),
 	})
-	return outbox.QueueSMS(ctx, w.store, w.sealer, w.notify, enroll.OutboundMessage{To: e.Phone, Language: lang,
-		Purpose: lockoutPurpose, Username: e.Username, Priority: enroll.PriorityHigh}, body, now)
+	return w.outbox.Enqueue(ctx, enroll.OutboundMessage{Kind: enroll.KindSMS, To: e.Phone, Language: lang,
+		Purpose: lockoutPurpose, Username: e.Username, Priority: enroll.PriorityHigh, CreatedAt: now}, body)
 }
 
 func (w *Watch) audit(ctx context.Context, ev enroll.Event) {

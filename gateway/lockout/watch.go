@@ -12,6 +12,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/gateway/jobs"
+	"github.com/replyreset/replyreset/gateway/outbox"
 )
 
 // Store is what the lockout watch needs from the store; its leases keep
@@ -23,15 +24,17 @@ type Store interface {
 	SetMonitorCursor(ctx context.Context, name string, cursor []byte) error
 	Enrollment(ctx context.Context, username string) (enroll.Enrollment, error)
 	OptedOut(ctx context.Context, phone string) (bool, error)
-	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
 	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
 	jobs.LeaseStore
 }
 
-// Sealer seals message bodies for the outbox (enroll.Sealer).
-type Sealer interface {
-	Seal(plain []byte, purpose string) []byte
+// Outbox queues the alert texts (outbox.Queue: it seals the body and
+// wakes the worker).
+type Outbox interface {
+	Enqueue(ctx context.Context, m enroll.OutboundMessage, body string) (uint64, error)
 }
+
+var _ Outbox = (*outbox.Queue)(nil)
 
 // Catalog is the message catalog (templates.Catalog): the alert texts
 // and the wording of the storm window.
@@ -44,13 +47,11 @@ type Catalog interface {
 type Deps struct {
 	Scanner directory.LockoutScanner
 	Store   Store
-	Sealer  Sealer
+	Outbox  Outbox
 	Catalog Catalog
 	// Alerts mail the admins about a storm; nil means mail is off
 	// (storms are then only audited and logged).
 	Alerts Alerter
-	// Notify wakes the outbox worker; may be nil.
-	Notify func()
 	Log    *slog.Logger // may be nil
 	// Node is this process's node ID, the holder of the watch's lease
 	// (default jobs.NodeID()).
@@ -105,10 +106,9 @@ type Watch struct {
 	cfg     Config
 	scanner directory.LockoutScanner
 	store   Store
-	sealer  Sealer
+	outbox  Outbox
 	alerts  Alerter
 	msgs    Catalog
-	notify  func()
 	log     *slog.Logger
 	opt     Options
 	lease   jobs.Lease
@@ -150,11 +150,8 @@ func NewWatch(cfg Config, d Deps, opt Options) *Watch {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	if d.Notify == nil {
-		d.Notify = func() {}
-	}
-	return &Watch{cfg: cfg, scanner: d.Scanner, store: d.Store, sealer: d.Sealer, alerts: d.Alerts, msgs: d.Catalog,
-		notify: d.Notify, log: d.Log, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}
+	return &Watch{cfg: cfg, scanner: d.Scanner, store: d.Store, outbox: d.Outbox, alerts: d.Alerts, msgs: d.Catalog,
+		log: d.Log, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}
 }
 
 // Run polls until ctx ends, then returns nil; with lockout.enabled off it

@@ -33,26 +33,14 @@ func Enqueue(ctx context.Context, store MessageStore, sealer BodySealer, m enrol
 	return store.EnqueueMessage(ctx, m)
 }
 
-// QueueSMS is Enqueue for the jobs that hold no Queue (the lockout watch,
-// the expiry reminders): it queues m, an SMS of text body, due at now, and
-// wakes the worker; m gives the recipient, language, purpose, username and
-// priority.
-func QueueSMS(ctx context.Context, store MessageStore, sealer BodySealer, wake func(), m enroll.OutboundMessage, body string, now time.Time) (uint64, error) {
-	m.Kind, m.CreatedAt = enroll.KindSMS, now
-	id, err := Enqueue(ctx, store, sealer, m, body)
-	if err != nil {
-		return 0, err
-	}
-	wake()
-	return id, nil
-}
-
 // QueueStore is what Queue needs from the store (enroll.OutboxStore).
 type QueueStore interface {
 	MessageStore
 	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
 	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
 }
+
+var _ enroll.MessageQueue = (*Queue)(nil)
 
 // Queue is the outbox as producers see it: Enqueue, the held messages'
 // life (a RESET's password: Reseal, Release, Cancel) and the redactions

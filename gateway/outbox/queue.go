@@ -8,34 +8,9 @@ import (
 	"github.com/replyreset/replyreset/enroll"
 )
 
-// MessageStore is where Enqueue writes (enroll.OutboxStore).
-type MessageStore interface {
-	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
-}
-
-// Enqueue is the one way an SMS or a call enters the outbox: it stores m
-// with body sealed, due at m.CreatedAt (now when zero). m gives the
-// recipient, the kind (an SMS when empty), language, purpose, username,
-// priority and Prepaid; its status is queued, or held when m.Status says
-// so (Queue.Release then sends it). The caller wakes the worker.
-func Enqueue(ctx context.Context, store MessageStore, sealer BodySealer, m enroll.OutboundMessage, body string) (uint64, error) {
-	if m.Kind == "" {
-		m.Kind = enroll.KindSMS
-	}
-	if m.Status != enroll.StatusHeld {
-		m.Status = enroll.StatusQueued
-	}
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now()
-	}
-	m.Sealed = sealBody(sealer, body)
-	m.NextAttempt, m.UpdatedAt = m.CreatedAt, m.CreatedAt
-	return store.EnqueueMessage(ctx, m)
-}
-
 // QueueStore is what Queue needs from the store (enroll.OutboxStore).
 type QueueStore interface {
-	MessageStore
+	EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error)
 	UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error
 	EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error)
 }
@@ -61,10 +36,24 @@ func NewQueue(store QueueStore, sealer BodySealer, wake func()) *Queue {
 	return &Queue{store: store, sealer: sealer, wake: wake, now: time.Now}
 }
 
-// Enqueue queues m with body (the package's Enqueue) and wakes the worker
-// unless m is held.
+// Enqueue is the one way an SMS or a call enters the outbox: it stores m
+// with body sealed, due at m.CreatedAt (now when zero), and wakes the
+// worker unless m is held. m gives the recipient, the kind (an SMS when
+// empty), language, purpose, username, priority and Prepaid; its status is
+// queued, or held when m.Status says so (Release then sends it).
 func (q *Queue) Enqueue(ctx context.Context, m enroll.OutboundMessage, body string) (uint64, error) {
-	id, err := Enqueue(ctx, q.store, q.sealer, m, body)
+	if m.Kind == "" {
+		m.Kind = enroll.KindSMS
+	}
+	if m.Status != enroll.StatusHeld {
+		m.Status = enroll.StatusQueued
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = q.now()
+	}
+	m.Sealed = sealBody(q.sealer, body)
+	m.NextAttempt, m.UpdatedAt = m.CreatedAt, m.CreatedAt
+	id, err := q.store.EnqueueMessage(ctx, m)
 	if err == nil && m.Status != enroll.StatusHeld {
 		q.wake()
 	}

@@ -110,7 +110,7 @@ func newFixture(b *testing.B, lab *ldaplab.Server, nUsers int) *fixture {
 	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: publicURL, AuthToken: authToken, MaxResetsPerHour: 1 << 30,
 		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Outbox: outbox.NewQueue(store, sealer, nil)},
-		store, dir, f.gen, catalog, nil)
+		gateway.WebhookDeps{Store: store, Directory: dir, Generator: f.gen, Catalog: catalog})
 	f.srv = httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
 	b.Cleanup(f.srv.Close)
 	f.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

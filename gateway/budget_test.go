@@ -207,7 +207,7 @@ func helpWebhook(t *testing.T, r *testkit.OutboxRig, b *gateway.SMSBudget) func(
 		t.Fatal(err)
 	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: testkit.PublicURL, AuthToken: testkit.AuthToken, SMSBudget: b},
-		r.Store, nil, nil, catalog, nil)
+		gateway.WebhookDeps{Store: r.Store, Catalog: catalog})
 	srv := httptest.NewServer(wh)
 	t.Cleanup(srv.Close)
 	seq := 0

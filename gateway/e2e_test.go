@@ -98,7 +98,7 @@ func newHarnessOpt(t *testing.T, lab *ldaplab.Server, opt directory.Options, mut
 		t.Fatal(err)
 	}
 	set.Outbox = outbox.NewQueue(store, sealer, nil)
-	wh := gateway.NewWebhook(set, store, dir, gen, catalog, nil)
+	wh := gateway.NewWebhook(set, gateway.WebhookDeps{Store: store, Directory: dir, Generator: gen, Catalog: catalog})
 	srv := httptest.NewServer(web.NewEcho(web.Deps{SMSWebhook: wh, Directory: dir}))
 	t.Cleanup(srv.Close)
 	return &harness{t: t, lab: lab, store: store, dbPath: dbPath, srv: srv, catalog: catalog, sealer: sealer}

@@ -86,7 +86,7 @@ func newSMSRig(t *testing.T, lab *ldaplab.Server, budgets gateway.BudgetConfig) 
 		Redactions: queue}, r.store, log)
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: testkit.PublicURL, AuthToken: testkit.AuthToken, DefaultLanguage: "en",
 		MaxResetsPerHour: 10, Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, SMSBudget: r.budget,
-		Outbox: queue}, r.store, dir, gen, catalog, log)
+		Outbox: queue}, gateway.WebhookDeps{Store: r.store, Directory: dir, Generator: gen, Catalog: catalog, Log: log})
 	t.Cleanup(wh.Close)
 	r.srv = httptest.NewServer(web.NewEcho(web.Deps{Logger: log, SMSWebhook: wh, SMSStatus: status, Directory: dir}))
 	t.Cleanup(r.srv.Close)

@@ -115,8 +115,20 @@ type Webhook struct {
 	background sync.WaitGroup // reset notices being mailed
 }
 
-// NewWebhook wires the webhook; log may be nil.
-func NewWebhook(s Settings, store Store, dir WebhookDirectory, gen PasswordGenerator, msgs Catalog, log *slog.Logger) *Webhook {
+// WebhookDeps are what the webhook talks to. Directory and Generator may
+// be nil for a webhook that never reaches an enrolled command (tests);
+// Log may be nil.
+type WebhookDeps struct {
+	Store     Store
+	Directory WebhookDirectory
+	Generator PasswordGenerator
+	Catalog   Catalog
+	Log       *slog.Logger
+}
+
+// NewWebhook wires the webhook.
+func NewWebhook(s Settings, d WebhookDeps) *Webhook {
+	log := d.Log
 	if s.MessageTTL <= 0 {
 		s.MessageTTL = 7 * 24 * time.Hour
 	}
@@ -136,7 +148,7 @@ func NewWebhook(s Settings, store Store, dir WebhookDirectory, gen PasswordGener
 		log = slog.New(slog.DiscardHandler)
 	}
 	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
-	return &Webhook{store: store, dir: dir, gen: gen, msgs: msgs, log: log, set: s,
+	return &Webhook{store: d.Store, dir: d.Directory, gen: d.Generator, msgs: d.Catalog, log: log, set: s,
 		validator: twilio.NewRequestValidator(s.AuthToken), now: time.Now}
 }
 

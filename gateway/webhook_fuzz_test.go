@@ -158,7 +158,7 @@ func FuzzWebhook(f *testing.F) {
 	}
 	wh := gateway.NewWebhook(gateway.Settings{PublicURL: public, AuthToken: token, MaxResetsPerHour: 1000,
 		Password: directory.SetPasswordOptions{MustChange: true, Unlock: true}, Outbox: outbox.NewQueue(store, sealer, nil)},
-		store, dir, gen, catalog, nil)
+		gateway.WebhookDeps{Store: store, Directory: dir, Generator: gen, Catalog: catalog})
 	contentTypes := []string{"application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8",
 		"multipart/form-data; boundary=b", "application/json"}
 

@@ -207,7 +207,8 @@ func (a *app) wire() error {
 		set.Carrier = gateway.CarrierCheck{Lookup: lookup, LineType: a.cfg.SMS.Lookup.LineType,
 			SIMSwapMaxAge: a.cfg.SMS.Lookup.SIMSwapMaxAge, Alerts: alerts}
 	}
-	a.webhook = gateway.NewWebhook(set, a.store, a.dir, gen, a.catalog, a.log.With("component", "gateway"))
+	a.webhook = gateway.NewWebhook(set, gateway.WebhookDeps{Store: a.store, Directory: a.dir, Generator: gen,
+		Catalog: a.catalog, Log: a.log.With("component", "gateway")})
 	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
 		Sealer: a.sealer, Outbox: a.queue, Log: a.log.With("component", "enroll")}
 	if lookup != nil && a.cfg.SMS.Lookup.LineType {

@@ -10,9 +10,13 @@ import (
 	"testing"
 )
 
+// maxPackageFiles is the most non-test .go files a package may have.
+const maxPackageFiles = 20
+
 // TestArchitectureMapsEveryPackage holds ARCHITECTURE.md's package map to
 // the tree: every directory with Go code has a row, and every row names a
-// directory that has Go code, so the map cannot rot as packages move.
+// directory that has Go code, so the map cannot rot as packages move; and
+// no package grows past maxPackageFiles non-test files.
 func TestArchitectureMapsEveryPackage(t *testing.T) {
 	const root = "../.."
 	data, err := os.ReadFile(filepath.Join(root, "ARCHITECTURE.md"))
@@ -28,6 +32,7 @@ func TestArchitectureMapsEveryPackage(t *testing.T) {
 		t.Fatal("ARCHITECTURE.md has no package map rows (| `pkg` | owns |)")
 	}
 	present := map[string]bool{}
+	files := map[string]int{} // non-test .go files per package directory
 	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -41,6 +46,9 @@ func TestArchitectureMapsEveryPackage(t *testing.T) {
 				return err
 			}
 			present[filepath.ToSlash(rel)] = true
+			if !strings.HasSuffix(path, "_test.go") {
+				files[filepath.ToSlash(rel)]++
+			}
 		}
 		return nil
 	})
@@ -65,5 +73,11 @@ func TestArchitectureMapsEveryPackage(t *testing.T) {
 	}
 	if len(stale) > 0 {
 		t.Errorf("ARCHITECTURE.md maps packages that no longer exist: %v", stale)
+	}
+	// A package past 20 files holds more than its one-sentence doc says.
+	for p, n := range files {
+		if n > maxPackageFiles {
+			t.Errorf("package %s has %d non-test .go files, more than %d: split it by responsibility", p, n, maxPackageFiles)
+		}
 	}
 }

@@ -22,8 +22,9 @@ import (
 // of the data file alone reveals no secret and allows no offline guessing of
 // 6-digit codes.
 type Sealer struct {
-	aead   cipher.AEAD
-	macKey []byte
+	aead        cipher.AEAD
+	macKey      []byte
+	fingerprint string
 }
 
 // keySize is the length of the key file: AES-256 key and HMAC key.
@@ -70,6 +71,9 @@ func LoadOrCreateKey(path string) (*Sealer, error) {
 	if st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("enroll: key file %s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
 	}
+	if len(key) != keySize {
+		return nil, fmt.Errorf("enroll: key file %s holds %d bytes, not the %d of a replyreset key (a truncated or foreign file?)", path, len(key), keySize)
+	}
 	return NewSealer(key)
 }
 
@@ -86,8 +90,27 @@ func NewSealer(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Sealer{aead: aead, macKey: append([]byte(nil), key[32:]...)}, nil
+	return &Sealer{aead: aead, macKey: append([]byte(nil), key[32:]...), fingerprint: fingerprint(key)}, nil
 }
+
+// fingerprintLabel separates the fingerprint's hash from any other use of
+// SHA-256 over the key.
+const fingerprintLabel = "replyreset seal key fingerprint"
+
+// fingerprint is the first 16 hex digits of SHA-256(label || key).
+func fingerprint(key []byte) string {
+	h := sha256.New()
+	h.Write([]byte(fingerprintLabel))
+	h.Write(key)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Fingerprint names the key without revealing it: the first 16 hex digits
+// of SHA-256("replyreset seal key fingerprint" || key). The store records
+// it (SealKeyStore), so that a node started with another key file is
+// refused before it writes secrets the other nodes cannot open. It is not
+// secret: 64 bits of a hash say nothing of a 512-bit random key.
+func (s *Sealer) Fingerprint() string { return s.fingerprint }
 
 // Seal encrypts plain for purpose (for example "totp:jdoe" or "outbox"):
 // data sealed for one purpose does not open for another.

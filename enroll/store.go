@@ -51,6 +51,7 @@ type Store interface {
 	ReminderStore
 	SessionStore
 	LeaseStore
+	SealKeyStore
 	Backupper
 	ObservedStore
 	Lifecycle
@@ -256,6 +257,20 @@ type ReminderStore interface {
 	// PurgeReminders forgets the reminders of passwords that expired
 	// ReminderRetention or more before now and returns how many.
 	PurgeReminders(ctx context.Context, now time.Time) (int, error)
+}
+
+// SealKeyStore records which sealing key the store's secrets are sealed
+// with (Sealer.Fingerprint), so that a node started with another key file
+// refuses to start instead of writing secrets the other nodes cannot open.
+type SealKeyStore interface {
+	// SealKey records fingerprint when the store has none yet and returns
+	// it; when one is recorded it returns that one, changing nothing. The
+	// caller compares: a recorded fingerprint other than its own means
+	// another key. Check-and-record is atomic: of concurrent first callers
+	// with different fingerprints exactly one fingerprint is recorded, and
+	// every caller gets that one. A fingerprint is 16 to 128 lower-case hex
+	// digits (CheckFingerprint); anything else gives ErrInvalid.
+	SealKey(ctx context.Context, fingerprint string) (recorded string, err error)
 }
 
 // Backupper copies and checks the whole store, for `replyreset backup`,

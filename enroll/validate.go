@@ -115,6 +115,20 @@ func CheckKey(what, key string) error {
 	return nil
 }
 
+// CheckFingerprint validates a sealing-key fingerprint (SealKeyStore):
+// 16 to 128 lower-case hex digits.
+func CheckFingerprint(fp string) error {
+	if len(fp) < 16 || len(fp) > 128 {
+		return Invalidf("sealing key fingerprint: want 16 to 128 hex digits, not %d characters", len(fp))
+	}
+	for _, r := range fp {
+		if (r < '0' || r > '9') && (r < 'a' || r > 'f') {
+			return Invalidf("sealing key fingerprint: not lower-case hex")
+		}
+	}
+	return nil
+}
+
 // CheckNow rejects the zero time: every "now" is given by the caller, and a
 // zero one is a bug that would silently expire or keep everything.
 func CheckNow(now time.Time) error {

@@ -29,7 +29,8 @@ var _ enroll.Store = (*Store)(nil)
 
 // Bucket names. Keys and values:
 //
-//	meta         "schema" → big-endian uint64 schema version
+//	meta         "schema" → big-endian uint64 schema version;
+//	             "seal_key" → the sealing key's fingerprint (sealkey.go)
 //	enrollments  lower-cased username → JSON Enrollment
 //	phones       E.164 → lower-cased username of the active or frozen owner
 //	audit        big-endian uint64 sequence → JSON Event (append-only)

@@ -206,6 +206,14 @@ func suiteCases(restore Restorer) []suiteCase {
 		{"Lease/Closed", testLeaseClosed},
 		{"Lease/Reopen", testLeaseReopen},
 
+		{"SealKey/FirstRecorded", testSealKeyFirstRecorded},
+		{"SealKey/Concurrent", testSealKeyConcurrent},
+		{"SealKey/InvalidInput", testSealKeyInvalidInput},
+		{"SealKey/CancelledContext", testSealKeyCancelled},
+		{"SealKey/Closed", testSealKeyClosed},
+		{"SealKey/Reopen", testSealKeyReopen},
+		{"SealKey/Backup", func(t *testing.T, open Opener) { testSealKeyBackup(t, open, restore) }},
+
 		{"Budget/AllOrNothing", testBudgetAllOrNothing},
 		{"Budget/ConcurrentExactly", testBudgetConcurrent},
 		{"Budget/InvalidInput", testBudgetInvalidInput},
@@ -378,6 +386,7 @@ var covers = map[string][]string{
 	"RevokeAPIToken":             {"APIToken/Revoke", "APIToken/InvalidInput", "APIToken/CancelledContext", "APIToken/Closed", "APIToken/Reopen"},
 	"SMSPasswordCheck":           {"SMSPasswordCheck/ScheduleReplace", "SMSPasswordCheck/Due", "SMSPasswordCheck/RescheduleFinish", "SMSPasswordCheck/Concurrent", "SMSPasswordCheck/InvalidInput", "SMSPasswordCheck/CancelledContext"},
 	"ScheduleSMSPasswordCheck":   {"SMSPasswordCheck/ScheduleReplace", "SMSPasswordCheck/Due", "SMSPasswordCheck/RescheduleFinish", "SMSPasswordCheck/Concurrent", "SMSPasswordCheck/InvalidInput", "SMSPasswordCheck/CancelledContext"},
+	"SealKey":                    {"SealKey/FirstRecorded", "SealKey/Concurrent", "SealKey/InvalidInput", "SealKey/CancelledContext", "SealKey/Closed", "SealKey/Reopen", "SealKey/Backup"},
 	"SetMonitorCursor":           {"Lockout/MonitorCursor", "Lockout/InvalidInput", "Lockout/CancelledContext", "Lockout/Closed", "Lockout/Reopen"},
 	"SetObserver":                {"Observer"},
 	"SetOptOut":                  {"OptOut", "InvalidInput", "CancelledContext", "Closed", "Reopen"},

@@ -38,9 +38,9 @@ var ErrSealed = errors.New("enroll: sealed data cannot be opened")
 // random bytes) when it does not exist. A key file readable by group or
 // others is refused.
 func LoadOrCreateKey(path string) (*Sealer, error) {
-	key, err := os.ReadFile(path)
+	_, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		key = make([]byte, keySize)
+		key := make([]byte, keySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
@@ -62,14 +62,24 @@ func LoadOrCreateKey(path string) (*Sealer, error) {
 		return NewSealer(key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("enroll: read key file: %w", err)
+		return nil, fmt.Errorf("enroll: key file: %w", err)
 	}
+	return LoadKey(path)
+}
+
+// LoadKey reads the key file at path, which must exist, be readable by
+// its owner only and hold a 64-byte key.
+func LoadKey(path string) (*Sealer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: key file: %w", err)
 	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("enroll: key file %s is readable by others (mode %v); chmod 600 it", path, st.Mode().Perm())
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("enroll: read key file: %w", err)
 	}
 	if len(key) != keySize {
 		return nil, fmt.Errorf("enroll: key file %s holds %d bytes, not the %d of a replyreset key (a truncated or foreign file?)", path, len(key), keySize)

@@ -78,7 +78,7 @@ func runBackup(ctx context.Context, env *cmdEnv, path, out string, force bool, s
 		by = " by the running server"
 	}
 	fmt.Fprintf(stdout, "backup written%s to %s (%d bytes, %s, checked); keep %s with it: it opens the sealed secrets\n",
-		by, dest, n, time.Since(start).Round(time.Millisecond), filepath.Join(cfg.DataDir, "replyreset.key"))
+		by, dest, n, time.Since(start).Round(time.Millisecond), cfg.keyFile())
 	return nil
 }
 

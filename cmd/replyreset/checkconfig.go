@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/mailer"
 	"github.com/replyreset/replyreset/gateway/twilio"
@@ -134,7 +135,7 @@ func dialChecks(ctx context.Context, cfg *Config, stdout io.Writer) []string {
 		warnPrivilegedServiceAccount(ctx, cfg, stdout)
 	}
 	if !checkStore(ctx, cfg, stdout) {
-		failed = append(failed, "the data file check failed")
+		failed = append(failed, "the store check failed")
 	}
 	if !checkMail(ctx, cfg, stdout) {
 		failed = append(failed, "the mail check failed")
@@ -189,34 +190,42 @@ func warnPrivilegedServiceAccount(ctx context.Context, cfg *Config, stdout io.Wr
 	}
 }
 
-// checkStore opens the data file as serve would, counts the enrollments
-// and runs bbolt's consistency check. A file held by a running server is
-// not a problem: it is said and skipped. A file not created yet is fine
-// when serve can create it. It reports whether the check passed.
+// checkStore says what the store settings are, opens the store as serve
+// would, counts the enrollments and runs the store's consistency check,
+// then checks the sealing key against the store (checkKeyFile). A data
+// file held by a running server is not a problem: it is said and skipped.
+// A data file not created yet is fine when serve can create it. It
+// reports whether the checks passed.
 func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
-	path := filepath.Join(cfg.DataDir, "replyreset.db")
-	say := func(format string, a ...any) { fmt.Fprintf(stdout, "store %s: %s\n", path, fmt.Sprintf(format, a...)) }
+	fmt.Fprintln(stdout, cfg.describeStore())
+	where := dataFile(cfg)
+	if cfg.Store.Backend == backendEtcd {
+		where = "etcd " + strings.Join(cfg.Store.Etcd.Endpoints, ",") + cfg.Store.Etcd.Prefix
+	}
+	say := func(format string, a ...any) { fmt.Fprintf(stdout, "store %s: %s\n", where, fmt.Sprintf(format, a...)) }
 	if sock := controlSocket(cfg); controlAnswers(sock) {
 		say("held by the running server (control socket %s); not opened", sock)
 		return true
 	}
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if err := creatable(cfg.DataDir); err != nil {
-			say("FAILED: the data file does not exist and serve cannot create it: %v", err)
+	if cfg.Store.Backend != backendEtcd {
+		st, err := os.Stat(where)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := creatable(cfg.DataDir); err != nil {
+				say("FAILED: the data file does not exist and serve cannot create it: %v", err)
+				return false
+			}
+			say("OK (not created yet; serve creates it)")
+			return checkKeyFile(ctx, cfg, nil, stdout)
+		case err != nil:
+			say("FAILED: %v", err)
+			return false
+		case st.IsDir():
+			say("FAILED: this is a directory, not a data file")
 			return false
 		}
-		say("OK (not created yet; serve creates it)")
-		return true
-	case err != nil:
-		say("FAILED: %v", err)
-		return false
-	case st.IsDir():
-		say("FAILED: this is a directory, not a data file")
-		return false
 	}
-	s, err := bolt.Open(path)
+	s, closeStore, err := openStore(ctx, cfg)
 	if errors.Is(err, bolt.ErrInUse) {
 		// No control socket answers, so not a server that check-config
 		// can name; another command, or a server starting or stopping.
@@ -227,7 +236,7 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 		say("FAILED: %v", err)
 		return false
 	}
-	defer s.Close()
+	defer closeStore()
 	list, err := s.Enrollments(ctx)
 	if err != nil {
 		say("FAILED reading the enrollments: %v", err)
@@ -242,6 +251,36 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 		n = "1 enrollment"
 	}
 	say("OK (%s)", n)
+	return checkKeyFile(ctx, cfg, s, stdout)
+}
+
+// checkKeyFile checks store.key_file: readable, private, 64 bytes, and
+// the key the store's secrets are sealed with (store nil: no store yet).
+// A key file not created yet is fine: serve creates it. A store with no
+// fingerprint yet gets this key's, as serve would record it.
+func checkKeyFile(ctx context.Context, cfg *Config, store enroll.SealKeyStore, stdout io.Writer) bool {
+	path := cfg.keyFile()
+	say := func(format string, a ...any) {
+		fmt.Fprintf(stdout, "key file %s: %s\n", path, fmt.Sprintf(format, a...))
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		say("OK (not created yet; serve creates it)")
+		return true
+	}
+	sealer, err := enroll.LoadKey(path)
+	if err != nil {
+		say("FAILED: %v", err)
+		return false
+	}
+	if store == nil {
+		say("OK (fingerprint %s)", sealer.Fingerprint())
+		return true
+	}
+	if err := checkSealKey(ctx, store, sealer, path); err != nil {
+		say("FAILED: %v", err)
+		return false
+	}
+	say("OK (fingerprint %s, the store's)", sealer.Fingerprint())
 	return true
 }
 

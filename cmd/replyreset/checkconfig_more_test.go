@@ -157,8 +157,10 @@ func TestCheckConfigAllOK(t *testing.T) {
 	if strings.Contains(r.stdout, "FAILED") || r.stderr != "" {
 		t.Errorf("a passing check printed a failure:\n%v", r)
 	}
-	// The lines come in order: file, directory, store, mail, Twilio.
-	order := []string{": syntax and values OK", "directory ", "store ", "mail ", "twilio "}
+	// The lines come in order: file, directory, store settings, store,
+	// key file, mail, Twilio.
+	order := []string{": syntax and values OK", "directory ", "store: backend bolt (data file " + dataFile(&Config{DataDir: f.DataDir}),
+		"store ", "key file " + filepath.Join(f.DataDir, "replyreset.key") + ": OK (not created yet; serve creates it)", "mail ", "twilio "}
 	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
 	if len(lines) != len(order) {
 		t.Fatalf("%d lines, want %d:\n%v", len(lines), len(order), r)
@@ -187,6 +189,9 @@ func TestCheckConfigAllOK(t *testing.T) {
 	r = runCLI(t, "check-config", "-config", f.Path)
 	wantCode(t, r, 0)
 	wantLine(t, r, r.stdout, storeLine(f)+"OK (1 enrollment)")
+	if _, ok := lineWithPrefix(r.stdout, "key file "+filepath.Join(f.DataDir, "replyreset.key")+": OK (fingerprint "); !ok {
+		t.Errorf("the key file is not checked against the store:\n%v", r)
+	}
 }
 
 func TestCheckConfigOutboxAndMailOff(t *testing.T) {
@@ -346,7 +351,7 @@ func TestCheckConfigStoreDamaged(t *testing.T) {
 	if _, ok := lineWithPrefix(r.stdout, storeLine(f)+"FAILED: "); !ok {
 		t.Fatalf("want the data file refused:\n%v", r)
 	}
-	wantLine(t, r, r.stderr, "replyreset check-config: the data file check failed")
+	wantLine(t, r, r.stderr, "replyreset check-config: the store check failed")
 }
 
 func TestCheckConfigOfflineDialsNothingMore(t *testing.T) {

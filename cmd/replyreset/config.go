@@ -44,7 +44,8 @@ type Config struct {
 	Admin      web.AdminConfig        `yaml:"admin"`
 	// TrustedProxies are the CIDRs of the reverse proxies whose
 	// X-Forwarded-For is believed (web.Deps.TrustedProxies).
-	TrustedProxies []string `yaml:"trusted_proxies"`
+	TrustedProxies []string    `yaml:"trusted_proxies"`
+	Store          StoreConfig `yaml:"store"`
 }
 
 // LogConfig is the `log:` section.
@@ -71,6 +72,7 @@ func DefaultConfig() Config {
 		Admin:      web.DefaultAdminConfig(),
 
 		TrustedProxies: []string{},
+		Store:          DefaultStoreConfig(),
 	}
 }
 
@@ -215,6 +217,7 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool), readFile fu
 		{&cfg.Directory.BindPassword, cfg.Directory.BindPasswordFile, "directory.bind_password"},
 		{&cfg.SMS.Twilio.AuthToken, cfg.SMS.Twilio.AuthTokenFile, "sms.twilio.auth_token"},
 		{&cfg.Mail.Password, cfg.Mail.PasswordFile, "mail.password"},
+		{&cfg.Store.Etcd.Password, cfg.Store.Etcd.PasswordFile, "store.etcd.password"},
 	} {
 		if p := readSecret(doc, s.value, s.file, s.key, readFile); p != nil {
 			problems = append(problems, p)
@@ -222,7 +225,11 @@ func ParseConfig(data []byte, lookupEnv func(string) (string, bool), readFile fu
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 
-	for _, e := range leafErrors(cfg.Validate()) {
+	errs := leafErrors(cfg.Validate())
+	for _, p := range cfg.Store.problems(readFile) {
+		errs = append(errs, p)
+	}
+	for _, e := range errs {
 		var ce *ConfigError
 		if !errors.As(e, &ce) || doc.Reported(ce.Path) {
 			continue
@@ -282,6 +289,7 @@ func (c Config) Redacted() Config {
 	hide(&c.Directory.BindPassword, c.Directory.BindPasswordFile)
 	hide(&c.SMS.Twilio.AuthToken, c.SMS.Twilio.AuthTokenFile)
 	hide(&c.Mail.Password, c.Mail.PasswordFile)
+	hide(&c.Store.Etcd.Password, c.Store.Etcd.PasswordFile)
 	return c
 }
 

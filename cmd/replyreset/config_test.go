@@ -231,6 +231,9 @@ func TestExampleFile(t *testing.T) {
 		},
 		Admin:          web.AdminConfig{SessionTTL: 8 * time.Hour, AlertMail: []string{}},
 		TrustedProxies: []string{},
+		Store: StoreConfig{Backend: "bolt", Etcd: EtcdConfig{
+			Endpoints: []string{"https://etcd1.example.com:2379", "https://etcd2.example.com:2379", "https://etcd3.example.com:2379"},
+			Prefix:    "/replyreset/", DialTimeout: 5 * time.Second}},
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("config.example.yaml:\n got %#v\nwant %#v", plainTestConfigOf(*cfg), plainTestConfigOf(want))

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
-	"github.com/replyreset/replyreset/enroll/store/bolt"
 )
 
 // The data file belongs to one process at a time (bbolt locks it). So that
@@ -77,11 +76,11 @@ func (env *cmdEnv) openStore(cfg *Config) (enroll.Store, func(), error) {
 	if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
 		return nil, nil, err
 	}
-	s, err := bolt.Open(filepath.Join(cfg.DataDir, "replyreset.db"))
+	s, _, closeStore, err := openSealedStore(context.Background(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, func() { s.Close() }, nil
+	return s, closeStore, nil
 }
 
 func (env *cmdEnv) sameDataDir(cfg *Config) error {

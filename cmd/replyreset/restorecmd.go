@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
@@ -41,6 +40,9 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 	cfg, err := loadConfigFlag(path)
 	if err != nil {
 		return err
+	}
+	if cfg.Store.Backend != backendBolt {
+		return fmt.Errorf("store.backend: %s: restore replaces a bolt data file; it cannot restore into %s yet", cfg.Store.Backend, cfg.Store.Backend)
 	}
 	if sock := controlSocket(cfg); controlAnswers(sock) {
 		return fmt.Errorf("replyreset serve is running on %s: stop the service first, then restore", cfg.DataDir)
@@ -102,9 +104,9 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 		fmt.Fprintf(stderr, "replyreset restore: the audit event was not recorded: %v\n", err)
 	}
 	fmt.Fprintf(stdout, "restored %s from %s; %s\n", live, in, kept)
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "replyreset.key")); err != nil {
+	if _, err := os.Stat(cfg.keyFile()); err != nil {
 		fmt.Fprintf(stderr, "replyreset restore: warning: %s is missing: put back the key file that was in use when the backup was taken, or sealed secrets and token hashes will not open\n",
-			filepath.Join(cfg.DataDir, "replyreset.key"))
+			cfg.keyFile())
 	}
 	return nil
 }

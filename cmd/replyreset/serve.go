@@ -8,14 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/password"
-	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/expiry"
 	"github.com/replyreset/replyreset/gateway/jobs"
@@ -74,26 +72,28 @@ func runServe(ctx context.Context, path string, stderr io.Writer) error {
 // app is the wired product: logger → store → directory → gateway → web,
 // built explicitly and in that order.
 type app struct {
-	cfg     *Config
-	log     *slog.Logger
-	store   enroll.Store
-	sealer  *enroll.Sealer
-	dir     *directory.Client
-	catalog *templates.Catalog
-	pages   *templates.Pages
-	mails   *templates.Mails
-	mail    notify.Mailer     // where mail goes: mailer, the demo's mailbox, or nil (off)
-	mailq   *outbox.MailQueue // every mail goes through it (nil when mail is off)
-	metrics *web.Metrics      // Prometheus metrics, fed by the store and the directory
-	outbox  *outbox.Outbox
-	queue   *outbox.Queue      // every SMS, call and redaction is queued through it
-	budget  *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
-	lockout *lockout.Watch
-	expiry  *expiry.SMSPasswords
-	reminds *expiry.Reminders
-	status  *twilio.StatusHandler
-	webhook *gateway.Webhook
-	enroll  *enroll.Service
+	cfg    *Config
+	log    *slog.Logger
+	store  enroll.Store
+	sealer *enroll.Sealer
+	// closeStore closes store (openStore).
+	closeStore func()
+	dir        *directory.Client
+	catalog    *templates.Catalog
+	pages      *templates.Pages
+	mails      *templates.Mails
+	mail       notify.Mailer     // where mail goes: mailer, the demo's mailbox, or nil (off)
+	mailq      *outbox.MailQueue // every mail goes through it (nil when mail is off)
+	metrics    *web.Metrics      // Prometheus metrics, fed by the store and the directory
+	outbox     *outbox.Outbox
+	queue      *outbox.Queue      // every SMS, call and redaction is queued through it
+	budget     *gateway.SMSBudget // sms.allowed_countries and sms.budgets, for every send
+	lockout    *lockout.Watch
+	expiry     *expiry.SMSPasswords
+	reminds    *expiry.Reminders
+	status     *twilio.StatusHandler
+	webhook    *gateway.Webhook
+	enroll     *enroll.Service
 }
 
 func openApp(cfg *Config, log *slog.Logger) (*app, error) {
@@ -106,11 +106,11 @@ func openAppWith(cfg *Config, log *slog.Logger, mail notify.Mailer) (*app, error
 	if err := openDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
-	store, err := bolt.Open(filepath.Join(cfg.DataDir, "replyreset.db"))
+	store, sealer, closeStore, err := openSealedStore(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: store, mail: mail}
+	a := &app{cfg: cfg, log: log, store: store, closeStore: closeStore, sealer: sealer, mail: mail}
 	if err := a.wire(); err != nil {
 		a.Close()
 		return nil, err
@@ -120,10 +120,6 @@ func openAppWith(cfg *Config, log *slog.Logger, mail notify.Mailer) (*app, error
 
 func (a *app) wire() error {
 	var err error
-	a.sealer, err = enroll.LoadOrCreateKey(filepath.Join(a.cfg.DataDir, "replyreset.key"))
-	if err != nil {
-		return err
-	}
 	a.metrics = web.NewMetrics()
 	a.store.SetObserver(a.metrics)
 	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory"),
@@ -315,8 +311,8 @@ func (a *app) Close() {
 	if a.dir != nil {
 		a.dir.Close()
 	}
-	if a.store != nil {
-		a.store.Close()
+	if a.closeStore != nil {
+		a.closeStore()
 	}
 }
 

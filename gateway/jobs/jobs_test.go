@@ -136,9 +136,10 @@ type scriptedLeader struct {
 }
 
 type scriptedTerm struct {
-	rev  int64
-	once sync.Once
-	done chan struct{}
+	rev   int64
+	fence enroll.Fence
+	once  sync.Once
+	done  chan struct{}
 }
 
 func (l *scriptedLeader) Campaign(ctx context.Context) (jobs.Term, error) {
@@ -153,6 +154,7 @@ func (l *scriptedLeader) Campaign(ctx context.Context) (jobs.Term, error) {
 func (t *scriptedTerm) Done() <-chan struct{}            { return t.done }
 func (t *scriptedTerm) Leader() string                   { return "node-a" }
 func (t *scriptedTerm) Revision() int64                  { return t.rev }
+func (t *scriptedTerm) Fence() enroll.Fence              { return t.fence }
 func (t *scriptedTerm) Resign(ctx context.Context) error { t.lose(); return nil }
 func (t *scriptedTerm) lose()                            { t.once.Do(func() { close(t.done) }) }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 // Leader decides which process runs the singleton jobs. A single node
-// leads at once and forever (SingleNode); several nodes elect one (an
-// etcd election, later), and Run neither knows nor cares which.
+// leads at once and forever (SingleNode); several nodes elect one
+// (gateway/jobs/election, on etcd), and Run neither knows nor cares which.
 type Leader interface {
 	// Campaign blocks until this process leads, or ctx ends (it then
 	// returns ctx's error), and returns the term it leads for.
@@ -25,6 +27,12 @@ type Term interface {
 	// election's key revision, which the leader's writes can later be
 	// made conditional on (fencing).
 	Revision() int64
+	// Fence is what the term's writes are made conditional on: Run puts
+	// it in every job's context (enroll.WithFence), and a shared store
+	// refuses a write under a fence that no longer holds with an error
+	// wrapping enroll.ErrFenced. A single node has nothing to fence
+	// against: its Fence is the zero one (Key "").
+	Fence() enroll.Fence
 	// Resign gives the leadership up, so that another node may take it
 	// at once; Done is then closed.
 	Resign(ctx context.Context) error
@@ -66,6 +74,7 @@ type localTerm struct {
 func (t *localTerm) Done() <-chan struct{} { return t.done }
 func (t *localTerm) Leader() string        { return t.node }
 func (t *localTerm) Revision() int64       { return t.rev }
+func (t *localTerm) Fence() enroll.Fence   { return enroll.Fence{} }
 
 func (t *localTerm) Resign(context.Context) error {
 	t.once.Do(func() { close(t.done) })

@@ -309,7 +309,7 @@ func TestFailoverFigures(t *testing.T) {
 	}
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
 	t.Logf("crash failover, session TTL %s, 10 runs: median %s, min %s, max %s",
-		testTTL, ((took[4]+took[5])/2).Round(time.Millisecond), took[0].Round(time.Millisecond), took[9].Round(time.Millisecond))
+		testTTL, ((took[4] + took[5]) / 2).Round(time.Millisecond), took[0].Round(time.Millisecond), took[9].Round(time.Millisecond))
 }
 
 // BenchmarkFailover measures crash failovers at the default session TTL

@@ -21,6 +21,12 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// LeaderState says whether this process leads the background jobs now
+// (jobs.Status), for /healthz.
+type LeaderState interface {
+	Leading() bool
+}
+
 // Store is the one store the server reads and writes (enroll.Store):
 // the small interfaces its parts consume, together.
 type Store interface {
@@ -39,6 +45,11 @@ type Deps struct {
 	Store       Store         // readiness for /healthz; the sites below need it; nil = no rate limits
 	HealthCheck time.Duration // per-dependency timeout (default 2 s)
 	Version     string
+	// StoreBackend names the store for /healthz: "bolt" (default) or "etcd".
+	StoreBackend string
+	// Leader says whether this process leads the jobs, for /healthz
+	// ("leader"); nil: it does not (no jobs run here).
+	Leader LeaderState
 
 	// The enrollment site (GET /enroll/:token and the pages under it) is
 	// served when both Enrollment and Pages are set; /static/ with Pages.
@@ -300,9 +311,21 @@ type componentHealth struct {
 	Took  string `json:"took"`
 }
 
-// health reports liveness and the readiness of the directory and store:
-// 200 when both answer, 503 otherwise.
+// storeHealth is the store's part of /healthz: componentHealth and the
+// backend.
+type storeHealth struct {
+	Backend string `json:"backend"`
+	componentHealth
+}
+
+// health reports liveness, the readiness of the directory and store (200
+// when both answer, 503 otherwise), the store's backend and whether this
+// process leads the background jobs (a node that does not is healthy).
 func health(d Deps) echo.HandlerFunc {
+	backend := d.StoreBackend
+	if backend == "" {
+		backend = "bolt"
+	}
 	check := func(ctx context.Context, p Pinger) componentHealth {
 		if p == nil {
 			return componentHealth{OK: false, Error: "not configured"}
@@ -322,9 +345,11 @@ func health(d Deps) echo.HandlerFunc {
 		body := struct {
 			Status    string          `json:"status"`
 			Version   string          `json:"version,omitempty"`
+			Leader    bool            `json:"leader"`
 			Directory componentHealth `json:"directory"`
-			Store     componentHealth `json:"store"`
-		}{Status: "ok", Version: d.Version, Directory: check(ctx, d.Directory), Store: check(ctx, d.Store)}
+			Store     storeHealth     `json:"store"`
+		}{Status: "ok", Version: d.Version, Leader: d.Leader != nil && d.Leader.Leading(),
+			Directory: check(ctx, d.Directory), Store: storeHealth{Backend: backend, componentHealth: check(ctx, d.Store)}}
 		code := http.StatusOK
 		if !body.Directory.OK || !body.Store.OK {
 			body.Status, code = "degraded", http.StatusServiceUnavailable

@@ -603,13 +603,15 @@ var httpClient = &http.Client{
 type healthBody struct {
 	Status    string `json:"status"`
 	Version   string `json:"version"`
+	Leader    bool   `json:"leader"`
 	Directory struct {
 		OK    bool   `json:"ok"`
 		Error string `json:"error"`
 	} `json:"directory"`
 	Store struct {
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
+		Backend string `json:"backend"`
+		OK      bool   `json:"ok"`
+		Error   string `json:"error"`
 	} `json:"store"`
 }
 
@@ -648,6 +650,18 @@ func TestServeHealthyAndGracefulShutdown(t *testing.T) {
 	}
 	if h.Version != version {
 		t.Errorf("/healthz version = %q, want %q", h.Version, version)
+	}
+	if h.Store.Backend != "bolt" {
+		t.Errorf("/healthz store.backend = %q, want bolt", h.Store.Backend)
+	}
+	// One node leads its jobs at once; the term is won in the background,
+	// so wait for it (bounded: never leading is the failure).
+	for deadline := time.Now().Add(30 * time.Second); !h.Leader && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		_, h = getHealth(t, c.Listen)
+	}
+	if !h.Leader {
+		t.Errorf("/healthz leader = false for a serve that runs alone, want true")
 	}
 	if log := srv.stderr.String(); !strings.Contains(log, `"msg":"replyreset listening"`) || !strings.Contains(log, `"addr":"`+c.Listen+`"`) {
 		t.Errorf("the log does not say where replyreset listens:\n%s", log)

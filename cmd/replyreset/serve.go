@@ -92,6 +92,7 @@ type app struct {
 	expiry     *expiry.SMSPasswords
 	reminds    *expiry.Reminders
 	status     *twilio.StatusHandler
+	jobs       jobs.Status // whether this node leads the jobs, for /healthz
 	webhook    *gateway.Webhook
 	enroll     *enroll.Service
 }
@@ -268,6 +269,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		SMSUsage:       a.budget,
 		MailQueue:      mailq,
 		Metrics:        a.metrics,
+		StoreBackend:   a.cfg.Store.Backend,
+		Leader:         &a.jobs,
 	})
 }
 
@@ -283,7 +286,7 @@ func (a *app) run(ctx context.Context) (wait func()) {
 	list = append(list, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
 		jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
 	var wg sync.WaitGroup
-	wg.Go(func() { jobs.Run(ctx, jobs.NewSingleNode(""), a.log, list...) })
+	wg.Go(func() { a.jobs.Run(ctx, jobs.NewSingleNode(""), a.log, list...) })
 	return wg.Wait
 }
 

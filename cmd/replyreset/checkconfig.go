@@ -225,7 +225,7 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 			return false
 		}
 	}
-	s, closeStore, err := openStore(ctx, cfg)
+	b, err := openStore(ctx, cfg)
 	if errors.Is(err, bolt.ErrInUse) {
 		// No control socket answers, so not a server that check-config
 		// can name; another command, or a server starting or stopping.
@@ -236,7 +236,8 @@ func checkStore(ctx context.Context, cfg *Config, stdout io.Writer) bool {
 		say("FAILED: %v", err)
 		return false
 	}
-	defer closeStore()
+	defer b.Close()
+	s := b.Store
 	list, err := s.Enrollments(ctx)
 	if err != nil {
 		say("FAILED reading the enrollments: %v", err)

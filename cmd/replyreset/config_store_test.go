@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -143,5 +144,40 @@ func TestStoreEtcdKeys(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			assertProblems(t, configProblems(t, tc.in, nil, files), tc.want)
 		})
+	}
+}
+
+func TestEtcdClientConfig(t *testing.T) {
+	cert, key := testCertPEM(t)
+	dir := t.TempDir()
+	for name, body := range map[string]string{"ca.pem": cert, "client.pem": cert, "client.key": key} {
+		writeFile(t, filepath.Join(dir, name), body)
+	}
+	in := minimalConfig + fmt.Sprintf(`store:
+  backend: etcd
+  etcd:
+    endpoints: ["https://127.0.0.1:2379"]
+    ca_file: %q
+    cert_file: %q
+    key_file: %q
+    username: replyreset
+    password: pw
+    dial_timeout: 3s
+`, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"))
+	cfg, err := ParseConfig([]byte(in), testEnv(nil), os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := etcdClientConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc.TLS == nil || cc.TLS.RootCAs == nil || len(cc.TLS.Certificates) != 1 || cc.Username != "replyreset" || cc.Password != "pw" ||
+		cc.DialTimeout != 3*time.Second || len(cc.Endpoints) != 1 {
+		t.Errorf("client config %+v", cc)
+	}
+	plain := mustParseConfig(t, minimalConfig+"store: {backend: etcd, etcd: {endpoints: [\"http://127.0.0.1:2379\"]}}\n", nil, nil)
+	if cc, err := etcdClientConfig(plain); err != nil || cc.TLS != nil {
+		t.Errorf("http:// endpoints: TLS %v, %v; want none", cc.TLS, err)
 	}
 }

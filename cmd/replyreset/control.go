@@ -76,11 +76,11 @@ func (env *cmdEnv) openStore(cfg *Config) (enroll.Store, func(), error) {
 	if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
 		return nil, nil, err
 	}
-	s, _, closeStore, err := openSealedStore(context.Background(), cfg)
+	b, _, err := openSealedStore(context.Background(), cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, closeStore, nil
+	return b.Store, b.Close, nil
 }
 
 func (env *cmdEnv) sameDataDir(cfg *Config) error {

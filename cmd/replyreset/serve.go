@@ -76,6 +76,7 @@ type app struct {
 	log    *slog.Logger
 	store  enroll.Store
 	sealer *enroll.Sealer
+	leader jobs.Leader // who runs the jobs (openStore)
 	// closeStore closes store (openStore).
 	closeStore func()
 	dir        *directory.Client
@@ -107,11 +108,11 @@ func openAppWith(cfg *Config, log *slog.Logger, mail notify.Mailer) (*app, error
 	if err := openDataDir(cfg.DataDir, log); err != nil {
 		return nil, err
 	}
-	store, sealer, closeStore, err := openSealedStore(context.Background(), cfg)
+	b, sealer, err := openSealedStore(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: store, closeStore: closeStore, sealer: sealer, mail: mail}
+	a := &app{cfg: cfg, log: log, store: b.Store, leader: b.Leader, closeStore: b.Close, sealer: sealer, mail: mail}
 	if err := a.wire(); err != nil {
 		a.Close()
 		return nil, err
@@ -274,7 +275,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 	})
 }
 
-// run starts the singleton jobs under the leader (this node, alone): the
+// run starts the singleton jobs under the leader (openStore's: this node
+// alone with bolt, an etcd election with etcd): the
 // outbox and mail queue workers, the lockout watch, the SMS password
 // expiry and the expiry reminders; they stop when ctx ends, and the
 // returned function waits for them.
@@ -286,7 +288,7 @@ func (a *app) run(ctx context.Context) (wait func()) {
 	list = append(list, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
 		jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
 	var wg sync.WaitGroup
-	wg.Go(func() { a.jobs.Run(ctx, jobs.NewSingleNode(""), a.log, list...) })
+	wg.Go(func() { a.jobs.Run(ctx, a.leader, a.log, list...) })
 	return wg.Wait
 }
 

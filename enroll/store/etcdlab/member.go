@@ -24,7 +24,8 @@ type Member struct {
 
 	mu     sync.Mutex
 	proc   *process
-	paused bool
+	paused bool // by Pause, until Resume
+	killed bool // by Kill, until Restart
 }
 
 // Member returns member i (0-based).
@@ -39,7 +40,7 @@ func (m *Member) spawn() error {
 		return fmt.Errorf("etcdlab: start etcd member %s: %w", m.Name, err)
 	}
 	m.mu.Lock()
-	m.proc, m.paused = p, false
+	m.proc, m.paused, m.killed = p, false, false
 	m.mu.Unlock()
 	return nil
 }
@@ -103,6 +104,16 @@ func (m *Member) Kill() {
 	if p := m.current(); p != nil {
 		p.kill()
 	}
+	m.mu.Lock()
+	m.killed = true
+	m.mu.Unlock()
+}
+
+// down reports whether the member was killed or paused on purpose.
+func (m *Member) down() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.killed || m.paused
 }
 
 // Pause stops the member with SIGSTOP: it holds its connections but answers
@@ -168,11 +179,22 @@ func (m *Member) waitHealthy() error {
 	}
 }
 
-// WaitHealthy waits until every member answers healthy, failing t when one
-// is killed, paused or not healthy in time.
+// WaitHealthy waits until every member that is not killed or paused answers
+// healthy (so, after a fault, until the others have elected a leader),
+// failing t when they are not a majority or not healthy in time.
 func (c *Cluster) WaitHealthy(t testing.TB) {
 	t.Helper()
+	var up []*Member
 	for _, m := range c.members {
+		if !m.down() {
+			up = append(up, m)
+		}
+	}
+	if len(up) <= len(c.members)/2 {
+		t.Fatalf("etcdlab: WaitHealthy: only %d of %d members run (the others are killed or paused): no quorum to wait for",
+			len(up), len(c.members))
+	}
+	for _, m := range up {
 		if err := m.waitHealthy(); err != nil {
 			t.Fatal(err)
 		}

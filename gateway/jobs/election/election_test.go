@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/etcdlab"
 	"github.com/replyreset/replyreset/gateway/jobs"
 	"github.com/replyreset/replyreset/gateway/jobs/election"
 )
@@ -169,7 +170,7 @@ func TestOneLeaderAtATime(t *testing.T) {
 // term ends and its fence no longer holds.
 func failover(t testing.TB, standby *clientv3.Client, pfx string, ttl time.Duration) time.Duration {
 	t.Helper()
-	doomed, err := clientv3.New(clientv3.Config{Endpoints: endpoints(t), DialTimeout: 5 * time.Second})
+	doomed, err := clientv3.New(clientConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,4 +328,28 @@ func BenchmarkFailover(b *testing.B) {
 		median = (took[len(took)/2-1] + took[len(took)/2]) / 2
 	}
 	b.ReportMetric(median.Seconds(), "median-s")
+}
+
+// TestLeaderStepsDownWithoutQuorum: two of three members die; the leader
+// cannot prove it still leads, so its term ends (within the session TTL)
+// instead of running the jobs on; with the members back, a campaign wins
+// again.
+func TestLeaderStepsDownWithoutQuorum(t *testing.T) {
+	lab := etcdlab.New(t, etcdlab.Options{})
+	cli := lab.Client(t)
+	pfx := lab.Prefix(t)
+	l := newLeader(t, cli, pfx, "node-a")
+	term := waitWon(t, campaign(t.Context(), l), "the leader")
+	lab.Member(1).Kill()
+	lab.Member(2).Kill()
+	lost := time.Now()
+	waitDone(t, term, "the leader without a quorum")
+	t.Logf("term ended %s after the quorum was lost (session TTL %s)", time.Since(lost).Round(time.Millisecond), testTTL)
+	lab.Member(1).Restart(t)
+	lab.Member(2).Restart(t)
+	next := waitWon(t, campaign(t.Context(), l), "after the quorum came back")
+	if next.Revision() <= term.Revision() {
+		t.Errorf("the new term's revision %d is not after the old one's %d", next.Revision(), term.Revision())
+	}
+	next.Resign(t.Context())
 }

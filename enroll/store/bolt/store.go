@@ -30,7 +30,7 @@ var _ enroll.Store = (*Store)(nil)
 // Bucket names. Keys and values:
 //
 //	meta         "schema" → big-endian uint64 schema version;
-//	             "seal_key" → the sealing key's fingerprint (sealkey.go)
+//	             "seal_key" → the sealing key's fingerprint (SealKey)
 //	enrollments  lower-cased username → JSON Enrollment
 //	phones       E.164 → lower-cased username of the active or frozen owner
 //	audit        big-endian uint64 sequence → JSON Event (append-only)
@@ -323,4 +323,33 @@ func (s *Store) observeMessage(m enroll.OutboundMessage) {
 		m.Sealed = nil // an observer never needs the body
 		(*o).MessageUpdated(m)
 	}
+}
+
+var _ enroll.SealKeyStore = (*Store)(nil)
+
+// keySealKey is the meta key of the sealing key's fingerprint:
+//
+//	meta  "seal_key" → fingerprint (lower-case hex)
+var keySealKey = []byte("seal_key")
+
+// SealKey implements enroll.SealKeyStore; the read and the write share one
+// write transaction.
+func (s *Store) SealKey(ctx context.Context, fingerprint string) (string, error) {
+	if err := enroll.CheckFingerprint(fingerprint); err != nil {
+		return "", err
+	}
+	var recorded string
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keySealKey); v != nil {
+			recorded = string(v)
+			return nil
+		}
+		recorded = fingerprint
+		return meta.Put(keySealKey, []byte(fingerprint))
+	})
+	if err != nil {
+		return "", fmt.Errorf("enroll: record the sealing key's fingerprint: %w", err)
+	}
+	return recorded, nil
 }

@@ -42,20 +42,11 @@ func template(name string, build func(dir string) error) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("ldaplab: cache: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, name+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := LockFile(filepath.Join(dir, name+".lock"))
 	if err != nil {
 		return "", fmt.Errorf("ldaplab: cache lock: %w", err)
 	}
 	defer lock.Close() // releases the lock
-	for {
-		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("ldaplab: cache lock: %w", err)
-	}
 	if _, err := os.Stat(tarPath); err == nil {
 		return tarPath, nil // built by another process while we waited
 	}
@@ -76,6 +67,27 @@ func template(name string, build func(dir string) error) (string, error) {
 		return "", fmt.Errorf("ldaplab: cache: %w", err)
 	}
 	return tarPath, nil
+}
+
+// LockFile opens (creating it) the file at path and takes an exclusive
+// lock on it, waiting while another process holds it; closing the file
+// releases the lock. For the machine-wide caches of the labs.
+func LockFile(path string) (*os.File, error) {
+	lock, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
+	return lock, nil
 }
 
 // restore unpacks a template into dst.

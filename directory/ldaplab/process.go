@@ -42,7 +42,7 @@ func startProcess(name, outPath string, args ...string) (*process, error) {
 	cmd := exec.Command(path, args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	if err := Spawn(cmd); err != nil {
 		return nil, fmt.Errorf("ldaplab: start %s: %w", name, err)
 	}
 	p := &process{name: name, cmd: cmd, outPath: outPath, done: make(chan struct{})}
@@ -68,7 +68,10 @@ type spawnRequest struct {
 	err chan error
 }
 
-func spawn(cmd *exec.Cmd) error {
+// Spawn starts cmd (cmd.Start) from that thread, so that a Pdeathsig in
+// cmd.SysProcAttr fires when the test process dies and not before. For the
+// other labs' servers too (enroll/store/etcdlab).
+func Spawn(cmd *exec.Cmd) error {
 	spawner.once.Do(func() {
 		spawner.reqs = make(chan spawnRequest)
 		go func() {

@@ -3,15 +3,15 @@ package etcdlab
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/replyreset/replyreset/directory/ldaplab"
 )
 
 // Version is the etcd server version the lab runs: the same minor as the
@@ -62,20 +62,11 @@ func ensureBinary(path string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", fmt.Errorf("etcdlab: etcd binary cache: %w", err)
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := ldaplab.LockFile(path + ".lock")
 	if err != nil {
 		return "", fmt.Errorf("etcdlab: etcd binary cache lock: %w", err)
 	}
 	defer lock.Close() // releases the lock
-	for {
-		err = syscall.Flock(int(lock.Fd()), syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("etcdlab: etcd binary cache lock: %w", err)
-	}
 	if checkBinary(path) == nil {
 		return path, nil // built by another process while we waited
 	}

@@ -5,10 +5,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/replyreset/replyreset/directory/ldaplab"
 )
 
 // process is one etcd member running in its own process group.
@@ -29,7 +29,9 @@ func startProcess(logPath string, args ...string) (*process, error) {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := spawn(cmd); err != nil {
+	// Forked from ldaplab's thread that never exits, so that Pdeathsig
+	// fires only when this process dies.
+	if err := ldaplab.Spawn(cmd); err != nil {
 		return nil, err
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
@@ -38,34 +40,6 @@ func startProcess(logPath string, args ...string) (*process, error) {
 		close(p.done)
 	}()
 	return p, nil
-}
-
-// The parent-death signal fires when the OS thread that forked the child
-// exits, not the process (golang/go#27505), so every member is forked from
-// one goroutine locked to a thread that never exits, as in directory/ldaplab.
-var spawner struct {
-	once sync.Once
-	reqs chan spawnRequest
-}
-
-type spawnRequest struct {
-	cmd *exec.Cmd
-	err chan error
-}
-
-func spawn(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.reqs = make(chan spawnRequest)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread must outlive the members
-			for r := range spawner.reqs {
-				r.err <- r.cmd.Start()
-			}
-		}()
-	})
-	r := spawnRequest{cmd: cmd, err: make(chan error, 1)}
-	spawner.reqs <- r
-	return <-r.err
 }
 
 func (p *process) exited() bool {

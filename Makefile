@@ -2,15 +2,16 @@
 
 GO ?= go
 
-.PHONY: test deps bench bench-ci fuzz fuzz-ci windows
+.PHONY: test deps etcd bench bench-ci fuzz fuzz-ci windows
 
 # test runs every check CI runs. Integration tests start a real Samba AD DC and
 # OpenLDAP slapd (directory/ldaplab); each test binary runs in its own network
 # namespace (scripts/netns-exec.sh, needs root) so their fixed ports never
 # collide. REPLYRESET_INTEGRATION=1 and CI=1 turn a server that cannot start
 # into a failure instead of a skip. Output: one summary line per package, the
-# full log only for failures.
-test: deps
+# full log only for failures. The etcd server of the etcd tests
+# (enroll/store/etcdlab) is built before, outside the namespaces.
+test: deps etcd
 	$(GO) mod download
 	@echo '--- gofmt -l'
 	@unformatted="$$(gofmt -l .)"; \
@@ -29,13 +30,21 @@ test: deps
 deps:
 	$(CURDIR)/scripts/install-test-deps.sh
 
+# etcd builds the etcd server v3.6.16 of the tests once per machine from the Go
+# module proxy (about 2 minutes) into a cache outside the repository
+# ($REPLYRESET_ETCD_CACHE, or ~/.cache/replyreset/etcd-v3.6.16); later runs
+# only check its version.
+etcd:
+	@echo '--- etcd server for the tests'
+	$(GO) run ./enroll/store/etcdlab/etcdbuild
+
 # bench prints the performance figures (bench/) as one table: RESET round trip
 # against the raw directory work (p50/p99, concurrency 1 and 8), HELP and
 # STATUS throughput against the raw search, the lockout poll at 50,000 users,
 # idle memory; on a real Samba AD DC and OpenLDAP slapd in a private network
 # namespace. Figures only, no pass/fail on timing. The table, with the
 # machine, is written into bench/README.md.
-bench: deps
+bench: deps etcd
 	REPLYRESET_INTEGRATION=1 CI=1 REPLYRESET_BENCH_RECORD=README.md $(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m -exec $(CURDIR)/scripts/netns-exec.sh ./bench/
 
 # bench-ci is the part of `make test` that runs every benchmark of the module

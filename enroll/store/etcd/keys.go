@@ -1,0 +1,114 @@
+package etcd
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Key layout, relative to the store's prefix. One key per record, values
+// JSON (the domain types' own JSON) unless said otherwise; every value is
+// far below etcd's 1.5 MiB request limit (the largest, a queued mail, is
+// bounded at 256 KiB by enroll.CheckQueuedMail).
+//
+//	meta/schema              schema version
+//	meta/seq/<name>          decimal counter of the last ID given (audit, outbox, mail)
+//	enrollments/<user>       Enrollment (lower-cased username)
+//	phones/<e164>            lower-cased username of the active or frozen owner
+//	audit/<seq>              Event (seq: 20 zero-padded digits)
+//	messages/<sid>           decimal expiry (Unix ns), on a TTL lease
+//	optout/<e164>            decimal time of the STOP (Unix ns)
+//	ratelimit/<key>          hitList (ratelimit.go), on a TTL lease
+//	guard/<key>              guardEntry (guard.go), on a TTL lease
+//	leases/<name>            jobLease (leases.go), on the store's session lease
+//	sessions/<key>           AdminSession, on a TTL lease
+//	activations/<hash>       Activation
+//	activation_users/<user>  token hash of the user's current activation
+//	ended_links/<hash>       EndedLink
+//	outbox/<id>              OutboundMessage (id: 20 digits)
+//	outbox_due/<p>/<t>/<id>  empty: pending messages by priority, next attempt (t: ordered time)
+//	outbox_provider/<sid>    decimal ID of the message the provider knows as sid
+//	outbox_redact/<sid>      decimal ID of the redaction of sid
+//	mail_queue/<id>          QueuedMail
+//	mail_due/<t>/<id>        empty: pending mails by next attempt
+//	lockouts/<t>/<user>      decimal time recorded (t: the lockout time)
+//	monitor/<name>           opaque lockout-monitor state
+//	sms_checks/<user>        SMSPasswordCheck
+//	sms_checks_due/<t>/<user> empty: entries by Due
+//	reminders/<t>/<stage>/<user> decimal time sent (t: the password's expiry)
+//	api_tokens/<id>          API token record
+//	api_token_hashes/<hash>  token ID
+//	api_token_names/<name>   ID of the live token of that (lower-cased) name
+const (
+	keySchema = "meta/schema"
+	seqPrefix = "meta/seq/"
+)
+
+// idKey is the zero-padded decimal of an ID, which sorts as the number.
+func idKey(id uint64) string { return fmt.Sprintf("%020d", id) }
+
+func parseID(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
+
+// unixNano is t in Unix nanoseconds, clamped to int64 so that a far-future
+// expiry stays far in the future instead of wrapping.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.After(maxTime):
+		return math.MaxInt64
+	case t.Before(minTime):
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	maxTime = time.Unix(0, math.MaxInt64)
+	minTime = time.Unix(0, math.MinInt64)
+)
+
+// timeKey is t as 16 hex digits that sort bytewise in time order (the
+// sign bit flipped, so times before 1970 sort first too).
+func timeKey(t time.Time) string { return fmt.Sprintf("%016x", uint64(unixNano(t))^(1<<63)) }
+
+// parseTimeKey decodes timeKey.
+func parseTimeKey(s string) (int64, error) {
+	u, err := strconv.ParseUint(s, 16, 64)
+	return int64(u ^ (1 << 63)), err
+}
+
+// nanoVal and parseNano encode a time in a value as decimal Unix ns.
+func nanoVal(t time.Time) []byte { return strconv.AppendInt(nil, unixNano(t), 10) }
+
+func parseNano(v []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
+}
+
+// decode unmarshals the JSON record v stored under key.
+func decode[T any](key string, v []byte) (T, error) {
+	var r T
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return r, nil
+}
+
+// nextID increments the counter name in t and returns the new ID.
+func (t *tx) nextID(name string) (uint64, error) {
+	k := seqPrefix + name
+	v, err := t.get(k)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	if v != nil {
+		if n, err = parseID(string(v)); err != nil {
+			return 0, fmt.Errorf("counter %s is corrupt: %w", name, err)
+		}
+	}
+	n++
+	t.put(k, strconv.AppendUint(nil, n, 10))
+	return n, nil
+}

@@ -1,0 +1,141 @@
+package etcd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/replyreset/replyreset/enroll"
+)
+
+const leasesPrefix = "leases/"
+
+// sessionTTL is the TTL of the store's etcd session: the job leases of a
+// process that died without closing its store end at most this long after.
+const sessionTTL = 10 // seconds
+
+// jobLease is a job lease's record. It is written on the store's etcd
+// session lease, kept alive while the store is open: Close revokes it, so
+// the leases end with the store that granted them, and a crashed process's
+// go when its session's TTL runs out.
+type jobLease struct {
+	Expires int64  `json:"expires"` // Unix ns, by the callers' clock
+	Holder  string `json:"holder"`
+}
+
+// sessionLease returns the store's etcd session lease, opening a new
+// session when there is none or the last one ended.
+func (s *Store) sessionLease(ctx context.Context) (clientv3.LeaseID, error) {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if s.sess != nil {
+		select {
+		case <-s.sess.Done():
+			s.sess = nil
+		default:
+			return s.sess.Lease(), nil
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Grant(rctx, sessionTTL)
+	if err != nil {
+		return clientv3.NoLease, fmt.Errorf("open an etcd session: %w", s.clientErr(ctx, err))
+	}
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(resp.ID), concurrency.WithTTL(sessionTTL))
+	if err != nil {
+		return clientv3.NoLease, fmt.Errorf("open an etcd session: %w", s.clientErr(ctx, err))
+	}
+	s.sess = sess
+	return sess.Lease(), nil
+}
+
+func checkLease(name, holder string) error {
+	if err := enroll.CheckKey("lease name", name); err != nil {
+		return err
+	}
+	return enroll.CheckKey("lease holder", holder)
+}
+
+// AcquireLease implements enroll.LeaseStore as a CAS on the lease's key.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, now time.Time, ttl time.Duration) (bool, error) {
+	if err := checkLease(name, holder); err != nil {
+		return false, err
+	}
+	if err := enroll.CheckNow(now); err != nil {
+		return false, err
+	}
+	if ttl <= 0 {
+		return false, enroll.Invalidf("lease %s: ttl %s is not positive", name, ttl)
+	}
+	got := false
+	err := s.update(ctx, func(t *tx) error {
+		got = false
+		v, err := t.get(leasesPrefix + name)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			var l jobLease
+			if err := json.Unmarshal(v, &l); err == nil && l.Expires > unixNano(now) && l.Holder != holder {
+				return nil
+			}
+		}
+		lease, err := s.sessionLease(ctx)
+		if err != nil {
+			return err
+		}
+		got = true
+		val, _ := json.Marshal(jobLease{Expires: unixNano(now.Add(ttl)), Holder: holder})
+		t.putLease(leasesPrefix+name, val, lease)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("enroll: acquire lease %s: %w", name, err)
+	}
+	return got, nil
+}
+
+// ReleaseLease implements enroll.LeaseStore.
+func (s *Store) ReleaseLease(ctx context.Context, name, holder string) error {
+	if err := checkLease(name, holder); err != nil {
+		return err
+	}
+	err := s.update(ctx, func(t *tx) error {
+		v, err := t.get(leasesPrefix + name)
+		if err != nil || v == nil {
+			return err
+		}
+		var l jobLease
+		if json.Unmarshal(v, &l) == nil && l.Holder == holder {
+			t.del(leasesPrefix + name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// forgetLeases drops the cached etcd leases after a write found one gone:
+// the TTL leases, and the session when its lease is the one that ended.
+func (s *Store) forgetLeases(ctx context.Context) {
+	s.ttl.forget()
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	if s.sess == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if resp, err := s.cli.TimeToLive(rctx, s.sess.Lease()); err == nil && resp.TTL > 0 {
+		return
+	}
+	s.sess.Orphan()
+	s.sess = nil
+}

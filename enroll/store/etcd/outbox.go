@@ -1,0 +1,306 @@
+package etcd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/replyreset/replyreset/enroll"
+)
+
+// The outbox: one key per message, and index keys written in the same
+// transaction as the message (keys.go).
+const (
+	outboxPrefix   = "outbox/"
+	duePrefix      = "outbox_due/"
+	providerPrefix = "outbox_provider/"
+	redactPrefix   = "outbox_redact/"
+)
+
+// dueKey is m's key in the due index: priority, then next attempt, then
+// ID, so that DueMessages reads each priority only up to now.
+func dueKey(m enroll.OutboundMessage) string {
+	return fmt.Sprintf("%s%d/%s/%s", duePrefix, m.Priority, timeKey(m.NextAttempt), idKey(m.ID))
+}
+
+// EnqueueMessage stores m under the next ID, which it returns (m.ID is
+// ignored), and indexes it, in one transaction.
+func (s *Store) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
+	if err := enroll.CheckMessage(m); err != nil {
+		return 0, err
+	}
+	var id uint64
+	err := s.update(ctx, func(t *tx) error {
+		var err error
+		id, err = t.insertMessage(m)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("enroll: enqueue %s message: %w", m.Purpose, err)
+	}
+	m.ID = id
+	s.observeMessage(m)
+	return id, nil
+}
+
+// insertMessage stores m, checked, under the next ID and indexes it.
+func (t *tx) insertMessage(m enroll.OutboundMessage) (uint64, error) {
+	id, err := t.nextID("outbox")
+	if err != nil {
+		return 0, err
+	}
+	m.ID = id
+	if err := t.reindexMessage(nil, m); err != nil {
+		return 0, err
+	}
+	val, err := json.Marshal(m)
+	if err != nil {
+		return 0, err
+	}
+	t.put(outboxPrefix+idKey(id), val)
+	return id, nil
+}
+
+// reindexMessage moves m's index keys from what old (nil for a new
+// message) needed to what m needs. A provider ID indexed to another
+// message is refused with ErrInvalid.
+func (t *tx) reindexMessage(old *enroll.OutboundMessage, m enroll.OutboundMessage) error {
+	if old != nil && old.Pending() && (!m.Pending() || dueKey(*old) != dueKey(m)) {
+		t.del(dueKey(*old))
+	}
+	if m.Pending() && (old == nil || !old.Pending() || dueKey(*old) != dueKey(m)) {
+		t.put(dueKey(m), nil)
+	}
+	if old != nil && old.ProviderID == m.ProviderID {
+		return nil
+	}
+	id := strconv.FormatUint(m.ID, 10)
+	if old != nil && old.ProviderID != "" {
+		v, err := t.get(providerPrefix + old.ProviderID)
+		if err != nil {
+			return err
+		}
+		if string(v) == id {
+			t.del(providerPrefix + old.ProviderID)
+		}
+	}
+	if m.ProviderID == "" {
+		return nil
+	}
+	owner, err := t.get(providerPrefix + m.ProviderID)
+	if err != nil {
+		return err
+	}
+	if owner != nil && string(owner) != id {
+		return enroll.Invalidf("provider ID %s already belongs to message %s", m.ProviderID, owner)
+	}
+	t.put(providerPrefix+m.ProviderID, []byte(id))
+	return nil
+}
+
+// message reads message id, or ErrNotFound.
+func (t *tx) message(id uint64) (enroll.OutboundMessage, error) {
+	v, err := t.get(outboxPrefix + idKey(id))
+	if err != nil {
+		return enroll.OutboundMessage{}, err
+	}
+	if v == nil {
+		return enroll.OutboundMessage{}, enroll.ErrNotFound
+	}
+	return decode[enroll.OutboundMessage]("outbound message", v)
+}
+
+// DueMessages returns up to limit pending messages whose NextAttempt is not
+// after now, by priority, then ID: for each priority it pages through the
+// due index up to now and no further.
+func (s *Store) DueMessages(ctx context.Context, now time.Time, limit int) ([]enroll.OutboundMessage, error) {
+	if err := enroll.CheckNow(now); err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return nil, enroll.Invalidf("due messages: limit %d is not positive", limit)
+	}
+	cut := timeKey(now)
+	var out []enroll.OutboundMessage
+	err := s.view(ctx, func(t *tx) error {
+		var ids []uint64
+		for p := enroll.PriorityHigh; p <= enroll.PriorityLow && len(ids) < limit; p++ {
+			prefix := fmt.Sprintf("%s%d/", duePrefix, p)
+			var due []uint64
+			err := t.scan(prefix, "", false, func(k string, _ *mvccpb.KeyValue) (bool, error) {
+				at, idPart, ok := strings.Cut(k[len(prefix):], "/")
+				if !ok {
+					return false, fmt.Errorf("outbox due index: corrupt key %q", k)
+				}
+				if at > cut {
+					return false, nil
+				}
+				id, err := parseID(idPart)
+				due = append(due, id)
+				return true, err
+			})
+			if err != nil {
+				return err
+			}
+			slices.Sort(due) // the index orders by time; the contract wants IDs
+			ids = append(ids, due[:min(len(due), limit-len(ids))]...)
+		}
+		out = make([]enroll.OutboundMessage, 0, len(ids))
+		for _, id := range ids {
+			m, err := t.message(id)
+			if err != nil {
+				return fmt.Errorf("outbox due index names message %d: %w", id, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: due messages: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateMessage lets fn change message id and writes it back with its
+// index keys: a CAS on the message's revision, fn run again on the new
+// state after a conflict. See OutboxStore.
+func (s *Store) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.OutboundMessage) error) error {
+	if fn == nil {
+		return enroll.Invalidf("update message: nil function")
+	}
+	var updated enroll.OutboundMessage
+	err := s.update(ctx, func(t *tx) error {
+		old, err := t.message(id)
+		if err != nil {
+			return err
+		}
+		m := old
+		m.Sealed = bytes.Clone(old.Sealed)
+		if err := fn(&m); err != nil {
+			return err
+		}
+		if m.ID != id {
+			return enroll.Invalidf("update message %d: the ID cannot change", id)
+		}
+		if err := enroll.CheckMessage(m); err != nil {
+			return err
+		}
+		if err := t.reindexMessage(&old, m); err != nil {
+			return err
+		}
+		val, err := json.Marshal(m)
+		if err != nil {
+			return err
+		}
+		updated = m
+		t.put(outboxPrefix+idKey(id), val)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: update message %d: %w", id, err)
+	}
+	s.observeMessage(updated)
+	return nil
+}
+
+// MessageByProviderID returns the message the provider knows as
+// providerID, or ErrNotFound.
+func (s *Store) MessageByProviderID(ctx context.Context, providerID string) (enroll.OutboundMessage, error) {
+	if err := enroll.CheckKey("provider ID", providerID); err != nil {
+		return enroll.OutboundMessage{}, err
+	}
+	var m enroll.OutboundMessage
+	err := s.view(ctx, func(t *tx) error {
+		v, err := t.get(providerPrefix + providerID)
+		if err != nil {
+			return err
+		}
+		if v == nil {
+			return enroll.ErrNotFound
+		}
+		id, err := parseID(string(v))
+		if err != nil {
+			return fmt.Errorf("provider index of %s: %w", providerID, err)
+		}
+		m, err = t.message(id)
+		return err
+	})
+	if err != nil {
+		return enroll.OutboundMessage{}, fmt.Errorf("enroll: message by provider ID %s: %w", providerID, err)
+	}
+	return m, nil
+}
+
+// Messages lists the messages matching f, newest first, a page at a time.
+func (s *Store) Messages(ctx context.Context, f enroll.OutboxFilter) ([]enroll.OutboundMessage, error) {
+	if f.To != "" {
+		if err := enroll.CheckPhone(f.To); err != nil {
+			return nil, err
+		}
+	}
+	if f.Limit < 0 {
+		return nil, enroll.Invalidf("messages: limit %d is negative", f.Limit)
+	}
+	var out []enroll.OutboundMessage
+	err := s.view(ctx, func(t *tx) error {
+		return t.scan(outboxPrefix, "", true, func(k string, kv *mvccpb.KeyValue) (bool, error) {
+			m, err := decode[enroll.OutboundMessage](k, kv.Value)
+			if err != nil {
+				return false, err
+			}
+			if (f.To != "" && m.To != f.To) || (f.Username != "" && !strings.EqualFold(m.Username, f.Username)) {
+				return true, nil
+			}
+			out = append(out, m)
+			return f.Limit == 0 || len(out) < f.Limit, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enroll: list messages: %w", err)
+	}
+	return out, nil
+}
+
+// EnqueueRedaction queues the blanking of provider message sid once: the
+// redaction index key is created if absent in the transaction that
+// inserts the message.
+func (s *Store) EnqueueRedaction(ctx context.Context, sid, purpose, username string, now time.Time) (uint64, bool, error) {
+	if err := enroll.CheckNow(now); err != nil {
+		return 0, false, err
+	}
+	m := enroll.OutboundMessage{Kind: enroll.KindRedact, Target: sid, Purpose: purpose, Username: username,
+		Priority: enroll.PriorityHigh, Status: enroll.StatusQueued, NextAttempt: now, CreatedAt: now, UpdatedAt: now}
+	if err := enroll.CheckMessage(m); err != nil {
+		return 0, false, err
+	}
+	var id uint64
+	created := false
+	err := s.update(ctx, func(t *tx) error {
+		old, err := t.get(redactPrefix + sid)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			id, created = 0, false
+			id, err = parseID(string(old))
+			return err
+		}
+		if id, err = t.insertMessage(m); err != nil {
+			return err
+		}
+		created = true
+		t.put(redactPrefix+sid, strconv.AppendUint(nil, id, 10))
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("enroll: queue the redaction of %s: %w", sid, err)
+	}
+	return id, created, nil
+}

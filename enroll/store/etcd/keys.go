@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 )
 
@@ -95,9 +97,54 @@ func decode[T any](key string, v []byte) (T, error) {
 	return r, nil
 }
 
+// seqCache remembers the counters (meta/seq/...) as this store last wrote
+// them, so that taking the next ID costs no read while this node is the
+// only writer: nextID assumes the cached value, and the commit's compare
+// on the counter's revision catches another writer (a conflict, then a
+// real read).
+type seqCache struct {
+	mu   sync.Mutex
+	vals map[string]cachedSeq
+}
+
+type cachedSeq struct {
+	val []byte
+	rev int64
+}
+
+func (c *seqCache) load(key string) (cachedSeq, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.vals[key]
+	return v, ok
+}
+
+// settle updates the cache after t's commit: the counters it wrote are
+// cached at the commit's revision; those it assumed wrongly are dropped.
+func (c *seqCache) settle(t *tx, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range t.order {
+		if !strings.HasPrefix(k, seqPrefix) {
+			continue
+		}
+		if err == nil {
+			if c.vals == nil {
+				c.vals = map[string]cachedSeq{}
+			}
+			c.vals[k] = cachedSeq{val: t.puts[k].val, rev: t.committed}
+		} else {
+			delete(c.vals, k)
+		}
+	}
+}
+
 // nextID increments the counter name in t and returns the new ID.
 func (t *tx) nextID(name string) (uint64, error) {
 	k := seqPrefix + name
+	if c, ok := t.s.seqs.load(k); ok && t.attempt == 0 {
+		t.assume(k, c.val, c.rev)
+	}
 	v, err := t.get(k)
 	if err != nil {
 		return 0, err

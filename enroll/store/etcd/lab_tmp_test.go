@@ -10,7 +10,7 @@ import (
 
 // cluster is a stand-in until etcdlab lands: the etcd started by hand on
 // 127.0.0.1:23790.
-func cluster(t *testing.T) (*clientv3.Client, string) {
+func cluster(t testing.TB) (*clientv3.Client, string) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:23790"}, DialTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

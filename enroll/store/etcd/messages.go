@@ -32,6 +32,9 @@ func (s *Store) MarkMessage(ctx context.Context, sid string, now time.Time, ttl 
 	first := false
 	err := s.update(ctx, func(t *tx) error {
 		first = false
+		if t.attempt == 0 {
+			t.assume(messagesPrefix+sid, nil, 0) // a new SID: one round trip
+		}
 		v, err := t.get(messagesPrefix + sid)
 		if err != nil {
 			return err

@@ -33,6 +33,10 @@ type tx struct {
 	vals  map[string][]byte
 	puts  map[string]write
 	order []string // keys of puts in the order first written
+
+	attempt   int             // 0 on the first run of an update's fn
+	committed int64           // the revision the commit wrote at
+	assumed   map[string]bool // keys taken from a cache instead of read
 }
 
 type write struct {
@@ -82,6 +86,21 @@ func (t *tx) fetch(key string) (*mvccpb.KeyValue, error) {
 		return nil, nil
 	}
 	return resp.Kvs[0], nil
+}
+
+// assume takes key as holding val at ModRevision rev (0: absent) without
+// reading it: the commit's compare checks the guess, and a wrong one is a
+// conflict, after which the update runs again on real reads (attempt > 0).
+// It saves a round trip where the guess is usually right.
+func (t *tx) assume(key string, val []byte, rev int64) {
+	if _, ok := t.reads[key]; ok {
+		return
+	}
+	if t.assumed == nil {
+		t.assumed = map[string]bool{}
+	}
+	t.assumed[key] = true
+	t.reads[key], t.vals[key] = rev, val
 }
 
 // put writes val under key at commit, on no etcd lease.
@@ -159,6 +178,7 @@ func (t *tx) commit() error {
 		return err
 	}
 	if resp.Succeeded {
+		t.committed = resp.Header.Revision
 		return nil
 	}
 	if fenced {
@@ -191,10 +211,12 @@ func (s *Store) update(ctx context.Context, fn func(*tx) error) error {
 func (s *Store) run(ctx context.Context, fn func(*tx) error) error {
 	for attempt := 0; ; attempt++ {
 		t := s.newTx(ctx)
+		t.attempt = attempt
 		if err := fn(t); err != nil {
 			return err
 		}
 		err := t.commit()
+		s.seqs.settle(t, err)
 		if !errors.Is(err, errConflict) {
 			if errors.Is(err, errLeaseGone) && attempt < maxAttempts {
 				s.forgetLeases(ctx)

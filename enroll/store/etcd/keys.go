@@ -74,12 +74,6 @@ var (
 // sign bit flipped, so times before 1970 sort first too).
 func timeKey(t time.Time) string { return fmt.Sprintf("%016x", uint64(unixNano(t))^(1<<63)) }
 
-// parseTimeKey decodes timeKey.
-func parseTimeKey(s string) (int64, error) {
-	u, err := strconv.ParseUint(s, 16, 64)
-	return int64(u ^ (1 << 63)), err
-}
-
 // nanoVal and parseNano encode a time in a value as decimal Unix ns.
 func nanoVal(t time.Time) []byte { return strconv.AppendInt(nil, unixNano(t), 10) }
 

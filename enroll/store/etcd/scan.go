@@ -62,15 +62,3 @@ func (t *tx) scan(prefix, from string, desc bool, fn func(key string, kv *mvccpb
 		}
 	}
 }
-
-// keys lists the keys (relative) under prefix with their ModRevision.
-func (t *tx) keys(prefix string) (map[string]int64, []string, error) {
-	revs := map[string]int64{}
-	var order []string
-	err := t.scan(prefix, "", false, func(k string, kv *mvccpb.KeyValue) (bool, error) {
-		revs[k] = kv.ModRevision
-		order = append(order, k)
-		return true, nil
-	})
-	return revs, order, err
-}

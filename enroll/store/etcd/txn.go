@@ -239,20 +239,27 @@ func (s *Store) run(ctx context.Context, fn func(*tx) error) error {
 }
 
 // view runs fn in a tx that must not write: its reads see one snapshot.
+// fn may run again when etcd compacted the snapshot away meanwhile.
 func (s *Store) view(ctx context.Context, fn func(*tx) error) error {
 	end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
-	t := s.newTx(ctx)
-	if err := fn(t); err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		t := s.newTx(ctx)
+		err := fn(t)
+		if errors.Is(err, errConflict) && attempt < 3 {
+			continue // its snapshot was compacted: again on a new one
+		}
+		if err != nil {
+			return err
+		}
+		if len(t.order) != 0 {
+			return errors.New("enroll: etcd store: a read wrote")
+		}
+		return nil
 	}
-	if len(t.order) != 0 {
-		return errors.New("enroll: etcd store: a read wrote")
-	}
-	return nil
 }
 
 // kvGet is one Get bounded by the request timeout.
@@ -291,6 +298,8 @@ func (s *Store) clientErr(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		return errLeaseGone
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return errConflict // the snapshot was compacted away: read again
 	case errors.Is(err, context.Canceled) && s.isClosed():
 		return enroll.ErrClosed
 	}

@@ -21,7 +21,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error
 	if err := enroll.CheckEvent(ev); err != nil {
 		return 0, err
 	}
-	err := s.update(ctx, func(t *tx) error {
+	err := s.withCounter(ctx, "audit", func(t *tx) error {
 		seq, err := t.nextID("audit")
 		if err != nil {
 			return err

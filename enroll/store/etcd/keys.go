@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -97,8 +98,35 @@ func decode[T any](key string, v []byte) (T, error) {
 // on the counter's revision catches another writer (a conflict, then a
 // real read).
 type seqCache struct {
-	mu   sync.Mutex
-	vals map[string]cachedSeq
+	mu    sync.Mutex
+	vals  map[string]cachedSeq
+	turns map[string]chan struct{} // one writer of a counter at a time in this process
+}
+
+// withCounter runs update fn holding this process's turn on counter name:
+// writers of one counter in one process take turns instead of conflicting
+// (each would otherwise guess the same cached value and all but one retry
+// with reads). Writers in other processes still meet at the commit's
+// compare.
+func (s *Store) withCounter(ctx context.Context, name string, fn func(*tx) error) error {
+	c := &s.seqs
+	c.mu.Lock()
+	if c.turns == nil {
+		c.turns = map[string]chan struct{}{}
+	}
+	turn, ok := c.turns[name]
+	if !ok {
+		turn = make(chan struct{}, 1)
+		c.turns[name] = turn
+	}
+	c.mu.Unlock()
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-turn }()
+	return s.update(ctx, fn)
 }
 
 type cachedSeq struct {

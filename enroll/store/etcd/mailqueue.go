@@ -28,7 +28,7 @@ func (s *Store) EnqueueMail(ctx context.Context, m enroll.QueuedMail) (uint64, e
 	if err := enroll.CheckQueuedMail(m); err != nil {
 		return 0, err
 	}
-	err := s.update(ctx, func(t *tx) error {
+	err := s.withCounter(ctx, "mail", func(t *tx) error {
 		id, err := t.nextID("mail")
 		if err != nil {
 			return err

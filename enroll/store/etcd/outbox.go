@@ -37,7 +37,7 @@ func (s *Store) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (u
 		return 0, err
 	}
 	var id uint64
-	err := s.update(ctx, func(t *tx) error {
+	err := s.withCounter(ctx, "outbox", func(t *tx) error {
 		var err error
 		id, err = t.insertMessage(m)
 		return err
@@ -282,7 +282,7 @@ func (s *Store) EnqueueRedaction(ctx context.Context, sid, purpose, username str
 	}
 	var id uint64
 	created := false
-	err := s.update(ctx, func(t *tx) error {
+	err := s.withCounter(ctx, "outbox", func(t *tx) error {
 		old, err := t.get(redactPrefix + sid)
 		if err != nil {
 			return err

@@ -239,27 +239,25 @@ func (s *Store) run(ctx context.Context, fn func(*tx) error) error {
 }
 
 // view runs fn in a tx that must not write: its reads see one snapshot.
-// fn may run again when etcd compacted the snapshot away meanwhile.
 func (s *Store) view(ctx context.Context, fn func(*tx) error) error {
 	end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
-	for attempt := 0; ; attempt++ {
-		t := s.newTx(ctx)
-		err := fn(t)
-		if errors.Is(err, errConflict) && attempt < 3 {
-			continue // its snapshot was compacted: again on a new one
-		}
-		if err != nil {
-			return err
-		}
-		if len(t.order) != 0 {
-			return errors.New("enroll: etcd store: a read wrote")
-		}
-		return nil
+	t := s.newTx(ctx)
+	err = fn(t)
+	if errors.Is(err, errConflict) {
+		// Not run again: fn may have handed out what it read already.
+		return fmt.Errorf("%w: etcd compacted the revision %d this read was at; try again", ErrUnavailable, t.rev)
 	}
+	if err != nil {
+		return err
+	}
+	if len(t.order) != 0 {
+		return errors.New("enroll: etcd store: a read wrote")
+	}
+	return nil
 }
 
 // kvGet is one Get bounded by the request timeout.
@@ -299,7 +297,7 @@ func (s *Store) clientErr(ctx context.Context, err error) error {
 	case errors.Is(err, rpctypes.ErrLeaseNotFound):
 		return errLeaseGone
 	case errors.Is(err, rpctypes.ErrCompacted):
-		return errConflict // the snapshot was compacted away: read again
+		return errConflict // the snapshot was compacted away: an update reads again
 	case errors.Is(err, context.Canceled) && s.isClosed():
 		return enroll.ErrClosed
 	}

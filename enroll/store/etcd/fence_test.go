@@ -10,6 +10,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/etcd"
+	"github.com/replyreset/replyreset/enroll/store/etcdlab"
 )
 
 var t0 = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
@@ -203,5 +204,24 @@ func TestLeaseEndsWithACrashedProcess(t *testing.T) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestOpenAuth: Open reaches a cluster that wants a user, and the store
+// works there; a wrong password is refused. (TLS: when etcdlab has it.)
+func TestOpenAuth(t *testing.T) {
+	c := etcdlab.New(t, etcdlab.Options{Members: 1, Auth: true})
+	s, err := etcd.Open(t.Context(), etcd.Config{Endpoints: c.Endpoints(), Prefix: "/replyreset/",
+		TLS: c.TLSConfig(), Username: c.Username, Password: c.Password})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if first, err := s.MarkMessage(t.Context(), "SM1", t0, time.Hour); err != nil || !first {
+		t.Errorf("MarkMessage as a user = %v, %v", first, err)
+	}
+	if _, err := etcd.Open(t.Context(), etcd.Config{Endpoints: c.Endpoints(), TLS: c.TLSConfig(),
+		Username: c.Username, Password: "wrong", RequestTimeout: 2 * time.Second}); err == nil {
+		t.Error("Open with a wrong password succeeded")
 	}
 }

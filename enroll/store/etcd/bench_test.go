@@ -54,10 +54,8 @@ func resetWrites(b *testing.B, s enroll.Store, n int64) error {
 func BenchmarkResetWrites(b *testing.B) {
 	for name, s := range benchStores(b) {
 		b.Run(name, func(b *testing.B) {
-			var n int64
 			for b.Loop() {
-				n++
-				if err := resetWrites(b, s, n); err != nil {
+				if err := resetWrites(b, s, benchSeq.Add(1)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -65,7 +63,8 @@ func BenchmarkResetWrites(b *testing.B) {
 	}
 }
 
-// benchSeq numbers the parallel benchmark's RESETs across its runs.
+// benchSeq numbers the benchmarks' RESETs across their runs, so that no
+// message SID repeats.
 var benchSeq atomic.Int64
 
 // BenchmarkResetWritesParallel: the same from many goroutines at once

@@ -17,6 +17,7 @@ import (
 // bounded at 256 KiB by enroll.CheckQueuedMail).
 //
 //	meta/schema              schema version
+//	meta/seal_key            the sealing key's fingerprint (SealKey)
 //	meta/seq/<name>          decimal counter of the last ID given (audit, outbox, mail)
 //	enrollments/<user>       Enrollment (lower-cased username)
 //	phones/<e164>            lower-cased username of the active or frozen owner

@@ -281,3 +281,33 @@ func (s *Store) Health(ctx context.Context) (Health, error) {
 	}
 	return h, nil
 }
+
+// keySealKey holds the sealing key's fingerprint (enroll.SealKeyStore).
+const keySealKey = "meta/seal_key"
+
+// SealKey records fingerprint if the store has none (create-if-absent:
+// of concurrent first callers on any node one wins) and returns the one
+// recorded.
+func (s *Store) SealKey(ctx context.Context, fingerprint string) (string, error) {
+	if err := enroll.CheckFingerprint(fingerprint); err != nil {
+		return "", err
+	}
+	var recorded string
+	err := s.update(ctx, func(t *tx) error {
+		v, err := t.get(keySealKey)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			recorded = string(v)
+			return nil
+		}
+		recorded = fingerprint
+		t.put(keySealKey, []byte(fingerprint))
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("enroll: record the sealing key's fingerprint: %w", err)
+	}
+	return recorded, nil
+}

@@ -291,3 +291,28 @@ func CheckAPIToken(t APIToken, hash string) (APIToken, error) {
 	}
 	return t, nil
 }
+
+// CheckAttempt checks the arguments of GuardStore.Attempt.
+func CheckAttempt(key string, now time.Time, window time.Duration, limit int, block time.Duration) error {
+	if err := CheckKey("guard key", key); err != nil {
+		return err
+	}
+	if err := CheckNow(now); err != nil {
+		return err
+	}
+	if window <= 0 || limit <= 0 || block <= 0 {
+		return Invalidf("guard %d attempts per %s, block %s: all must be positive", limit, window, block)
+	}
+	return nil
+}
+
+// CheckRefund checks the arguments of GuardStore.RefundAttempt.
+func CheckRefund(key string, at, now time.Time) error {
+	if err := CheckKey("guard key", key); err != nil {
+		return err
+	}
+	if err := CheckNow(at); err != nil {
+		return err
+	}
+	return CheckNow(now)
+}

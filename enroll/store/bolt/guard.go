@@ -44,14 +44,8 @@ func (g guardEntry) blockedAt(t int64) bool { return g.until > t }
 // Attempt counts an attempt of key at now before it is tried and blocks
 // the key for block when it is the limit-th within window; see GuardStore.
 func (s *Store) Attempt(ctx context.Context, key string, now time.Time, window time.Duration, limit int, block time.Duration) (bool, time.Time, error) {
-	if err := enroll.CheckKey("guard key", key); err != nil {
+	if err := enroll.CheckAttempt(key, now, window, limit, block); err != nil {
 		return false, time.Time{}, err
-	}
-	if err := enroll.CheckNow(now); err != nil {
-		return false, time.Time{}, err
-	}
-	if window <= 0 || limit <= 0 || block <= 0 {
-		return false, time.Time{}, enroll.Invalidf("guard %d attempts per %s, block %s: all must be positive", limit, window, block)
 	}
 	var (
 		allowed bool
@@ -93,13 +87,7 @@ func (s *Store) Attempt(ctx context.Context, key string, now time.Time, window t
 // RefundAttempt takes back the attempt of key counted at at and lifts the
 // block it helped start, if that is still on at now; see GuardStore.
 func (s *Store) RefundAttempt(ctx context.Context, key string, at, now time.Time) error {
-	if err := enroll.CheckKey("guard key", key); err != nil {
-		return err
-	}
-	if err := enroll.CheckNow(at); err != nil {
-		return err
-	}
-	if err := enroll.CheckNow(now); err != nil {
+	if err := enroll.CheckRefund(key, at, now); err != nil {
 		return err
 	}
 	err := s.update(ctx, func(tx *bbolt.Tx) error {

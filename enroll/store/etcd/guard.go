@@ -50,14 +50,8 @@ func (t *tx) putGuard(key string, g guardEntry, now time.Time) error {
 // the key for block when it is the limit-th within window; the check and
 // the count are one CAS on the key. See GuardStore.
 func (s *Store) Attempt(ctx context.Context, key string, now time.Time, win time.Duration, limit int, block time.Duration) (bool, time.Time, error) {
-	if err := enroll.CheckKey("guard key", key); err != nil {
+	if err := enroll.CheckAttempt(key, now, win, limit, block); err != nil {
 		return false, time.Time{}, err
-	}
-	if err := enroll.CheckNow(now); err != nil {
-		return false, time.Time{}, err
-	}
-	if win <= 0 || limit <= 0 || block <= 0 {
-		return false, time.Time{}, enroll.Invalidf("guard %d attempts per %s, block %s: all must be positive", limit, win, block)
 	}
 	var (
 		allowed bool
@@ -100,13 +94,7 @@ func (s *Store) Attempt(ctx context.Context, key string, now time.Time, win time
 // RefundAttempt takes back the attempt of key counted at at and lifts the
 // block it helped start, if that is still on at now; see GuardStore.
 func (s *Store) RefundAttempt(ctx context.Context, key string, at, now time.Time) error {
-	if err := enroll.CheckKey("guard key", key); err != nil {
-		return err
-	}
-	if err := enroll.CheckNow(at); err != nil {
-		return err
-	}
-	if err := enroll.CheckNow(now); err != nil {
+	if err := enroll.CheckRefund(key, at, now); err != nil {
 		return err
 	}
 	err := s.update(ctx, func(t *tx) error {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/enroll/store/etcd"
 	"github.com/replyreset/replyreset/gateway/jobs"
+	"github.com/replyreset/replyreset/gateway/jobs/election"
 )
 
 // sealKeyTimeout bounds recording or reading the sealing key's fingerprint
@@ -33,13 +35,10 @@ type backend struct {
 
 // openStore opens the store store.backend names, with its leader. It is
 // the one place a backend is chosen.
-func openStore(_ context.Context, cfg *Config) (backend, error) {
+func openStore(ctx context.Context, cfg *Config) (backend, error) {
 	switch cfg.Store.Backend {
 	case backendEtcd:
-		// The etcd store plugs in here: a client from etcdClientConfig(cfg),
-		// the store on it, and election.New(election.Config{Client: cli,
-		// Prefix: cfg.Store.Etcd.Prefix}) as the Leader.
-		return backend{}, errors.New("store.backend: etcd: this build cannot open an etcd store yet; use bolt")
+		return openEtcd(ctx, cfg)
 	case backendBolt, "":
 		s, err := bolt.Open(dataFile(cfg))
 		if err != nil {
@@ -48,6 +47,27 @@ func openStore(_ context.Context, cfg *Config) (backend, error) {
 		return backend{Store: s, Leader: jobs.NewSingleNode(""), Close: func() { s.Close() }}, nil
 	}
 	return backend{}, fmt.Errorf("store.backend: %q is neither bolt nor etcd", cfg.Store.Backend)
+}
+
+// openEtcd connects to the cluster of store.etcd and opens the store under
+// its prefix, with the etcd election of that prefix as the leader.
+func openEtcd(ctx context.Context, cfg *Config) (backend, error) {
+	cc, err := etcdClientConfig(cfg)
+	if err != nil {
+		return backend{}, err
+	}
+	e := cfg.Store.Etcd
+	s, err := etcd.Open(ctx, etcd.Config{Endpoints: cc.Endpoints, Prefix: e.Prefix, TLS: cc.TLS,
+		Username: cc.Username, Password: cc.Password, DialTimeout: cc.DialTimeout, Log: slog.Default()})
+	if err != nil {
+		return backend{}, fmt.Errorf("store.etcd: %w", err)
+	}
+	l, err := election.New(election.Config{Client: s.Client(), Prefix: s.Prefix(), Log: slog.Default()})
+	if err != nil {
+		s.Close()
+		return backend{}, fmt.Errorf("store.etcd: %w", err)
+	}
+	return backend{Store: s, Leader: l, Close: func() { s.Close() }}, nil
 }
 
 // etcdClientConfig is the etcd client configuration of store.etcd.

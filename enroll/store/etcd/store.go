@@ -142,6 +142,10 @@ func (s *Store) initSchema(ctx context.Context) error {
 // Prefix returns the key prefix the store lives under.
 func (s *Store) Prefix() string { return s.prefix }
 
+// Client is the etcd client the store runs on, for the leader election
+// that goes with it; the store keeps it (Close closes it when Open made it).
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
 // Close waits for running calls, ends the job leases this store granted
 // (LeaseStore: they end with the store) and, when Open made the client,
 // closes it. Closing twice is harmless.

@@ -292,6 +292,66 @@ func CheckAPIToken(t APIToken, hash string) (APIToken, error) {
 	return t, nil
 }
 
+// CheckAllow checks the arguments of RateLimitStore.Allow.
+func CheckAllow(key string, now time.Time, window time.Duration, limit int) error {
+	if err := CheckKey("rate-limit key", key); err != nil {
+		return err
+	}
+	if err := CheckNow(now); err != nil {
+		return err
+	}
+	if window <= 0 || limit <= 0 {
+		return Invalidf("rate limit %d per %s: limit and window must be positive", limit, window)
+	}
+	return nil
+}
+
+// CheckSpend checks the arguments of BudgetStore.SpendBudget.
+func CheckSpend(now time.Time, window time.Duration, limits []BudgetLimit) error {
+	if err := CheckNow(now); err != nil {
+		return err
+	}
+	if window <= 0 {
+		return Invalidf("budget window %s is not positive", window)
+	}
+	for _, l := range limits {
+		if err := CheckKey("budget key", l.Key); err != nil {
+			return err
+		}
+		if l.Limit <= 0 {
+			return Invalidf("budget %s: limit %d is not positive", l.Key, l.Limit)
+		}
+	}
+	return nil
+}
+
+// CheckRefundBudget checks the arguments of BudgetStore.RefundBudget.
+func CheckRefundBudget(keys []string, at time.Time) error {
+	if err := CheckNow(at); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := CheckKey("budget key", k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckBudgetHits checks the arguments of BudgetStore.BudgetHits.
+func CheckBudgetHits(key string, now time.Time, window time.Duration) error {
+	if err := CheckKey("budget key", key); err != nil {
+		return err
+	}
+	if err := CheckNow(now); err != nil {
+		return err
+	}
+	if window <= 0 {
+		return Invalidf("budget window %s is not positive", window)
+	}
+	return nil
+}
+
 // CheckAttempt checks the arguments of GuardStore.Attempt.
 func CheckAttempt(key string, now time.Time, window time.Duration, limit int, block time.Duration) error {
 	if err := CheckKey("guard key", key); err != nil {

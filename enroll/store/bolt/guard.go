@@ -3,43 +3,36 @@ package bolt
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
-// A guard value is the end of the key's block (0 when none) followed by a
-// rate-limit hit list (ratelimit.go) of its counted attempts:
+// A guard value is a record.Guard: the end of the key's block (0 when
+// none) followed by a rate-limit hit list (ratelimit.go) of its counted
+// attempts:
 //
 //	blocked until | window | attempt₁ | … | attemptₙ
 //
 // all 8 bytes big-endian Unix ns. The attempts that started a block stay
 // with it (a refund of one lifts it) and go when it ends.
-type guardEntry struct {
-	until int64 // Unix ns; 0 = not blocked
-	hitList
-}
-
-func decodeGuard(v []byte) (guardEntry, bool) {
+func decodeGuard(v []byte) (record.Guard, bool) {
 	if len(v) < 8 {
-		return guardEntry{}, false
+		return record.Guard{}, false
 	}
-	l, ok := decodeHits(v[8:])
+	w, ok := decodeHits(v[8:])
 	if !ok {
-		return guardEntry{}, false
+		return record.Guard{}, false
 	}
-	return guardEntry{until: bytesNano(v[:8]), hitList: l}, true
+	return record.Guard{Until: bytesNano(v[:8]), Window: w}, true
 }
 
-func (g guardEntry) encode() []byte {
-	return append(appendNano(make([]byte, 0, 16+8*len(g.hits)), g.until), g.hitList.encode()...)
+func encodeGuard(g record.Guard) []byte {
+	return append(appendNano(make([]byte, 0, 16+8*len(g.Hits)), g.Until), encodeHits(g.Window)...)
 }
-
-// blockedAt reports whether the entry blocks at t (Unix ns).
-func (g guardEntry) blockedAt(t int64) bool { return g.until > t }
 
 // Attempt counts an attempt of key at now before it is tried and blocks
 // the key for block when it is the limit-th within window; see GuardStore.
@@ -53,27 +46,11 @@ func (s *Store) Attempt(ctx context.Context, key string, now time.Time, window t
 	)
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketGuard)
-		t := unixNano(now)
-		g, ok := decodeGuard(b.Get([]byte(key)))
-		if !ok {
-			g = guardEntry{} // absent, or unreadable: start afresh
-		}
-		if g.blockedAt(t) {
-			until = g.until
+		g, _ := decodeGuard(b.Get([]byte(key))) // absent, or unreadable: start afresh
+		if allowed, until = g.Attempt(unixNano(now), int64(window), limit, unixNano(now.Add(block))); !allowed {
 			return nil
 		}
-		if g.until != 0 { // a block has ended: counting starts afresh
-			g = guardEntry{}
-		}
-		allowed = true
-		g.window = int64(window)
-		g.prune(t)
-		g.insert(t)
-		if len(g.hits) >= limit {
-			g.until = unixNano(now.Add(block))
-			until = g.until
-		}
-		return b.Put([]byte(key), g.encode())
+		return b.Put([]byte(key), encodeGuard(g))
 	})
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("enroll: guard attempt: %w", err) // the key may name a user or address
@@ -93,22 +70,13 @@ func (s *Store) RefundAttempt(ctx context.Context, key string, at, now time.Time
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketGuard)
 		g, ok := decodeGuard(b.Get([]byte(key)))
-		if !ok {
+		switch {
+		case !ok || !g.Refund(unixNano(at), unixNano(now)):
 			return nil
-		}
-		if g.until != 0 && !g.blockedAt(unixNano(now)) {
-			return nil // the block ended, and its attempts with it
-		}
-		i := slices.Index(g.hits, unixNano(at))
-		if i < 0 {
-			return nil
-		}
-		g.hits = slices.Delete(g.hits, i, i+1)
-		g.until = 0
-		if len(g.hits) == 0 {
+		case len(g.Hits) == 0:
 			return b.Delete([]byte(key))
 		}
-		return b.Put([]byte(key), g.encode())
+		return b.Put([]byte(key), encodeGuard(g))
 	})
 	if err != nil {
 		return fmt.Errorf("enroll: guard refund: %w", err)
@@ -124,7 +92,7 @@ func (s *Store) Blocked(ctx context.Context, key string, now time.Time) (time.Ti
 	if err := enroll.CheckNow(now); err != nil {
 		return time.Time{}, false, err
 	}
-	var g guardEntry
+	var g record.Guard
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
 		g, _ = decodeGuard(tx.Bucket(bucketGuard).Get([]byte(key)))
 		return nil
@@ -132,10 +100,10 @@ func (s *Store) Blocked(ctx context.Context, key string, now time.Time) (time.Ti
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("enroll: guard: %w", err)
 	}
-	if !g.blockedAt(unixNano(now)) {
+	if !g.BlockedAt(unixNano(now)) {
 		return time.Time{}, false, nil
 	}
-	return time.Unix(0, g.until).In(now.Location()), true, nil
+	return time.Unix(0, g.Until).In(now.Location()), true, nil
 }
 
 // ClearFailures removes key's failures and block.
@@ -159,20 +127,7 @@ func purgeGuard(ctx context.Context, b *bbolt.Bucket, now time.Time) error {
 		if !ok {
 			return nil, true
 		}
-		switch {
-		case g.blockedAt(t):
-			return nil, false // the attempts of a live block stay with it
-		case g.until != 0:
-			return nil, true // the block ended: so did its attempts
-		}
-		n := len(g.hits)
-		g.prune(t)
-		switch {
-		case len(g.hits) == 0:
-			return nil, true
-		case len(g.hits) < n:
-			return g.encode(), true
-		}
-		return nil, false
+		drop, changed := g.Purge(t)
+		return keptValue(encodeGuard(g), drop, changed)
 	})
 }

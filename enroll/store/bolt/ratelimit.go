@@ -9,90 +9,52 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
-// A rate-limit value is the window of the key's last Allow followed by the
-// hit times still inside it, oldest first, each 8 bytes big-endian Unix ns:
+// A rate-limit value is a record.Window: the window of the key's last
+// Allow followed by the hit times still inside it, oldest first, each 8
+// bytes big-endian Unix ns:
 //
 //	window | hit₁ | hit₂ | … | hitₙ
 //
 // A refused hit is not recorded, so n never exceeds the limit. Keeping the
 // window lets Purge drop old hits without knowing the caller's policy.
-type hitList struct {
-	window int64
-	hits   []int64
-}
-
-func decodeHits(v []byte) (hitList, bool) {
+func decodeHits(v []byte) (record.Window, bool) {
 	if len(v) < 8 || len(v)%8 != 0 {
-		return hitList{}, false
+		return record.Window{}, false
 	}
-	l := hitList{window: bytesNano(v[:8]), hits: make([]int64, 0, len(v)/8-1)}
+	w := record.Window{Window: bytesNano(v[:8]), Hits: make([]int64, 0, len(v)/8-1)}
 	for p := v[8:]; len(p) > 0; p = p[8:] {
-		l.hits = append(l.hits, bytesNano(p[:8]))
+		w.Hits = append(w.Hits, bytesNano(p[:8]))
 	}
-	return l, true
+	return w, true
 }
 
-func (l hitList) encode() []byte {
-	b := make([]byte, 0, 8*(1+len(l.hits)))
-	b = appendNano(b, l.window)
-	for _, h := range l.hits {
+func encodeHits(w record.Window) []byte {
+	b := make([]byte, 0, 8*(1+len(w.Hits)))
+	b = appendNano(b, w.Window)
+	for _, h := range w.Hits {
 		b = appendNano(b, h)
 	}
 	return b
-}
-
-// prune drops the hits no longer inside the window ending at now: a hit
-// counts while now-window < hit.
-func (l *hitList) prune(now int64) {
-	cut := now - l.window
-	i := 0
-	for i < len(l.hits) && l.hits[i] <= cut {
-		i++
-	}
-	l.hits = l.hits[i:]
-}
-
-// insert adds a hit at t, keeping the list sorted even if callers' clocks
-// step backwards.
-func (l *hitList) insert(t int64) {
-	i := len(l.hits)
-	for i > 0 && l.hits[i-1] > t {
-		i--
-	}
-	l.hits = append(l.hits[:i], append([]int64{t}, l.hits[i:]...)...)
 }
 
 // Allow records a hit for key at now and returns true if fewer than limit
 // hits fall within (now-window, now]; otherwise it returns false and
 // records nothing. Check and record share one write transaction.
 func (s *Store) Allow(ctx context.Context, key string, now time.Time, window time.Duration, limit int) (bool, error) {
-	if err := enroll.CheckKey("rate-limit key", key); err != nil {
+	if err := enroll.CheckAllow(key, now, window, limit); err != nil {
 		return false, err
-	}
-	if err := enroll.CheckNow(now); err != nil {
-		return false, err
-	}
-	if window <= 0 || limit <= 0 {
-		return false, enroll.Invalidf("rate limit %d per %s: limit and window must be positive", limit, window)
 	}
 	allowed := false
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketRateLimit)
-		l, ok := decodeHits(b.Get([]byte(key)))
-		if !ok {
-			l = hitList{} // absent, or unreadable: start afresh
-		}
-		l.window = int64(window)
-		t := unixNano(now)
-		l.prune(t)
-		if len(l.hits) >= limit {
+		w, _ := decodeHits(b.Get([]byte(key))) // absent, or unreadable: start afresh
+		if allowed = w.Allow(unixNano(now), int64(window), limit); !allowed {
 			return nil
 		}
-		allowed = true
-		l.insert(t)
-		return b.Put([]byte(key), l.encode())
+		return b.Put([]byte(key), encodeHits(w))
 	})
 	if err != nil {
 		return false, fmt.Errorf("enroll: rate limit: %w", err) // the key may hold a phone number
@@ -105,20 +67,25 @@ func (s *Store) Allow(ctx context.Context, key string, now time.Time, window tim
 func purgeRateLimits(ctx context.Context, b *bbolt.Bucket, now time.Time) error {
 	t := unixNano(now)
 	return rewriteEach(ctx, b, func(v []byte) ([]byte, bool) {
-		l, ok := decodeHits(v)
+		w, ok := decodeHits(v)
 		if !ok {
 			return nil, true
 		}
-		n := len(l.hits)
-		l.prune(t)
-		switch {
-		case len(l.hits) == 0:
-			return nil, true
-		case len(l.hits) < n:
-			return l.encode(), true
-		}
-		return nil, false
+		drop, changed := w.Purge(t)
+		return keptValue(encodeHits(w), drop, changed)
 	})
+}
+
+// keptValue is rewriteEach's answer for a record a purge drops, rewrites
+// as v, or leaves.
+func keptValue(v []byte, drop, changed bool) ([]byte, bool) {
+	switch {
+	case drop:
+		return nil, true
+	case changed:
+		return v, true
+	}
+	return nil, false
 }
 
 // rewriteEach calls fn with the value of every entry of b; when fn reports

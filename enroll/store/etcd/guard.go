@@ -4,36 +4,32 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 const guardPrefix = "guard/"
 
-// guardEntry is a guarded key's record: the end of its block (0 when
-// none) and the window of its counted attempts. The attempts that started
-// a block stay with it (a refund of one lifts it) and go when it ends.
-type guardEntry struct {
-	Until int64 `json:"until,omitempty"` // Unix ns
-	window
-}
-
-func parseGuard(v []byte) guardEntry {
-	var g guardEntry
+// A guard value is a record.Guard in JSON.
+func parseGuard(v []byte) record.Guard {
+	var g record.Guard
 	if v == nil || json.Unmarshal(v, &g) != nil {
-		return guardEntry{}
+		return record.Guard{}
 	}
 	return g
 }
 
-func (g guardEntry) blockedAt(at int64) bool { return g.Until > at }
+func guardValue(g record.Guard) []byte {
+	v, _ := json.Marshal(g) // a struct of integers always encodes
+	return v
+}
 
 // putGuard writes g under key on a lease that outlives its window and
 // its block.
-func (t *tx) putGuard(key string, g guardEntry, now time.Time) error {
-	life := time.Duration(g.Window)
+func (t *tx) putGuard(key string, g record.Guard, now time.Time) error {
+	life := time.Duration(g.Window.Window)
 	if g.Until != 0 {
 		life = max(life, time.Duration(g.Until-unixNano(now)))
 	}
@@ -41,8 +37,7 @@ func (t *tx) putGuard(key string, g guardEntry, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	v, _ := json.Marshal(g)
-	t.putLease(guardPrefix+key, v, lease)
+	t.putLease(guardPrefix+key, guardValue(g), lease)
 	return nil
 }
 
@@ -57,28 +52,14 @@ func (s *Store) Attempt(ctx context.Context, key string, now time.Time, win time
 		allowed bool
 		until   int64
 	)
-	at := unixNano(now)
 	err := s.update(ctx, func(t *tx) error {
-		allowed, until = false, 0
 		v, err := t.get(guardPrefix + key)
 		if err != nil {
 			return err
 		}
 		g := parseGuard(v)
-		if g.blockedAt(at) {
-			until = g.Until
+		if allowed, until = g.Attempt(unixNano(now), int64(win), limit, unixNano(now.Add(block))); !allowed {
 			return nil
-		}
-		if g.Until != 0 { // a block has ended: counting starts afresh
-			g = guardEntry{}
-		}
-		allowed = true
-		g.Window = int64(win)
-		g.keep(at)
-		g.add(at)
-		if len(g.Hits) >= limit {
-			g.Until = unixNano(now.Add(block))
-			until = g.Until
 		}
 		return t.putGuard(key, g, now)
 	})
@@ -103,16 +84,10 @@ func (s *Store) RefundAttempt(ctx context.Context, key string, at, now time.Time
 			return err
 		}
 		g := parseGuard(v)
-		if g.Until != 0 && !g.blockedAt(unixNano(now)) {
-			return nil // the block ended, and its attempts with it
-		}
-		i := slices.Index(g.Hits, unixNano(at))
-		if i < 0 {
+		switch {
+		case !g.Refund(unixNano(at), unixNano(now)):
 			return nil
-		}
-		g.Hits = slices.Delete(g.Hits, i, i+1)
-		g.Until = 0
-		if len(g.Hits) == 0 {
+		case len(g.Hits) == 0:
 			t.del(guardPrefix + key)
 			return nil
 		}
@@ -132,7 +107,7 @@ func (s *Store) Blocked(ctx context.Context, key string, now time.Time) (time.Ti
 	if err := enroll.CheckNow(now); err != nil {
 		return time.Time{}, false, err
 	}
-	var g guardEntry
+	var g record.Guard
 	err := s.view(ctx, func(t *tx) error {
 		v, err := t.get(guardPrefix + key)
 		g = parseGuard(v)
@@ -141,7 +116,7 @@ func (s *Store) Blocked(ctx context.Context, key string, now time.Time) (time.Ti
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("enroll: guard: %w", err)
 	}
-	if !g.blockedAt(unixNano(now)) {
+	if !g.BlockedAt(unixNano(now)) {
 		return time.Time{}, false, nil
 	}
 	return time.Unix(0, g.Until).In(now.Location()), true, nil
@@ -160,26 +135,4 @@ func (s *Store) ClearFailures(ctx context.Context, key string) error {
 		return fmt.Errorf("enroll: clear failures: %w", err)
 	}
 	return nil
-}
-
-// guardPurge says what Purge does with a guard entry at now: drop it,
-// rewrite it (fewer attempts), or leave it (nil, false).
-func guardPurge(v []byte, at int64) (val []byte, changed bool) {
-	g := parseGuard(v)
-	switch {
-	case g.blockedAt(at):
-		return nil, false // the attempts of a live block stay with it
-	case g.Until != 0:
-		return nil, true // the block ended: so did its attempts
-	}
-	n := len(g.Hits)
-	g.keep(at)
-	switch {
-	case len(g.Hits) == 0:
-		return nil, true
-	case len(g.Hits) < n:
-		v, _ := json.Marshal(g)
-		return v, true
-	}
-	return nil, false
 }

@@ -29,25 +29,31 @@ func (s *Store) Purge(ctx context.Context, now time.Time) error {
 	}
 	if _, err := s.purgeEach(ctx, rateLimitPrefix, func(_ string, v []byte) ([]byte, bool, error) {
 		w := parseWindow(v)
-		n := len(w.Hits)
-		w.keep(at)
-		switch {
-		case len(w.Hits) == 0:
-			return nil, true, nil
-		case len(w.Hits) < n:
-			return w.value(), true, nil
-		}
-		return nil, false, nil
+		drop, changed := w.Purge(at)
+		return keptValue(windowValue(w), drop, changed)
 	}); err != nil {
 		return fmt.Errorf("enroll: purge: %w", err)
 	}
 	if _, err := s.purgeEach(ctx, guardPrefix, func(_ string, v []byte) ([]byte, bool, error) {
-		val, changed := guardPurge(v, at)
-		return val, changed, nil
+		g := parseGuard(v)
+		drop, changed := g.Purge(at)
+		return keptValue(guardValue(g), drop, changed)
 	}); err != nil {
 		return fmt.Errorf("enroll: purge: %w", err)
 	}
 	return nil
+}
+
+// keptValue is a change's answer for a record a purge drops, rewrites
+// as v, or leaves.
+func keptValue(v []byte, drop, changed bool) ([]byte, bool, error) {
+	switch {
+	case drop:
+		return nil, true, nil
+	case changed:
+		return v, true, nil
+	}
+	return nil, false, nil
 }
 
 // purgeBatch is how many changes one purge transaction makes (etcd allows

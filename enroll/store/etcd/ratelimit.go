@@ -4,57 +4,35 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 const rateLimitPrefix = "ratelimit/"
 
-// window is a sliding window's record: the window of the key's last use
-// (so that Purge can drop old hits without knowing the caller's policy)
-// and the hit times still inside it, ascending, in Unix ns. A refused hit
-// is not recorded, so there are never more hits than the limit.
-type window struct {
-	Window int64   `json:"window"`
-	Hits   []int64 `json:"hits"`
-}
-
-func parseWindow(v []byte) window {
-	var w window
+// A rate-limit or budget value is a record.Window in JSON.
+func parseWindow(v []byte) record.Window {
+	var w record.Window
 	if v == nil || json.Unmarshal(v, &w) != nil {
-		return window{} // absent, or unreadable: start afresh
+		return record.Window{} // absent, or unreadable: start afresh
 	}
 	return w
 }
 
-// keep drops the hits that have left the window ending at now: a hit
-// counts while now-window < hit.
-func (w *window) keep(now int64) {
-	first := sort.Search(len(w.Hits), func(i int) bool { return w.Hits[i] > now-w.Window })
-	w.Hits = w.Hits[first:]
-}
-
-// add records a hit at at, in order even if callers' clocks step back.
-func (w *window) add(at int64) {
-	i := sort.Search(len(w.Hits), func(i int) bool { return w.Hits[i] > at })
-	w.Hits = slices.Insert(w.Hits, i, at)
-}
-
-func (w window) value() []byte {
+func windowValue(w record.Window) []byte {
 	v, _ := json.Marshal(w) // a struct of integers always encodes
 	return v
 }
 
 // putWindow writes w under key on a lease that outlives its window.
-func (t *tx) putWindow(key string, w window) error {
+func (t *tx) putWindow(key string, w record.Window) error {
 	lease, err := t.s.ttl.lease(t.ctx, time.Duration(w.Window))
 	if err != nil {
 		return err
 	}
-	t.putLease(key, w.value(), lease)
+	t.putLease(key, windowValue(w), lease)
 	return nil
 }
 
@@ -63,31 +41,19 @@ func (t *tx) putWindow(key string, w window) error {
 // records nothing. The read and the write are compared on the key's
 // revision (a CAS loop).
 func (s *Store) Allow(ctx context.Context, key string, now time.Time, win time.Duration, limit int) (bool, error) {
-	if err := enroll.CheckKey("rate-limit key", key); err != nil {
+	if err := enroll.CheckAllow(key, now, win, limit); err != nil {
 		return false, err
-	}
-	if err := enroll.CheckNow(now); err != nil {
-		return false, err
-	}
-	if win <= 0 || limit <= 0 {
-		return false, enroll.Invalidf("rate limit %d per %s: limit and window must be positive", limit, win)
 	}
 	allowed := false
 	err := s.update(ctx, func(t *tx) error {
-		allowed = false
 		v, err := t.get(rateLimitPrefix + key)
 		if err != nil {
 			return err
 		}
 		w := parseWindow(v)
-		w.Window = int64(win)
-		at := unixNano(now)
-		w.keep(at)
-		if len(w.Hits) >= limit {
+		if allowed = w.Allow(unixNano(now), int64(win), limit); !allowed {
 			return nil
 		}
-		allowed = true
-		w.add(at)
 		return t.putWindow(rateLimitPrefix+key, w)
 	})
 	if err != nil {
@@ -99,40 +65,26 @@ func (s *Store) Allow(ctx context.Context, key string, now time.Time, win time.D
 // SpendBudget charges one hit at now to every limit in one transaction
 // compared on every key's revision, if each has room; see BudgetStore.
 func (s *Store) SpendBudget(ctx context.Context, now time.Time, win time.Duration, limits []enroll.BudgetLimit) (int, error) {
-	if err := enroll.CheckNow(now); err != nil {
+	if err := enroll.CheckSpend(now, win, limits); err != nil {
 		return 0, err
-	}
-	if win <= 0 {
-		return 0, enroll.Invalidf("budget window %s is not positive", win)
-	}
-	for _, l := range limits {
-		if err := enroll.CheckKey("budget key", l.Key); err != nil {
-			return 0, err
-		}
-		if l.Limit <= 0 {
-			return 0, enroll.Invalidf("budget %s: limit %d is not positive", l.Key, l.Limit)
-		}
 	}
 	refused := -1
 	at := unixNano(now)
 	err := s.update(ctx, func(t *tx) error {
 		refused = -1
-		ws := make([]window, len(limits))
+		ws := make([]record.Window, len(limits))
 		for i, l := range limits {
 			v, err := t.get(rateLimitPrefix + l.Key)
 			if err != nil {
 				return err
 			}
-			ws[i] = parseWindow(v)
-			ws[i].Window = int64(win)
-			ws[i].keep(at)
-			if len(ws[i].Hits) >= l.Limit {
+			if ws[i] = parseWindow(v); !ws[i].Room(at, int64(win), l.Limit) {
 				refused = i
 				return nil
 			}
 		}
 		for i, l := range limits {
-			ws[i].add(at)
+			ws[i].Add(at)
 			if err := t.putWindow(rateLimitPrefix+l.Key, ws[i]); err != nil {
 				return err
 			}
@@ -147,27 +99,16 @@ func (s *Store) SpendBudget(ctx context.Context, now time.Time, win time.Duratio
 
 // RefundBudget removes one hit at exactly at from each key that has one.
 func (s *Store) RefundBudget(ctx context.Context, keys []string, at time.Time) error {
-	if err := enroll.CheckNow(at); err != nil {
+	if err := enroll.CheckRefundBudget(keys, at); err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := enroll.CheckKey("budget key", k); err != nil {
-			return err
-		}
-	}
-	n := unixNano(at)
 	err := s.update(ctx, func(t *tx) error {
 		for _, k := range keys {
 			v, err := t.get(rateLimitPrefix + k)
 			if err != nil {
 				return err
 			}
-			if v == nil {
-				continue
-			}
-			w := parseWindow(v)
-			if i := slices.Index(w.Hits, n); i >= 0 {
-				w.Hits = slices.Delete(w.Hits, i, i+1)
+			if w := parseWindow(v); v != nil && w.Remove(unixNano(at)) {
 				if err := t.putWindow(rateLimitPrefix+k, w); err != nil {
 					return err
 				}
@@ -183,31 +124,14 @@ func (s *Store) RefundBudget(ctx context.Context, keys []string, at time.Time) e
 
 // BudgetHits counts the hits under key within (now-window, now].
 func (s *Store) BudgetHits(ctx context.Context, key string, now time.Time, win time.Duration) (int, error) {
-	if err := enroll.CheckKey("budget key", key); err != nil {
+	if err := enroll.CheckBudgetHits(key, now, win); err != nil {
 		return 0, err
-	}
-	if err := enroll.CheckNow(now); err != nil {
-		return 0, err
-	}
-	if win <= 0 {
-		return 0, enroll.Invalidf("budget window %s is not positive", win)
 	}
 	n := 0
 	err := s.view(ctx, func(t *tx) error {
 		v, err := t.get(rateLimitPrefix + key)
-		if err != nil {
-			return err
-		}
-		w := parseWindow(v)
-		w.Window = int64(win)
-		at := unixNano(now)
-		w.keep(at)
-		for _, h := range w.Hits {
-			if h <= at {
-				n++
-			}
-		}
-		return nil
+		n = parseWindow(v).Count(unixNano(now), int64(win))
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enroll: read budget: %w", err)

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 // An activation is stored under its token hash (activations) and found by
@@ -141,14 +142,8 @@ func (s *Store) UpdateActivation(ctx context.Context, hash string, fn func(*enro
 		if err := getActivation(tx, h, &a); err != nil {
 			return err
 		}
-		tokenHash, username := a.TokenHash, a.Username
-		if err := fn(&a); err != nil {
-			return err
-		}
-		if a.TokenHash != tokenHash || a.Username != username {
-			return enroll.Invalidf("update activation of %s: token hash and username cannot change", username)
-		}
-		if _, err := enroll.CheckActivation(a); err != nil {
+		a, err := record.UpdateActivation(a, fn)
+		if err != nil {
 			return err
 		}
 		val, err := json.Marshal(a)
@@ -186,17 +181,14 @@ func (s *Store) CompleteActivation(ctx context.Context, hash string, e enroll.En
 		if err := getActivation(tx, h, &a); err != nil {
 			return err
 		}
-		if strings.ToLower(a.Username) != ekey {
-			return enroll.Invalidf("enrollment %s does not match the activation's user", e.Username)
+		used, err := record.UsedLink(hash, a, ekey, e)
+		if err != nil {
+			return err
 		}
 		if err := putEnrollmentTx(tx, []byte(ekey), e, val); err != nil {
 			return err
 		}
-		at := e.UpdatedAt
-		if at.IsZero() {
-			at = e.VerifiedAt
-		}
-		if err := putEndedLink(tx, enroll.EndedLink{TokenHash: hash, Username: a.Username, Reason: enroll.LinkUsed, At: at}); err != nil {
+		if err := putEndedLink(tx, used); err != nil {
 			return err
 		}
 		return deleteActivation(tx, h, a)

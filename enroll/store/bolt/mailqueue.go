@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,6 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 // Mails are stored under their big-endian ID (mail_queue), one record
@@ -115,15 +115,8 @@ func (s *Store) UpdateMail(ctx context.Context, id uint64, fn func(*enroll.Queue
 		if err != nil {
 			return err
 		}
-		m := old
-		m.Sealed = bytes.Clone(old.Sealed)
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.ID != id {
-			return enroll.Invalidf("update mail %d: the ID cannot change", id)
-		}
-		if err := enroll.CheckQueuedMail(m); err != nil {
+		m, err := record.UpdateMail(old, fn)
+		if err != nil {
 			return err
 		}
 		return putMail(tx, &old, m)

@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 // Messages are stored under their big-endian ID (outbox). Two indexes are
@@ -194,15 +195,8 @@ func (s *Store) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.Ou
 		if err != nil {
 			return err
 		}
-		m := old
-		m.Sealed = bytes.Clone(old.Sealed)
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.ID != id {
-			return enroll.Invalidf("update message %d: the ID cannot change", id)
-		}
-		if err := enroll.CheckMessage(m); err != nil {
+		m, err := record.UpdateMessage(old, fn)
+		if err != nil {
 			return err
 		}
 		if err := reindexMessage(tx, &old, m); err != nil {

@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 const (
@@ -133,18 +134,12 @@ func (s *Store) UpdateActivation(ctx context.Context, hash string, fn func(*enro
 		return enroll.Invalidf("update activation: nil function")
 	}
 	err := s.update(ctx, func(t *tx) error {
-		a, err := t.activation(hash)
+		old, err := t.activation(hash)
 		if err != nil {
 			return err
 		}
-		tokenHash, username := a.TokenHash, a.Username
-		if err := fn(&a); err != nil {
-			return err
-		}
-		if a.TokenHash != tokenHash || a.Username != username {
-			return enroll.Invalidf("update activation of %s: token hash and username cannot change", username)
-		}
-		if _, err := enroll.CheckActivation(a); err != nil {
+		a, err := record.UpdateActivation(old, fn)
+		if err != nil {
 			return err
 		}
 		val, err := json.Marshal(a)
@@ -180,17 +175,14 @@ func (s *Store) CompleteActivation(ctx context.Context, hash string, e enroll.En
 		if err != nil {
 			return err
 		}
-		if strings.ToLower(a.Username) != ekey {
-			return enroll.Invalidf("enrollment %s does not match the activation's user", e.Username)
+		used, err := record.UsedLink(hash, a, ekey, e)
+		if err != nil {
+			return err
 		}
 		if err := t.putEnrollment(ekey, e, val); err != nil {
 			return err
 		}
-		at := e.UpdatedAt
-		if at.IsZero() {
-			at = e.VerifiedAt
-		}
-		if err := t.putEndedLink(enroll.EndedLink{TokenHash: hash, Username: a.Username, Reason: enroll.LinkUsed, At: at}); err != nil {
+		if err := t.putEndedLink(used); err != nil {
 			return err
 		}
 		return t.deleteActivation(hash, a)

@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 const (
@@ -121,15 +121,8 @@ func (s *Store) UpdateMail(ctx context.Context, id uint64, fn func(*enroll.Queue
 		if err != nil {
 			return err
 		}
-		m := old
-		m.Sealed = bytes.Clone(old.Sealed)
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.ID != id {
-			return enroll.Invalidf("update mail %d: the ID cannot change", id)
-		}
-		if err := enroll.CheckQueuedMail(m); err != nil {
+		m, err := record.UpdateMail(old, fn)
+		if err != nil {
 			return err
 		}
 		return t.putMail(&old, m)

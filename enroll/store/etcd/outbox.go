@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/record"
 )
 
 // The outbox: one key per message, and index keys written in the same
@@ -181,15 +181,8 @@ func (s *Store) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.Ou
 		if err != nil {
 			return err
 		}
-		m := old
-		m.Sealed = bytes.Clone(old.Sealed)
-		if err := fn(&m); err != nil {
-			return err
-		}
-		if m.ID != id {
-			return enroll.Invalidf("update message %d: the ID cannot change", id)
-		}
-		if err := enroll.CheckMessage(m); err != nil {
+		m, err := record.UpdateMessage(old, fn)
+		if err != nil {
 			return err
 		}
 		if err := t.reindexMessage(&old, m); err != nil {

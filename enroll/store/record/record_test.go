@@ -1,8 +1,12 @@
 package record
 
 import (
+	"errors"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/replyreset/replyreset/enroll"
 )
 
 func TestWindowAllowKeepsTheLimit(t *testing.T) {
@@ -87,5 +91,32 @@ func TestGuardEndedBlockStartsAfresh(t *testing.T) {
 	live := Guard{Until: 500, Window: Window{Window: 10, Hits: []int64{1}}}
 	if drop, changed := live.Purge(100); drop || changed {
 		t.Fatalf("purge of a live block = %v,%v, want it left with its attempts", drop, changed)
+	}
+}
+
+func TestUpdateRulesKeepIdentity(t *testing.T) {
+	msg := enroll.OutboundMessage{ID: 7, Kind: enroll.KindSMS, To: "+15551234567", Sealed: []byte{1, 2}, Status: enroll.StatusQueued, Purpose: "code"}
+	if _, err := UpdateMessage(msg, func(m *enroll.OutboundMessage) error { m.ID = 8; return nil }); !errors.Is(err, enroll.ErrInvalid) {
+		t.Fatalf("UpdateMessage changing the ID = %v, want ErrInvalid", err)
+	}
+	got, _ := UpdateMessage(msg, func(m *enroll.OutboundMessage) error { m.Sealed[0] = 9; return nil })
+	if msg.Sealed[0] != 1 || got.Sealed[0] != 9 {
+		t.Fatalf("UpdateMessage changed the stored copy's sealed body: old %v new %v", msg.Sealed, got.Sealed)
+	}
+	mail := enroll.QueuedMail{ID: 3}
+	if _, err := UpdateMail(mail, func(m *enroll.QueuedMail) error { m.ID = 4; return nil }); !errors.Is(err, enroll.ErrInvalid) {
+		t.Fatalf("UpdateMail changing the ID = %v, want ErrInvalid", err)
+	}
+	act := enroll.Activation{TokenHash: "h", Username: "jdoe"}
+	if _, err := UpdateActivation(act, func(a *enroll.Activation) error { a.Username = "other"; return nil }); !errors.Is(err, enroll.ErrInvalid) {
+		t.Fatalf("UpdateActivation changing the user = %v, want ErrInvalid", err)
+	}
+	if _, err := UsedLink("h", act, "other", enroll.Enrollment{Username: "other"}); !errors.Is(err, enroll.ErrInvalid) {
+		t.Fatalf("UsedLink for another user = %v, want ErrInvalid", err)
+	}
+	verified := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	l, err := UsedLink("h", act, "jdoe", enroll.Enrollment{Username: "JDoe", VerifiedAt: verified})
+	if err != nil || l.Reason != enroll.LinkUsed || !l.At.Equal(verified) || l.TokenHash != "h" {
+		t.Fatalf("UsedLink = %+v, %v; want used at the verification", l, err)
 	}
 }

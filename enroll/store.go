@@ -16,6 +16,10 @@ var (
 	// an empty username, a phone not in E.164 form, an unknown State, ...
 	// Nothing is changed when it is returned.
 	ErrInvalid = errors.New("enroll: invalid input")
+	// ErrUnavailable wraps every error that says the store could not be
+	// reached in time (an etcd cluster without its quorum): the caller
+	// answers "try again in a few minutes" and acts on nothing.
+	ErrUnavailable = errors.New("enroll: the store is unavailable")
 )
 
 // Store is the one storage contract of the product: everything that must

@@ -142,12 +142,16 @@ func wantFenced(t *testing.T, s *etcd.Store, fenced context.Context, id uint64, 
 }
 
 // TestUnavailable: a cluster that does not answer gives ErrUnavailable
-// once the request timeout has passed, not a hang.
+// (which is enroll.ErrUnavailable too) once the request timeout has
+// passed, not a hang.
 func TestUnavailable(t *testing.T) {
 	_, err := etcd.Open(t.Context(), etcd.Config{Endpoints: []string{"127.0.0.1:1"},
 		DialTimeout: 200 * time.Millisecond, RequestTimeout: 500 * time.Millisecond})
 	if !errors.Is(err, etcd.ErrUnavailable) {
 		t.Errorf("Open of an unreachable cluster: %v, want ErrUnavailable", err)
+	}
+	if !errors.Is(err, enroll.ErrUnavailable) {
+		t.Errorf("Open of an unreachable cluster: %v, want the backend-neutral enroll.ErrUnavailable too", err)
 	}
 }
 

@@ -42,8 +42,9 @@ var _ enroll.Store = (*Store)(nil)
 
 // ErrUnavailable wraps every error that comes from not reaching the
 // cluster's quorum in time (the request timeout passed, or no member
-// answered): the caller may answer 503 and try again later.
-var ErrUnavailable = errors.New("enroll: the etcd cluster is unavailable")
+// answered): the caller may answer 503 and try again later. It wraps the
+// backend-neutral enroll.ErrUnavailable, so errors.Is matches either.
+var ErrUnavailable = fmt.Errorf("%w: the etcd cluster does not answer", enroll.ErrUnavailable)
 
 // Config says how Open reaches the cluster.
 type Config struct {

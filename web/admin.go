@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,6 +123,7 @@ type adminSite struct {
 	sessions *sessions
 	usage    SMSUsageSource  // nil: the dashboard shows no SMS budgets
 	mailq    MailQueueSource // nil: mail is off
+	gate     *StoreGate      // told when the store does not answer; nil: none
 }
 
 func (s *adminSite) register(e *echo.Echo) {
@@ -201,6 +203,11 @@ func (s *adminSite) render(c echo.Context, status int, page string, v adminView)
 
 // fail renders the admin error page; err is logged, not shown.
 func (s *adminSite) fail(c echo.Context, status int, key string, err error) error {
+	if storeDown(err) { // whatever the caller expected: the store's 503
+		s.gate.Observe(err)
+		status, key = http.StatusServiceUnavailable, "admin.err.store"
+		c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+	}
 	if err != nil {
 		s.log.ErrorContext(c.Request().Context(), "admin request failed", "route", c.Path(), "request_id", requestID(c), "err", err)
 	}

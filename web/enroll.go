@@ -69,8 +69,9 @@ type enrollSite struct {
 	limiter RateLimiter // nil: no limits
 	log     *slog.Logger
 	now     func() time.Time
-	lang    string // default page language when nothing else tells
-	secure  bool   // cookies only over https
+	lang    string     // default page language when nothing else tells
+	secure  bool       // cookies only over https
+	gate    *StoreGate // told when the store does not answer; nil: none
 }
 
 func (s *enrollSite) register(e *echo.Echo) {

@@ -146,6 +146,12 @@ func (s *enrollSite) fail(c echo.Context, token string, err error) error {
 			lang = p.Language
 		}
 		return s.locked(c, token, lang, lockedErr.Until, http.StatusTooManyRequests)
+	case storeDown(err): // before directoryDown: it may wrap a deadline
+		s.gate.Observe(err)
+		s.logError(c, "enrollment page: the store does not answer", err)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+		return s.errorPage(c, http.StatusServiceUnavailable, pageView{Title: templates.Msg{Key: errStore.title},
+			Error: &templates.Msg{Key: errStore.text}, RequestID: requestID(c)})
 	case directoryDown(err):
 		s.logError(c, "enrollment page: the directory does not answer", err)
 		return s.errorPage(c, http.StatusServiceUnavailable, pageView{Title: templates.Msg{Key: "err.unavailable.title"},

@@ -83,6 +83,11 @@ func errorHandler(d Deps) echo.HTTPErrorHandler {
 		switch {
 		case errors.As(err, &he):
 			code = he.Code
+		case storeDown(err): // before directoryDown: it may wrap a deadline
+			d.Logger.WarnContext(c.Request().Context(), "the store does not answer", "route", c.Path(),
+				"request_id", requestID(c), "err", err)
+			_ = storeDownAnswer(c, d)
+			return
 		case directoryDown(err):
 			code = http.StatusServiceUnavailable
 			d.Logger.WarnContext(c.Request().Context(), "directory does not answer", "route", c.Path(),
@@ -149,7 +154,11 @@ const directoryUnavailableMessage = "the directory does not answer; try again in
 // layout under /admin/ (back to the console's home), else in the site's
 // (back to the start page).
 func errorPage(c echo.Context, d Deps, status int) error {
-	a := answerFor(status)
+	return errorPageWith(c, d, status, answerFor(status))
+}
+
+// errorPageWith is errorPage saying a.
+func errorPageWith(c echo.Context, d Deps, status int, a errorAnswer) error {
 	id := ""
 	if status >= 500 {
 		id = requestID(c)
@@ -258,6 +267,9 @@ func problemOf(err error) (p opProblem, known bool) {
 	case errors.Is(err, directory.ErrInsufficientRights):
 		return opProblem{http.StatusForbidden, "insufficient_rights", "the service account may not do this in the directory",
 			templates.Msg{Key: "admin.err.rights"}}, true
+	case storeDown(err): // before directoryDown: it may wrap a deadline
+		return opProblem{http.StatusServiceUnavailable, "store_unavailable",
+			storeUnavailableMessage, templates.Msg{Key: "admin.err.store"}}, true
 	case directoryDown(err):
 		return opProblem{http.StatusServiceUnavailable, "directory_unavailable",
 			directoryUnavailableMessage, templates.Msg{Key: "admin.err.directory"}}, true
@@ -270,6 +282,7 @@ func problemOf(err error) (p opProblem, known bool) {
 // sentence and the request ID (adminSite.render); the cause goes to the
 // log: an error when no case names it, else a warning.
 func (s *adminSite) pageProblem(c echo.Context, err error) (int, templates.Msg) {
+	s.gate.Observe(err)
 	p, known := problemOf(err)
 	level := slog.LevelWarn
 	if !known {
@@ -282,6 +295,7 @@ func (s *adminSite) pageProblem(c echo.Context, err error) (int, templates.Msg) 
 
 // apiProblem answers err as an API error, logging what no case names.
 func (s *adminSite) apiProblem(c echo.Context, err error) error {
+	s.gate.Observe(err)
 	p, known := problemOf(err)
 	if !known {
 		s.log.ErrorContext(c.Request().Context(), "api operation failed", "route", c.Path(), "err", err)

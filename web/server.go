@@ -47,6 +47,11 @@ type Deps struct {
 	Version     string
 	// StoreBackend names the store for /healthz: "bolt" (default) or "etcd".
 	StoreBackend string
+	// StoreHealth, when set, adds the store cluster's members to /healthz.
+	StoreHealth StoreHealth
+	// StoreGate, when set, refuses every page and API call with a 503
+	// while the store does not answer (health.go); cmd runs its probe.
+	StoreGate *StoreGate
 	// Leader says whether this process leads the jobs, for /healthz
 	// ("leader"); nil: it does not (no jobs run here).
 	Leader LeaderState
@@ -127,7 +132,7 @@ func NewEcho(d Deps) *echo.Echo {
 			limiter = d.Store
 		}
 		site = &enrollSite{svc: d.Enrollment, pages: d.Pages, limiter: limiter, log: d.Logger,
-			now: d.Now, lang: d.Language, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
+			now: d.Now, lang: d.Language, gate: d.StoreGate, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
 	}
 	var admin *adminSite
 	if d.AdminDirectory != nil && d.AdminService != nil && d.Store != nil && d.Pages != nil {
@@ -136,7 +141,7 @@ func NewEcho(d Deps) *echo.Echo {
 		}
 		admin = &adminSite{
 			ops:   &adminOps{dir: d.AdminDirectory, svc: d.AdminService, store: d.Store, log: d.Logger, now: d.Now},
-			pages: d.Pages, log: d.Logger, now: d.Now, lang: d.Language, ttl: d.Admin.SessionTTL,
+			pages: d.Pages, log: d.Logger, now: d.Now, lang: d.Language, ttl: d.Admin.SessionTTL, gate: d.StoreGate,
 			secure:   strings.HasPrefix(strings.ToLower(d.PublicURL), "https://"),
 			sessions: &sessions{store: d.Store, ttl: d.Admin.SessionTTL, log: d.Logger},
 			usage:    d.SMSUsage,
@@ -189,7 +194,13 @@ func NewEcho(d Deps) *echo.Echo {
 		ContentSecurityPolicy: "default-src 'none'; frame-ancestors 'none'",
 		ReferrerPolicy:        "no-referrer",
 	}))
-	// 6. CSRF: a form post must carry the token of its cookie (or come from
+	// 6. the store gate: while the store does not answer, a 503 "try
+	//    again in a few minutes" before anything reads it (the CSRF check
+	//    reads admin sessions);
+	if d.StoreGate != nil {
+		e.Use(d.StoreGate.middleware(d))
+	}
+	// 7. CSRF: a form post must carry the token of its cookie (or come from
 	//    a browser that says Sec-Fetch-Site: same-origin). Webhooks (signed)
 	//    and the bearer-token API carry no cookie and are exempt.
 	e.Use(csrf(site, admin, strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")))
@@ -303,58 +314,4 @@ func requestLogger(log *slog.Logger) echo.MiddlewareFunc {
 			return nil
 		},
 	})
-}
-
-type componentHealth struct {
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-	Took  string `json:"took"`
-}
-
-// storeHealth is the store's part of /healthz: componentHealth and the
-// backend.
-type storeHealth struct {
-	Backend string `json:"backend"`
-	componentHealth
-}
-
-// health reports liveness, the readiness of the directory and store (200
-// when both answer, 503 otherwise), the store's backend and whether this
-// process leads the background jobs (a node that does not is healthy).
-func health(d Deps) echo.HandlerFunc {
-	backend := d.StoreBackend
-	if backend == "" {
-		backend = "bolt"
-	}
-	check := func(ctx context.Context, p Pinger) componentHealth {
-		if p == nil {
-			return componentHealth{OK: false, Error: "not configured"}
-		}
-		start := time.Now()
-		ctx, cancel := context.WithTimeout(ctx, d.HealthCheck)
-		defer cancel()
-		err := p.Ping(ctx)
-		h := componentHealth{OK: err == nil, Took: time.Since(start).Round(time.Millisecond).String()}
-		if err != nil {
-			h.Error = err.Error()
-		}
-		return h
-	}
-	return func(c echo.Context) error {
-		ctx := c.Request().Context()
-		body := struct {
-			Status    string          `json:"status"`
-			Version   string          `json:"version,omitempty"`
-			Leader    bool            `json:"leader"`
-			Directory componentHealth `json:"directory"`
-			Store     storeHealth     `json:"store"`
-		}{Status: "ok", Version: d.Version, Leader: d.Leader != nil && d.Leader.Leading(),
-			Directory: check(ctx, d.Directory), Store: storeHealth{Backend: backend, componentHealth: check(ctx, d.Store)}}
-		code := http.StatusOK
-		if !body.Directory.OK || !body.Store.OK {
-			body.Status, code = "degraded", http.StatusServiceUnavailable
-		}
-		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.JSONPretty(code, body, "  ")
-	}
 }

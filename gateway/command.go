@@ -100,6 +100,35 @@ var phrases = map[string]CommandKind{
 	"pasmoi":  NotMe,
 }
 
+// phraseLanguages is the language of the command words that belong to one
+// catalog's language only (README: the commands, sms.help): a DEBLOQUER
+// is French, an UNLOCK English. RESET, STOP and START are both languages'
+// and have none here.
+var phraseLanguages = map[string]string{
+	"reinitialiser": "fr", "debloquer": "fr", "statut": "fr", "aide": "fr", "arret": "fr",
+	"pas moi": "fr", "pasmoi": "fr",
+
+	"unlock": "en", "status": "en", "help": "en", "info": "en", "not me": "en", "notme": "en",
+	"stopall": "en", "stop all": "en", "unsubscribe": "en", "cancel": "en", "end": "en", "quit": "en",
+	"optout": "en", "opt out": "en", "revoke": "en", "yes": "en", "unstop": "en",
+}
+
+// CommandLanguage is the language of body's command word ("en" or "fr"),
+// read as ParseCommand reads it ("Débloquer!" is French, "reinitialiser
+// 123456" too), or "" when body is no command or one whose word both
+// languages use (RESET, STOP, START). It is what the webhook answers in
+// when it cannot read the sender's language from the store.
+func CommandLanguage(body string) string {
+	if ParseCommand(body).Kind == Unknown {
+		return ""
+	}
+	words := commandWords(body)
+	if resetWords[words[0]] { // the code after it has no language
+		return phraseLanguages[words[0]]
+	}
+	return phraseLanguages[strings.Join(words, " ")]
+}
+
 // resetWords are the words that start a reset; they may be followed by the
 // authenticator code.
 var resetWords = map[string]bool{

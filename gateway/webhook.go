@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -96,6 +97,15 @@ type Settings struct {
 	Outbox MessageQueue
 }
 
+// StoreGate says whether the store answers (web.StoreGate): while it does
+// not, the webhook does nothing but tell the sender to try again later.
+type StoreGate interface {
+	Available() bool
+	// Observe is told every store error; enroll.ErrUnavailable closes
+	// the gate until the store answers again.
+	Observe(err error)
+}
+
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
 type SecretOpener interface {
 	Open(sealed []byte, purpose string) ([]byte, error)
@@ -111,6 +121,7 @@ type Webhook struct {
 	set       Settings
 	validator twilio.RequestValidator
 	now       func() time.Time
+	gate      StoreGate // nil: no gate, a store outage is seen call by call
 
 	background sync.WaitGroup // reset notices being mailed
 }
@@ -124,6 +135,9 @@ type WebhookDeps struct {
 	Generator PasswordGenerator
 	Catalog   Catalog
 	Log       *slog.Logger
+	// Gate, when set, is asked before anything is done (nil: the store is
+	// assumed to answer until a call says otherwise).
+	Gate StoreGate
 }
 
 // NewWebhook wires the webhook.
@@ -149,7 +163,7 @@ func NewWebhook(s Settings, d WebhookDeps) *Webhook {
 	}
 	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
 	return &Webhook{store: d.Store, dir: d.Directory, gen: d.Generator, msgs: d.Catalog, log: log, set: s,
-		validator: twilio.NewRequestValidator(s.AuthToken), now: time.Now}
+		validator: twilio.NewRequestValidator(s.AuthToken), now: time.Now, gate: d.Gate}
 }
 
 // maxWebhookBody bounds a webhook form; Twilio's are a few hundred bytes.
@@ -179,15 +193,47 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// The reply must leave before Twilio's 15 s timeout, whatever the directory does.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), w.set.ReplyBudget)
 	defer cancel()
+	if w.gate != nil && !w.gate.Available() {
+		w.storeDown(ctx, rw, in, nil)
+		return
+	}
 	reply, err := w.handle(ctx, in)
 	if err != nil {
 		// Only the store can fail here; without it nothing is safe to do.
 		w.refundReply(ctx, in)
+		if errors.Is(err, enroll.ErrUnavailable) {
+			if w.gate != nil {
+				w.gate.Observe(err)
+			}
+			w.storeDown(ctx, rw, in, err)
+			return
+		}
 		w.log.ErrorContext(ctx, "webhook failed", "err", err)
 		http.Error(rw, "temporarily unavailable", http.StatusServiceUnavailable)
 		return
 	}
 	writeTwiML(rw, w.admitReply(ctx, in, reply))
+}
+
+// storeDown answers a message that came while the store does not answer:
+// nothing was done (no MessageSid recorded, no limit counted, no
+// password set), and the sender is told once to try again in a few
+// minutes, in the language of the command word sent (the enrollment's
+// cannot be read), else the default. The reply is not charged to the SMS
+// budgets, which live in the store too. When Twilio already answered the
+// keyword (Advanced Opt-Out) nothing is added.
+func (w *Webhook) storeDown(ctx context.Context, rw http.ResponseWriter, in inbound, err error) {
+	w.log.WarnContext(ctx, "webhook: the store is unavailable; the sender is told to try again later",
+		"message_sid", in.sid, "err", err)
+	if in.optOutType != "" {
+		writeTwiML(rw, "")
+		return
+	}
+	lang := CommandLanguage(in.body)
+	if lang == "" {
+		lang = w.set.DefaultLanguage
+	}
+	writeTwiML(rw, w.msgs.Text(lang, "sms.store_down", nil))
 }
 
 // writeTwiML answers with a <Response>, holding one <Message> when text is

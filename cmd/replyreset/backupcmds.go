@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,17 +17,19 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// runBackup writes a consistent copy of the data file: bbolt's tx.WriteTo
-// in one read transaction, so the gateway keeps serving (and writing)
-// meanwhile. The copy goes to a temporary file next to FILE, is checked,
-// and only then takes FILE's name, mode 0600. While serve runs, the server
-// writes the file (the command runs inside it), as the service's user.
+// runBackup writes a consistent copy of the store: with bolt, bbolt's
+// tx.WriteTo in one read transaction; with etcd, every key of the prefix
+// read at one revision, as JSON lines (etcd.Store.Backup). Either way the
+// gateway keeps serving (and writing) meanwhile. The copy goes to a
+// temporary file next to FILE, is checked, and only then takes FILE's
+// name, mode 0600. While serve runs, the server writes the file (the
+// command runs inside it), as the service's user.
 func newBackupCmd(env *cmdEnv) *cobra.Command {
 	var path, out string
 	var force bool
 	c := &cobra.Command{
 		Use:         "backup -o FILE",
-		Short:       "write a consistent copy of the data file, also while serve runs",
+		Short:       "write a consistent copy of the store (data file or etcd prefix), also while serve runs",
 		Example:     "  replyreset backup --config config.yaml -o /var/backups/replyreset.db",
 		Annotations: sharedCommand,
 		Args:        wantArgs(cobra.NoArgs, "want -o FILE, e.g. replyreset backup -config config.yaml -o /var/backups/replyreset.db"),
@@ -61,7 +65,15 @@ func runBackup(ctx context.Context, env *cmdEnv, path, out string, force bool, s
 	}
 	defer release()
 	start := time.Now()
-	n, err := writeBackup(ctx, store, dest, force)
+	check, what := checkDataFile, ""
+	if cfg.Store.Backend == backendEtcd {
+		check = func(_ context.Context, path string) error {
+			keys, rev, err := checkEtcdBackup(path)
+			what = fmt.Sprintf("%d keys of etcd prefix %s at revision %d, ", keys, cfg.Store.Etcd.Prefix, rev)
+			return err
+		}
+	}
+	n, err := writeBackup(ctx, store, dest, force, check)
 	ev := enroll.Event{Time: time.Now(), Actor: "cli:" + env.user(), Action: "backup", Outcome: "ok",
 		Detail: fmt.Sprintf("to %s (%d bytes)", dest, n)}
 	if err != nil {
@@ -77,8 +89,8 @@ func runBackup(ctx context.Context, env *cmdEnv, path, out string, force bool, s
 	if env.server != nil {
 		by = " by the running server"
 	}
-	fmt.Fprintf(stdout, "backup written%s to %s (%d bytes, %s, checked); keep %s with it: it opens the sealed secrets\n",
-		by, dest, n, time.Since(start).Round(time.Millisecond), cfg.keyFile())
+	fmt.Fprintf(stdout, "backup written%s to %s (%d bytes, %s%s, checked); keep %s with it: it opens the sealed secrets\n",
+		by, dest, n, what, time.Since(start).Round(time.Millisecond), cfg.keyFile())
 	return nil
 }
 
@@ -100,8 +112,10 @@ func finishFile(f *os.File, err error) error {
 // dataFile is the data file's path for cfg.
 func dataFile(cfg *Config) string { return filepath.Join(cfg.DataDir, "replyreset.db") }
 
-// writeBackup writes store's copy to dest through a checked temporary file.
-func writeBackup(ctx context.Context, store enroll.Backupper, dest string, force bool) (int64, error) {
+// writeBackup writes store's copy to dest through a temporary file that
+// check accepts.
+func writeBackup(ctx context.Context, store enroll.Backupper, dest string, force bool,
+	check func(ctx context.Context, path string) error) (int64, error) {
 	if !force {
 		if _, err := os.Lstat(dest); err == nil {
 			return 0, fmt.Errorf("%s exists; use -force to overwrite it", dest)
@@ -118,7 +132,7 @@ func writeBackup(ctx context.Context, store enroll.Backupper, dest string, force
 	if err = finishFile(tmp, err); err != nil {
 		return n, fmt.Errorf("backup: %w", err)
 	}
-	if err := checkDataFile(ctx, tmp.Name()); err != nil {
+	if err := check(ctx, tmp.Name()); err != nil {
 		return n, fmt.Errorf("backup: the copy does not check out: %w", err)
 	}
 	if force {
@@ -146,6 +160,36 @@ func checkDataFile(ctx context.Context, path string) error {
 		err = cerr
 	}
 	return err
+}
+
+// checkEtcdBackup reads an etcd store backup (JSON lines: a header with
+// its format and revision, then one object per key) and returns how many
+// keys it holds and the revision it was read at.
+func checkEtcdBackup(path string) (keys int, revision int64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20) // etcd's values stay under 1.5 MiB
+	var head struct {
+		Format   string `json:"format"`
+		Revision int64  `json:"revision"`
+	}
+	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &head) != nil || head.Format == "" {
+		return 0, 0, errors.Join(errors.New("no backup header"), sc.Err())
+	}
+	for sc.Scan() {
+		var rec struct {
+			Key string `json:"k"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Key == "" {
+			return keys, head.Revision, fmt.Errorf("record %d is damaged", keys+1)
+		}
+		keys++
+	}
+	return keys, head.Revision, sc.Err()
 }
 
 // syncDir makes a rename in dir durable.

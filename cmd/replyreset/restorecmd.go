@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/enroll/store/etcd"
 	"github.com/spf13/cobra"
 )
 
@@ -16,7 +21,7 @@ func newRestoreCmd(env *cmdEnv) *cobra.Command {
 	var path, in string
 	c := &cobra.Command{
 		Use:     "restore -i FILE",
-		Short:   "replace the data file with a backup (the service must be stopped)",
+		Short:   "replace the data file with a backup, or load one into an empty etcd prefix (the service must be stopped)",
 		Example: "  replyreset restore --config config.yaml -i /var/backups/replyreset.db",
 		Args:    wantArgs(cobra.NoArgs, "want -i FILE, e.g. replyreset restore -config config.yaml -i /var/backups/replyreset.db"),
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -41,11 +46,11 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 	if err != nil {
 		return err
 	}
-	if cfg.Store.Backend != backendBolt {
-		return fmt.Errorf("store.backend: %s: restore replaces a bolt data file; it cannot restore into %s yet", cfg.Store.Backend, cfg.Store.Backend)
-	}
 	if sock := controlSocket(cfg); controlAnswers(sock) {
 		return fmt.Errorf("replyreset serve is running on %s: stop the service first, then restore", cfg.DataDir)
+	}
+	if cfg.Store.Backend == backendEtcd {
+		return restoreEtcd(ctx, env, cfg, in, stdout)
 	}
 	src, err := os.Open(in)
 	if err != nil {
@@ -108,5 +113,61 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 		fmt.Fprintf(stderr, "replyreset restore: warning: %s is missing: put back the key file that was in use when the backup was taken, or sealed secrets and token hashes will not open\n",
 			cfg.keyFile())
 	}
+	return nil
+}
+
+// etcdRestoreTimeout bounds a restore into etcd (one transaction per
+// hundred keys).
+const etcdRestoreTimeout = 10 * time.Minute
+
+// restoreEtcd loads an etcd store backup into store.etcd.prefix, which must
+// be empty: a prefix that holds keys is refused, naming it and how many it
+// holds, and nothing is written (there is no -force: the keys may be a
+// running node's, and deleting them is a decision for etcdctl). Each key
+// is created only if absent, so a node that starts meanwhile makes the
+// restore stop rather than be overwritten. The restored store is then
+// opened as serve opens it, which checks that store.key_file is the key
+// its secrets are sealed with, and the restore is audited there.
+func restoreEtcd(ctx context.Context, env *cmdEnv, cfg *Config, in string, stdout io.Writer) error {
+	src, err := os.Open(in)
+	if err != nil {
+		return fmt.Errorf("backup file: %w", err)
+	}
+	defer src.Close()
+	if _, _, err := checkEtcdBackup(in); err != nil {
+		return fmt.Errorf("%s is not an etcd store backup, nothing was changed: %w", in, err)
+	}
+	cc, err := etcdClientConfig(cfg)
+	if err != nil {
+		return err
+	}
+	cc.Logger = zap.NewNop()
+	cli, err := clientv3.New(cc)
+	if err != nil {
+		return fmt.Errorf("store.etcd: %w", err)
+	}
+	defer cli.Close()
+	prefix := cfg.Store.Etcd.Prefix
+	rctx, cancel := context.WithTimeout(ctx, etcdRestoreTimeout)
+	defer cancel()
+	n, err := etcd.Restore(rctx, cli, prefix, src)
+	switch {
+	case errors.Is(err, etcd.ErrNotEmpty) && n == 0:
+		return fmt.Errorf("%w; nothing was restored. Restore only into an empty prefix: stop every node, then "+
+			"delete the prefix first with `etcdctl del --prefix %s` (or set store.etcd.prefix to an empty one)", err, prefix)
+	case err != nil:
+		return fmt.Errorf("%w; %d keys were written: stop every node, delete the prefix with `etcdctl del --prefix %s` and restore again",
+			err, n, prefix)
+	}
+	b, _, err := openSealedStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("restored %d keys into etcd prefix %s, but the store does not open: %w", n, prefix, err)
+	}
+	defer b.Close()
+	if _, err := b.Store.AppendAudit(ctx, enroll.Event{Time: time.Now(), Actor: "cli:" + env.user(), Action: "restore",
+		Outcome: "ok", Detail: fmt.Sprintf("from %s: %d keys into etcd prefix %s", in, n, prefix)}); err != nil {
+		return fmt.Errorf("restored %d keys into etcd prefix %s, but the audit event was not recorded: %w", n, prefix, err)
+	}
+	fmt.Fprintf(stdout, "restored %d keys into etcd prefix %s from %s\n", n, prefix, in)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/password"
+	"github.com/replyreset/replyreset/enroll/store/etcd"
 	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/expiry"
 	"github.com/replyreset/replyreset/gateway/jobs"
@@ -96,6 +97,9 @@ type app struct {
 	jobs       jobs.Status // whether this node leads the jobs, for /healthz
 	webhook    *gateway.Webhook
 	enroll     *enroll.Service
+	// gate refuses work while the store does not answer; its probe runs
+	// on every node (run), not under the leader.
+	gate *web.StoreGate
 }
 
 func openApp(cfg *Config, log *slog.Logger) (*app, error) {
@@ -122,6 +126,7 @@ func openAppWith(cfg *Config, log *slog.Logger, mail notify.Mailer) (*app, error
 
 func (a *app) wire() error {
 	var err error
+	a.gate = web.NewStoreGate(web.StoreGateConfig{Store: a.store, Log: a.log.With("component", "store gate")})
 	a.metrics = web.NewMetrics()
 	a.store.SetObserver(a.metrics)
 	a.dir, err = directory.New(a.cfg.Directory, directory.Options{Logger: a.log.With("component", "directory"),
@@ -206,7 +211,7 @@ func (a *app) wire() error {
 			SIMSwapMaxAge: a.cfg.SMS.Lookup.SIMSwapMaxAge, Alerts: alerts}
 	}
 	a.webhook = gateway.NewWebhook(set, gateway.WebhookDeps{Store: a.store, Directory: a.dir, Generator: gen,
-		Catalog: a.catalog, Log: a.log.With("component", "gateway")})
+		Catalog: a.catalog, Log: a.log.With("component", "gateway"), Gate: a.gate})
 	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
 		Sealer: a.sealer, Outbox: a.queue, Log: a.log.With("component", "enroll")}
 	if lookup != nil && a.cfg.SMS.Lookup.LineType {
@@ -271,8 +276,31 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		MailQueue:      mailq,
 		Metrics:        a.metrics,
 		StoreBackend:   a.cfg.Store.Backend,
+		StoreHealth:    storeHealthOf(a.store),
+		StoreGate:      a.gate,
 		Leader:         &a.jobs,
 	})
+}
+
+// storeHealthOf is the cluster report of /healthz for an etcd store, nil
+// for a store that has no members.
+func storeHealthOf(s enroll.Store) web.StoreHealth {
+	if es, ok := s.(*etcd.Store); ok {
+		return etcdHealth{es}
+	}
+	return nil
+}
+
+// etcdHealth is etcd.Store.Health in /healthz's terms.
+type etcdHealth struct{ s *etcd.Store }
+
+func (h etcdHealth) StoreHealth(ctx context.Context) (web.ClusterHealth, error) {
+	eh, err := h.s.Health(ctx)
+	out := web.ClusterHealth{Reachable: eh.Reachable}
+	for _, m := range eh.Members {
+		out.Members = append(out.Members, web.ClusterMember{Name: m.Name, Reachable: m.Reachable, Leader: m.Leader, Error: m.Error})
+	}
+	return out, err
 }
 
 // run starts the singleton jobs under the leader (openStore's: this node
@@ -288,6 +316,7 @@ func (a *app) run(ctx context.Context) (wait func()) {
 	list = append(list, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
 		jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
 	var wg sync.WaitGroup
+	wg.Go(func() { a.gate.Run(ctx) })
 	wg.Go(func() { a.jobs.Run(ctx, a.leader, a.log, list...) })
 	return wg.Wait
 }

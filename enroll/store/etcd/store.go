@@ -251,7 +251,8 @@ const statusTimeout = 2 * time.Second
 // Health lists the cluster's members (MemberList) and asks each for its
 // status on its first client URL: reachable or not, leader or not. The
 // error is set when the member list itself cannot be had (no quorum
-// reachable): it wraps ErrUnavailable.
+// reachable): it wraps ErrUnavailable, and the members are then the
+// client's endpoints, named by URL, each reachable or not.
 func (s *Store) Health(ctx context.Context) (Health, error) {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -259,10 +260,15 @@ func (s *Store) Health(ctx context.Context) (Health, error) {
 	}
 	defer end()
 	h := Health{Backend: "etcd"}
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	// Half the status budget for the list, so that without quorum the
+	// endpoints can still be asked within a health check's time.
+	rctx, cancel := context.WithTimeout(ctx, min(s.timeout, statusTimeout/2))
 	defer cancel()
 	list, err := s.cli.MemberList(rctx)
 	if err != nil {
+		// Without quorum there is no member list: say which endpoints
+		// answer all the same, by their client URL.
+		s.endpointHealth(ctx, &h)
 		return h, fmt.Errorf("enroll: etcd member list: %w", s.clientErr(ctx, err))
 	}
 	for _, m := range list.Members {
@@ -285,6 +291,37 @@ func (s *Store) Health(ctx context.Context) (Health, error) {
 		h.Members = append(h.Members, mem)
 	}
 	return h, nil
+}
+
+// endpointHealth fills h from the client's endpoints, when the member
+// list cannot be had: each is named by its URL, reachable when it answers
+// a status request (asked of all at once: dead members time out together).
+func (s *Store) endpointHealth(ctx context.Context, h *Health) {
+	eps := s.cli.Endpoints()
+	mems := make([]Member, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Go(func() {
+			mem := Member{Name: ep, ClientURL: []string{ep}}
+			sctx, cancel := context.WithTimeout(ctx, min(s.timeout, statusTimeout))
+			defer cancel()
+			st, err := s.cli.Status(sctx, ep)
+			if err != nil {
+				mem.Error = s.clientErr(ctx, err).Error()
+			} else {
+				mem.ID, mem.Reachable = st.Header.MemberId, true
+				mem.Leader = st.Leader != 0 && st.Leader == st.Header.MemberId
+			}
+			mems[i] = mem
+		})
+	}
+	wg.Wait()
+	for _, m := range mems {
+		if m.Reachable {
+			h.Reachable++
+		}
+	}
+	h.Members = mems
 }
 
 // keySealKey holds the sealing key's fingerprint (enroll.SealKeyStore).

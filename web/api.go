@@ -107,7 +107,9 @@ func (s *adminSite) requireToken(scope string) echo.MiddlewareFunc {
 			ctx, cancel := withSource(c) // a refusal is audited with the address
 			defer cancel()
 			key, now := "api-token:ip:"+c.RealIP(), s.now()
-			if until, blocked, err := s.ops.store.Blocked(ctx, key, now); err != nil {
+			if until, blocked, err := s.ops.store.Blocked(ctx, key, now); storeDown(err) {
+				return s.apiProblem(c, err) // the store's 503, and the gate is told
+			} else if err != nil {
 				return apiFail(c, http.StatusServiceUnavailable, "unavailable", "the data store does not answer")
 			} else if blocked {
 				c.Response().Header().Set("Retry-After", strconv.Itoa(int(until.Sub(now).Seconds())+1))
@@ -156,6 +158,9 @@ func (s *adminSite) tokenRefused(c echo.Context, scope string, tok enroll.APITok
 			" scope; this one has: "+strings.Join(tok.Scopes, ", "))
 	}
 	s.log.ErrorContext(c.Request().Context(), "api token check", "err", err)
+	if storeDown(err) { // before directoryDown: it may wrap a deadline
+		return s.apiProblem(c, err)
+	}
 	if directoryDown(err) { // the owner check asks the directory: its outage answers as everywhere
 		return apiFail(c, http.StatusServiceUnavailable, "directory_unavailable", directoryUnavailableMessage)
 	}

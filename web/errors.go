@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -297,6 +298,9 @@ func (s *adminSite) pageProblem(c echo.Context, err error) (int, templates.Msg) 
 func (s *adminSite) apiProblem(c echo.Context, err error) error {
 	s.gate.Observe(err)
 	p, known := problemOf(err)
+	if storeDown(err) {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+	}
 	if !known {
 		s.log.ErrorContext(c.Request().Context(), "api operation failed", "route", c.Path(), "err", err)
 	}

@@ -41,6 +41,8 @@ func newRestoreCmd(env *cmdEnv) *cobra.Command {
 // copy of it is opened with bbolt and checked), keeps the current file as
 // replyreset.db.bak-<time> and puts the checked copy in its place. The
 // key file (replyreset.key) stays: it opens the backup's sealed secrets.
+// With store.backend etcd it loads an etcd store backup instead
+// (restoreEtcd).
 func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfigFlag(path)
 	if err != nil {

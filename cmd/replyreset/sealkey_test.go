@@ -200,7 +200,7 @@ func TestSealKeyFileRefusals(t *testing.T) {
 	}
 }
 
-func TestServeEtcdNotWiredYet(t *testing.T) {
+func TestServeEtcdUnreachable(t *testing.T) {
 	t.Parallel()
 	f := writeConfig(t, offlineConfig())
 	raw, err := os.ReadFile(f.Path)
@@ -209,7 +209,7 @@ func TestServeEtcdNotWiredYet(t *testing.T) {
 	}
 	writeFile(t, f.Path, string(raw)+"store:\n  backend: etcd\n  etcd: {endpoints: [\"http://127.0.0.1:1\"]}\n")
 	r := runCLI(t, "serve", "-config", f.Path)
-	if r.code == 0 || !strings.Contains(r.stderr, "store.backend: etcd: ") {
-		t.Errorf("serve with backend etcd: want a clear store.backend: etcd: error:\n%v", r)
+	if r.code == 0 || !strings.Contains(r.stderr, "store.etcd: ") || !strings.Contains(r.stderr, "unavailable") {
+		t.Errorf("serve with no etcd member answering: want a non-zero exit naming store.etcd and the unavailable store:\n%v", r)
 	}
 }

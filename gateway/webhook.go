@@ -106,6 +106,12 @@ type StoreGate interface {
 	Observe(err error)
 }
 
+// openGate is the gate of a webhook given none: always open.
+type openGate struct{}
+
+func (openGate) Available() bool { return true }
+func (openGate) Observe(error)   {}
+
 // SecretOpener opens secrets sealed in the store (enroll.Sealer).
 type SecretOpener interface {
 	Open(sealed []byte, purpose string) ([]byte, error)
@@ -121,7 +127,7 @@ type Webhook struct {
 	set       Settings
 	validator twilio.RequestValidator
 	now       func() time.Time
-	gate      StoreGate // nil: no gate, a store outage is seen call by call
+	gate      StoreGate // openGate when none: a store outage is seen call by call
 
 	background sync.WaitGroup // reset notices being mailed
 }
@@ -162,6 +168,9 @@ func NewWebhook(s Settings, d WebhookDeps) *Webhook {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s.PublicURL = strings.TrimRight(s.PublicURL, "/")
+	if d.Gate == nil {
+		d.Gate = openGate{}
+	}
 	return &Webhook{store: d.Store, dir: d.Directory, gen: d.Generator, msgs: d.Catalog, log: log, set: s,
 		validator: twilio.NewRequestValidator(s.AuthToken), now: time.Now, gate: d.Gate}
 }
@@ -193,7 +202,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	// The reply must leave before Twilio's 15 s timeout, whatever the directory does.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), w.set.ReplyBudget)
 	defer cancel()
-	if w.gate != nil && !w.gate.Available() {
+	if !w.gate.Available() {
 		w.storeDown(ctx, rw, in, nil)
 		return
 	}
@@ -202,9 +211,7 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		// Only the store can fail here; without it nothing is safe to do.
 		w.refundReply(ctx, in)
 		if errors.Is(err, enroll.ErrUnavailable) {
-			if w.gate != nil {
-				w.gate.Observe(err)
-			}
+			w.gate.Observe(err)
 			w.storeDown(ctx, rw, in, err)
 			return
 		}

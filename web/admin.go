@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -206,7 +205,7 @@ func (s *adminSite) fail(c echo.Context, status int, key string, err error) erro
 	if storeDown(err) { // whatever the caller expected: the store's 503
 		s.gate.Observe(err)
 		status, key = http.StatusServiceUnavailable, "admin.err.store"
-		c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+		retryAfterStore(c)
 	}
 	if err != nil {
 		s.log.ErrorContext(c.Request().Context(), "admin request failed", "route", c.Path(), "request_id", requestID(c), "err", err)

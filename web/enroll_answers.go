@@ -149,7 +149,7 @@ func (s *enrollSite) fail(c echo.Context, token string, err error) error {
 	case storeDown(err): // before directoryDown: it may wrap a deadline
 		s.gate.Observe(err)
 		s.logError(c, "enrollment page: the store does not answer", err)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+		retryAfterStore(c)
 		return s.errorPage(c, http.StatusServiceUnavailable, pageView{Title: templates.Msg{Key: errStore.title},
 			Error: &templates.Msg{Key: errStore.text}, RequestID: requestID(c)})
 	case directoryDown(err):

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -299,7 +298,7 @@ func (s *adminSite) apiProblem(c echo.Context, err error) error {
 	s.gate.Observe(err)
 	p, known := problemOf(err)
 	if storeDown(err) {
-		c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+		retryAfterStore(c)
 	}
 	if !known {
 		s.log.ErrorContext(c.Request().Context(), "api operation failed", "route", c.Path(), "err", err)

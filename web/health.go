@@ -188,6 +188,11 @@ func (g *StoreGate) set(up bool, err error) {
 // storeRetryAfter is the Retry-After of the store's 503, in seconds.
 const storeRetryAfter = 60
 
+// retryAfterStore sets the Retry-After of the store's 503.
+func retryAfterStore(c echo.Context) {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+}
+
 // storeUnavailableMessage is the API's answer while the store is down.
 const storeUnavailableMessage = "the reset service is briefly unavailable; try again in a few minutes"
 
@@ -221,7 +226,7 @@ func (g *StoreGate) middleware(d Deps) echo.MiddlewareFunc {
 // under /api/, a bare status for the Twilio callbacks, else the error page
 // in the visitor's language (never the store's: it does not answer).
 func storeDownAnswer(c echo.Context, d Deps) error {
-	c.Response().Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+	retryAfterStore(c)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	code := http.StatusServiceUnavailable
 	path := c.Request().URL.Path

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
+	"github.com/replyreset/replyreset/enroll/store/etcd"
 	"github.com/spf13/cobra"
 )
 
@@ -162,34 +161,15 @@ func checkDataFile(ctx context.Context, path string) error {
 	return err
 }
 
-// checkEtcdBackup reads an etcd store backup (JSON lines: a header with
-// its format and revision, then one object per key) and returns how many
-// keys it holds and the revision it was read at.
+// checkEtcdBackup reads the etcd store backup at path (etcd.CheckBackup)
+// and returns how many keys it holds and the revision it was read at.
 func checkEtcdBackup(path string) (keys int, revision int64, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20) // etcd's values stay under 1.5 MiB
-	var head struct {
-		Format   string `json:"format"`
-		Revision int64  `json:"revision"`
-	}
-	if !sc.Scan() || json.Unmarshal(sc.Bytes(), &head) != nil || head.Format == "" {
-		return 0, 0, errors.Join(errors.New("no backup header"), sc.Err())
-	}
-	for sc.Scan() {
-		var rec struct {
-			Key string `json:"k"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Key == "" {
-			return keys, head.Revision, fmt.Errorf("record %d is damaged", keys+1)
-		}
-		keys++
-	}
-	return keys, head.Revision, sc.Err()
+	return etcd.CheckBackup(f)
 }
 
 // syncDir makes a rename in dir durable.

@@ -168,7 +168,7 @@ func TestEtcdClientConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, err := etcdClientConfig(cfg)
+	cc, err := etcdConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestEtcdClientConfig(t *testing.T) {
 		t.Errorf("client config %+v", cc)
 	}
 	plain := mustParseConfig(t, minimalConfig+"store: {backend: etcd, etcd: {endpoints: [\"http://127.0.0.1:2379\"]}}\n", nil, nil)
-	if cc, err := etcdClientConfig(plain); err != nil || cc.TLS != nil {
+	if cc, err := etcdConfig(plain); err != nil || cc.TLS != nil {
 		t.Errorf("http:// endpoints: TLS %v, %v; want none", cc.TLS, err)
 	}
 }

@@ -8,9 +8,6 @@ import (
 	"os"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/enroll/store/etcd"
@@ -139,12 +136,11 @@ func restoreEtcd(ctx context.Context, env *cmdEnv, cfg *Config, in string, stdou
 	if _, _, err := checkEtcdBackup(in); err != nil {
 		return fmt.Errorf("%s is not an etcd store backup, nothing was changed: %w", in, err)
 	}
-	cc, err := etcdClientConfig(cfg)
+	ec, err := etcdConfig(cfg)
 	if err != nil {
 		return err
 	}
-	cc.Logger = zap.NewNop()
-	cli, err := clientv3.New(cc)
+	cli, err := etcd.Dial(ctx, ec)
 	if err != nil {
 		return fmt.Errorf("store.etcd: %w", err)
 	}

@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/enroll/store/etcd"
@@ -52,13 +50,11 @@ func openStore(ctx context.Context, cfg *Config) (backend, error) {
 // openEtcd connects to the cluster of store.etcd and opens the store under
 // its prefix, with the etcd election of that prefix as the leader.
 func openEtcd(ctx context.Context, cfg *Config) (backend, error) {
-	cc, err := etcdClientConfig(cfg)
+	ec, err := etcdConfig(cfg)
 	if err != nil {
 		return backend{}, err
 	}
-	e := cfg.Store.Etcd
-	s, err := etcd.Open(ctx, etcd.Config{Endpoints: cc.Endpoints, Prefix: e.Prefix, TLS: cc.TLS,
-		Username: cc.Username, Password: cc.Password, DialTimeout: cc.DialTimeout, Log: slog.Default()})
+	s, err := etcd.Open(ctx, ec)
 	if err != nil {
 		return backend{}, fmt.Errorf("store.etcd: %w", err)
 	}
@@ -70,15 +66,15 @@ func openEtcd(ctx context.Context, cfg *Config) (backend, error) {
 	return backend{Store: s, Leader: l, Close: func() { s.Close() }}, nil
 }
 
-// etcdClientConfig is the etcd client configuration of store.etcd.
-func etcdClientConfig(cfg *Config) (clientv3.Config, error) {
+// etcdConfig is the etcd store configuration of store.etcd.
+func etcdConfig(cfg *Config) (etcd.Config, error) {
 	e := cfg.Store.Etcd
 	tc, err := e.TLSConfig()
 	if err != nil {
-		return clientv3.Config{}, err
+		return etcd.Config{}, err
 	}
-	return clientv3.Config{Endpoints: e.Endpoints, DialTimeout: e.DialTimeout, TLS: tc,
-		Username: e.Username, Password: e.Password}, nil
+	return etcd.Config{Endpoints: e.Endpoints, Prefix: e.Prefix, TLS: tc, Username: e.Username,
+		Password: e.Password, DialTimeout: e.DialTimeout, Log: slog.Default()}, nil
 }
 
 // openSealedStore opens the store (openStore) and the sealing key of

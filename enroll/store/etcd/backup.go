@@ -73,6 +73,44 @@ const restoreBatch = 100
 // ErrNotEmpty is returned by Restore when the target prefix holds keys.
 var ErrNotEmpty = errors.New("enroll: the etcd prefix is not empty")
 
+// readBackup reads a backup Backup wrote, giving each record in turn to
+// fn (nil: only read), and returns the header and the records read.
+func readBackup(r io.Reader, fn func(backupRecord) error) (backupHeader, int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20) // etcd's values stay under 1.5 MiB
+	var h backupHeader
+	if !sc.Scan() {
+		return h, 0, fmt.Errorf("empty backup %w", sc.Err())
+	}
+	if err := json.Unmarshal(sc.Bytes(), &h); err != nil || h.Format != backupFormat {
+		return h, 0, fmt.Errorf("not an etcd store backup (format %q)", h.Format)
+	}
+	n := 0
+	for sc.Scan() {
+		var rec backupRecord
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Key == "" {
+			return h, n, fmt.Errorf("record %d is damaged", n+1)
+		}
+		n++
+		if fn != nil {
+			if err := fn(rec); err != nil {
+				return h, n, err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return h, n, fmt.Errorf("read the backup: %w", err)
+	}
+	return h, n, nil
+}
+
+// CheckBackup reads a backup Backup wrote, without loading it, and
+// returns how many keys it holds and the revision it was read at.
+func CheckBackup(r io.Reader) (keys int, revision int64, err error) {
+	h, n, err := readBackup(r, nil)
+	return n, h.Revision, err
+}
+
 // Restore loads a backup Backup wrote into prefix, which must be empty,
 // and returns the number of keys written. Each key is created if absent,
 // so a restore racing another one never overwrites it.
@@ -83,15 +121,6 @@ func Restore(ctx context.Context, cli *clientv3.Client, prefix string, r io.Read
 	}
 	if resp.Count != 0 {
 		return 0, fmt.Errorf("%w: %s holds %d keys", ErrNotEmpty, prefix, resp.Count)
-	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	if !sc.Scan() {
-		return 0, fmt.Errorf("enroll: restore into %s: empty backup %w", prefix, sc.Err())
-	}
-	var h backupHeader
-	if err := json.Unmarshal(sc.Bytes(), &h); err != nil || h.Format != backupFormat {
-		return 0, fmt.Errorf("enroll: restore into %s: not an etcd store backup (format %q)", prefix, h.Format)
 	}
 	n := 0
 	var cmps []clientv3.Cmp
@@ -111,24 +140,19 @@ func Restore(ctx context.Context, cli *clientv3.Client, prefix string, r io.Read
 		cmps, ops = cmps[:0], ops[:0]
 		return nil
 	}
-	for sc.Scan() {
-		var rec backupRecord
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil || rec.Key == "" {
-			return n, fmt.Errorf("enroll: restore into %s: record %d is damaged", prefix, n+len(ops)+1)
-		}
+	_, _, err = readBackup(r, func(rec backupRecord) error {
 		k := prefix + rec.Key
 		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(k), "=", 0))
 		ops = append(ops, clientv3.OpPut(k, string(rec.Value)))
 		if len(ops) == restoreBatch {
-			if err := flush(); err != nil {
-				return n, fmt.Errorf("enroll: restore into %s: %w", prefix, err)
-			}
+			return flush()
 		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
 	}
-	if err := sc.Err(); err != nil {
-		return n, fmt.Errorf("enroll: restore into %s: read the backup: %w", prefix, err)
-	}
-	if err := flush(); err != nil {
+	if err != nil {
 		return n, fmt.Errorf("enroll: restore into %s: %w", prefix, err)
 	}
 	return n, nil

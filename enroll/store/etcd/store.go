@@ -64,6 +64,23 @@ type Config struct {
 
 // Open connects to the cluster of cfg and opens the store under its prefix.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
+	cli, err := Dial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := New(ctx, cli, Options{Prefix: cfg.Prefix, RequestTimeout: cfg.RequestTimeout, Log: cfg.Log})
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	s.owned = true
+	return s, nil
+}
+
+// Dial is the etcd client of cfg (its Prefix aside), quiet in the
+// product's log, for Open and for tools that write a prefix before any
+// store opens it (a restore); the caller closes it.
+func Dial(ctx context.Context, cfg Config) (*clientv3.Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, enroll.Invalidf("etcd store: no endpoints")
 	}
@@ -82,13 +99,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enroll: connect to etcd %s: %w", strings.Join(cfg.Endpoints, ","), unavailable(err))
 	}
-	s, err := New(ctx, cli, Options{Prefix: cfg.Prefix, RequestTimeout: cfg.RequestTimeout, Log: cfg.Log})
-	if err != nil {
-		cli.Close()
-		return nil, err
-	}
-	s.owned = true
-	return s, nil
+	return cli, nil
 }
 
 // Options configure New.

@@ -49,15 +49,21 @@ func gatedApp(t *testing.T) (*enrollApp, *unreachableStore, *StoreGate) {
 	t.Helper()
 	var us *unreachableStore
 	var gate *StoreGate
-	a := newEnrollApp(t, func(tu appTuning) {
-		us = &unreachableStore{Store: tu.deps.Store.(*bolt.Store)}
-		tu.deps.Store = us
-		tu.web.Store = us
-		gate = NewStoreGate(StoreGateConfig{Store: us})
-		tu.web.StoreGate = gate
-		tu.web.Directory = pingFunc(func(context.Context) error { return nil })
-	})
+	a := newEnrollApp(t, gateTuning(&us, &gate))
 	return a, us, gate
+}
+
+// gateTuning puts the app's store behind unreachableStore and a store
+// gate, and hands both back through us and gate.
+func gateTuning(us **unreachableStore, gate **StoreGate) func(appTuning) {
+	return func(tu appTuning) {
+		*us = &unreachableStore{Store: tu.deps.Store.(*bolt.Store)}
+		tu.deps.Store = *us
+		tu.web.Store = *us
+		*gate = NewStoreGate(StoreGateConfig{Store: *us})
+		tu.web.StoreGate = *gate
+		tu.web.Directory = pingFunc(func(context.Context) error { return nil })
+	}
 }
 
 // wantStoreDown checks the gate's page: 503, Retry-After, the message in

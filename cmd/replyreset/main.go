@@ -14,6 +14,12 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// runAsService runs the command line under a service manager that started
+// the process and reports ok; it reports false by default: outside Windows
+// a service manager (systemd, docs/replyreset.service) runs `replyreset
+// serve` as an ordinary process. service_windows.go sets it in its init.
+var runAsService = func() (code int, ok bool) { return 0, false }
+
 func main() {
 	if code, ok := runAsService(); ok { // started by the Windows service manager
 		os.Exit(code)

@@ -28,9 +28,11 @@ import (
 // runs in its own process the manager does not check it.
 const serviceName = "ReplyReset"
 
-// runAsService runs the command line as a Windows service when the service
-// manager started the process; ok is false otherwise.
-func runAsService() (code int, ok bool) {
+func init() { runAsService = runWindowsService }
+
+// runWindowsService runs the command line as a Windows service when the
+// service manager started the process; ok is false otherwise.
+func runWindowsService() (code int, ok bool) {
 	isService, err := svc.IsWindowsService()
 	if err != nil || !isService {
 		return 0, false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +113,16 @@ type Option func(*config)
 
 type config struct {
 	lockTimeout time.Duration
+	readOnly    bool
+}
+
+// ReadOnly opens an existing data file without writing to it (a shared
+// lock: other read-only opens may share the file, a running serve's
+// exclusive lock makes Open fail with ErrInUse): no bucket is created, no
+// lease dropped, and every write method fails. For reading a file a
+// stopped serve left, as a migration does.
+func ReadOnly() Option {
+	return func(c *config) { c.readOnly = true }
 }
 
 // WithLockTimeout sets how long Open waits for another process to
@@ -133,14 +144,23 @@ func Open(path string, opts ...Option) (*Store, error) {
 		// bbolt waits forever on 0; a stuck start-up is worse than an error.
 		cfg.lockTimeout = time.Second
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout})
+	if cfg.readOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("enroll: open data file: %w", err)
+		}
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout, ReadOnly: cfg.readOnly})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, inUseError{path}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("enroll: open data file %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	run, init := db.Update, initSchema
+	if cfg.readOnly {
+		run, init = db.View, checkSchema
+	}
+	if err := run(init); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("enroll: data file %s: %w", path, err)
 	}
@@ -163,10 +183,22 @@ func initSchema(tx *bbolt.Tx) error {
 		return fmt.Errorf("drop the leases of a dead process: %w", err)
 	}
 	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keySchema) == nil {
+		return meta.Put(keySchema, u64Bytes(schemaVersion))
+	}
+	return checkSchema(tx)
+}
+
+// checkSchema checks the schema version of a file that has one.
+func checkSchema(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return errors.New("no meta bucket: not a replyreset data file")
+	}
 	v := meta.Get(keySchema)
 	switch {
 	case v == nil:
-		return meta.Put(keySchema, u64Bytes(schemaVersion))
+		return errors.New("no schema version: not a replyreset data file")
 	case len(v) != 8:
 		return fmt.Errorf("schema version is corrupt (%d bytes)", len(v))
 	case bytesU64(v) > schemaVersion:

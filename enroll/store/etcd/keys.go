@@ -4,14 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/replyreset/replyreset/enroll/store/layout"
 )
 
-// Key layout, relative to the store's prefix. One key per record, values
+// Key layout, relative to the store's prefix (the backend-neutral one of
+// enroll/store/layout, which names each kind). One key per record, values
 // JSON (the domain types' own JSON) unless said otherwise; every value is
 // far below etcd's 1.5 MiB request limit (the largest, a queued mail, is
 // bounded at 256 KiB by enroll.CheckQueuedMail).
@@ -46,43 +48,21 @@ import (
 //	api_token_hashes/<hash>  token ID
 //	api_token_names/<name>   ID of the live token of that (lower-cased) name
 const (
-	keySchema = "meta/schema"
-	seqPrefix = "meta/seq/"
+	keySchema = layout.KeySchema
+	seqPrefix = layout.SeqPrefix
 )
 
-// idKey is the zero-padded decimal of an ID, which sorts as the number.
-func idKey(id uint64) string { return fmt.Sprintf("%020d", id) }
+// The encodings of IDs and times in keys and values are layout's.
+var (
+	idKey     = layout.IDKey
+	unixNano  = layout.UnixNano
+	timeKey   = layout.TimeKey
+	parseNano = layout.ParseNano
+)
 
 func parseID(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
-// unixNano is t in Unix nanoseconds, clamped to int64 so that a far-future
-// expiry stays far in the future instead of wrapping.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.After(maxTime):
-		return math.MaxInt64
-	case t.Before(minTime):
-		return math.MinInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	maxTime = time.Unix(0, math.MaxInt64)
-	minTime = time.Unix(0, math.MinInt64)
-)
-
-// timeKey is t as 16 hex digits that sort bytewise in time order (the
-// sign bit flipped, so times before 1970 sort first too).
-func timeKey(t time.Time) string { return fmt.Sprintf("%016x", uint64(unixNano(t))^(1<<63)) }
-
-// nanoVal and parseNano encode a time in a value as decimal Unix ns.
-func nanoVal(t time.Time) []byte { return strconv.AppendInt(nil, unixNano(t), 10) }
-
-func parseNano(v []byte) (int64, bool) {
-	n, err := strconv.ParseInt(string(v), 10, 64)
-	return n, err == nil
-}
+func nanoVal(t time.Time) []byte { return layout.NanoValue(unixNano(t)) }
 
 // decode unmarshals the JSON record v stored under key.
 func decode[T any](key string, v []byte) (T, error) {

@@ -174,6 +174,7 @@ when --config is not given.`,
 		newOutboxCmd(env),
 		newBackupCmd(env),
 		newRestoreCmd(env),
+		newMigrateCmd(env),
 		newAPITokenCmd(env),
 		newVersionCmd(),
 	)

@@ -101,7 +101,7 @@ type ImportOptions struct {
 type ImportResult struct {
 	Header  layout.Header
 	Read    layout.Counts // the records of the stream
-	Written layout.Counts // written (or found written already: meta/schema, an equal meta/seal_key)
+	Written layout.Counts // written (not counted: a meta/schema or meta/seal_key there already, equal)
 	Expired layout.Counts // TTL records that had ended: not written
 	Skipped layout.Counts // live keys and records Rewrite dropped
 	// Values maps each key written to the SHA-256 of its value, for Verify.
@@ -160,9 +160,7 @@ func Import(ctx context.Context, cli *clientv3.Client, prefix string, r io.Reade
 			if !bytes.Equal(v, rec.Value) {
 				return fmt.Errorf("%w: %s holds %s = %q, the stream %q", ErrNotEmpty, prefix, rec.Key, v, rec.Value)
 			}
-			res.Written.Add(rec.Key)
-			res.Values[rec.Key] = sha256.Sum256(rec.Value)
-			return nil
+			return nil // there already, as the stream has it
 		}
 		lease := clientv3.NoLease
 		if life, ttl := rec.TTL(opts.Now); ttl {

@@ -48,6 +48,9 @@ const (
 	KeySchema  = Meta + "schema"   // the layout's version
 	KeySealKey = Meta + "seal_key" // the sealing key's fingerprint
 	SeqPrefix  = Meta + "seq/"     // <name> → decimal last ID given (audit, outbox, mail)
+	// KeyMigration records the migration that filled the store (replyreset
+	// migrate: the source file, its SHA-256, when, the counts written).
+	KeyMigration = Meta + "migration"
 )
 
 // SchemaVersion is the version of this layout, the value of KeySchema.

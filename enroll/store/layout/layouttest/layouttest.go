@@ -191,6 +191,9 @@ func (f *Fixture) Check(t testing.TB, s enroll.Store, sealer *enroll.Sealer) {
 		}
 	}
 	events, err := s.Audit(ctx, enroll.AuditFilter{})
+	if err == nil && len(events) > len(f.Events) {
+		events = events[:len(f.Events)] // events of the copy's own (a migration) follow
+	}
 	if err != nil || !equalJSON(events, f.Events) {
 		errorf("Audit = %+v, %v; want %+v", events, err, f.Events)
 	}
@@ -278,8 +281,8 @@ func (f *Fixture) Check(t testing.TB, s enroll.Store, sealer *enroll.Sealer) {
 
 	// The counters came along: new IDs follow the copied ones.
 	seq, err := s.AppendAudit(ctx, enroll.Event{Time: now, Actor: "cli:test", Action: "check", Outcome: "ok"})
-	if want := f.Events[len(f.Events)-1].Seq + 1; err != nil || seq != want {
-		errorf("AppendAudit after the copy = seq %d, %v; want %d", seq, err, want)
+	if last := f.Events[len(f.Events)-1].Seq; err != nil || seq <= last {
+		errorf("AppendAudit after the copy = seq %d, %v; want one after %d", seq, err, last)
 	}
 	m := f.Message
 	m.ID, m.ProviderID = 0, ""

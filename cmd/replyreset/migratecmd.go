@@ -129,13 +129,9 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 		return fmt.Errorf("-from %s: nothing was migrated: %w", from, err)
 	}
 
-	ec, err := etcdConfig(cfg)
+	cli, err := dialEtcd(ctx, cfg)
 	if err != nil {
 		return err
-	}
-	cli, err := etcd.Dial(ctx, ec)
-	if err != nil {
-		return fmt.Errorf("store.etcd: %w", err)
 	}
 	defer cli.Close()
 	prefix := cfg.Store.Etcd.Prefix
@@ -275,6 +271,20 @@ func (s migrationSource) export(ctx context.Context) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// dialEtcd is a client of store.etcd's cluster, for the commands that
+// write a prefix before a store opens it (restore, migrate).
+func dialEtcd(ctx context.Context, cfg *Config) (*clientv3.Client, error) {
+	ec, err := etcdConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := etcd.Dial(ctx, ec)
+	if err != nil {
+		return nil, fmt.Errorf("store.etcd: %w", err)
+	}
+	return cli, nil
 }
 
 // readMigration reads the prefix's migration marker (nil: none).

@@ -136,13 +136,9 @@ func restoreEtcd(ctx context.Context, env *cmdEnv, cfg *Config, in string, stdou
 	if _, _, err := checkEtcdBackup(in); err != nil {
 		return fmt.Errorf("%s is not an etcd store backup, nothing was changed: %w", in, err)
 	}
-	ec, err := etcdConfig(cfg)
+	cli, err := dialEtcd(ctx, cfg)
 	if err != nil {
 		return err
-	}
-	cli, err := etcd.Dial(ctx, ec)
-	if err != nil {
-		return fmt.Errorf("store.etcd: %w", err)
 	}
 	defer cli.Close()
 	prefix := cfg.Store.Etcd.Prefix

@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/store/layout"
 )
 
 // Fixed-width big-endian encodings. Unsigned keys sort bytewise in numeric
@@ -21,22 +21,8 @@ func u64Bytes(v uint64) []byte {
 
 func bytesU64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 
-// unixNano is t in Unix nanoseconds, clamped to int64 so that a far-future
-// expiry (now + a huge ttl) stays far in the future instead of wrapping.
-func unixNano(t time.Time) int64 {
-	switch {
-	case t.After(maxTime):
-		return math.MaxInt64
-	case t.Before(minTime):
-		return math.MinInt64
-	}
-	return t.UnixNano()
-}
-
-var (
-	maxTime = time.Unix(0, math.MaxInt64)
-	minTime = time.Unix(0, math.MinInt64)
-)
+// unixNano is t in Unix nanoseconds, clamped (layout.UnixNano).
+var unixNano = layout.UnixNano
 
 func appendNano(b []byte, ns int64) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(ns))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,8 +54,22 @@ type migrateOptions struct {
 	force             bool
 }
 
-// migrateTimeout bounds a whole migration.
-const migrateTimeout = 30 * time.Minute
+// migrateTimeout bounds a whole migration, etcdRequestTimeout each of
+// its own requests to the cluster.
+const (
+	migrateTimeout     = 30 * time.Minute
+	etcdRequestTimeout = 30 * time.Second
+)
+
+// standInKey is a random key that seals nothing kept: the dry run's
+// target when store.key_file does not exist yet.
+func standInKey() (*enroll.Sealer, error) {
+	key := make([]byte, 64)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return enroll.NewSealer(key)
+}
 
 // migration is the marker meta/migration (layout.KeyMigration): what
 // filled the prefix, so that migrating the same file again does nothing.
@@ -99,8 +115,16 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 		return err
 	}
 	defer src.close()
-	to, err := enroll.LoadOrCreateKey(cfg.keyFile())
-	if err != nil {
+	// The target's key: created (as serve would) only once the migration
+	// is sure to write; until then a stand-in seals the dry run.
+	to, err := enroll.LoadKey(cfg.keyFile())
+	newKey := errors.Is(err, fs.ErrNotExist)
+	switch {
+	case newKey:
+		if to, err = standInKey(); err != nil {
+			return err
+		}
+	case err != nil:
 		return fmt.Errorf("store.key_file: %w", err)
 	}
 	stream, err := src.export(ctx)
@@ -150,6 +174,17 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 	if _, err := stream.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
+	if newKey {
+		if cfg.Store.KeyFile == "" { // data_dir/replyreset.key: data_dir as serve makes it
+			if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
+				return err
+			}
+		}
+		if to, err = enroll.LoadOrCreateKey(cfg.keyFile()); err != nil {
+			return fmt.Errorf("store.key_file: %w", err)
+		}
+		fmt.Fprintf(stdout, "created the key file %s (key fingerprint %s): copy it to every node\n", cfg.keyFile(), to.Fingerprint())
+	}
 	rs := enroll.NewResealer(src.sealer, to)
 	res, err := etcd.Import(ctx, cli, prefix, stream, etcd.ImportOptions{Rewrite: resealRecord(rs, to), Replace: o.force})
 	switch {
@@ -171,7 +206,9 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 	if err != nil {
 		return err
 	}
-	if _, err := cli.Put(ctx, prefix+layout.KeyMigration, string(marker)); err != nil {
+	pctx, pcancel := context.WithTimeout(ctx, etcdRequestTimeout)
+	defer pcancel()
+	if _, err := cli.Put(pctx, prefix+layout.KeyMigration, string(marker)); err != nil {
 		return fmt.Errorf("record the migration in %s%s: %w", prefix, layout.KeyMigration, err)
 	}
 	b, _, err := openSealedStore(ctx, cfg)
@@ -289,6 +326,8 @@ func dialEtcd(ctx context.Context, cfg *Config) (*clientv3.Client, error) {
 
 // readMigration reads the prefix's migration marker (nil: none).
 func readMigration(ctx context.Context, cli *clientv3.Client, prefix string) (*migration, error) {
+	ctx, cancel := context.WithTimeout(ctx, etcdRequestTimeout)
+	defer cancel()
 	resp, err := cli.Get(ctx, prefix+layout.KeyMigration)
 	if err != nil {
 		return nil, fmt.Errorf("store.etcd: read %s%s: %w", prefix, layout.KeyMigration, err)

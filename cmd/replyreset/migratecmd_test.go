@@ -272,10 +272,10 @@ func TestMigrateRefusesANonEmptyTarget(t *testing.T) {
 // TestMigrateRefusesABadSource: a missing file, a file that is not a
 // bbolt data file, a file a running store holds and a key that is not
 // the file's are each refused with their own clear error, and nothing
-// is written to the prefix.
+// is written to the prefix, nor store.key_file created.
 func TestMigrateRefusesABadSource(t *testing.T) {
 	src := newMigrationSource(t)
-	dst, prefix, cli := etcdTarget(t, src.keyFile)
+	dst, prefix, cli := etcdTarget(t, "") // data_dir/replyreset.key, not there yet
 	junk := filepath.Join(t.TempDir(), "notes.db")
 	writeFile(t, junk, strings.Repeat("not a bbolt file\n", 500))
 	otherKey := filepath.Join(t.TempDir(), "other.key")
@@ -310,8 +310,21 @@ func TestMigrateRefusesABadSource(t *testing.T) {
 			if kvs := prefixKVs(t, cli, prefix); len(kvs) != 0 {
 				t.Errorf("a refused migration wrote %d keys under %s", len(kvs), prefix)
 			}
+			if _, err := os.Stat(filepath.Join(dst.DataDir, "replyreset.key")); err == nil {
+				t.Error("a refused migration created store.key_file")
+			}
 		})
 	}
+	// The good file then migrates, and store.key_file is created for it.
+	r := mustRun(t, "migrate", "-config", dst.Path, "-from", src.path)
+	keyFile := filepath.Join(dst.DataDir, "replyreset.key")
+	wantContains(t, r, r.stdout, "created the key file "+keyFile)
+	to, err := enroll.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, r, r.stdout, "re-sealed with "+keyFile+" (key fingerprint "+to.Fingerprint()+")")
+	checkTarget(t, dst, src, to)
 }
 
 // wantLeases checks that the migrated TTL records (dedupe marks,

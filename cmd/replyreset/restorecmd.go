@@ -120,7 +120,9 @@ func runRestore(ctx context.Context, env *cmdEnv, path, in string, stdout, stder
 const etcdRestoreTimeout = 10 * time.Minute
 
 // restoreEtcd loads an etcd store backup into store.etcd.prefix, which must
-// be empty: a prefix that holds keys is refused, naming it and how many it
+// hold no record (a fresh store's meta/schema aside; etcd.Import: TTL
+// records on leases, ended ones left out): a prefix that holds keys is
+// refused, naming it and how many it
 // holds, and nothing is written (there is no -force: the keys may be a
 // running node's, and deleting them is a decision for etcdctl). Each key
 // is created only if absent, so a node that starts meanwhile makes the

@@ -134,22 +134,8 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 	defer os.Remove(stream.Name())
 	defer stream.Close()
 
-	// The dry run: every record re-sealed, nothing written.
-	dry := enroll.NewResealer(src.sealer, to)
-	want := map[string][sha256.Size]byte{}
-	if _, _, err := layout.Read(stream, func(rec layout.Record) error {
-		// A file that names its key (every file since fingerprints) is
-		// checked against it before any secret is opened.
-		if fp := src.sealer.Fingerprint(); rec.Key == layout.KeySealKey && string(rec.Value) != fp {
-			return fmt.Errorf("-key %s is not the key of this data file: its fingerprint is %s, the file's is %s; "+
-				"give the key file that was in use with it", keyPath, fp, rec.Value)
-		}
-		rec, keep, err := resealRecord(dry, to)(rec)
-		if keep && !layout.Live(rec.Key) && rec.Expires == 0 {
-			want[rec.Key] = sha256.Sum256(rec.Value)
-		}
-		return err
-	}); err != nil {
+	want, err := dryRun(stream, src.sealer, keyPath, to)
+	if err != nil {
 		return fmt.Errorf("-from %s: nothing was migrated: %w", from, err)
 	}
 
@@ -171,9 +157,6 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 			"nothing was migrated: migrate with -force to replace its records", prefix, done.Source, done.SHA256, done.Time.Format(time.RFC3339), from)
 	}
 
-	if _, err := stream.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
 	if newKey {
 		if cfg.Store.KeyFile == "" { // data_dir/replyreset.key: data_dir as serve makes it
 			if err := openDataDir(cfg.DataDir, slog.Default()); err != nil {
@@ -183,12 +166,14 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 		if to, err = enroll.LoadOrCreateKey(cfg.keyFile()); err != nil {
 			return fmt.Errorf("store.key_file: %w", err)
 		}
-		fmt.Fprintf(stdout, "created the key file %s (key fingerprint %s): copy it to every node\n", cfg.keyFile(), to.Fingerprint())
 	}
 	rs := enroll.NewResealer(src.sealer, to)
 	res, err := etcd.Import(ctx, cli, prefix, stream, etcd.ImportOptions{Rewrite: resealRecord(rs, to), Replace: o.force})
 	switch {
 	case errors.Is(err, etcd.ErrNotEmpty) && res.Written.Total() == 0:
+		if newKey {
+			os.Remove(cfg.keyFile()) // made just now for a migration that wrote nothing
+		}
 		return fmt.Errorf("%w; nothing was migrated. Migrate into an empty prefix (set store.etcd.prefix to a new one), "+
 			"or with -force to replace its records (leases/ and leader/ are never touched)", err)
 	case err != nil:
@@ -220,6 +205,43 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 		Detail: fmt.Sprintf("from %s (sha256 %s): %d records into etcd prefix %s", from, sum, res.Written.Total(), prefix)}); err != nil {
 		fmt.Fprintf(stderr, "replyreset migrate: the audit event was not recorded: %v\n", err)
 	}
+	if newKey {
+		fmt.Fprintf(stdout, "created the key file %s (key fingerprint %s): copy it to every node\n", cfg.keyFile(), to.Fingerprint())
+	}
+	printMigration(stdout, stderr, from, sum, prefix, res, rs, cfg.keyFile(), keyPath)
+	return nil
+}
+
+// dryRun reads the exported stream with every record re-sealed from the
+// source's key to to, writing nothing, and returns the SHA-256 of each
+// record an import writes that a later check finds still there (the TTL
+// ones aside). A wrong source key fails here.
+func dryRun(stream io.ReadSeeker, from *enroll.Sealer, keyPath string, to *enroll.Sealer) (map[string][sha256.Size]byte, error) {
+	rs := enroll.NewResealer(from, to)
+	want := map[string][sha256.Size]byte{}
+	_, _, err := layout.Read(stream, func(rec layout.Record) error {
+		// A file that names its key (every file since fingerprints) is
+		// checked against it before any secret is opened.
+		if fp := from.Fingerprint(); rec.Key == layout.KeySealKey && string(rec.Value) != fp {
+			return fmt.Errorf("-key %s is not the key of this data file: its fingerprint is %s, the file's is %s; "+
+				"give the key file that was in use with it", keyPath, fp, rec.Value)
+		}
+		rec, keep, err := resealRecord(rs, to)(rec)
+		if keep && !layout.Live(rec.Key) && rec.Expires == 0 {
+			want[rec.Key] = sha256.Sum256(rec.Value)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	_, err = stream.Seek(0, io.SeekStart)
+	return want, err
+}
+
+// printMigration reports a migration: the counts of each kind read,
+// written and left out, what was read back, and the secrets re-sealed.
+func printMigration(stdout, stderr io.Writer, from, sum, prefix string, res etcd.ImportResult, rs *enroll.Resealer, keyFile, oldKey string) {
 	fmt.Fprintf(stdout, "read from %s (sha256 %s): %s\n", from, sum, res.Read)
 	fmt.Fprintf(stdout, "written into etcd prefix %s: %s\n", prefix, res.Written)
 	if n := res.Expired.Total(); n > 0 {
@@ -228,18 +250,17 @@ func runMigrate(ctx context.Context, env *cmdEnv, o migrateOptions, stdout, stde
 	if n := res.Skipped.Total(); n > 0 {
 		fmt.Fprintf(stdout, "not copied, they belong to a running process: %s\n", res.Skipped)
 	}
-	fmt.Fprintf(stdout, "verified: %d records read back from etcd as written\n", found.Total())
+	fmt.Fprintf(stdout, "verified: %d records read back from etcd as written\n", res.Written.Total())
 	if rs.Same() {
-		fmt.Fprintf(stdout, "secrets: %s seals both stores (key fingerprint %s), nothing to re-seal\n", cfg.keyFile(), to.Fingerprint())
-	} else {
-		fmt.Fprintf(stdout, "secrets: %d re-sealed with %s (key fingerprint %s)\n", rs.Resealed, cfg.keyFile(), to.Fingerprint())
-		if rs.Stale > 0 {
-			fmt.Fprintf(stderr, "replyreset migrate: warning: %d activation links, phone changes and API tokens were issued under the old key: "+
-				"their hashes only match it, so they no longer work; activate those users and issue those API tokens again "+
-				"(or migrate again with store.key_file set to %s)\n", rs.Stale, keyPath)
-		}
+		fmt.Fprintf(stdout, "secrets: %s seals both stores (key fingerprint %s), nothing to re-seal\n", keyFile, rs.To.Fingerprint())
+		return
 	}
-	return nil
+	fmt.Fprintf(stdout, "secrets: %d re-sealed with %s (key fingerprint %s)\n", rs.Resealed, keyFile, rs.To.Fingerprint())
+	if rs.Stale > 0 {
+		fmt.Fprintf(stderr, "replyreset migrate: warning: %d activation links, phone changes and API tokens were issued under the old key: "+
+			"their hashes only match it, so they no longer work; activate those users and issue those API tokens again "+
+			"(or migrate again with store.key_file set to %s)\n", rs.Stale, oldKey)
+	}
 }
 
 // migrationSource is the opened data file and its key.

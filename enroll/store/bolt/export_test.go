@@ -2,7 +2,6 @@ package bolt_test
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -18,17 +17,6 @@ import (
 	"github.com/replyreset/replyreset/enroll/store/layout/layouttest"
 )
 
-func newSealer(t *testing.T) *enroll.Sealer {
-	t.Helper()
-	key := make([]byte, 64)
-	rand.Read(key)
-	s, err := enroll.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestExportLayout: a data file filled with a record of every kind
 // through the store's API exports, read-only, as the layout stream the
 // etcd store reads: the header counts what follows, every kind is there
@@ -42,7 +30,10 @@ func TestExportLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealer := newSealer(t)
+	sealer, err := enroll.LoadOrCreateKey(filepath.Join(filepath.Dir(path), "replyreset.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
 	fx := layouttest.Fill(t, s, sealer, now)
 	if err := s.Close(); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/replyreset/replyreset/enroll/store/etcd"
 	"github.com/replyreset/replyreset/enroll/store/layout"
+	"github.com/replyreset/replyreset/enroll/store/layout/layouttest"
 )
 
 // TestImport: a layout stream goes into a prefix a fresh store opened
@@ -45,22 +46,9 @@ func TestImport(t *testing.T) {
 	add(layout.Messages+"SMdead", layout.NanoValue(now.Add(-time.Second).UnixNano()))
 	add(layout.Leases+"outbox", []byte(`{"holder":"elsewhere"}`))
 	add(layout.Leader+"694d9ab1e7c3", []byte("node-1"))
-	counts := layout.Counts{}
-	for _, r := range recs {
-		counts.Add(r.Key)
-	}
-	var stream bytes.Buffer
-	w, err := layout.NewWriter(&stream, layout.Header{Source: "test", Counts: counts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if err := w.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stream, counts := layouttest.Stream(t, recs)
 
-	res, err := etcd.Import(ctx, cli, prefix, bytes.NewReader(stream.Bytes()), etcd.ImportOptions{})
+	res, err := etcd.Import(ctx, cli, prefix, bytes.NewReader(stream), etcd.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +77,7 @@ func TestImport(t *testing.T) {
 	}
 
 	// Again: refused, nothing written.
-	_, err = etcd.Import(ctx, cli, prefix, bytes.NewReader(stream.Bytes()), etcd.ImportOptions{})
+	_, err = etcd.Import(ctx, cli, prefix, bytes.NewReader(stream), etcd.ImportOptions{})
 	if !errors.Is(err, etcd.ErrNotEmpty) || !strings.Contains(err.Error(), prefix+" holds 265 keys") {
 		t.Errorf("a second import = %v, want ErrNotEmpty naming %s and its 265 keys", err, prefix)
 	}
@@ -100,7 +88,7 @@ func TestImport(t *testing.T) {
 	if _, err := cli.Put(ctx, prefix+layout.Enrollments+"zother", "{}"); err != nil {
 		t.Fatal(err)
 	}
-	res, err = etcd.Import(ctx, cli, prefix, bytes.NewReader(stream.Bytes()), etcd.ImportOptions{Replace: true})
+	res, err = etcd.Import(ctx, cli, prefix, bytes.NewReader(stream), etcd.ImportOptions{Replace: true})
 	if err != nil || !res.Written.Equal(want) {
 		t.Fatalf("Import with Replace = %s, %v", res.Written, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/replyreset/replyreset/enroll/store/layout"
+	"github.com/replyreset/replyreset/enroll/store/layout/layouttest"
 )
 
 // TestStreamRoundTrip: what Writer writes, Read reads back record for
@@ -24,25 +25,9 @@ func TestStreamRoundTrip(t *testing.T) {
 		layout.NewRecord(layout.Sessions+"s", []byte(`{"username":"a","expires_at":"2027-01-15T08:00:00Z"}`)),
 		layout.NewRecord(layout.OutboxDue+"0/"+layout.TimeKey(now)+"/"+layout.IDKey(7), nil),
 	}
-	counts := layout.Counts{}
-	for _, r := range recs {
-		counts.Add(r.Key)
-	}
-	var buf bytes.Buffer
-	w, err := layout.NewWriter(&buf, layout.Header{Source: "test", Counts: counts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range recs {
-		if err := w.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if w.Bytes() != int64(buf.Len()) {
-		t.Errorf("Bytes = %d, wrote %d", w.Bytes(), buf.Len())
-	}
+	stream, counts := layouttest.Stream(t, recs)
 	var got []layout.Record
-	h, read, err := layout.Read(&buf, func(r layout.Record) error { got = append(got, r); return nil })
+	h, read, err := layout.Read(bytes.NewReader(stream), func(r layout.Record) error { got = append(got, r); return nil })
 	if err != nil || h.Format != layout.Format || h.Source != "test" || !read.Equal(counts) || len(got) != len(recs) {
 		t.Fatalf("Read = %+v, %s, %d records, %v", h, read, len(got), err)
 	}

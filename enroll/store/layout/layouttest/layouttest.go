@@ -291,6 +291,30 @@ func (f *Fixture) Check(t testing.TB, s enroll.Store, sealer *enroll.Sealer) {
 	}
 }
 
+// Stream is recs as a layout stream, its header counting them, and the
+// counts.
+func Stream(t testing.TB, recs []layout.Record) ([]byte, layout.Counts) {
+	t.Helper()
+	counts := layout.Counts{}
+	for _, r := range recs {
+		counts.Add(r.Key)
+	}
+	var buf bytes.Buffer
+	w, err := layout.NewWriter(&buf, layout.Header{Source: "test", Counts: counts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w.Bytes() != int64(buf.Len()) {
+		t.Errorf("Writer.Bytes = %d, wrote %d", w.Bytes(), buf.Len())
+	}
+	return buf.Bytes(), counts
+}
+
 // WantCounts checks the counts of a stream or a copy of the fixture:
 // one record or more of every kind, none live.
 func WantCounts(t testing.TB, what string, c layout.Counts) {

@@ -108,7 +108,7 @@ type ImportResult struct {
 	Values map[string][sha256.Size]byte
 }
 
-// importBatch bounds one import transaction: at most importOps keys
+// importOps and importBytes bound one import transaction: at most importOps keys
 // (etcd allows 128 operations per transaction by default) and about
 // importBytes of values (its request limit is 1.5 MiB).
 const (

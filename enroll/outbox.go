@@ -22,7 +22,8 @@ const (
 // sent (a new password, queued before it is set, so that no password is
 // ever set whose message was not durably queued first); canceled is a held
 // message that was never released (the password was not set), its body
-// wiped.
+// wiped. Unknown is a send whose outcome was never recorded (see
+// OutboundMessage.SendStarted): it is final, never sent again.
 const (
 	StatusQueued      = "queued"
 	StatusRetry       = "retry"
@@ -37,6 +38,11 @@ const (
 	StatusOverBudget = "over_budget"
 	StatusHeld       = "held"
 	StatusCanceled   = "canceled"
+	// StatusUnknown: a worker claimed the message and may have handed it
+	// to the provider, then stopped (killed, paused, deposed) before it
+	// recorded what happened, and the provider could not say; the message
+	// is not sent again (gateway/outbox decides which purposes are).
+	StatusUnknown = "unknown"
 )
 
 // Outbound priorities: lower runs first.
@@ -69,10 +75,17 @@ type OutboundMessage struct {
 	// (a RESET's password, charged before the password was set, since a
 	// password that could not be texted must not be set); the outbox does
 	// not charge it again.
-	Prepaid   bool      `json:"prepaid,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Prepaid   bool   `json:"prepaid,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// SendStarted is set by the claim that precedes a send and cleared
+	// when that send's outcome is recorded: a pending message that still
+	// has it once its claim ran out was perhaps accepted by the provider
+	// (the worker stopped between the send and the record), so it must
+	// not be sent again blindly. An unknown message keeps it: the time of
+	// the send in doubt.
+	SendStarted time.Time `json:"send_started,omitzero"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
 }
 
 // Pending reports whether the message still waits to be sent.

@@ -197,7 +197,7 @@ func CheckMessage(m OutboundMessage) error {
 func validStatus(s string) bool {
 	switch s {
 	case StatusQueued, StatusRetry, StatusSent, StatusDelivered, StatusUndelivered,
-		StatusFailed, StatusRejected, StatusExpired, StatusOverBudget, StatusHeld, StatusCanceled:
+		StatusFailed, StatusRejected, StatusExpired, StatusOverBudget, StatusHeld, StatusCanceled, StatusUnknown:
 		return true
 	}
 	return false

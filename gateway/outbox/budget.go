@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/replyreset/replyreset/enroll"
@@ -42,16 +43,16 @@ type Ticket struct {
 	Keys []string
 }
 
-// admit asks the budget whether claimed may leave (a Prepaid message was
-// charged when it was queued and always may). When it may not, the
-// message ends with status over_budget and stop is true.
+// admit asks the budget whether m, about to be claimed, may leave (a
+// Prepaid message was charged when it was queued and always may). When it
+// may not, the message ends with status over_budget and stop is true.
 func (o *Outbox) admit(ctx context.Context, m enroll.OutboundMessage) (t Ticket, stop bool, oc outcome) {
 	if o.opt.Budget == nil || m.Prepaid {
 		return Ticket{}, false, outcomeDone
 	}
 	t, err := o.opt.Budget.Admit(ctx, Send{To: m.To, Kind: m.Kind, Purpose: m.Purpose, Username: m.Username})
 	if err != nil {
-		// The claim stands: the message is tried again after it.
+		// Nothing is claimed: the message is tried again at the next pass.
 		o.log.ErrorContext(ctx, "outbox: cannot check the SMS budget", o.attrs(m, "err", err)...)
 		return Ticket{}, true, outcomeHeld
 	}
@@ -63,9 +64,15 @@ func (o *Outbox) admit(ctx context.Context, m enroll.OutboundMessage) (t Ticket,
 		why = "the number's country is not in sms.allowed_countries"
 	}
 	err = o.store.UpdateMessage(ctx, m.ID, func(c *enroll.OutboundMessage) error {
+		if !c.Pending() || !c.SendStarted.Equal(m.SendStarted) {
+			return errUnchanged // settled or claimed since it was read (admit comes before the claim)
+		}
 		c.Status, c.LastError, c.UpdatedAt = enroll.StatusOverBudget, why, o.opt.Now()
 		return nil
 	})
+	if errors.Is(err, errUnchanged) {
+		return t, true, outcomeDone // a refused send charged nothing
+	}
 	if err != nil {
 		o.log.ErrorContext(ctx, "outbox: cannot record a message refused by the budget", o.attrs(m, "err", err)...)
 		return t, true, outcomeHeld

@@ -41,11 +41,9 @@ func (s *Store) sessionLease(ctx context.Context) (clientv3.LeaseID, error) {
 			return s.sess.Lease(), nil
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	resp, err := s.cli.Grant(rctx, sessionTTL)
+	resp, err := s.grant(ctx, sessionTTL)
 	if err != nil {
-		return clientv3.NoLease, fmt.Errorf("open an etcd session: %w", s.clientErr(ctx, err))
+		return clientv3.NoLease, fmt.Errorf("open an etcd session: %w", err)
 	}
 	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(resp.ID), concurrency.WithTTL(sessionTTL))
 	if err != nil {
@@ -187,12 +185,10 @@ func (l *ttlLeases) lease(ctx context.Context, d time.Duration) (clientv3.LeaseI
 	if g, ok := l.leases[c]; ok && g.expires.Sub(now) >= d+time.Minute {
 		return g.id, nil
 	}
-	rctx, cancel := context.WithTimeout(ctx, l.s.timeout)
-	defer cancel()
 	ttl := 2 * c
-	resp, err := l.s.cli.Grant(rctx, int64(ttl/time.Second))
+	resp, err := l.s.grant(ctx, int64(ttl/time.Second))
 	if err != nil {
-		return clientv3.NoLease, fmt.Errorf("grant an etcd lease: %w", l.s.clientErr(ctx, err))
+		return clientv3.NoLease, fmt.Errorf("grant an etcd lease: %w", err)
 	}
 	if l.leases == nil {
 		l.leases = map[time.Duration]grantedLease{}

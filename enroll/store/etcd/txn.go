@@ -1,6 +1,7 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"sort"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -173,7 +175,7 @@ func (t *tx) commit() error {
 			ops = append(ops, clientv3.OpPut(t.s.prefix+k, string(w.val)))
 		}
 	}
-	resp, err := t.s.kvTxn(t.ctx, cmps, ops, orElse)
+	resp, err := t.send(cmps, ops, orElse)
 	if err != nil {
 		return err
 	}
@@ -188,6 +190,116 @@ func (t *tx) commit() error {
 		}
 	}
 	return errConflict
+}
+
+// send sends the commit's transaction, again after an attempt that failed
+// for want of an answer (the member was killed, the leader changed, the
+// attempt timed out: retryable), within the request timeout. Such an
+// attempt may have been applied all the same: a retry of a
+// create-if-absent would then find its own key and report a duplicate, an
+// append would append twice. The retry's compares keep it from applying
+// on top of an earlier attempt that was (the keys it read have changed);
+// when a retry compares false, landed checks whether an earlier attempt
+// is what changed them, and if so the commit is that attempt's. A commit
+// that reads nothing only puts and deletes: applied twice, it leaves what
+// applied once does.
+func (t *tx) send(cmps []clientv3.Cmp, ops, orElse []clientv3.Op) (*clientv3.TxnResponse, error) {
+	deadline := time.Now().Add(t.s.timeout)
+	doubt := false // an earlier attempt got no answer: it may have been applied
+	for n := 0; ; n++ {
+		resp, err := attempt(t.s, t.ctx, deadline, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return t.s.cli.Txn(ctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+		})
+		if err == nil && (resp.Succeeded || !doubt) {
+			return resp, nil
+		}
+		if err == nil {
+			// Compared false after a doubtful attempt: the keys changed,
+			// perhaps by that very attempt.
+			rev, lerr := t.landed(deadline)
+			switch {
+			case lerr != nil:
+				return nil, t.s.clientErr(t.ctx, lerr) // applied or not, nobody can say
+			case rev != 0:
+				return &clientv3.TxnResponse{Succeeded: true, Header: &etcdserverpb.ResponseHeader{Revision: rev}}, nil
+			}
+			return resp, nil
+		}
+		if !retryable(t.ctx, err) || !pause(t.ctx, deadline, n) {
+			return nil, t.s.clientErr(t.ctx, err)
+		}
+		doubt = true
+	}
+}
+
+// landed reports the revision at which an earlier attempt of this commit
+// was applied, or 0 when none was (yet: an attempt lost with a dead leader
+// may still be applied later, which the compares of the next attempt
+// detect). An attempt was applied at revision R if every key it puts was
+// written at R with the attempt's value: a revision is one transaction, so
+// only a transaction writing the very same bytes to the very same keys
+// could pass for this one (two deliveries of one SID marked at the same
+// nanosecond, which are one delivery). R is found as the revision of a put
+// key that still holds the value; the keys are then read as of R, so that
+// a write since (a counter bumped by the next append) does not hide it. A
+// commit of deletes only is idempotent and never landed: it is sent again.
+func (t *tx) landed(deadline time.Time) (int64, error) {
+	var puts []string
+	for _, k := range t.order {
+		if t.puts[k].val != nil {
+			puts = append(puts, k)
+		}
+	}
+	if len(puts) == 0 {
+		return 0, nil
+	}
+	read := func(rev int64) (*clientv3.TxnResponse, error) {
+		gets := make([]clientv3.Op, len(puts))
+		for i, k := range puts {
+			gets[i] = clientv3.OpGet(t.s.prefix+k, clientv3.WithRev(rev))
+		}
+		var resp *clientv3.TxnResponse
+		var err error
+		for n := 0; ; n++ {
+			resp, err = attempt(t.s, t.ctx, deadline, func(ctx context.Context) (*clientv3.TxnResponse, error) {
+				return t.s.cli.Txn(ctx).Then(gets...).Commit()
+			})
+			if err == nil || !retryable(t.ctx, err) || !pause(t.ctx, deadline, n) {
+				return resp, err
+			}
+		}
+	}
+	ours := func(resp *clientv3.TxnResponse, i int) *mvccpb.KeyValue {
+		kvs := resp.Responses[i].GetResponseRange().Kvs
+		if len(kvs) == 1 && bytes.Equal(kvs[0].Value, t.puts[puts[i]].val) && kvs[0].ModRevision > t.rev {
+			return kvs[0]
+		}
+		return nil
+	}
+	now, err := read(0)
+	if err != nil {
+		return 0, err
+	}
+	var rev int64
+	for i := range puts {
+		if kv := ours(now, i); kv != nil {
+			rev = kv.ModRevision
+			break
+		}
+	}
+	if rev == 0 {
+		return 0, nil
+	}
+	then, err := read(rev)
+	if err != nil {
+		return 0, err
+	}
+	for i := range puts {
+		if kv := ours(then, i); kv == nil || kv.ModRevision != rev {
+			return 0, nil
+		}
+	}
+	return rev, nil
 }
 
 // maxAttempts bounds the retries of a transaction that keeps conflicting.
@@ -260,26 +372,91 @@ func (s *Store) view(ctx context.Context, fn func(*tx) error) error {
 	return nil
 }
 
-// kvGet is one Get bounded by the request timeout.
+// kvGet is one Get, tried again after an attempt that got no answer (a
+// read changes nothing, so it is always safe to repeat), within the
+// request timeout.
 func (s *Store) kvGet(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	resp, err := s.cli.Get(rctx, key, opts...)
-	if err != nil {
-		return nil, s.clientErr(ctx, err)
-	}
-	return resp, nil
+	return retried(s, ctx, func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return s.cli.Get(ctx, key, opts...)
+	})
 }
 
-// kvTxn is one Txn bounded by the request timeout.
-func (s *Store) kvTxn(ctx context.Context, cmps []clientv3.Cmp, ops, orElse []clientv3.Op) (*clientv3.TxnResponse, error) {
-	rctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
-	if err != nil {
-		return nil, s.clientErr(ctx, err)
+// grant grants an etcd lease of ttl seconds, tried again after an attempt
+// that got no answer: a grant applied twice only leaves an unused lease,
+// which expires with its TTL.
+func (s *Store) grant(ctx context.Context, ttl int64) (*clientv3.LeaseGrantResponse, error) {
+	return retried(s, ctx, func(ctx context.Context) (*clientv3.LeaseGrantResponse, error) {
+		return s.cli.Grant(ctx, ttl)
+	})
+}
+
+// retried runs the repeatable request op until it succeeds, fails for a
+// reason a retry cannot cure, or the request timeout passes, and maps its
+// error (clientErr).
+func retried[R any](s *Store, ctx context.Context, op func(context.Context) (R, error)) (R, error) {
+	deadline := time.Now().Add(s.timeout)
+	for n := 0; ; n++ {
+		resp, err := attempt(s, ctx, deadline, op)
+		if err == nil {
+			return resp, nil
+		}
+		if !retryable(ctx, err) || !pause(ctx, deadline, n) {
+			return resp, s.clientErr(ctx, err)
+		}
 	}
-	return resp, nil
+}
+
+// attemptTimeout bounds one attempt of a request. The request timeout
+// (5 s by default) is the time a caller waits before it is told the
+// cluster does not answer; one attempt gets a fraction of it, so that a
+// request stuck on a member that was just killed, or on a follower whose
+// leader died (the proposal is lost with it), is sent again, to a live
+// member or to the new leader (an election takes about a second), before
+// the caller gives up. Without it the first write after the raft leader
+// died took the whole request timeout and failed although two members of
+// three lived (OneMemberDown/RaftLeader).
+const (
+	attemptTimeout    = time.Second
+	minAttemptTimeout = 250 * time.Millisecond
+)
+
+// attempt runs op once, bounded by a share of the request timeout and by
+// deadline, the end of the whole request.
+func attempt[R any](s *Store, ctx context.Context, deadline time.Time, op func(context.Context) (R, error)) (R, error) {
+	d := min(max(s.timeout/4, minAttemptTimeout), attemptTimeout, time.Until(deadline))
+	actx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return op(actx)
+}
+
+// pause waits before retry n+1 (25 ms, doubled each time, at most 200 ms,
+// jittered) and reports false when the wait would pass deadline or ctx
+// ended: then the request fails.
+func pause(ctx context.Context, deadline time.Time, n int) bool {
+	d := min(25*time.Millisecond<<min(n, 3), 200*time.Millisecond)
+	d = d/2 + rand.N(d/2+1)
+	if time.Until(deadline) <= d {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retryable reports whether err, of one attempt, says that the cluster did
+// not answer in time (the attempt's own timeout, a member unreachable, no
+// leader or a leader change): another attempt may get through. A caller
+// whose ctx ended, and every answer of the cluster, are final.
+func retryable(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	return errors.Is(unavailable(err), ErrUnavailable)
 }
 
 // errLeaseGone: a TTL record was written on an etcd lease that has just

@@ -27,11 +27,11 @@ func (o *Outbox) deliver(ctx context.Context, m enroll.OutboundMessage) outcome 
 	// worker deposed while it checks the budget has claimed nothing.
 	var ticket Ticket
 	if m.Kind != enroll.KindRedact {
-		var stop bool
-		var oc outcome
-		if ticket, stop, oc = o.admit(ctx, m); stop {
+		t, stop, oc := o.admit(ctx, m)
+		if stop {
 			return oc
 		}
+		ticket = t
 	}
 	now := o.opt.Now()
 	lease := o.backoff(m.Attempts + 1)

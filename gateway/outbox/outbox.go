@@ -81,14 +81,16 @@ func (o *Options) defaults() {
 // Outbox is the durable outbox worker: it sends the queued messages, in
 // priority order, and records what became of each.
 //
-// Delivery is at least once. Before calling the provider the worker claims
-// the message in the store: one more attempt counted, the next attempt
-// moved past a backoff delay, status still queued or retry. If the process
-// dies during the call, the message is therefore sent again after that
-// delay, and a message that keeps killing the process still expires after
-// MaxAttempts. The price is a rare duplicate when the provider accepted a
-// message whose outcome was never recorded; a code sent twice is harmless,
-// a code never sent is a user locked out.
+// Before calling the provider the worker claims the message in the store:
+// one more attempt counted, the next attempt moved past a backoff delay, a
+// send mark set (SendStarted), status still queued or retry. If the worker
+// stops during the call (the process dies, or the leader is paused and
+// deposed, so its write is fenced), the claim runs out with the mark still
+// set, and the next worker does not send it again blindly: it asks the
+// provider (SentFinder) whether the message left, and when the provider
+// cannot say, only codes and passwords are sent again (a second code is
+// harmless, a lost one locks the user out), while a lockout alert or a
+// notice ends unknown rather than be texted twice (settleUnknown).
 //
 // Only one Run is active per store: it runs while it holds the worker's
 // lease in the store, so a second Run (in this process or on another

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -30,17 +31,22 @@ func (p sendsOnly) Call(ctx context.Context, to, say, lang string) (outbox.Recei
 	return p.s.Call(ctx, to, say, lang)
 }
 
-// pausedAfterSend is term 1's sender: the real send goes out, then the
-// leader "pauses" past its term (depose deletes the election key) before
-// the worker records the outcome, so that its write is fenced.
-type pausedAfterSend struct {
+// pausedMidSend is term 1's sender: the real send goes out (or, with
+// skip, the leader stops just before it), then the leader "pauses" past
+// its term (depose deletes the election key) before the worker records
+// the outcome, so that its write is fenced.
+type pausedMidSend struct {
 	outbox.Sender
+	skip   bool
 	depose func()
 	sent   chan outbox.Receipt
 }
 
-func (p pausedAfterSend) SendSMS(ctx context.Context, to, body string) (outbox.Receipt, error) {
-	r, err := p.Sender.SendSMS(ctx, to, body)
+func (p pausedMidSend) SendSMS(ctx context.Context, to, body string) (outbox.Receipt, error) {
+	r, err := outbox.Receipt{}, error(&outbox.SendError{Message: "paused before the send"})
+	if !p.skip {
+		r, err = p.Sender.SendSMS(ctx, to, body)
+	}
 	p.depose()
 	p.sent <- r
 	return r, err
@@ -173,39 +179,52 @@ func (r *unknownRig) run(ctx context.Context, store outbox.Store, sender outbox.
 // store: term 1's worker claims a message and Twilio accepts it, then the
 // leader is deposed before it records the outcome, so its write is fenced
 // (ErrFenced) and the message keeps its claim and its send mark. Term 2's
-// worker finds the claim run out: a lockout alert is never texted twice
-// (exactly one SMS at the fake; the message ends unknown, audited); a
-// password, whose loss would leave the user without one, is sent again.
+// worker finds the claim run out. When the sender can ask Twilio
+// (twilio.Sender.FindSent), the message found there is recorded as sent,
+// with the first send's SID: one SMS. When it cannot, a lockout alert is
+// not texted again (one SMS; the message ends unknown), while a password,
+// whose loss would leave the user without one, is (two SMS). And a claim
+// whose send never left is found missing at Twilio and sent: one SMS.
+// Each settlement of a doubt is audited, without the number or the body.
 func TestSendOutcomeUnknownAfterDeposedLeader(t *testing.T) {
 	r := newUnknownRig(t)
 	cases := []struct {
-		purpose, to, body string
-		wantStatus        string
-		wantSMS           int
-		wantAudit         string
+		name, purpose, to, body string
+		lookup                  bool // term 2's sender can ask Twilio
+		skip                    bool // term 1 stops before the send
+		wantStatus              string
+		wantSMS                 int
+		wantAudit               string // "": no audit event
+		wantFirstSID            bool   // recorded under term 1's send
 	}{
-		{"lockout", "+15550007001", "Your account jdoe was locked at 10:42. Reply UNLOCK to unlock it.",
-			enroll.StatusUnknown, 1, "unknown"},
-		{"password", "+15550007002", "Your new password is Tulip-Canoe-42",
-			enroll.StatusSent, 2, "resent"},
+		{"lockout/no-lookup", "lockout", "+15550007001", "Your account jdoe was locked at 10:42. Reply UNLOCK to unlock it.",
+			false, false, enroll.StatusUnknown, 1, "unknown", false},
+		{"password/no-lookup", "password", "+15550007002", "Your new password is Tulip-Canoe-42",
+			false, false, enroll.StatusSent, 2, "resent", false},
+		{"lockout/found-at-twilio", "lockout", "+15550007003", "Your account asmith was locked at 10:43. Reply UNLOCK to unlock it.",
+			true, false, enroll.StatusSent, 1, "found", true},
+		{"lockout/never-sent", "lockout", "+15550007004", "Your account bdoe was locked at 10:44. Reply UNLOCK to unlock it.",
+			true, true, enroll.StatusSent, 1, "", false},
 	}
 	for _, tc := range cases {
-		t.Run(tc.purpose, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			id := r.enqueue(tc.purpose, tc.to, tc.body)
 			logs1, logs2 := &testkit.LockedBuffer{}, &testkit.LockedBuffer{}
 
-			// Term 1: the send goes out, the outcome write is fenced.
+			// Term 1: the send goes out (or not), the outcome write is fenced.
 			sent := make(chan outbox.Receipt, 1)
-			sender1 := pausedAfterSend{Sender: sendsOnly{testkit.TwilioSender(t, r.fake, nil, nil)}, depose: r.depose, sent: sent}
+			sender1 := pausedMidSend{Sender: sendsOnly{testkit.TwilioSender(t, r.fake, nil, nil)}, skip: tc.skip,
+				depose: r.depose, sent: sent}
 			stop1 := r.run(r.term("node-1"), term1Store{r.store1}, sender1, logs1)
 			var first outbox.Receipt
 			select {
 			case first = <-sent:
 			case <-time.After(20 * time.Second):
-				t.Fatalf("term 1 never sent the message; logs:\n%s", logs1)
+				t.Fatalf("term 1 never reached the send; logs:\n%s", logs1)
 			}
 			testkit.Eventually(t, "term 1's outcome write to fail", func() bool {
-				return strings.Contains(logs1.String(), "sent, but the result cannot be recorded")
+				l := logs1.String()
+				return strings.Contains(l, "the result cannot be recorded") || strings.Contains(l, "cannot record a failed send")
 			})
 			stop1()
 			if !strings.Contains(logs1.String(), "fenced") {
@@ -217,7 +236,11 @@ func TestSendOutcomeUnknownAfterDeposedLeader(t *testing.T) {
 			}
 
 			// Term 2: another node finds the claim run out.
-			stop2 := r.run(r.term("node-2"), r.store2, sendsOnly{testkit.TwilioSender(t, r.fake, nil, nil)}, logs2)
+			var sender2 outbox.Sender = testkit.TwilioSender(t, r.fake, nil, nil)
+			if !tc.lookup {
+				sender2 = sendsOnly{sender2}
+			}
+			stop2 := r.run(r.term("node-2"), r.store2, sender2, logs2)
 			testkit.Eventually(t, "term 2 to settle the message", func() bool { return !r.message(id).Pending() })
 			stop2()
 			m = r.message(id)
@@ -227,31 +250,40 @@ func TestSendOutcomeUnknownAfterDeposedLeader(t *testing.T) {
 			if got := r.accepted(tc.to); len(got) != tc.wantSMS {
 				t.Errorf("the fake accepted %d SMS for %s; want %d", len(got), tc.to, tc.wantSMS)
 			}
-			switch tc.wantStatus {
-			case enroll.StatusUnknown:
+			switch {
+			case tc.wantStatus == enroll.StatusUnknown:
 				if m.SendStarted.IsZero() || !strings.Contains(m.LastError, "unknown") || m.ProviderID != "" {
 					t.Errorf("unknown message = %+v; want its send mark kept and the reason in LastError", m)
 				}
-			case enroll.StatusSent:
+			case tc.wantFirstSID:
+				if m.ProviderID != first.ProviderID || !m.SendStarted.IsZero() {
+					t.Errorf("message = %+v; want term 1's SID %s, no send mark", m, first.ProviderID)
+				}
+			default:
 				if m.ProviderID == "" || m.ProviderID == first.ProviderID || !m.SendStarted.IsZero() {
-					t.Errorf("resent message = %+v; want the second send's SID (the first was %s), no send mark", m, first.ProviderID)
+					t.Errorf("message = %+v; want a new send's SID, no send mark", m)
 				}
 			}
 			evs, err := r.store2.Audit(t.Context(), enroll.AuditFilter{Action: "send_unknown"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := 0
+			var mine []enroll.Event
 			for _, ev := range evs {
-				if strings.Contains(ev.Detail, tc.purpose+" sms message") {
-					n++
-					if ev.Outcome != tc.wantAudit || strings.Contains(ev.Detail, tc.to) || strings.Contains(ev.Detail, tc.body) {
-						t.Errorf("audit event = %+v; want outcome %s, no number, no body", ev, tc.wantAudit)
-					}
+				if strings.Contains(ev.Detail, fmt.Sprintf("sms message %d,", id)) {
+					mine = append(mine, ev)
 				}
 			}
-			if n != 1 {
-				t.Errorf("%d send_unknown audit events for the %s message; want 1", n, tc.purpose)
+			switch {
+			case tc.wantAudit == "" && len(mine) != 0:
+				t.Errorf("audit events %+v; want none", mine)
+			case tc.wantAudit != "" && (len(mine) != 1 || mine[0].Outcome != tc.wantAudit):
+				t.Errorf("audit events %+v; want one, outcome %s", mine, tc.wantAudit)
+			}
+			for _, ev := range mine {
+				if strings.Contains(ev.Detail, tc.to) || strings.Contains(ev.Detail, tc.body) {
+					t.Errorf("audit event %+v holds the number or the body", ev)
+				}
 			}
 			if logs := logs1.String() + logs2.String(); strings.Contains(logs, tc.body) || strings.Contains(logs, tc.to) {
 				t.Errorf("the logs hold the body or the number:\n%s", logs)

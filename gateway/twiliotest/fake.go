@@ -24,6 +24,7 @@ import (
 //	POST /2010-04-01/Accounts/{AccountSid}/Messages.json        create an SMS
 //	POST /2010-04-01/Accounts/{AccountSid}/Calls.json           create a call
 //	POST /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json  update (Body="" redacts)
+//	GET  /2010-04-01/Accounts/{AccountSid}/Messages.json?To=...  the messages sent to a number, newest first
 //	GET  /2010-04-01/Accounts/{AccountSid}.json                 fetch the account
 //	GET  /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json?PhoneNumber=...
 //	                                                            the account's numbers (SetOwnedNumbers)
@@ -313,6 +314,9 @@ func (f *Fake) get(r *http.Request) (int, any) {
 	if m := numbersPath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID {
 		return f.listNumbers(r.URL.Query())
 	}
+	if m := createPath.FindStringSubmatch(r.URL.Path); m != nil && m[1] == f.AccountSID && m[2] == "Messages" {
+		return f.listMessages(r.URL.Query())
+	}
 	return errorBody(twilioError{http.StatusNotFound, 20404,
 		"The requested resource " + r.URL.Path + " was not found"})
 }
@@ -361,6 +365,28 @@ func (f *Fake) listNumbers(q url.Values) (int, any) {
 	uri := f.base() + "/IncomingPhoneNumbers.json?" + q.Encode()
 	return http.StatusOK, map[string]any{
 		"incoming_phone_numbers": list, "page": 0, "page_size": pageSize, "start": 0, "end": max(len(list)-1, 0),
+		"first_page_uri": uri, "previous_page_uri": nil, "next_page_uri": nil, "uri": uri,
+	}
+}
+
+// listMessages is one page of the SMS accepted for To (and From, when
+// given), newest first, as Twilio lists an account's messages.
+func (f *Fake) listMessages(q url.Values) (int, any) {
+	pageSize := 50
+	if n, err := strconv.Atoi(q.Get("PageSize")); err == nil && n > 0 {
+		pageSize = min(n, 1000)
+	}
+	list := []any{}
+	for i := len(f.resources) - 1; i >= 0 && len(list) < pageSize; i-- {
+		res := f.resources[i]
+		if res.Kind != "sms" || (q.Get("To") != "" && res.To != q.Get("To")) || (q.Get("From") != "" && res.From != q.Get("From")) {
+			continue
+		}
+		list = append(list, f.messageJSON(res))
+	}
+	uri := f.base() + "/Messages.json?" + q.Encode()
+	return http.StatusOK, map[string]any{
+		"messages": list, "page": 0, "page_size": pageSize, "start": 0, "end": max(len(list)-1, 0),
 		"first_page_uri": uri, "previous_page_uri": nil, "next_page_uri": nil, "uri": uri,
 	}
 }

@@ -149,7 +149,8 @@ func (p *slowReplies) answer(c, up net.Conn) {
 // again; the retry finds the keys changed, and must recognise its own
 // earlier attempt rather than report what it sees. A new SID marked this
 // way is new (and a duplicate after), an appended audit event is there
-// once, a message updated with Attempts++ has one attempt more.
+// once, a message updated with Attempts++ has one attempt more; and a SID
+// another node marked first is still a duplicate.
 func TestWriteWhoseReplyWasLost(t *testing.T) {
 	c := etcdlab.Shared(t)
 	direct := c.Client(t)
@@ -227,6 +228,19 @@ func TestWriteWhoseReplyWasLost(t *testing.T) {
 	}
 	if again, err := s.MarkMessage(ctx, "SMlost", t0, time.Hour); err != nil || again {
 		t.Errorf("MarkMessage of the same SID again = %v, %v; want false (a duplicate), nil", again, err)
+	}
+
+	// Another node marked a SID first: a retry in doubt must not take that
+	// write for its own.
+	if mine, err := look.MarkMessage(ctx, "SMother", t0.Add(time.Second), time.Hour); err != nil || !mine {
+		t.Fatalf("MarkMessage on the other node = %v, %v", mine, err)
+	}
+	lost("MarkMessage of a SID another node marked", "messages/SMother", func() (err error) {
+		first, err = s.MarkMessage(ctx, "SMother", t0, time.Hour)
+		return err
+	}, exists(prefix+"messages/SMother"))
+	if first {
+		t.Error("MarkMessage of a SID another node had marked said new: the retry took the other's write for its own")
 	}
 
 	var seq uint64

@@ -381,6 +381,19 @@ func (s *Store) kvGet(ctx context.Context, key string, opts ...clientv3.OpOption
 	})
 }
 
+// kvTxn is one Txn bounded by the request timeout, never sent again: for
+// callers that handle an unanswered transaction themselves (an import's
+// batches). A commit retries through send instead.
+func (s *Store) kvTxn(ctx context.Context, cmps []clientv3.Cmp, ops, orElse []clientv3.Op) (*clientv3.TxnResponse, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
+	if err != nil {
+		return nil, s.clientErr(ctx, err)
+	}
+	return resp, nil
+}
+
 // grant grants an etcd lease of ttl seconds, tried again after an attempt
 // that got no answer: a grant applied twice only leaves an unused lease,
 // which expires with its TTL.

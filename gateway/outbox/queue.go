@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,25 +61,53 @@ func (q *Queue) Enqueue(ctx context.Context, m enroll.OutboundMessage, body stri
 	return id, err
 }
 
-// Reseal replaces the body of held message id (after the directory
-// refused the password it carried).
-func (q *Queue) Reseal(ctx context.Context, id uint64, body string) error {
-	sealed := sealBody(q.sealer, body)
+// ErrNotHeld is the answer of Reseal, Replace, Release and Cancel for a
+// message that is no longer held: someone else (the RESET that wrote it,
+// or the held-message recovery of this or another node) already released
+// or canceled it. Each held message is acted on once: the check and the
+// change are one store transaction.
+var ErrNotHeld = errors.New("outbox: the message is no longer held")
+
+// updateHeld changes held message id with fn in one store transaction,
+// or returns an error wrapping ErrNotHeld when it is no longer held.
+func (q *Queue) updateHeld(ctx context.Context, id uint64, fn func(m *enroll.OutboundMessage)) error {
 	return q.store.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
 		if m.Status != enroll.StatusHeld {
-			return fmt.Errorf("gateway: held message %d is %s", id, m.Status)
+			return fmt.Errorf("message %d is %s: %w", id, m.Status, ErrNotHeld)
 		}
-		m.Sealed, m.UpdatedAt = sealed, q.now()
+		fn(m)
 		return nil
 	})
 }
 
+// Reseal replaces the body of held message id (after the directory
+// refused the password it carried).
+func (q *Queue) Reseal(ctx context.Context, id uint64, body string) error {
+	sealed := sealBody(q.sealer, body)
+	return q.updateHeld(ctx, id, func(m *enroll.OutboundMessage) { m.Sealed, m.UpdatedAt = sealed, q.now() })
+}
+
 // Release queues held message id for sending now and wakes the worker.
 func (q *Queue) Release(ctx context.Context, id uint64) error {
+	return q.release(ctx, id, nil)
+}
+
+// Replace replaces the body of held message id and queues it for sending
+// now, in one transaction (the held-message recovery's "your reset did
+// not finish", instead of a password that was never set).
+func (q *Queue) Replace(ctx context.Context, id uint64, body string) error {
+	sealed := sealBody(q.sealer, body)
+	return q.release(ctx, id, sealed)
+}
+
+// release queues held message id, its body replaced by sealed unless nil.
+func (q *Queue) release(ctx context.Context, id uint64, sealed []byte) error {
 	now := q.now()
-	err := q.store.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
+	err := q.updateHeld(ctx, id, func(m *enroll.OutboundMessage) {
+		if sealed != nil {
+			m.Sealed = sealed
+		}
 		m.Status, m.NextAttempt, m.UpdatedAt = enroll.StatusQueued, now, now
-		return nil
 	})
 	if err != nil {
 		return err
@@ -91,9 +120,8 @@ func (q *Queue) Release(ctx context.Context, id uint64) error {
 // happened instead.
 func (q *Queue) Cancel(ctx context.Context, id uint64, why string) error {
 	wiped := q.sealer.Seal(nil, SealPurpose)
-	return q.store.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
+	return q.updateHeld(ctx, id, func(m *enroll.OutboundMessage) {
 		m.Status, m.Sealed, m.LastError, m.UpdatedAt = enroll.StatusCanceled, wiped, why, q.now()
-		return nil
 	})
 }
 

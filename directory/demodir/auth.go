@@ -164,7 +164,7 @@ func complexEnough(pw, account string) bool {
 
 // setPassword gives e a new password (already checked).
 func setPassword(e *entry, pw string, now time.Time) {
-	e.pw = hashPassword(pw)
+	e.pw, e.pwSet = hashPassword(pw), now
 	e.setInt("pwdLastSet", fileTime(now))
 }
 

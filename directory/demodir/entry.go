@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -23,6 +24,9 @@ type entry struct {
 	kind  entryKind
 	attrs []attr
 	pw    *passwordHash // nil: no password
+	// pwSet is when the password was last set (unicodePwd's originating
+	// change in msDS-ReplAttributeMetaData); zero with no password.
+	pwSet time.Time
 }
 
 func (e *entry) find(name string) int {

@@ -65,6 +65,7 @@ var schemaDefs = []attrDef{
 	{name: "uSNCreated", syntax: synInteger, system: true},
 	{name: "uSNChanged", syntax: synInteger, system: true},
 	{name: "msDS-User-Account-Control-Computed", syntax: synInteger, system: true, constructed: true},
+	{name: "msDS-ReplAttributeMetaData", system: true, constructed: true},
 
 	{name: "member", syntax: synDN},
 	{name: "manager", syntax: synDN},

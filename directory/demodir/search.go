@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jimlambrt/gldap"
 )
@@ -115,6 +116,9 @@ func (s *store) render(key string, req searchRequest) (result, bool) {
 	if named["msds-user-account-control-computed"] && e.kind == kindUser {
 		add("msDS-User-Account-Control-Computed", []string{strconv.FormatInt(s.computedFlags(e, s.clock.Now()), 10)})
 	}
+	if named["msds-replattributemetadata"] && e.kind == kindUser && !e.pwSet.IsZero() {
+		add("msDS-ReplAttributeMetaData", []string{replAttributeMetaData("unicodePwd", e.pwSet)})
+	}
 	return r, true
 }
 
@@ -179,4 +183,13 @@ func (s *store) rootDSE(req searchRequest, dnsHost string) result {
 		}
 	}
 	return r
+}
+
+// replAttributeMetaData is one value of the constructed
+// msDS-ReplAttributeMetaData, as Windows writes it (the demo keeps the
+// metadata of unicodePwd only: when the password was last set).
+func replAttributeMetaData(name string, changed time.Time) string {
+	return "<DS_REPL_ATTR_META_DATA>\n\t<pszAttributeName>" + name + "</pszAttributeName>\n\t<dwVersion>1</dwVersion>\n" +
+		"\t<ftimeLastOriginatingChange>" + changed.UTC().Format(time.RFC3339) + "</ftimeLastOriginatingChange>\n" +
+		"</DS_REPL_ATTR_META_DATA>\n"
 }

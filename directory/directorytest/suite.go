@@ -77,6 +77,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("Authenticate", func(t *testing.T) { testAuthenticate(t, b) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, b) })
 	t.Run("CancelledContext", func(t *testing.T) { testCancelled(t, b) })
+	t.Run("PasswordSetAt", func(t *testing.T) { testPasswordSetAt(t, b) })
 }
 
 func ctxT(t *testing.T) context.Context {

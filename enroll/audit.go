@@ -21,6 +21,18 @@ type Event struct {
 	SourceIP string    `json:"source_ip,omitempty"`
 }
 
+// Audit actions of the held-message recovery (gateway/heldrecovery.go),
+// one per held RESET message it finishes after its node died between
+// holding and releasing it: sent (the password was set: the message went
+// out as written), incomplete (no password was set: the user was told the
+// reset did not finish) or superseded (a newer RESET of the user came
+// after: canceled, its body wiped). Their detail never holds the password.
+const (
+	ActionHeldSent       = "reset.held_sent"
+	ActionHeldIncomplete = "reset.held_incomplete"
+	ActionHeldSuperseded = "reset.held_superseded"
+)
+
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
 	Username string

@@ -93,6 +93,7 @@ type app struct {
 	lockout    *lockout.Watch
 	expiry     *expiry.SMSPasswords
 	reminds    *expiry.Reminders
+	held       *gateway.HeldRecovery // finishes the held RESET messages a dead node left
 	status     *twilio.StatusHandler
 	jobs       jobs.Status // whether this node leads the jobs, for /healthz
 	webhook    *gateway.Webhook
@@ -212,6 +213,12 @@ func (a *app) wire() error {
 	}
 	a.webhook = gateway.NewWebhook(set, gateway.WebhookDeps{Store: a.store, Directory: a.dir, Generator: gen,
 		Catalog: a.catalog, Log: a.log.With("component", "gateway"), Gate: a.gate})
+	a.held, err = gateway.NewHeldRecovery(gateway.HeldRecoveryDeps{Store: a.store, Queue: a.queue, Directory: a.dir,
+		Catalog: a.catalog, Log: a.log.With("component", "held-recovery")},
+		gateway.HeldRecoveryOptions{Grace: gateway.HeldGrace(a.webhook.ReplyBudget(), a.cfg.Directory.Timeout)})
+	if err != nil {
+		return err
+	}
 	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
 		Sealer: a.sealer, Outbox: a.queue, Log: a.log.With("component", "enroll")}
 	if lookup != nil && a.cfg.SMS.Lookup.LineType {
@@ -306,7 +313,7 @@ func (h etcdHealth) StoreHealth(ctx context.Context) (web.ClusterHealth, error) 
 // run starts the singleton jobs under the leader (openStore's: this node
 // alone with bolt, an etcd election with etcd): the
 // outbox and mail queue workers, the lockout watch, the SMS password
-// expiry and the expiry reminders; they stop when ctx ends, and the
+// expiry, the expiry reminders and the held-message recovery; they stop when ctx ends, and the
 // returned function waits for them.
 func (a *app) run(ctx context.Context) (wait func()) {
 	list := []jobs.Job{{Name: "outbox", Run: a.outbox.Run}}
@@ -314,7 +321,8 @@ func (a *app) run(ctx context.Context) (wait func()) {
 		list = append(list, jobs.Job{Name: "mail queue", Run: a.mailq.Run})
 	}
 	list = append(list, jobs.Job{Name: "lockout watch", Run: a.lockout.Run},
-		jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run})
+		jobs.Job{Name: "sms password expiry", Run: a.expiry.Run}, jobs.Job{Name: "expiry reminders", Run: a.reminds.Run},
+		jobs.Job{Name: "held recovery", Run: a.held.Run})
 	var wg sync.WaitGroup
 	wg.Go(func() { a.gate.Run(ctx) })
 	wg.Go(func() { a.jobs.Run(ctx, a.leader, a.log, list...) })

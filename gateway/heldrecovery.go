@@ -1,0 +1,302 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/replyreset/replyreset/directory"
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/jobs"
+	"github.com/replyreset/replyreset/gateway/outbox"
+)
+
+// Held-message recovery: a RESET writes its SMS held, sets the password,
+// then releases the message (webhook_password.go). A node that dies in
+// between leaves the message held, never sent. The recovery, a leader
+// job, finishes such messages once they are older than any RESET still
+// in flight could be (HeldGrace), asking the directory when the user's
+// password was last set (directory.PasswordSetReader):
+//
+//   - set at or after the message was written (HeldClockSkew allowed):
+//     the password is in force and the user needs it, so the message is
+//     released as written (audit reset.held_sent);
+//   - not set since: the reset did not happen; the body is replaced by
+//     sms.reset.incomplete, in the message's language, and released, so
+//     the user is told (audit reset.held_incomplete);
+//   - a newer RESET message of the user exists (not canceled): that one
+//     carries what the user needs; this one is canceled, its body wiped
+//     (audit reset.held_superseded);
+//   - the directory does not answer, or cannot tell: the message stays
+//     held for the next pass, and the pass says so once in the log. The
+//     recovery never guesses.
+//
+// Each action is taken once, whatever races it: the outbox changes a
+// message only while it is still held, in the store's transaction
+// (outbox.ErrNotHeld otherwise, which the recovery takes as "finished by
+// someone else": the RESET itself, another pass, or a deposed leader's).
+// A deposed leader's writes are refused by the term's fence. The audit
+// event follows the change; no audit event holds the password.
+
+// HeldClockSkew is how much earlier than the held message the directory
+// may date the password and still count as setting it after the message
+// was written: the directory keeps the time to the second (cut, not
+// rounded), and its clock and this node's may differ by a little (NTP
+// keeps AD members within far less; Kerberos fails beyond 5 minutes).
+// Two seconds covers the cut and a second of drift. A larger drift makes
+// the recovery say "did not finish" for a password that was set, and the
+// user texts RESET again; it never texts a password older than the
+// message unless a reset came less than that skew before it.
+const HeldClockSkew = 2 * time.Second
+
+// heldRecoveryLease is the name of the recovery's lease in the store.
+const heldRecoveryLease = "held-recovery"
+
+// HeldGrace is the age after which a held message is the recovery's: no
+// RESET can still be working on it. A RESET's directory work ends within
+// the webhook's reply budget (Settings.ReplyBudget); a directory
+// operation started just before that ends may run its own timeout
+// (directory.timeout) on top; the release then has heldTimeout; one
+// minute more covers a slow store and the clocks of two nodes.
+func HeldGrace(replyBudget, directoryTimeout time.Duration) time.Duration {
+	return replyBudget + directoryTimeout + heldTimeout + time.Minute
+}
+
+// ReplyBudget is the webhook's reply budget (Settings.ReplyBudget, after
+// its default), for HeldGrace.
+func (w *Webhook) ReplyBudget() time.Duration { return w.set.ReplyBudget }
+
+// HeldQueue is the outbox's side of the recovery (outbox.Queue): each
+// call changes a message only while it is held, else wraps
+// outbox.ErrNotHeld.
+type HeldQueue interface {
+	Release(ctx context.Context, id uint64) error
+	Replace(ctx context.Context, id uint64, body string) error
+	Cancel(ctx context.Context, id uint64, why string) error
+}
+
+// HeldStore is what the recovery reads and writes in the store.
+type HeldStore interface {
+	Messages(ctx context.Context, f enroll.OutboxFilter) ([]enroll.OutboundMessage, error)
+	AppendAudit(ctx context.Context, ev enroll.Event) (uint64, error)
+	jobs.LeaseStore
+}
+
+// HeldRecoveryDeps are what the recovery works with; Log may be nil.
+type HeldRecoveryDeps struct {
+	Store     HeldStore
+	Queue     HeldQueue
+	Directory directory.PasswordSetReader
+	Catalog   Catalog
+	Log       *slog.Logger
+	// Node is this process's node ID, the holder of the lease (default
+	// jobs.NodeID()).
+	Node string
+}
+
+// HeldRecoveryOptions tune the recovery.
+type HeldRecoveryOptions struct {
+	// Grace is the age of a held message before the recovery takes it
+	// (HeldGrace of the configuration); required.
+	Grace time.Duration
+	Poll  time.Duration    // how often a pass runs (default 30s)
+	Now   func() time.Time // default time.Now
+}
+
+// HeldRecovery finishes the held RESET messages a dead node left.
+type HeldRecovery struct {
+	d     HeldRecoveryDeps
+	opt   HeldRecoveryOptions
+	lease jobs.Lease
+}
+
+// NewHeldRecovery wires the recovery.
+func NewHeldRecovery(d HeldRecoveryDeps, opt HeldRecoveryOptions) (*HeldRecovery, error) {
+	if opt.Grace <= 0 {
+		return nil, fmt.Errorf("held recovery: grace %s is not positive", opt.Grace)
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = 30 * time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &HeldRecovery{d: d, opt: opt, lease: jobs.Lease{Store: d.Store, Node: d.Node}}, nil
+}
+
+// Run runs a pass every Poll until ctx ends, holding the lease
+// "held-recovery"; it returns the error of a pass that was fenced (this
+// node no longer leads), and logs the others.
+func (h *HeldRecovery) Run(ctx context.Context) error {
+	return h.lease.Hold(ctx, heldRecoveryLease, func(ctx context.Context) error {
+		for {
+			if err := h.Pass(ctx); errors.Is(err, enroll.ErrFenced) {
+				return err
+			} else if err != nil && ctx.Err() == nil {
+				h.d.Log.ErrorContext(ctx, "held recovery: pass failed; trying again", "err", err, "retry_in", h.opt.Poll)
+			}
+			if !jobs.Sleep(ctx, h.opt.Poll) {
+				return nil
+			}
+		}
+	})
+}
+
+// heldOutcome is what a pass did with one held message.
+type heldOutcome int
+
+const (
+	heldSent heldOutcome = iota
+	heldIncomplete
+	heldSuperseded
+)
+
+// pass is one pass's record: what was left, and why, for one log line.
+type pass struct {
+	now      time.Time
+	left     int
+	firstErr error
+	dirDown  bool // the directory did not answer: ask it no more this pass
+}
+
+// Pass finishes every held RESET message older than the grace. It reads
+// the whole outbox: the store has no index of held messages, and a scan
+// per pass (every 30 s, on the leader only) is cheap next to what it
+// guards (the etcd backend reads it in pages of 500 keys; bbolt in one
+// read transaction). It returns a store error (one wrapping
+// enroll.ErrFenced when this node no longer leads); messages it could not
+// finish stay held for the next pass.
+func (h *HeldRecovery) Pass(ctx context.Context) error {
+	msgs, err := h.d.Store.Messages(ctx, enroll.OutboxFilter{})
+	if err != nil {
+		return fmt.Errorf("held recovery: list the outbox: %w", err)
+	}
+	p := &pass{now: h.opt.Now()}
+	newest := newestResets(msgs)
+	var firstStoreErr error
+	// Oldest first: msgs is newest first.
+	for i := len(msgs) - 1; i >= 0; i-- {
+		m := msgs[i]
+		if m.Purpose != PasswordPurpose || m.Status != enroll.StatusHeld || p.now.Sub(m.CreatedAt) < h.opt.Grace {
+			continue
+		}
+		err := h.recover(ctx, p, m, newest[strings.ToLower(m.Username)])
+		if errors.Is(err, enroll.ErrFenced) || ctx.Err() != nil {
+			return err
+		}
+		if err != nil && firstStoreErr == nil {
+			firstStoreErr = err
+		}
+	}
+	if p.left > 0 {
+		h.d.Log.WarnContext(ctx, "held recovery: held RESET messages left for the next pass; the directory did not say whether their password was set",
+			"messages", p.left, "err", p.firstErr, "retry_in", h.opt.Poll)
+	}
+	return firstStoreErr
+}
+
+// newestResets maps each username (lower case) to the ID of its newest
+// RESET message that was not canceled (held, queued or on its way).
+func newestResets(msgs []enroll.OutboundMessage) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, m := range msgs {
+		if m.Purpose != PasswordPurpose || m.Status == enroll.StatusCanceled {
+			continue
+		}
+		if u := strings.ToLower(m.Username); m.ID > out[u] {
+			out[u] = m.ID
+		}
+	}
+	return out
+}
+
+// recover finishes held message m (newest is the ID of the user's newest
+// RESET message in the pass's listing); it returns only store errors.
+func (h *HeldRecovery) recover(ctx context.Context, p *pass, m enroll.OutboundMessage, newest uint64) error {
+	if newest > m.ID {
+		return h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), newest))
+	}
+	if p.dirDown {
+		p.left++
+		return nil
+	}
+	setAt, err := h.d.Directory.PasswordSetAt(ctx, m.Username)
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		return h.finish(ctx, p, m, heldIncomplete, fmt.Sprintf("message %d held since %s; the account is not in the directory", m.ID, stamp(m.CreatedAt)))
+	case err != nil:
+		if errors.Is(err, directory.ErrUnavailable) || errors.Is(err, directory.ErrTLS) {
+			p.dirDown = true
+		}
+		p.left++
+		if p.firstErr == nil {
+			p.firstErr = err
+		}
+		return nil
+	}
+	// The user may have texted RESET again while the directory was read.
+	if n, err := h.newerReset(ctx, m); err != nil {
+		return err
+	} else if n != 0 {
+		return h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), n))
+	}
+	detail := fmt.Sprintf("message %d held since %s; password last set %s", m.ID, stamp(m.CreatedAt), stamp(setAt))
+	if setAt.Add(HeldClockSkew).Before(m.CreatedAt) {
+		return h.finish(ctx, p, m, heldIncomplete, detail)
+	}
+	return h.finish(ctx, p, m, heldSent, detail)
+}
+
+// newerReset returns the ID of a RESET message of m's user newer than m
+// and not canceled, or 0.
+func (h *HeldRecovery) newerReset(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
+	msgs, err := h.d.Store.Messages(ctx, enroll.OutboxFilter{Username: m.Username})
+	if err != nil {
+		return 0, fmt.Errorf("held recovery: list the messages of %s: %w", m.Username, err)
+	}
+	if n := newestResets(msgs)[strings.ToLower(m.Username)]; n > m.ID {
+		return n, nil
+	}
+	return 0, nil
+}
+
+// finish takes outcome for m in the outbox and, when this call was the
+// one that took it, audits it.
+func (h *HeldRecovery) finish(ctx context.Context, p *pass, m enroll.OutboundMessage, outcome heldOutcome, detail string) error {
+	var err error
+	var action string
+	switch outcome {
+	case heldSent:
+		action = enroll.ActionHeldSent
+		err = h.d.Queue.Release(ctx, m.ID)
+	case heldIncomplete:
+		action = enroll.ActionHeldIncomplete
+		body := h.d.Catalog.Text(m.Language, "sms.reset.incomplete", map[string]string{"username": m.Username})
+		err = h.d.Queue.Replace(ctx, m.ID, body)
+	case heldSuperseded:
+		action = enroll.ActionHeldSuperseded
+		err = h.d.Queue.Cancel(ctx, m.ID, "superseded by a newer RESET (held recovery)")
+	}
+	if errors.Is(err, outbox.ErrNotHeld) {
+		h.d.Log.DebugContext(ctx, "held recovery: message finished by someone else", "message_id", m.ID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("held recovery: message %d: %w", m.ID, err)
+	}
+	h.d.Log.InfoContext(ctx, "held recovery: held RESET message finished", "message_id", m.ID, "action", action, "username", m.Username)
+	if _, err := h.d.Store.AppendAudit(ctx, enroll.Event{Time: p.now, Actor: "system", Action: action, Username: m.Username,
+		Phone: m.To, Outcome: "ok", Detail: detail}); err != nil {
+		return fmt.Errorf("held recovery: audit message %d (%s, done): %w", m.ID, action, err)
+	}
+	return nil
+}
+
+// stamp is a time for an audit detail.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

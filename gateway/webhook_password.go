@@ -21,9 +21,10 @@ import (
 // password is set, then the message is released (queued). A password the
 // directory refuses is replaced in the held message before the next try;
 // a reset that sets nothing cancels it, and its body is wiped. A crash
-// between setting and releasing leaves the message held and the user
-// texts RESET again, as with a lost answer before; what can never happen
-// is a password in force that no durable message carries.
+// between holding and releasing leaves the message held: the leader's
+// held recovery (heldrecovery.go) later sends it, or tells the user the
+// reset did not finish; what can never happen is a password in force that
+// no durable message carries.
 
 // PasswordPurpose is the outbox purpose of a RESET's new password.
 const PasswordPurpose = "password"

@@ -85,11 +85,18 @@ type HeldStore interface {
 	jobs.LeaseStore
 }
 
+// HeldDirectory is what the recovery asks the directory: when a
+// password was set, and (for the SMS password expiry) who the user is.
+type HeldDirectory interface {
+	directory.PasswordSetReader
+	FindUser(ctx context.Context, username string) (directory.User, error)
+}
+
 // HeldRecoveryDeps are what the recovery works with; Log may be nil.
 type HeldRecoveryDeps struct {
 	Store     HeldStore
 	Queue     HeldQueue
-	Directory directory.PasswordSetReader
+	Directory HeldDirectory
 	Catalog   Catalog
 	Log       *slog.Logger
 	// Node is this process's node ID, the holder of the lease (default
@@ -104,6 +111,10 @@ type HeldRecoveryOptions struct {
 	Grace time.Duration
 	Poll  time.Duration    // how often a pass runs (default 30s)
 	Now   func() time.Time // default time.Now
+	// SMSPasswordTTL is the webhook's (Settings.SMSPasswordTTL, set only
+	// with must-change passwords): a password the recovery sends gets the
+	// check a RESET records, due that long after it was sent. 0: none.
+	SMSPasswordTTL time.Duration
 }
 
 // HeldRecovery finishes the held RESET messages a dead node left.
@@ -294,6 +305,40 @@ func (h *HeldRecovery) finish(ctx context.Context, p *pass, m enroll.OutboundMes
 	if _, err := h.d.Store.AppendAudit(ctx, enroll.Event{Time: p.now, Actor: "system", Action: action, Username: m.Username,
 		Phone: m.To, Outcome: "ok", Detail: detail}); err != nil {
 		return fmt.Errorf("held recovery: audit message %d (%s, done): %w", m.ID, action, err)
+	}
+	if outcome == heldSent {
+		return h.scheduleExpiry(ctx, m)
+	}
+	return nil
+}
+
+// scheduleExpiry records the SMS password check of the password m
+// carries, as the RESET would have after its release (webhook_expiry.go),
+// due SMSPasswordTTL after now: the user receives it now. It returns only
+// a fenced write; other failures are logged and audited.
+func (h *HeldRecovery) scheduleExpiry(ctx context.Context, m enroll.OutboundMessage) error {
+	if h.opt.SMSPasswordTTL <= 0 {
+		return nil
+	}
+	now := h.opt.Now()
+	u, err := h.d.Directory.FindUser(ctx, m.Username)
+	if err == nil {
+		err = errors.New("the store keeps no SMS password schedule")
+		if s, ok := h.d.Store.(smsPasswordScheduler); ok {
+			err = s.ScheduleSMSPasswordCheck(ctx, enroll.SMSPasswordCheck{Username: u.Username, DN: u.DN,
+				ResetAt: now, Due: now.Add(h.opt.SMSPasswordTTL)})
+		}
+	}
+	if errors.Is(err, enroll.ErrFenced) {
+		return fmt.Errorf("held recovery: schedule the SMS password check of %s: %w", m.Username, err)
+	}
+	if err != nil {
+		h.d.Log.ErrorContext(ctx, "held recovery: the texted password will not expire: its check could not be recorded",
+			"username", m.Username, "err", err)
+		if _, aerr := h.d.Store.AppendAudit(ctx, enroll.Event{Time: now, Actor: "system", Action: smsExpiryAction,
+			Username: m.Username, Phone: m.To, Outcome: "error", Detail: "not scheduled: " + err.Error()}); aerr != nil {
+			h.d.Log.ErrorContext(ctx, "held recovery: cannot audit", "err", aerr)
+		}
 	}
 	return nil
 }

@@ -61,11 +61,18 @@ func newHeldEnv(t *testing.T, lab *ldaplab.Server) *heldEnv {
 }
 
 // recovery is one node's recovery on store, its clock testGrace ahead.
-func (e *heldEnv) recovery(store gateway.HeldStore, queue gateway.HeldQueue, dir directory.PasswordSetReader) *gateway.HeldRecovery {
+func (e *heldEnv) recovery(store gateway.HeldStore, queue gateway.HeldQueue, dir gateway.HeldDirectory) *gateway.HeldRecovery {
+	e.t.Helper()
+	return e.recoveryTTL(store, queue, dir, 0)
+}
+
+// recoveryTTL is recovery with password.sms_password_ttl set to ttl.
+func (e *heldEnv) recoveryTTL(store gateway.HeldStore, queue gateway.HeldQueue, dir gateway.HeldDirectory, ttl time.Duration) *gateway.HeldRecovery {
 	e.t.Helper()
 	r, err := gateway.NewHeldRecovery(gateway.HeldRecoveryDeps{Store: store, Queue: queue, Directory: dir, Catalog: e.catalog,
 		Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
-		gateway.HeldRecoveryOptions{Grace: testGrace, Now: func() time.Time { return time.Now().Add(testGrace + time.Second) }})
+		gateway.HeldRecoveryOptions{Grace: testGrace, Now: func() time.Time { return time.Now().Add(testGrace + time.Second) },
+			SMSPasswordTTL: ttl})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -188,7 +195,8 @@ func wantActions(t *testing.T, evs []enroll.Event, want ...string) {
 }
 
 // TestHeldRecoverySendsASetPassword: the password was set, the node died
-// before the release: the next pass sends the message, once.
+// before the release: the next pass sends the message, once, and records
+// the password's expiry check as the RESET would have.
 func TestHeldRecoverySendsASetPassword(t *testing.T) {
 	forEachDirectory(t, func(t *testing.T, lab *ldaplab.Server) {
 		e := newHeldEnv(t, lab)
@@ -196,9 +204,15 @@ func TestHeldRecoverySendsASetPassword(t *testing.T) {
 		const phone, password = "+15550103001", "Held#Set9pwq"
 		id := e.hold(e.queue, u, phone, "en", password)
 		e.setPassword(u, password)
-		r := e.recovery(e.rig.Store, e.queue, e.dir)
+		const ttl = 3 * time.Hour
+		r := e.recoveryTTL(e.rig.Store, e.queue, e.dir, ttl)
+		sentAt := time.Now().Add(testGrace) // the recovery's clock
 		e.pass(r)
 		e.pass(r) // a second pass finds nothing to do
+		check, err := e.rig.Store.SMSPasswordCheck(t.Context(), u.Username)
+		if err != nil || !strings.EqualFold(check.DN, u.DN) || check.Due.Before(sentAt.Add(ttl)) || check.Due.After(sentAt.Add(ttl+time.Minute)) {
+			t.Errorf("SMS password check = %+v, %v; want one for %s due %s after the pass", check, err, u.DN, ttl)
+		}
 		got := e.sent(id, phone)
 		if len(got) != 1 || !strings.Contains(got[0], password) {
 			t.Fatalf("the fake Twilio received %q for %s, want one SMS with the password", got, phone)

@@ -213,10 +213,7 @@ func (a *app) wire() error {
 	}
 	a.webhook = gateway.NewWebhook(set, gateway.WebhookDeps{Store: a.store, Directory: a.dir, Generator: gen,
 		Catalog: a.catalog, Log: a.log.With("component", "gateway"), Gate: a.gate})
-	a.held, err = gateway.NewHeldRecovery(gateway.HeldRecoveryDeps{Store: a.store, Queue: a.queue, Directory: a.dir,
-		Catalog: a.catalog, Log: a.log.With("component", "held-recovery")},
-		gateway.HeldRecoveryOptions{Grace: gateway.HeldGrace(a.webhook.ReplyBudget(), a.cfg.Directory.Timeout)})
-	if err != nil {
+	if a.held, err = a.heldRecovery(set); err != nil {
 		return err
 	}
 	deps := enroll.ServiceDeps{Store: a.store, Directory: a.dir, Mailer: mail, Mails: a.mails, Messages: a.catalog,
@@ -234,6 +231,18 @@ func (a *app) wire() error {
 		SMSNumber:        a.cfg.SMS.Twilio.From,
 	})
 	return nil
+}
+
+// heldRecovery is the leader's recovery of the held RESET messages a
+// dead node left, with the grace of this configuration.
+func (a *app) heldRecovery(set gateway.Settings) (*gateway.HeldRecovery, error) {
+	ttl := time.Duration(0) // a RESET's password expires only when it must be changed (webhook_expiry.go)
+	if set.Password.MustChange {
+		ttl = set.SMSPasswordTTL
+	}
+	return gateway.NewHeldRecovery(gateway.HeldRecoveryDeps{Store: a.store, Queue: a.queue, Directory: a.dir,
+		Catalog: a.catalog, Log: a.log.With("component", "held-recovery")},
+		gateway.HeldRecoveryOptions{Grace: gateway.HeldGrace(a.webhook.ReplyBudget(), a.cfg.Directory.Timeout), SMSPasswordTTL: ttl})
 }
 
 // carrierLookup is the Twilio Lookup client of sms.lookup, or nil when no

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/replyreset/replyreset/directory"
@@ -122,7 +123,19 @@ type HeldRecovery struct {
 	d     HeldRecoveryDeps
 	opt   HeldRecoveryOptions
 	lease jobs.Lease
+
+	mu sync.Mutex
+	// seen is the watermark: no message with an ID at or below it waits
+	// for the recovery (each was read by a pass and is not held, or was
+	// finished). Messages never become held after they are written, and
+	// IDs grow in commit order, so a watermark stays true; 0 before the
+	// first pass.
+	seen uint64
 }
+
+// heldPage is the first page a pass reads from the newest message down;
+// the page doubles until it reaches the watermark.
+const heldPage = 64
 
 // NewHeldRecovery wires the recovery.
 func NewHeldRecovery(d HeldRecoveryDeps, opt HeldRecoveryOptions) (*HeldRecovery, error) {
@@ -176,40 +189,73 @@ type pass struct {
 	dirDown  bool // the directory did not answer: ask it no more this pass
 }
 
-// Pass finishes every held RESET message older than the grace. It reads
-// the whole outbox: the store has no index of held messages, and a scan
-// per pass (every 30 s, on the leader only) is cheap next to what it
-// guards (the etcd backend reads it in pages of 500 keys; bbolt in one
-// read transaction). It returns a store error (one wrapping
-// enroll.ErrFenced when this node no longer leads); messages it could not
-// finish stay held for the next pass.
+// Pass finishes every held RESET message older than the grace. The
+// store has no index of held messages: the first pass of the process
+// reads the whole outbox (the etcd backend in ranges of 500 keys, bbolt
+// in one read transaction), which is acceptable once; later passes read
+// pages from the newest message down to the watermark, so a pass every
+// 30 s reads what came since the last one (and the held messages still
+// waiting). It returns a store error (one wrapping enroll.ErrFenced when
+// this node no longer leads); messages it could not finish stay held for
+// the next pass.
 func (h *HeldRecovery) Pass(ctx context.Context) error {
-	msgs, err := h.d.Store.Messages(ctx, enroll.OutboxFilter{})
+	h.mu.Lock()
+	floor := h.seen
+	h.mu.Unlock()
+	msgs, err := h.list(ctx, floor)
 	if err != nil {
 		return fmt.Errorf("held recovery: list the outbox: %w", err)
 	}
 	p := &pass{now: h.opt.Now()}
 	newest := newestResets(msgs)
+	next := floor
+	if len(msgs) > 0 {
+		next = max(floor, msgs[0].ID)
+	}
 	var firstStoreErr error
 	// Oldest first: msgs is newest first.
 	for i := len(msgs) - 1; i >= 0; i-- {
 		m := msgs[i]
-		if m.Purpose != PasswordPurpose || m.Status != enroll.StatusHeld || p.now.Sub(m.CreatedAt) < h.opt.Grace {
+		if m.ID <= floor || m.Purpose != PasswordPurpose || m.Status != enroll.StatusHeld {
 			continue
 		}
-		err := h.recover(ctx, p, m, newest[strings.ToLower(m.Username)])
+		if p.now.Sub(m.CreatedAt) < h.opt.Grace {
+			next = min(next, m.ID-1) // a later pass takes it
+			continue
+		}
+		left, err := h.recover(ctx, p, m, newest[strings.ToLower(m.Username)])
 		if errors.Is(err, enroll.ErrFenced) || ctx.Err() != nil {
 			return err
 		}
 		if err != nil && firstStoreErr == nil {
 			firstStoreErr = err
 		}
+		if left || err != nil {
+			next = min(next, m.ID-1)
+		}
 	}
 	if p.left > 0 {
 		h.d.Log.WarnContext(ctx, "held recovery: held RESET messages left for the next pass; the directory did not say whether their password was set",
 			"messages", p.left, "err", p.firstErr, "retry_in", h.opt.Poll)
 	}
+	h.mu.Lock()
+	h.seen = max(h.seen, next) // another pass's watermark is as true
+	h.mu.Unlock()
 	return firstStoreErr
+}
+
+// list reads the outbox newest first down to the message after floor
+// (the whole outbox when floor is 0), in pages that double.
+func (h *HeldRecovery) list(ctx context.Context, floor uint64) ([]enroll.OutboundMessage, error) {
+	if floor == 0 {
+		return h.d.Store.Messages(ctx, enroll.OutboxFilter{})
+	}
+	for limit := heldPage; ; limit *= 2 {
+		msgs, err := h.d.Store.Messages(ctx, enroll.OutboxFilter{Limit: limit})
+		if err != nil || len(msgs) < limit || msgs[len(msgs)-1].ID <= floor {
+			return msgs, err
+		}
+	}
 }
 
 // newestResets maps each username (lower case) to the ID of its newest
@@ -228,19 +274,20 @@ func newestResets(msgs []enroll.OutboundMessage) map[string]uint64 {
 }
 
 // recover finishes held message m (newest is the ID of the user's newest
-// RESET message in the pass's listing); it returns only store errors.
-func (h *HeldRecovery) recover(ctx context.Context, p *pass, m enroll.OutboundMessage, newest uint64) error {
+// RESET message in the pass's listing), or leaves it held (left) while
+// the directory does not tell; it returns only store errors.
+func (h *HeldRecovery) recover(ctx context.Context, p *pass, m enroll.OutboundMessage, newest uint64) (left bool, err error) {
 	if newest > m.ID {
-		return h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), newest))
+		return false, h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), newest))
 	}
 	if p.dirDown {
 		p.left++
-		return nil
+		return true, nil
 	}
 	setAt, err := h.d.Directory.PasswordSetAt(ctx, m.Username)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
-		return h.finish(ctx, p, m, heldIncomplete, fmt.Sprintf("message %d held since %s; the account is not in the directory", m.ID, stamp(m.CreatedAt)))
+		return false, h.finish(ctx, p, m, heldIncomplete, fmt.Sprintf("message %d held since %s; the account is not in the directory", m.ID, stamp(m.CreatedAt)))
 	case err != nil:
 		if errors.Is(err, directory.ErrUnavailable) || errors.Is(err, directory.ErrTLS) {
 			p.dirDown = true
@@ -249,19 +296,19 @@ func (h *HeldRecovery) recover(ctx context.Context, p *pass, m enroll.OutboundMe
 		if p.firstErr == nil {
 			p.firstErr = err
 		}
-		return nil
+		return true, nil
 	}
 	// The user may have texted RESET again while the directory was read.
 	if n, err := h.newerReset(ctx, m); err != nil {
-		return err
+		return false, err
 	} else if n != 0 {
-		return h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), n))
+		return false, h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), n))
 	}
 	detail := fmt.Sprintf("message %d held since %s; password last set %s", m.ID, stamp(m.CreatedAt), stamp(setAt))
 	if setAt.Add(HeldClockSkew).Before(m.CreatedAt) {
-		return h.finish(ctx, p, m, heldIncomplete, detail)
+		return false, h.finish(ctx, p, m, heldIncomplete, detail)
 	}
-	return h.finish(ctx, p, m, heldSent, detail)
+	return false, h.finish(ctx, p, m, heldSent, detail)
 }
 
 // newerReset returns the ID of a RESET message of m's user newer than m

@@ -63,16 +63,20 @@ func newHeldEnv(t *testing.T, lab *ldaplab.Server) *heldEnv {
 // recovery is one node's recovery on store, its clock testGrace ahead.
 func (e *heldEnv) recovery(store gateway.HeldStore, queue gateway.HeldQueue, dir gateway.HeldDirectory) *gateway.HeldRecovery {
 	e.t.Helper()
-	return e.recoveryTTL(store, queue, dir, 0)
+	return e.recoveryOpt(store, queue, dir, gateway.HeldRecoveryOptions{})
 }
 
-// recoveryTTL is recovery with password.sms_password_ttl set to ttl.
-func (e *heldEnv) recoveryTTL(store gateway.HeldStore, queue gateway.HeldQueue, dir gateway.HeldDirectory, ttl time.Duration) *gateway.HeldRecovery {
+// recoveryOpt is recovery with opt (its zero Grace and Now: the tests').
+func (e *heldEnv) recoveryOpt(store gateway.HeldStore, queue gateway.HeldQueue, dir gateway.HeldDirectory, opt gateway.HeldRecoveryOptions) *gateway.HeldRecovery {
 	e.t.Helper()
+	if opt.Grace == 0 {
+		opt.Grace = testGrace
+	}
+	if opt.Now == nil {
+		opt.Now = func() time.Time { return time.Now().Add(testGrace + time.Second) }
+	}
 	r, err := gateway.NewHeldRecovery(gateway.HeldRecoveryDeps{Store: store, Queue: queue, Directory: dir, Catalog: e.catalog,
-		Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))},
-		gateway.HeldRecoveryOptions{Grace: testGrace, Now: func() time.Time { return time.Now().Add(testGrace + time.Second) },
-			SMSPasswordTTL: ttl})
+		Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, opt)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -205,7 +209,7 @@ func TestHeldRecoverySendsASetPassword(t *testing.T) {
 		id := e.hold(e.queue, u, phone, "en", password)
 		e.setPassword(u, password)
 		const ttl = 3 * time.Hour
-		r := e.recoveryTTL(e.rig.Store, e.queue, e.dir, ttl)
+		r := e.recoveryOpt(e.rig.Store, e.queue, e.dir, gateway.HeldRecoveryOptions{SMSPasswordTTL: ttl})
 		sentAt := time.Now().Add(testGrace) // the recovery's clock
 		e.pass(r)
 		e.pass(r) // a second pass finds nothing to do
@@ -392,4 +396,44 @@ func TestHeldRecoveryRacesActOnce(t *testing.T) {
 			t.Errorf("message %d is %s, want %s", m.ID, m.Status, wantStatus)
 		}
 	}
+}
+
+// TestHeldRecoveryReadsBackToItsWatermark: after its first pass the
+// recovery reads the outbox from the newest message down to what it has
+// seen; a held message still young at one pass, then buried under newer
+// messages, is found when it is old enough, and so is one held after a
+// pass under more than a page of newer messages.
+func TestHeldRecoveryReadsBackToItsWatermark(t *testing.T) {
+	e := newHeldEnv(t, ldaplab.OpenLDAP(t))
+	clock := time.Now()
+	r := e.recoveryOpt(e.rig.Store, e.queue, e.dir, gateway.HeldRecoveryOptions{Now: func() time.Time { return clock }})
+	others := func(n int) {
+		for range n {
+			testkit.Enqueue(t, e.rig.Store, e.rig.Sealer, enroll.KindSMS, "+15550103999", "a code", enroll.PriorityHigh)
+		}
+	}
+	u1, _ := e.user()
+	young := e.hold(e.queue, u1, "+15550103201", "en", "Young#Held9pq")
+	e.setPassword(u1, "Young#Held9pq")
+	others(100)
+	e.pass(r) // the first pass reads all; the held message is too young
+	if m := e.rig.Message(young); m.Status != enroll.StatusHeld {
+		t.Fatalf("a message younger than the grace was acted on: %+v", m)
+	}
+	others(100)
+	clock = time.Now().Add(testGrace + time.Second)
+	e.pass(r)
+	if m := e.rig.Message(young); m.Status != enroll.StatusQueued {
+		t.Errorf("the held message, old enough now under 100 newer ones, is %+v, want it released", m)
+	}
+	u2, _ := e.user()
+	late := e.hold(e.queue, u2, "+15550103202", "en", "Late#Held9pq")
+	others(150)
+	clock = time.Now().Add(testGrace + time.Second)
+	e.pass(r)
+	if m := e.rig.Message(late); m.Status != enroll.StatusQueued || strings.Contains(e.body(m), "Late#Held9pq") {
+		t.Errorf("the message held after the last pass, under 150 newer ones, is %+v, want it replaced and released", m)
+	}
+	wantActions(t, heldAudit(t, e.rig.Store, u1.Username, "Held9pq"), enroll.ActionHeldSent)
+	wantActions(t, heldAudit(t, e.rig.Store, u2.Username, "Held9pq"), enroll.ActionHeldIncomplete)
 }

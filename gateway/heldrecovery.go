@@ -40,17 +40,22 @@ import (
 // (outbox.ErrNotHeld otherwise, which the recovery takes as "finished by
 // someone else": the RESET itself, another pass, or a deposed leader's).
 // A deposed leader's writes are refused by the term's fence. The audit
-// event follows the change; no audit event holds the password.
+// event follows the change (a node that dies between the two leaves that
+// one change unaudited, the message's status still says it); no audit
+// event holds the password.
 
 // HeldClockSkew is how much earlier than the held message the directory
 // may date the password and still count as setting it after the message
 // was written: the directory keeps the time to the second (cut, not
-// rounded), and its clock and this node's may differ by a little (NTP
-// keeps AD members within far less; Kerberos fails beyond 5 minutes).
-// Two seconds covers the cut and a second of drift. A larger drift makes
-// the recovery say "did not finish" for a password that was set, and the
-// user texts RESET again; it never texts a password older than the
-// message unless a reset came less than that skew before it.
+// rounded), and its clock and this node's may differ a little (NTP keeps
+// AD members well within a second; Kerberos fails beyond 5 minutes). Two
+// seconds covers the cut and a second of drift. A directory clock behind
+// by more makes the recovery say "did not finish" for a password that was
+// set: the user texts RESET again. One ahead by more, or a password set
+// by someone else (the user, an admin) in the seconds around the RESET,
+// can make it send a password that is not in force: the user's logon
+// fails and they text RESET again. Neither leaves a password in force
+// that the user cannot get.
 const HeldClockSkew = 2 * time.Second
 
 // heldRecoveryLease is the name of the recovery's lease in the store.

@@ -332,15 +332,7 @@ func TestHeldRecoveryRacesActOnce(t *testing.T) {
 	e := newHeldEnv(t, ldaplab.OpenLDAP(t))
 	cluster := etcdlab.New(t, etcdlab.Options{Members: 1})
 	prefix := cluster.Prefix(t)
-	node := func() *etcd.Store {
-		s, err := etcd.Open(t.Context(), etcd.Config{Endpoints: cluster.Endpoints(), Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	s1, s2 := node(), node()
+	s1, s2 := etcdNode(t, cluster, prefix), etcdNode(t, cluster, prefix)
 	q1, q2 := outbox.NewQueue(s1, e.rig.Sealer, nil), outbox.NewQueue(s2, e.rig.Sealer, nil)
 	want := map[uint64]string{} // message → the one action it must get
 	var users []string
@@ -436,4 +428,56 @@ func TestHeldRecoveryReadsBackToItsWatermark(t *testing.T) {
 	}
 	wantActions(t, heldAudit(t, e.rig.Store, u1.Username, "Held9pq"), enroll.ActionHeldSent)
 	wantActions(t, heldAudit(t, e.rig.Store, u2.Username, "Held9pq"), enroll.ActionHeldIncomplete)
+}
+
+// etcdNode is one node's store on cluster under prefix.
+func etcdNode(t *testing.T, cluster *etcdlab.Cluster, prefix string) *etcd.Store {
+	t.Helper()
+	s, err := etcd.Open(t.Context(), etcd.Config{Endpoints: cluster.Endpoints(), Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestHeldRecoveryOfADeposedLeaderChangesNothing: a pass under a term's
+// fence that no longer holds (another node leads) is refused by etcd and
+// says so (enroll.ErrFenced, which stops the term's jobs); the message
+// stays held, unaudited, for the leader's pass, which sends it.
+func TestHeldRecoveryOfADeposedLeaderChangesNothing(t *testing.T) {
+	e := newHeldEnv(t, ldaplab.OpenLDAP(t))
+	cluster := etcdlab.New(t, etcdlab.Options{Members: 1})
+	prefix := cluster.Prefix(t)
+	s := etcdNode(t, cluster, prefix)
+	q := outbox.NewQueue(s, e.rig.Sealer, nil)
+	u, _ := e.user()
+	id := e.hold(q, u, "+15550103301", "en", "Fenced#Held9pq")
+	e.setPassword(u, "Fenced#Held9pq")
+
+	// The leader key of a term that ended: no longer there.
+	deposed := enroll.WithFence(t.Context(), enroll.Fence{Key: prefix + "leader/ended", Revision: 1})
+	r := e.recovery(s, q, e.dir)
+	if err := r.Pass(deposed); !errors.Is(err, enroll.ErrFenced) {
+		t.Fatalf("a deposed leader's pass: %v, want ErrFenced", err)
+	}
+	msgs, err := s.Messages(t.Context(), enroll.OutboxFilter{Username: u.Username})
+	if err != nil || len(msgs) != 1 || msgs[0].Status != enroll.StatusHeld {
+		t.Fatalf("after the deposed pass the messages are %+v, %v; want the one held", msgs, err)
+	}
+	wantActions(t, heldAudit(t, s, u.Username, "Held9pq"))
+
+	put, err := cluster.Client(t).Put(t.Context(), prefix+"leader/now", "node-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leading := enroll.WithFence(t.Context(), enroll.Fence{Key: prefix + "leader/now", Revision: put.Header.Revision})
+	if err := e.recovery(s, q, e.dir).Pass(leading); err != nil {
+		t.Fatalf("the leader's pass: %v", err)
+	}
+	msgs, err = s.Messages(t.Context(), enroll.OutboxFilter{Username: u.Username})
+	if err != nil || len(msgs) != 1 || msgs[0].ID != id || msgs[0].Status != enroll.StatusQueued {
+		t.Errorf("after the leader's pass the messages are %+v, %v; want message %d released", msgs, err, id)
+	}
+	wantActions(t, heldAudit(t, s, u.Username, "Held9pq"), enroll.ActionHeldSent)
 }

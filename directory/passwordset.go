@@ -22,7 +22,10 @@ import (
 // can: replPropertyMetaData holds one record per replicated attribute
 // (Samba returns it to the service account; a FILETIME in seconds), and
 // Windows constructs the same as XML in msDS-ReplAttributeMetaData. When
-// neither holds unicodePwd, a pwdLastSet other than 0 is the answer.
+// the search finds the user without unicodePwd metadata, the entry is
+// read again with a base-scope search, for a server that constructs
+// msDS-ReplAttributeMetaData only there. When neither holds unicodePwd, a
+// pwdLastSet other than 0 is the answer.
 // OpenLDAP: pwdChangedTime, an operational attribute the ppolicy overlay
 // writes on every password change (returned only when asked for by name).
 // Both have a resolution of one second: the time is that of the change,
@@ -72,8 +75,16 @@ func (c *Client) PasswordSetAt(ctx context.Context, username string) (time.Time,
 		if c.cfg.Dialect == DialectOpenLDAP {
 			at, err = parseGeneralizedTime(e.GetAttributeValue(attrPwdChangedTime))
 			ok = err == nil
-		} else {
-			at, ok = adPasswordSetAt(e)
+		} else if at, ok = adPasswordSetAt(e); !ok {
+			// A constructed attribute may be built for a base-scope read
+			// only (as tokenGroups is): read the entry itself.
+			base, err := c.readBaseEntry(ctx, conn, "password set time", e.DN, "(objectClass=*)", attrs)
+			if err != nil {
+				return err
+			}
+			if base != nil {
+				at, ok = adPasswordSetAt(base)
+			}
 		}
 		if !ok {
 			return fmt.Errorf("password set time of %s: %w", username, ErrPasswordSetUnknown)

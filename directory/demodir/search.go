@@ -116,7 +116,9 @@ func (s *store) render(key string, req searchRequest) (result, bool) {
 	if named["msds-user-account-control-computed"] && e.kind == kindUser {
 		add("msDS-User-Account-Control-Computed", []string{strconv.FormatInt(s.computedFlags(e, s.clock.Now()), 10)})
 	}
-	if named["msds-replattributemetadata"] && e.kind == kindUser && !e.pwSet.IsZero() {
+	// Constructed for a base-scope read only, the narrowest of what
+	// Windows does, so that clients read it as they must there.
+	if named["msds-replattributemetadata"] && req.scope == gldap.BaseObject && e.kind == kindUser && !e.pwSet.IsZero() {
 		add("msDS-ReplAttributeMetaData", []string{replAttributeMetaData("unicodePwd", e.pwSet)})
 	}
 	return r, true

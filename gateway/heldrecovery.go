@@ -28,7 +28,8 @@ import (
 //   - not set since: the reset did not happen; the body is replaced by
 //     sms.reset.incomplete, in the message's language, and released, so
 //     the user is told (audit reset.held_incomplete);
-//   - a newer RESET message of the user exists (not canceled): that one
+//   - a newer RESET message of the user exists, released or itself the
+//     recovery's (not canceled, not a RESET still at work): that one
 //     carries what the user needs; this one is canceled, its body wiped
 //     (audit reset.held_superseded);
 //   - the directory does not answer, or cannot tell: the message stays
@@ -212,7 +213,7 @@ func (h *HeldRecovery) Pass(ctx context.Context) error {
 		return fmt.Errorf("held recovery: list the outbox: %w", err)
 	}
 	p := &pass{now: h.opt.Now()}
-	newest := newestResets(msgs)
+	newest := h.newestResets(msgs, p.now)
 	next := floor
 	if len(msgs) > 0 {
 		next = max(floor, msgs[0].ID)
@@ -264,11 +265,15 @@ func (h *HeldRecovery) list(ctx context.Context, floor uint64) ([]enroll.Outboun
 }
 
 // newestResets maps each username (lower case) to the ID of its newest
-// RESET message that was not canceled (held, queued or on its way).
-func newestResets(msgs []enroll.OutboundMessage) map[string]uint64 {
+// RESET message that supersedes older ones: released (queued or on its
+// way), or held and the recovery's too. A canceled one set no password; a
+// held one younger than the grace belongs to a RESET still at work, which
+// may yet set nothing.
+func (h *HeldRecovery) newestResets(msgs []enroll.OutboundMessage, now time.Time) map[string]uint64 {
 	out := map[string]uint64{}
 	for _, m := range msgs {
-		if m.Purpose != PasswordPurpose || m.Status == enroll.StatusCanceled {
+		if m.Purpose != PasswordPurpose || m.Status == enroll.StatusCanceled ||
+			(m.Status == enroll.StatusHeld && now.Sub(m.CreatedAt) < h.opt.Grace) {
 			continue
 		}
 		if u := strings.ToLower(m.Username); m.ID > out[u] {
@@ -304,7 +309,7 @@ func (h *HeldRecovery) recover(ctx context.Context, p *pass, m enroll.OutboundMe
 		return true, nil
 	}
 	// The user may have texted RESET again while the directory was read.
-	if n, err := h.newerReset(ctx, m); err != nil {
+	if n, err := h.newerReset(ctx, m, p.now); err != nil {
 		return false, err
 	} else if n != 0 {
 		return false, h.finish(ctx, p, m, heldSuperseded, fmt.Sprintf("message %d held since %s, superseded by message %d", m.ID, stamp(m.CreatedAt), n))
@@ -317,13 +322,13 @@ func (h *HeldRecovery) recover(ctx context.Context, p *pass, m enroll.OutboundMe
 }
 
 // newerReset returns the ID of a RESET message of m's user newer than m
-// and not canceled, or 0.
-func (h *HeldRecovery) newerReset(ctx context.Context, m enroll.OutboundMessage) (uint64, error) {
+// that supersedes it (newestResets), or 0.
+func (h *HeldRecovery) newerReset(ctx context.Context, m enroll.OutboundMessage, now time.Time) (uint64, error) {
 	msgs, err := h.d.Store.Messages(ctx, enroll.OutboxFilter{Username: m.Username})
 	if err != nil {
 		return 0, fmt.Errorf("held recovery: list the messages of %s: %w", m.Username, err)
 	}
-	if n := newestResets(msgs)[strings.ToLower(m.Username)]; n > m.ID {
+	if n := h.newestResets(msgs, now)[strings.ToLower(m.Username)]; n > m.ID {
 		return n, nil
 	}
 	return 0, nil

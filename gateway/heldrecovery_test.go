@@ -116,10 +116,16 @@ func (e *heldEnv) pastSkew(u directory.User) {
 // webhook does.
 func (e *heldEnv) hold(q *outbox.Queue, u directory.User, phone, lang, password string) uint64 {
 	e.t.Helper()
+	return e.holdAt(q, u, phone, lang, password, time.Now())
+}
+
+// holdAt is hold, the message written at at.
+func (e *heldEnv) holdAt(q *outbox.Queue, u directory.User, phone, lang, password string, at time.Time) uint64 {
+	e.t.Helper()
 	body := e.catalog.Text(lang, "sms.reset.ok_must_change", map[string]string{"username": u.Username, "password": password})
 	id, err := q.Enqueue(e.t.Context(), enroll.OutboundMessage{Kind: enroll.KindSMS, To: phone, Language: lang,
 		Purpose: gateway.PasswordPurpose, Username: u.Username, Priority: enroll.PriorityHigh, Status: enroll.StatusHeld,
-		Prepaid: true, CreatedAt: time.Now()}, body)
+		Prepaid: true, CreatedAt: at}, body)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -289,6 +295,27 @@ func TestHeldRecoveryCancelsASupersededMessage(t *testing.T) {
 		t.Errorf("the fake Twilio received %q, want only the newer password", got)
 	}
 	wantActions(t, heldAudit(t, e.rig.Store, u.Username, "Held9pwq"), enroll.ActionHeldSuperseded)
+}
+
+// TestHeldRecoveryIsNotSupersededByAResetAtWork: a newer RESET still at
+// work (its message held, younger than the grace) may yet set nothing, so
+// it supersedes nothing: the older message, whose password was set, is
+// sent, and the newer one is left to its RESET.
+func TestHeldRecoveryIsNotSupersededByAResetAtWork(t *testing.T) {
+	e := newHeldEnv(t, ldaplab.OpenLDAP(t))
+	u, _ := e.user()
+	const phone = "+15550103006"
+	old := e.holdAt(e.queue, u, phone, "en", "Old#Held8pwq", time.Now().Add(-testGrace-time.Minute))
+	e.setPassword(u, "Old#Held8pwq")
+	atWork := e.hold(e.queue, u, phone, "en", "Work#Held8pwq")
+	e.pass(e.recoveryOpt(e.rig.Store, e.queue, e.dir, gateway.HeldRecoveryOptions{Now: time.Now}))
+	if m := e.rig.Message(old); m.Status != enroll.StatusQueued || !strings.Contains(e.body(m), "Old#Held8pwq") {
+		t.Errorf("the older message is %+v, want it released as written", m)
+	}
+	if m := e.rig.Message(atWork); m.Status != enroll.StatusHeld || !strings.Contains(e.body(m), "Work#Held8pwq") {
+		t.Errorf("the message of the RESET at work is %+v, want it held as written", m)
+	}
+	wantActions(t, heldAudit(t, e.rig.Store, u.Username, "Held8pwq"), enroll.ActionHeldSent)
 }
 
 // TestHeldRecoveryLeavesTheMessageWhileTheDirectoryIsDown: a directory

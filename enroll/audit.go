@@ -28,9 +28,9 @@ type Event struct {
 // reset did not finish) or superseded (a newer RESET of the user came
 // after: canceled, its body wiped). Their detail never holds the password.
 const (
-	ActionHeldSent       = "reset.held_sent"
-	ActionHeldIncomplete = "reset.held_incomplete"
-	ActionHeldSuperseded = "reset.held_superseded"
+	ActionHeldSent       = "reset_held_sent"
+	ActionHeldIncomplete = "reset_held_incomplete"
+	ActionHeldSuperseded = "reset_held_superseded"
 )
 
 // AuditFilter selects audit events; zero fields match everything.

@@ -24,14 +24,14 @@ import (
 //
 //   - set at or after the message was written (HeldClockSkew allowed):
 //     the password is in force and the user needs it, so the message is
-//     released as written (audit reset.held_sent);
+//     released as written (audit reset_held_sent);
 //   - not set since: the reset did not happen; the body is replaced by
 //     sms.reset.incomplete, in the message's language, and released, so
-//     the user is told (audit reset.held_incomplete);
+//     the user is told (audit reset_held_incomplete);
 //   - a newer RESET message of the user exists, released or itself the
 //     recovery's (not canceled, not a RESET still at work): that one
 //     carries what the user needs; this one is canceled, its body wiped
-//     (audit reset.held_superseded);
+//     (audit reset_held_superseded);
 //   - the directory does not answer, or cannot tell: the message stays
 //     held for the next pass, and the pass says so once in the log. The
 //     recovery never guesses.

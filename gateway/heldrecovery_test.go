@@ -186,7 +186,7 @@ func heldAudit(t *testing.T, store enroll.AuditStore, username, secret string) [
 		if secret != "" && strings.Contains(fmt.Sprintf("%+v", ev), secret) {
 			t.Errorf("audit event %+v holds the password", ev)
 		}
-		if strings.HasPrefix(ev.Action, "reset.held_") {
+		if strings.HasPrefix(ev.Action, "reset_held_") {
 			out = append(out, ev)
 		}
 	}

@@ -133,6 +133,8 @@ func startDemo(ctx context.Context, opt demoOptions) (_ *demo, err error) {
 			return nil, err
 		}
 		d.tempData = true
+	} else if err = os.MkdirAll(d.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data %s: %w", d.dataDir, err)
 	}
 	step("starting the demo directory (AD dialect, LDAPS on loopback)…")
 	if d.dir, err = demodir.Start(ctx, demodir.Options{Seed: true, LockoutDuration: demodir.DemoLockoutDuration, CAFile: d.dataDir + "/demo-ca.pem",

@@ -44,7 +44,18 @@ func TestDemoFlags(t *testing.T) {
 // presses Ctrl-C: the banner names the URLs, the pages answer, SIGINT stops
 // it with exit status 0 and the temporary data directory is gone.
 func TestDemoCtrlC(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "demo", "-listen", "127.0.0.1:0")
+	t.Run("temporary data", func(t *testing.T) { demoCtrlC(t, "") })
+	// --data names a directory that does not exist yet (two levels): the
+	// demo creates it and keeps it, with the data file, at exit.
+	t.Run("data directory", func(t *testing.T) { demoCtrlC(t, filepath.Join(t.TempDir(), "demo", "data")) })
+}
+
+func demoCtrlC(t *testing.T, dataDir string) {
+	args := []string{"demo", "-listen", "127.0.0.1:0"}
+	if dataDir != "" {
+		args = append(args, "--data", dataDir)
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "REPLYRESET_TEST_RUN_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -66,6 +77,9 @@ func TestDemoCtrlC(t *testing.T) {
 	}()
 	urlRE := regexp.MustCompile(`Phone simulator\s+(http://127\.0\.0\.1:\d+)/demo/phone`)
 	dataRE := regexp.MustCompile(`Data: (\S+) \(removed at exit\)`)
+	if dataDir != "" {
+		dataRE = regexp.MustCompile(`Data: (` + regexp.QuoteMeta(dataDir) + `)$`)
+	}
 	var base, data string
 	started := false // the progress line comes before the banner (issue 13 item 9)
 	for base == "" || data == "" {
@@ -112,6 +126,12 @@ func TestDemoCtrlC(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the demo did not stop within 20 s of Ctrl-C")
+	}
+	if dataDir != "" {
+		if _, err := os.Stat(filepath.Join(dataDir, "replyreset.db")); err != nil {
+			t.Fatalf("the data file in --data %s after exit: %v", dataDir, err)
+		}
+		return
 	}
 	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the temporary data directory %s is still there: %v", data, err)

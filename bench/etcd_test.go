@@ -470,7 +470,9 @@ func (f *haFixture) resetCost(b *testing.B, n int) int {
 		detailf("  %-34s %8.2f %8.2f %8.2f/s\n", strings.TrimPrefix(k, "grpc:"), during(k), after(k), bgRate(k))
 	}
 	detailf("  (proposals, wal_fsync, backend_commit: summed over the 3 members)\n")
-	const txnKey, rangeKey = "grpc:etcdserverpb.KV/Txn", "grpc:etcdserverpb.KV/Range"
+	fsyncMean := (m2["wal_fsync_seconds"] - m1["wal_fsync_seconds"]) / max(1, m2["wal_fsync"]-m1["wal_fsync"])
+	detailf("  WAL fsync: %.2f ms on average; %.1f ms of fsync per RESET on each member, one after another\n",
+		fsyncMean*1000, fsyncMean*1000*during("wal_fsync")/3)
 	other := 0.0
 	for _, k := range methods {
 		if k != txnKey && k != rangeKey {
@@ -478,16 +480,15 @@ func (f *haFixture) resetCost(b *testing.B, n int) int {
 		}
 	}
 	record(figure{sec: secHACost, what: fmt.Sprintf("etcd requests per RESET: Txn / Range (+ Range after the reply) / other; "+
-		"Raft proposals; WAL fsyncs per member (%d RESETs)", n), dir: labName(f.lab),
-		gateway: fmt.Sprintf("%.1f / %.1f (+%.1f) / %.1f; %.1f; %.1f", during(txnKey), during(rangeKey), after(rangeKey), other,
-			during("proposals")/3, during("wal_fsync")/3)})
+		"Raft proposals; WAL fsyncs per member, mean fsync (%d RESETs)", n), dir: labName(f.lab),
+		gateway: fmt.Sprintf("%.1f / %.1f (+%.1f) / %.1f; %.1f; %.1f, %.2f ms", during(txnKey), during(rangeKey), after(rangeKey), other,
+			during("proposals")/3, during("wal_fsync")/3, fsyncMean*1000)})
 	return n
 }
 
 // settle waits until the cluster serves fewer than 5 reads a second (at
 // most a minute) and returns the metrics then.
 func (f *haFixture) settle(b *testing.B) map[string]float64 {
-	const rangeKey = "grpc:etcdserverpb.KV/Range"
 	prev := f.etcdMetrics(b)
 	for range 60 {
 		time.Sleep(time.Second)
@@ -561,6 +562,9 @@ func (f *haFixture) writeShapes(b *testing.B, cli *clientv3.Client, from, to int
 	}
 }
 
+// The etcdMetrics keys of etcd's transactions and reads.
+const txnKey, rangeKey = "grpc:etcdserverpb.KV/Txn", "grpc:etcdserverpb.KV/Range"
+
 // etcdMetrics sums the counters resetCost reads over the cluster's
 // members: "grpc:SERVICE/METHOD" (unary requests handled), "proposals"
 // (committed), "wal_fsync", "backend_commit".
@@ -594,6 +598,8 @@ func (f *haFixture) etcdMetrics(b *testing.B) map[string]float64 {
 				out["proposals"] += v
 			case name == "etcd_disk_wal_fsync_duration_seconds_count":
 				out["wal_fsync"] += v
+			case name == "etcd_disk_wal_fsync_duration_seconds_sum":
+				out["wal_fsync_seconds"] += v
 			case name == "etcd_disk_backend_commit_duration_seconds_count":
 				out["backend_commit"] += v
 			}
@@ -641,20 +647,32 @@ func BenchmarkTwoNodes(b *testing.B) {
 		for _, cmd := range []string{"HELP", "STATUS"} {
 			total := size(2000, 40)
 			res := make([]result, len(setups))
+			var txn, rng float64 // etcd requests of the etcd setups' runs
 			for half := 0; half < 2; half++ {
 				for k, s := range setups {
+					var m0 map[string]float64
+					if k > 0 {
+						m0 = f.etcdMetrics(b)
+					}
 					r := run(b, 8, total/2, func(w, i int) error {
 						return f.post(s.nodes[i%len(s.nodes)], f.phones[i%len(f.phones)], cmd, 1)
 					})
+					if k > 0 {
+						m1 := f.etcdMetrics(b)
+						txn += m1[txnKey] - m0[txnKey]
+						rng += m1[rangeKey] - m0[rangeKey]
+					}
 					res[k].lat, res[k].elapsed = append(res[k].lat, r.lat...), res[k].elapsed+r.elapsed
 				}
 			}
+			perReply := fmt.Sprintf("%.1f Txn + %.1f Range", txn/float64(2*total), rng/float64(2*total))
+			detailf("%s on %s, etcd: %s per reply (%d replies)\n", cmd, labName(lab), perReply, 2*total)
 			if cmd == "STATUS" {
 				statusBolt, statusEtcd = len(res[0].lat), len(res[1].lat)+len(res[2].lat)
 			}
 			for k, s := range setups[1:] {
-				record(figure{sec: secHANodes, what: fmt.Sprintf("%s replies/s, concurrency 8, %s vs bbolt, one node (%d ops each, p99 %s vs %s ms)",
-					cmd, s.name, len(res[k+1].lat), ms(res[k+1].pct(0.99)), ms(res[0].pct(0.99))),
+				record(figure{sec: secHANodes, what: fmt.Sprintf("%s replies/s, concurrency 8, %s vs bbolt, one node (%d ops each, p99 %s vs %s ms; etcd: %s per reply)",
+					cmd, s.name, len(res[k+1].lat), ms(res[k+1].pct(0.99)), ms(res[0].pct(0.99)), perReply),
 					dir: labName(lab), gateway: fmt.Sprintf("%.0f/s", res[k+1].rate()), raw: fmt.Sprintf("%.0f/s", res[0].rate()),
 					ratio: ratio(res[k+1].rate(), res[0].rate())})
 			}

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -81,10 +82,10 @@ func waitCandidates(b *testing.B, cli *clientv3.Client, prefix string, n int) {
 
 // BenchmarkLeaderFailover: how long the jobs have no leader when the
 // leader dies (its etcd client closed, no resign: a crashed or cut-off
-// node; the other waits for the session lease to expire, at most the TTL)
-// and when it hands over cleanly (Resign, as serve does on SIGTERM). The
-// median of 10 rounds at the default session TTL of 10 s (under -short:
-// 1 round at 2 s).
+// node, which dies at a random moment; the other waits for the session
+// lease to expire, a TTL after its last keep-alive) and when it hands over
+// cleanly (Resign, as serve does on SIGTERM). The median of 10 rounds at
+// the default session TTL of 10 s (under -short: 1 round at 2 s).
 func BenchmarkLeaderFailover(b *testing.B) {
 	cluster := etcdlab.Shared(b)
 	prefix := cluster.Prefix(b)
@@ -114,9 +115,13 @@ func BenchmarkLeaderFailover(b *testing.B) {
 			b.Fatalf("after the handover: leader %s at revision %d (was %d)", tb.Leader(), tb.Revision(), ta.Revision())
 		}
 
-		// Failover: b dies without resigning, c leads once b's lease expires.
+		// Failover: b dies without resigning, c leads once b's lease
+		// expires. b dies at a random point of its keep-alive cycle (one
+		// every TTL/3), as a crash would: right after a keep-alive the
+		// lease lasts the whole TTL, right before one, two thirds of it.
 		c := campaign(b, cluster, prefix, fmt.Sprintf("c%d", r), ttl)
 		waitCandidates(b, watch, prefix, 2)
+		time.Sleep(rand.N(ttl))
 		t0 = time.Now()
 		if err := bn.cli.Close(); err != nil {
 			b.Fatal(err)

@@ -209,11 +209,21 @@ type ResetConfig struct {
 	// ProtectPrivileged refuses self-service to privileged accounts
 	// (adminCount=1, the protected AD groups, directory.admin_group).
 	ProtectPrivileged bool `yaml:"protect_privileged"`
+	// Web is the reset from a browser (/reset, web/reset).
+	Web WebResetConfig `yaml:"web"`
+}
+
+// WebResetConfig is `reset.web`: the reset and unlock pages.
+type WebResetConfig struct {
+	Enabled bool `yaml:"enabled"` // serve /reset
+	// ChoosePassword lets the user choose the new password; false: a
+	// generated one only.
+	ChoosePassword bool `yaml:"choose_password"`
 }
 
 // DefaultResetConfig returns the documented defaults.
 func DefaultResetConfig() ResetConfig {
-	return ResetConfig{MaxPerHour: 3, ProtectPrivileged: true}
+	return ResetConfig{MaxPerHour: 3, ProtectPrivileged: true, Web: WebResetConfig{Enabled: true, ChoosePassword: true}}
 }
 
 // SelfServicePolicy is the directory's view of the section: who may use

@@ -40,8 +40,18 @@ const (
 	PageChangeDone   = "phone_change_done"
 )
 
+// The pages of the reset from a browser (/reset): the account, its code,
+// what to do, done.
+const (
+	PageReset       = "reset"
+	PageResetCode   = "reset_code"
+	PageResetChoose = "reset_choose"
+	PageResetDone   = "reset_done"
+)
+
 var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError, PageHome,
-	PageChangeSignIn, PageChangeNumber, PageChangeVerify, PageChangeDone}
+	PageChangeSignIn, PageChangeNumber, PageChangeVerify, PageChangeDone,
+	PageReset, PageResetCode, PageResetChoose, PageResetDone}
 
 // The pages of the admin console, drawn in their own layout (navigation,
 // the signed-in admin, sign out).

@@ -136,3 +136,20 @@ func csrfBinding(admin *adminSite, phoneChangeSecure bool) func(c echo.Context) 
 		return ""
 	}
 }
+
+// The helpers below serve the pages of the packages under web (web/reset)
+// with the site's own cookies, form tokens and languages.
+
+// CSRFToken is the form token of the page being answered (csrfToken).
+func CSRFToken(c echo.Context) string { return csrfToken(c) }
+
+// SetCookie sets (maxAge < 0: deletes) a Strict, HttpOnly cookie of the
+// site (setCookie).
+func SetCookie(c echo.Context, secure bool, name, value string, maxAge int) {
+	setCookie(c, secure, name, value, maxAge, http.SameSiteStrictMode)
+}
+
+// ReadCookie is the value of the site's cookie name (readCookie).
+func ReadCookie(c echo.Context, secure bool, name string) (string, bool) {
+	return readCookie(c, secure, name)
+}

@@ -233,6 +233,11 @@ func writePage(c echo.Context, pages Pages, status int, page, lang string, data 
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
+// WritePage is writePage, for the pages of the packages under web.
+func WritePage(c echo.Context, pages Pages, status int, page, lang string, data any) error {
+	return writePage(c, pages, status, page, lang, data)
+}
+
 // limit refuses a POST beyond the per-address or the per-link budget.
 func (s *enrollSite) limit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

@@ -57,3 +57,7 @@ func browserLanguage(c echo.Context, def string) string { return pageLanguage(c,
 func rememberChoice(c echo.Context, lang string, secure bool) {
 	setCookie(c, secure, langCookie, lang, 365*24*3600, http.SameSiteLaxMode)
 }
+
+// PageLanguage is the language of a page that belongs to no enrollment
+// and no session: the switch's choice, the browser's, else def.
+func PageLanguage(c echo.Context, def string) string { return browserLanguage(c, def) }

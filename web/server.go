@@ -90,6 +90,14 @@ type Deps struct {
 
 	// Metrics, when set, counts requests and serves GET /metrics.
 	Metrics *Metrics
+
+	// Reset, when set, serves the reset from a browser (/reset; web/reset).
+	Reset Routes
+}
+
+// Routes is a site of its own package that adds its routes to the server.
+type Routes interface {
+	Register(e *echo.Echo)
 }
 
 type requestIDKey struct{}
@@ -234,6 +242,9 @@ func NewEcho(d Deps) *echo.Echo {
 	if admin != nil {
 		admin.register(e)
 		admin.registerAPI(e)
+	}
+	if d.Reset != nil {
+		d.Reset.Register(e)
 	}
 	if d.Demo != nil && d.Pages != nil {
 		(&demoSite{demo: d.Demo, pages: d.Pages, lang: d.Language, log: d.Logger}).register(e)

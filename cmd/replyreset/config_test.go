@@ -217,7 +217,7 @@ func TestExampleFile(t *testing.T) {
 			Lookup:           gateway.LookupConfig{LineType: false, SIMSwapMaxAge: 0},
 		},
 		Reset: gateway.ResetConfig{RequireAppCode: false, MaxPerHour: 3, ProtectPrivileged: true,
-			AllowGroups: []string{}, DenyGroups: []string{}},
+			AllowGroups: []string{}, DenyGroups: []string{}, Web: gateway.WebResetConfig{Enabled: true, ChoosePassword: true}},
 		Enrollment: enroll.Config{ActivationTTL: 168 * time.Hour, CodeTTL: 40 * time.Minute, ResendAfter: 60 * time.Second, MaxAttempts: 5, Methods: []string{"sms", "voice", "app"}},
 		Lockout:    lockout.Config{Enabled: true, PollInterval: 30 * time.Second, StormThreshold: 10, StormWindow: 5 * time.Minute},
 		Reminders:  expiry.RemindersConfig{Days: []int{14, 7, 3, 1}},
@@ -484,6 +484,25 @@ mail:
 	})
 }
 
+// TestResetWebKeys: reset.web.enabled and choose_password are on by
+// default, each can be turned off, and an unknown key under reset.web or
+// a value that is not a boolean is named.
+func TestResetWebKeys(t *testing.T) {
+	if w := DefaultConfig().Reset.Web; !w.Enabled || !w.ChoosePassword {
+		t.Errorf("default reset.web = %+v, want both on", w)
+	}
+	cfg := mustParseConfig(t, minimalConfig+"reset:\n  web: {enabled: false, choose_password: false}\n", nil, nil)
+	if w := cfg.Reset.Web; w.Enabled || w.ChoosePassword {
+		t.Errorf("reset.web = %+v, want both off", w)
+	}
+	problems := configProblems(t, minimalConfig+"reset:\n  web: {enabled: maybe, choose: true}\n", nil, nil)
+	for _, want := range []string{"reset.web.enabled", "reset.web.choose"} {
+		if !slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, want) }) {
+			t.Errorf("no problem naming %s in %q", want, problems)
+		}
+	}
+}
+
 // TestResetSelfServiceKeys: reset.protect_privileged, allow_groups and
 // deny_groups decode into the section and bad entries are named.
 func TestResetSelfServiceKeys(t *testing.T) {
@@ -493,7 +512,8 @@ func TestResetSelfServiceKeys(t *testing.T) {
   deny_groups: [Tier0]
 `, nil, nil)
 	want := gateway.ResetConfig{MaxPerHour: 3, ProtectPrivileged: false,
-		AllowGroups: []string{"CN=SMS Users,OU=Groups,DC=example,DC=com", "Staff"}, DenyGroups: []string{"Tier0"}}
+		AllowGroups: []string{"CN=SMS Users,OU=Groups,DC=example,DC=com", "Staff"}, DenyGroups: []string{"Tier0"},
+		Web: gateway.WebResetConfig{Enabled: true, ChoosePassword: true}}
 	if !reflect.DeepEqual(cfg.Reset, want) {
 		t.Fatalf("reset = %#v, want %#v", cfg.Reset, want)
 	}

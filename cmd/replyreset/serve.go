@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/replyreset/replyreset/gateway/twilio"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
+	"github.com/replyreset/replyreset/web/reset"
 	"github.com/spf13/cobra"
 )
 
@@ -268,6 +270,12 @@ func (a *app) handler(demo web.Demo) http.Handler {
 	if a.mailq != nil {
 		mailq = a.store
 	}
+	var resetSite web.Routes // nil: reset.web.enabled is false
+	if a.cfg.Reset.Web.Enabled {
+		resetSite = reset.New(reset.Deps{Directory: a.dir, Store: a.store, Outbox: a.queue, Messages: a.catalog,
+			Pages: a.pages, Sealer: a.sealer, Log: a.log.With("component", "web reset"), Language: a.cfg.Language,
+			Secure: strings.HasPrefix(strings.ToLower(a.cfg.PublicURL), "https://")})
+	}
 	return web.NewEcho(web.Deps{
 		Logger:      a.log.With("component", "web"),
 		SMSWebhook:  a.webhook,
@@ -295,6 +303,7 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		StoreHealth:    storeHealthOf(a.store),
 		StoreGate:      a.gate,
 		Leader:         &a.jobs,
+		Reset:          resetSite,
 	})
 }
 

@@ -36,7 +36,7 @@ func (s *Site) postStart(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), sendTimeout)
 	defer cancel()
-	now := s.now()
+	began, now := time.Now(), s.now()
 	ok, err := s.d.Store.Allow(ctx, "reset-web:start:"+c.RealIP(), now, time.Hour, startsPerHour)
 	if err != nil {
 		return s.failed(c, "rate limit", err)
@@ -85,7 +85,21 @@ func (s *Site) postStart(c echo.Context) error {
 	if err := s.keep(c, st); err != nil {
 		return s.failed(c, "keep the state", err)
 	}
+	s.floor(c.Request().Context(), began)
 	return c.Redirect(http.StatusSeeOther, base)
+}
+
+// floor returns once StartFloor has passed since began (or the browser
+// gave up).
+func (s *Site) floor(ctx context.Context, began time.Time) {
+	if d := s.d.StartFloor - time.Since(began); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // enrolled finds the active enrollment login names: by username, else by

@@ -58,6 +58,9 @@ type Deps struct {
 	Language  string           // default page language
 	Secure    bool             // https: cookies Secure and __Host- named
 	Location  *time.Location   // times shown; default time.Local
+	// StartFloor is the least time a start takes to answer (default
+	// startFloor), whatever the name names.
+	StartFloor time.Duration
 }
 
 // The rules of a reset (DESIGN journey 5; issue 19): codes are 6 digits,
@@ -75,6 +78,10 @@ const (
 	startsPerHour  = 30
 	postWindow     = 10 * time.Minute
 	postsPerWindow = 60
+	// startFloor: an enrolled name costs a send (a sealed body, an outbox
+	// record) that an unknown one only mirrors with a store write; a
+	// millisecond or so apart, which answering no sooner than this hides.
+	startFloor = 200 * time.Millisecond
 )
 
 // Site serves /reset and the pages under it.
@@ -93,6 +100,9 @@ func New(d Deps) *Site {
 	}
 	if d.Language == "" {
 		d.Language = templates.DefaultLanguage
+	}
+	if d.StartFloor <= 0 {
+		d.StartFloor = startFloor
 	}
 	return &Site{d: d}
 }

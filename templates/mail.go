@@ -26,6 +26,7 @@ const (
 	MailLockoutStorm  = "lockout_storm"  // to admins: many accounts locked at once, texts paused
 	MailNotMe         = "not_me"         // to admins: a user answered NOT ME
 	MailPasswordReset = "password_reset" // to the user: the password was reset by SMS
+	MailWebReset      = "web_reset"      // to the user: the password was changed from /reset
 	MailSIMSwap       = "sim_swap"       // to admins: a recent SIM swap blocked a reset by SMS
 	MailSMSBudget     = "sms_budget"     // to admins: an SMS budget was reached, sends refused
 	// MailCarrierFiltered, to admins: a carrier filtered a text (Twilio 30007).
@@ -55,6 +56,7 @@ var mailData = map[string][]string{
 	MailLockoutStorm:  {"accounts", "count", "time", "window"},
 	MailNotMe:         {"display_name", "phone", "time", "username"},
 	MailPasswordReset: {"display_name", "phone", "time", "username"},
+	MailWebReset:      {"display_name", "phone", "time", "username"},
 	MailSIMSwap:       {"display_name", "phone", "swapped", "time", "username"},
 	MailSMSBudget:     {"budget", "limit", "time"}, // budget: its configuration key; limit: per 24 hours
 	// code: the provider's error code; username: "-" when the message had none

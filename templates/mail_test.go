@@ -65,7 +65,7 @@ func realisticMailData(lang, name string) map[string]string {
 			"swapped":      FormatDateTime(lang, when.Add(-3*time.Hour)),
 			"time":         FormatDateTime(lang, when),
 		}
-	case MailNotMe, MailPasswordReset:
+	case MailNotMe, MailPasswordReset, MailWebReset:
 		return map[string]string{
 			"display_name": "Zoé Lefèvre",
 			"username":     "zlefevre",

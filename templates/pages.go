@@ -47,11 +47,13 @@ const (
 	PageResetCode   = "reset_code"
 	PageResetChoose = "reset_choose"
 	PageResetDone   = "reset_done"
+	// PageResetPassword shows a generated password, once.
+	PageResetPassword = "reset_password"
 )
 
 var pageNames = []string{PagePhone, PageVerify, PageApp, PageDone, PageError, PageHome,
 	PageChangeSignIn, PageChangeNumber, PageChangeVerify, PageChangeDone,
-	PageReset, PageResetCode, PageResetChoose, PageResetDone}
+	PageReset, PageResetCode, PageResetChoose, PageResetDone, PageResetPassword}
 
 // The pages of the admin console, drawn in their own layout (navigation,
 // the signed-in admin, sign out).

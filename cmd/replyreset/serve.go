@@ -100,6 +100,7 @@ type app struct {
 	jobs       jobs.Status // whether this node leads the jobs, for /healthz
 	webhook    *gateway.Webhook
 	enroll     *enroll.Service
+	reset      *reset.Site // the reset from a browser; nil when reset.web.enabled is false
 	// gate refuses work while the store does not answer; its probe runs
 	// on every node (run), not under the leader.
 	gate *web.StoreGate
@@ -223,6 +224,13 @@ func (a *app) wire() error {
 	if lookup != nil && a.cfg.SMS.Lookup.LineType {
 		deps.LineChecker = lookup
 	}
+	if a.cfg.Reset.Web.Enabled {
+		a.reset = reset.New(reset.Deps{Directory: a.dir, Store: a.store, Outbox: a.queue, Messages: a.catalog,
+			Pages: a.pages, Sealer: a.sealer, Log: a.log.With("component", "web reset"), Language: a.cfg.Language,
+			Secure: strings.HasPrefix(strings.ToLower(a.cfg.PublicURL), "https://"), Passwords: gen,
+			MustChange: a.cfg.Password.MustChange, ChoosePassword: a.cfg.Reset.Web.ChoosePassword,
+			Banned: reset.CompanyNames(a.cfg.Directory.BaseDN, a.cfg.Mail.From), Mailer: mail, Mails: a.mails})
+	}
 	a.enroll = enroll.NewService(deps, enroll.ServiceSettings{
 		Config:           a.cfg.Enrollment,
 		PublicURL:        a.cfg.PublicURL,
@@ -271,10 +279,8 @@ func (a *app) handler(demo web.Demo) http.Handler {
 		mailq = a.store
 	}
 	var resetSite web.Routes // nil: reset.web.enabled is false
-	if a.cfg.Reset.Web.Enabled {
-		resetSite = reset.New(reset.Deps{Directory: a.dir, Store: a.store, Outbox: a.queue, Messages: a.catalog,
-			Pages: a.pages, Sealer: a.sealer, Log: a.log.With("component", "web reset"), Language: a.cfg.Language,
-			Secure: strings.HasPrefix(strings.ToLower(a.cfg.PublicURL), "https://")})
+	if a.reset != nil {
+		resetSite = a.reset
 	}
 	return web.NewEcho(web.Deps{
 		Logger:      a.log.With("component", "web"),

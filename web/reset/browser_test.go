@@ -155,6 +155,30 @@ func TestBrowserResetUnlock(t *testing.T) {
 			b.status("the app's code", b.submit("verify"), 200)
 			b.want("unlock", "reset.choose.unlock", nil)
 			a.clock.Advance(31e9) // the next time step for the next language's app code
+			if lang == "en" {
+				// A generated password, shown once.
+				b.status("a generated password", b.submit("generate"), 200)
+				b.want("once", "reset.password.once", nil)
+				b.accessible("the generated password page")
+				if pw := browsertest.Text(t, ctx, "#password"); len(pw) < 12 || a.bindOutcome(app.dn, pw) != "must-change" {
+					t.Fatalf("generated password %q does not sign in as must-change", pw)
+				}
+				return
+			}
+			// A password of one's own: too short, in words; then a good one.
+			b.fill("password", "Ab1!")
+			b.fill("confirm", "Ab1!")
+			b.status("a too short password", b.submit("choose"), 422)
+			b.want("page-error", "reset.err.policy.short_min", map[string]string{"min": "7"})
+			b.accessible("the choice page with the directory's refusal")
+			b.fill("password", "Violet-Harbour-Lantern-42")
+			b.fill("confirm", "Violet-Harbour-Lantern-42")
+			b.status("a good password", b.submit("choose"), 200)
+			b.want("done-text", "reset.done.chosen", map[string]string{"username": app.name})
+			b.accessible("the done page of a chosen password")
+			if got := a.bindOutcome(app.dn, "Violet-Harbour-Lantern-42"); got != "ok" {
+				t.Fatalf("bind with the chosen password: %s", got)
+			}
 		})
 	}
 }

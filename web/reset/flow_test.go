@@ -37,60 +37,54 @@ func (c *client) verified(u user) {
 // unlocks the account without changing the password; the phone is told
 // with NOT ME; each step is audited as reset.web.
 func TestResetUnlock(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		lab  func(testing.TB) *ldaplab.Server
-	}{{"samba", ldaplab.Samba}, {"openldap", ldaplab.OpenLDAP}} {
-		t.Run(tc.name, func(t *testing.T) {
-			a := newApp(t, tc.lab(t))
-			u := a.enrolled("rwu", "sms")
-			a.lab.LockOut(t, u.dn)
-			c := a.client()
-			p := c.start(u.name)
-			if !strings.Contains(p.body, a.text("reset.code.intro", map[string]string{"login": u.name})) {
-				t.Fatalf("code page:\n%s", visible(p.body))
-			}
-			if ms := a.messages(u.phone, "reset_web_code"); len(ms) != 1 || !strings.Contains(ms[0], u.name) {
-				t.Fatalf("codes texted: %q", ms)
-			}
-			code := a.code(u.phone)
-			wrong := "000000"
-			if code == wrong {
-				wrong = "111111"
-			}
-			p = c.post("/reset/verify", url.Values{"code": {wrong}})
-			if p.code != http.StatusUnprocessableEntity || !strings.Contains(p.body, a.text("reset.code.wrong", nil)) {
-				t.Fatalf("wrong code: %d\n%s", p.code, visible(p.body))
-			}
-			if p = c.post("/reset/verify", url.Values{"code": {code[:3] + " " + code[3:]}}); p.code != http.StatusSeeOther {
-				t.Fatalf("right code: %d\n%s", p.code, visible(p.body))
-			}
-			p = c.post("/reset/unlock", url.Values{})
-			if p.code != http.StatusOK || !strings.Contains(p.body, a.text("reset.done.unlocked", map[string]string{"username": u.name})) {
-				t.Fatalf("unlock: %d\n%s", p.code, visible(p.body))
-			}
-			if a.lab.Locked(t, u.dn) {
-				t.Fatal("the account is still locked")
-			}
-			if err := a.lab.BindErr(u.dn, u.password); err != nil {
-				t.Fatalf("the password changed, or the account does not sign in: %v", err)
-			}
-			if ms := a.messages(u.phone, "reset_web_notice"); len(ms) != 1 || !strings.Contains(ms[0], "NOT ME") {
-				t.Fatalf("notices: %q", ms)
-			}
-			if got, want := a.audit(u.name), []string{"code_sent", "bad_code", "code_ok", "ok"}; !slices.Equal(got, want) {
-				t.Fatalf("audit %q, want %q", got, want)
-			}
-			// The reset is over: the same browser posts again and gets
-			// the start again, nothing done.
-			if p = c.post("/reset/unlock", url.Values{}); p.code != http.StatusConflict {
-				t.Fatalf("unlock again: %d\n%s", p.code, visible(p.body))
-			}
-			if ms := a.messages(u.phone, "reset_web_notice"); len(ms) != 1 {
-				t.Fatalf("notices after the second post: %q", ms)
-			}
-		})
-	}
+	eachLab(t, func(t *testing.T, a *app) {
+		u := a.enrolled("rwu", "sms")
+		a.lab.LockOut(t, u.dn)
+		c := a.client()
+		p := c.start(u.name)
+		if !strings.Contains(p.body, a.text("reset.code.intro", map[string]string{"login": u.name})) {
+			t.Fatalf("code page:\n%s", visible(p.body))
+		}
+		if ms := a.messages(u.phone, "reset_web_code"); len(ms) != 1 || !strings.Contains(ms[0], u.name) {
+			t.Fatalf("codes texted: %q", ms)
+		}
+		code := a.code(u.phone)
+		wrong := "000000"
+		if code == wrong {
+			wrong = "111111"
+		}
+		p = c.post("/reset/verify", url.Values{"code": {wrong}})
+		if p.code != http.StatusUnprocessableEntity || !strings.Contains(p.body, a.text("reset.code.wrong", nil)) {
+			t.Fatalf("wrong code: %d\n%s", p.code, visible(p.body))
+		}
+		if p = c.post("/reset/verify", url.Values{"code": {code[:3] + " " + code[3:]}}); p.code != http.StatusSeeOther {
+			t.Fatalf("right code: %d\n%s", p.code, visible(p.body))
+		}
+		p = c.post("/reset/unlock", url.Values{})
+		if p.code != http.StatusOK || !strings.Contains(p.body, a.text("reset.done.unlocked", map[string]string{"username": u.name})) {
+			t.Fatalf("unlock: %d\n%s", p.code, visible(p.body))
+		}
+		if a.lab.Locked(t, u.dn) {
+			t.Fatal("the account is still locked")
+		}
+		if err := a.lab.BindErr(u.dn, u.password); err != nil {
+			t.Fatalf("the password changed, or the account does not sign in: %v", err)
+		}
+		if ms := a.messages(u.phone, "reset_web_notice"); len(ms) != 1 || !strings.Contains(ms[0], "NOT ME") {
+			t.Fatalf("notices: %q", ms)
+		}
+		if got, want := a.audit(u.name), []string{"code_sent", "bad_code", "code_ok", "ok"}; !slices.Equal(got, want) {
+			t.Fatalf("audit %q, want %q", got, want)
+		}
+		// The reset is over: the same browser posts again and gets
+		// the start again, nothing done.
+		if p = c.post("/reset/unlock", url.Values{}); p.code != http.StatusConflict {
+			t.Fatalf("unlock again: %d\n%s", p.code, visible(p.body))
+		}
+		if ms := a.messages(u.phone, "reset_web_notice"); len(ms) != 1 {
+			t.Fatalf("notices after the second post: %q", ms)
+		}
+	})
 }
 
 // TestResetDoubleTap: two unlocks of one reset at once (a double tap) get

@@ -25,6 +25,7 @@ import (
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/enrolltest"
+	"github.com/replyreset/replyreset/enroll/password"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/outbox"
 	"github.com/replyreset/replyreset/templates"
@@ -52,11 +53,13 @@ type app struct {
 	clock  *enrolltest.Clock
 	pages  *templates.Pages
 	log    *enrolltest.LogBuffer
+	mailer *enrolltest.Mailer
 	url    string
 	phones atomic.Int64
 }
 
-func newApp(t *testing.T, lab *ldaplab.Server) *app {
+// newApp starts the site on lab; opts change its Deps.
+func newApp(t *testing.T, lab *ldaplab.Server, opts ...func(*Deps)) *app {
 	t.Helper()
 	dir, err := directory.New(lab.DirectoryConfig(), directory.Options{})
 	if err != nil {
@@ -73,10 +76,24 @@ func newApp(t *testing.T, lab *ldaplab.Server) *app {
 		t.Fatal(err)
 	}
 	a := &app{t: t, lab: lab, dir: dir, store: store, sealer: sealer, clock: enrolltest.NewClock(time.Now()),
-		pages: pages, log: &enrolltest.LogBuffer{}}
+		pages: pages, log: &enrolltest.LogBuffer{}, mailer: &enrolltest.Mailer{}}
+	mails, err := templates.LoadMails()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, err := password.NewGenerator(password.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
 	logger := slog.New(slog.NewJSONHandler(a.log, nil))
-	site := New(Deps{Directory: dir, Store: store, Outbox: outbox.NewQueue(store, sealer, nil), Messages: catalog,
-		Pages: pages, Sealer: sealer, Log: logger, Now: a.clock.Now, Language: "en", Location: time.UTC})
+	d := Deps{Directory: dir, Store: store, Outbox: outbox.NewQueue(store, sealer, nil), Messages: catalog,
+		Pages: pages, Sealer: sealer, Log: logger, Now: a.clock.Now, Language: "en", Location: time.UTC,
+		Passwords: gen, MustChange: true, ChoosePassword: true, Banned: CompanyNames("DC=acmecorp,DC=com", "it@acmecorp.example"),
+		Mailer: a.mailer, Mails: mails}
+	for _, opt := range opts {
+		opt(&d)
+	}
+	site := New(d)
 	// 127.0.0.1 is the trusted proxy: a test names its client's address
 	// in X-Forwarded-For, so that per-address limits are per test client.
 	h := web.NewEcho(web.Deps{Logger: logger, Pages: pages, Store: store, Language: "en", Now: a.clock.Now,
@@ -85,6 +102,16 @@ func newApp(t *testing.T, lab *ldaplab.Server) *app {
 	t.Cleanup(srv.Close)
 	a.url = srv.URL
 	return a
+}
+
+// eachLab runs fn on an app of each real directory: Samba AD, OpenLDAP.
+func eachLab(t *testing.T, fn func(t *testing.T, a *app)) {
+	for _, lab := range []struct {
+		name  string
+		start func(testing.TB) *ldaplab.Server
+	}{{"samba", ldaplab.Samba}, {"openldap", ldaplab.OpenLDAP}} {
+		t.Run(lab.name, func(t *testing.T) { fn(t, newApp(t, lab.start(t))) })
+	}
 }
 
 // user is a directory account with an active enrollment.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/notify"
 	"github.com/replyreset/replyreset/templates"
 	"github.com/replyreset/replyreset/web"
 )
@@ -21,6 +22,7 @@ type Directory interface {
 	FindUser(ctx context.Context, username string) (directory.User, error)
 	FindByMail(ctx context.Context, mail string) (directory.User, error)
 	Unlock(ctx context.Context, u directory.User) error
+	SetPassword(ctx context.Context, u directory.User, password string, opt directory.SetPasswordOptions) error
 	directory.SelfServiceChecker
 }
 
@@ -32,6 +34,7 @@ type Store interface {
 	enroll.GuardStore
 	enroll.MessageStore
 	BudgetHits(ctx context.Context, key string, now time.Time, window time.Duration) (int, error)
+	enroll.LeaseStore
 	enroll.Auditor
 }
 
@@ -61,6 +64,21 @@ type Deps struct {
 	// StartFloor is the least time a start takes to answer (default
 	// startFloor), whatever the name names.
 	StartFloor time.Duration
+
+	Passwords Passwords // the generated passwords (password.Generator)
+	// MustChange flags a generated password "change at next logon"
+	// (password.must_change); a chosen one never is.
+	MustChange bool
+	// ChoosePassword offers a password of the user's choice
+	// (reset.web.choose_password); else a generated one only.
+	ChoosePassword bool
+	// Banned are the company's names, refused inside a chosen password
+	// (CompanyNames).
+	Banned []string
+	// Mailer and Mails tell the account's mail address of a new password;
+	// a nil Mailer: mail is off.
+	Mailer notify.Mailer
+	Mails  notify.MailRenderer
 }
 
 // The rules of a reset (DESIGN journey 5; issue 19): codes are 6 digits,
@@ -115,6 +133,7 @@ func (s *Site) Register(e *echo.Echo) {
 	e.POST(base+"/start", s.postStart, s.limit)
 	e.POST(base+"/verify", s.postVerify, s.limit)
 	e.POST(base+"/unlock", s.postUnlock, s.limit)
+	e.POST(base+"/password", s.postPassword, s.limit)
 	e.POST(base+"/cancel", s.postCancel, s.limit)
 }
 
@@ -134,6 +153,10 @@ type view struct {
 	AttemptsLeft *templates.Msg
 	Done         *templates.Msg
 
+	ChoosePassword bool   // the choice page offers a password of one's own
+	Password       string // the generated password, shown once
+	MustChange     bool   // it must be changed at next logon
+
 	// The error page.
 	Title        templates.Msg
 	Notice       *templates.Msg
@@ -149,7 +172,7 @@ func (s *Site) show(c echo.Context) error {
 	case err != nil:
 		return s.form(c, http.StatusOK, "", nil)
 	case st.Verified:
-		return s.render(c, http.StatusOK, templates.PageResetChoose, view{Username: st.Username})
+		return s.choosePage(c, http.StatusOK, st, nil)
 	}
 	return s.codePage(c, http.StatusOK, st, nil)
 }

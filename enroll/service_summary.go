@@ -17,6 +17,10 @@ type Summary struct {
 	// ResetsFailed counts reset requests with any other outcome (refused,
 	// rate limited, wrong authenticator code, directory error, ...).
 	ResetsFailed Counts `json:"resets_failed"`
+	// WebResets counts what the reset page did (action "reset.web",
+	// outcome "ok" or "partial": an unlock or a new password), apart from
+	// the SMS resets.
+	WebResets Counts `json:"web_resets"`
 	// Lockouts counts distinct lockouts the lockout watch saw (actions
 	// "lockout", "lockout_alert" and "lockout_storm_suppressed", any
 	// outcome), one per account and lockout time.
@@ -89,6 +93,10 @@ func (s *Service) Summary(ctx context.Context, now time.Time) (Summary, error) {
 				sum.Resets.add(ev.Time, day, week)
 			} else {
 				sum.ResetsFailed.add(ev.Time, day, week)
+			}
+		case "reset.web":
+			if ev.Outcome == "ok" || ev.Outcome == "partial" {
+				sum.WebResets.add(ev.Time, day, week)
 			}
 		case "lockout", "lockout_alert", "lockout_storm_suppressed":
 			// One event per lockout; should one be audited twice, the

@@ -102,6 +102,7 @@ func TestRender(t *testing.T) {
 	}
 	type data struct {
 		CSRF, Base, Back, Name, Phone, Return, RequestID string
+		ResetLink                                        bool
 	}
 	var buf bytes.Buffer
 	if err := p.Render(&buf, PageDone, "fr-CA", data{Base: "/enroll/x", Phone: "+33612345678"}); err != nil {

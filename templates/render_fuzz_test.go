@@ -25,6 +25,7 @@ type fuzzPageView struct {
 	Title                                            Msg
 	Next                                             *Msg
 	Continue, ContinueText, RequestID, Return        string
+	ResetLink                                        bool
 }
 
 // fuzzLoginView has the fields of the admin login page's view.

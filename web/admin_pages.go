@@ -24,6 +24,7 @@ type dashboardView struct {
 	States                  []stateCount
 	Resets24h, Resets7d     int
 	Failed24h, Failed7d     int
+	Web24h, Web7d           int // from the reset page
 	Lockouts24h, Lockouts7d int
 	SMS                     *smsView // nil: not shown (admin_sms.go)
 }
@@ -52,7 +53,7 @@ func (s *adminSite) dashboard(c echo.Context) error {
 		return s.fail(c, http.StatusInternalServerError, "admin.err.internal", err)
 	}
 	d := &dashboardView{Resets24h: sum.Resets.Day, Resets7d: sum.Resets.Week, Failed24h: sum.ResetsFailed.Day,
-		Failed7d: sum.ResetsFailed.Week, Lockouts24h: sum.Lockouts.Day, Lockouts7d: sum.Lockouts.Week,
+		Failed7d: sum.ResetsFailed.Week, Web24h: sum.WebResets.Day, Web7d: sum.WebResets.Week, Lockouts24h: sum.Lockouts.Day, Lockouts7d: sum.Lockouts.Week,
 		SMS: s.smsUsage(ctx)}
 	for _, st := range allStates {
 		d.States = append(d.States, stateCount{State: st, Count: sum.Enrollments[st]})

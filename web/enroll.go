@@ -72,6 +72,7 @@ type enrollSite struct {
 	lang    string     // default page language when nothing else tells
 	secure  bool       // cookies only over https
 	gate    *StoreGate // told when the store does not answer; nil: none
+	reset   bool       // /reset is served: the done page links to it
 }
 
 func (s *enrollSite) register(e *echo.Echo) {
@@ -124,6 +125,8 @@ type pageView struct {
 	// returns, on pages that belong to no enrollment (Base empty).
 	Return string
 	Home   *homeView // the start page (GET /)
+	// ResetLink: the done page links to /reset (reset.web.enabled).
+	ResetLink bool
 }
 
 // GET /enroll/:token: the page of the current step.

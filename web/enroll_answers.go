@@ -195,6 +195,7 @@ func (s *enrollSite) errorPage(c echo.Context, status int, v pageView) error {
 // renderPage renders a page of the enrollment in its language.
 func (s *enrollSite) renderPage(c echo.Context, status int, page, token string, p enroll.Page, v pageView) error {
 	v.CSRF, v.Base = csrfToken(c), "/enroll/"+token
+	v.ResetLink = s.reset && page == templates.PageDone
 	if v.Name = p.DisplayName; v.Name == "" {
 		v.Name = p.Username
 	}

@@ -180,11 +180,12 @@ type homeView struct {
 	Number, Helpdesk string
 	PhoneChange      bool // the safe phone change is served
 	Demo             bool // demo mode: link to the phone simulator
+	Reset            bool // the reset from a browser is served (/reset)
 }
 
 // home serves GET /: what an employee who opens the site can do.
 func home(d Deps) echo.HandlerFunc {
-	v := homeView{Number: d.SMSNumber, Helpdesk: d.Helpdesk, Demo: d.Demo != nil,
+	v := homeView{Number: d.SMSNumber, Helpdesk: d.Helpdesk, Demo: d.Demo != nil, Reset: d.Reset != nil,
 		PhoneChange: d.PhoneChange != nil && d.Store != nil && d.Enrollment != nil}
 	return func(c echo.Context) error {
 		return writePage(c, d.Pages, http.StatusOK, templates.PageHome, browserLanguage(c, d.Language),

@@ -140,7 +140,7 @@ func NewEcho(d Deps) *echo.Echo {
 			limiter = d.Store
 		}
 		site = &enrollSite{svc: d.Enrollment, pages: d.Pages, limiter: limiter, log: d.Logger,
-			now: d.Now, lang: d.Language, gate: d.StoreGate, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
+			now: d.Now, lang: d.Language, gate: d.StoreGate, reset: d.Reset != nil, secure: strings.HasPrefix(strings.ToLower(d.PublicURL), "https://")}
 	}
 	var admin *adminSite
 	if d.AdminDirectory != nil && d.AdminService != nil && d.Store != nil && d.Pages != nil {

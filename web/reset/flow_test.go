@@ -283,3 +283,11 @@ func TestResetNeedsTheFormToken(t *testing.T) {
 		t.Fatalf("queued: %+v", ms)
 	}
 }
+
+// TestResetLinkedFromHome: the start page links to /reset.
+func TestResetLinkedFromHome(t *testing.T) {
+	a := newApp(t, ldaplab.OpenLDAP(t))
+	if p := a.client().get("/"); p.code != http.StatusOK || !strings.Contains(p.body, `<a id="reset-link" href="/reset">`) {
+		t.Fatalf("GET /: %d\n%s", p.code, visible(p.body))
+	}
+}

@@ -3,6 +3,7 @@ package directory
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf16"
@@ -144,4 +145,38 @@ func (d *adDialect) bindRequest(dn, password string) *ldap.SimpleBindRequest {
 
 func (d *adDialect) bindError(_ *ldap.SimpleBindResult, err error) error {
 	return classify("bind", err)
+}
+
+// passwordPolicy: the user's resultant PSO (a constructed attribute, read
+// on the user), when the service account may read it (Unread when not);
+// without one, the policy of the domain (the RootDSE's defaultNamingContext, which base_dn may lie
+// under).
+func (d *adDialect) passwordPolicy(conn *ldap.Conn, u User) (PasswordPolicy, error) {
+	e, err := readOne(conn, u.DN, "msDS-ResultantPSO")
+	if err != nil {
+		return PasswordPolicy{}, err
+	}
+	if pso := attrOf(e, "msDS-ResultantPSO"); pso != "" {
+		p, err := readOne(conn, pso, "msDS-MinimumPasswordLength", "msDS-PasswordHistoryLength", "msDS-PasswordComplexityEnabled")
+		if err == nil && attrOf(p, "msDS-MinimumPasswordLength") != "" {
+			return PasswordPolicy{MinLength: intOf(p, "msDS-MinimumPasswordLength"), History: intOf(p, "msDS-PasswordHistoryLength"),
+				Complex: strings.EqualFold(attrOf(p, "msDS-PasswordComplexityEnabled"), "TRUE"), Source: pso}, nil
+		}
+		// Not the domain's rules, which the PSO replaces.
+		return PasswordPolicy{Source: pso, Unread: true}, nil
+	}
+	root, err := readOne(conn, "", "defaultNamingContext")
+	if err != nil {
+		return PasswordPolicy{}, err
+	}
+	domain := d.cfg.BaseDN
+	if nc := attrOf(root, "defaultNamingContext"); nc != "" {
+		domain = nc
+	}
+	p, err := readOne(conn, domain, "minPwdLength", "pwdHistoryLength", "pwdProperties")
+	if err != nil || p == nil {
+		return PasswordPolicy{}, err
+	}
+	return PasswordPolicy{MinLength: intOf(p, "minPwdLength"), History: intOf(p, "pwdHistoryLength"),
+		Complex: intOf(p, "pwdProperties")&1 != 0, Source: domain}, nil
 }

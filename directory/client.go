@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +89,78 @@ type dialect interface {
 	// bindRequest and bindError shape a user bind and read its outcome.
 	bindRequest(dn, password string) *ldap.SimpleBindRequest
 	bindError(res *ldap.SimpleBindResult, err error) error
+	// passwordPolicy reads the password rules that apply to u.
+	passwordPolicy(conn *ldap.Conn, u User) (PasswordPolicy, error)
+}
+
+// PasswordPolicy is what the directory asks of u's new password, as far
+// as the service account can read it, to show before the user types one.
+type PasswordPolicy struct {
+	MinLength int  // characters; 0: no minimum
+	History   int  // the last passwords refused again; 0: none
+	Complex   bool // AD complexity: 3 of 4 kinds, not the account's names
+	// Quality is OpenLDAP ppolicy's pwdCheckQuality (0 none, 1 checked
+	// when possible, 2 always).
+	Quality int
+	// Source names where the rules come from: the domain, a fine-grained
+	// policy (PSO) or a ppolicy entry, by DN.
+	Source string
+	// Unread: a fine-grained policy applies to u that the service account
+	// may not read (AD lets only Domain Admins read PSOs unless
+	// delegated); the other fields are then zero, not the domain's.
+	Unread bool
+}
+
+// PasswordPolicy reads the password rules that apply to u: on AD the
+// user's resultant fine-grained policy (msDS-ResultantPSO) when there is
+// one and it can be read, else the domain's; on OpenLDAP the user's
+// pwdPolicySubentry, else the only pwdPolicy entry under the base (the
+// overlay's default lives in cn=config, which a service account cannot
+// read).
+func (c *Client) PasswordPolicy(ctx context.Context, u User) (PasswordPolicy, error) {
+	if u.DN == "" {
+		return PasswordPolicy{}, fmt.Errorf("password policy: user has no DN: %w", ErrNotFound)
+	}
+	var p PasswordPolicy
+	err := c.run(ctx, "password_policy", func(conn *ldap.Conn) error {
+		return withCtx(ctx, conn, c.cfg.Timeout, func() error {
+			var err error
+			p, err = c.dialect.passwordPolicy(conn, u)
+			return err
+		})
+	})
+	return p, err
+}
+
+// readOne reads attrs of the entry dn ("" and the RootDSE alike), or
+// nil when there is no such entry.
+func readOne(conn *ldap.Conn, dn string, attrs ...string) (*ldap.Entry, error) {
+	res, err := conn.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 0, false,
+		"(objectClass=*)", attrs, nil))
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify("read "+dn, err)
+	}
+	if len(res.Entries) != 1 {
+		return nil, nil
+	}
+	return res.Entries[0], nil
+}
+
+// attrOf is e's first value of name; "" when e is nil.
+func attrOf(e *ldap.Entry, name string) string {
+	if e == nil {
+		return ""
+	}
+	return e.GetAttributeValue(name)
+}
+
+// intOf is attrOf as a number (0 when absent or not one).
+func intOf(e *ldap.Entry, name string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(attrOf(e, name)))
+	return n
 }
 
 func (c *Client) FindUser(ctx context.Context, username string) (User, error) {

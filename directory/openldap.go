@@ -153,3 +153,31 @@ func (d *openldapDialect) bindError(res *ldap.SimpleBindResult, err error) error
 	}
 	return classify("bind", err)
 }
+
+// passwordPolicy: the user's pwdPolicySubentry, else the only pwdPolicy
+// entry under the base (as lockoutDuration).
+func (d *openldapDialect) passwordPolicy(conn *ldap.Conn, u User) (PasswordPolicy, error) {
+	e, err := readOne(conn, u.DN, attrPolicyEntry)
+	if err != nil {
+		return PasswordPolicy{}, err
+	}
+	attrs := []string{"pwdMinLength", "pwdInHistory", "pwdCheckQuality"}
+	var p *ldap.Entry
+	if dn := attrOf(e, attrPolicyEntry); dn != "" {
+		p, err = readOne(conn, dn, attrs...)
+	} else {
+		var res *ldap.SearchResult
+		res, err = conn.Search(ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, 0, false,
+			"(objectClass=pwdPolicy)", attrs, nil))
+		if err != nil {
+			err = classify("read the password policy", err)
+		} else if len(res.Entries) == 1 {
+			p = res.Entries[0]
+		}
+	}
+	if err != nil || p == nil {
+		return PasswordPolicy{}, err
+	}
+	return PasswordPolicy{MinLength: intOf(p, "pwdMinLength"), History: intOf(p, "pwdInHistory"),
+		Quality: intOf(p, "pwdCheckQuality"), Source: p.DN}, nil
+}

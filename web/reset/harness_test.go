@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/replyreset/replyreset/directory"
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
@@ -287,4 +289,36 @@ func visible(body string) string {
 		body = body[i:]
 	}
 	return strings.TrimSpace(tagRE.ReplaceAllString(body, " "))
+}
+
+// addPSO gives the AD account dn a fine-grained password policy of
+// minLength characters and a history of 3, and returns its DN.
+func (a *app) addPSO(t *testing.T, dn string, minLength int) string {
+	t.Helper()
+	pso := "CN=" + a.lab.UniqueName("pso") + ",CN=Password Settings Container,CN=System," + a.lab.BaseDN
+	req := ldap.NewAddRequest(pso, nil)
+	for name, v := range map[string]string{
+		"objectClass": "msDS-PasswordSettings", "msDS-PasswordSettingsPrecedence": "1",
+		"msDS-PasswordReversibleEncryptionEnabled": "FALSE", "msDS-PasswordHistoryLength": "3",
+		"msDS-PasswordComplexityEnabled": "TRUE", "msDS-MinimumPasswordLength": strconv.Itoa(minLength),
+		"msDS-MinimumPasswordAge": "0", "msDS-MaximumPasswordAge": "-37108517437440",
+		"msDS-LockoutThreshold": "0", "msDS-LockoutObservationWindow": "-18000000000",
+		"msDS-LockoutDuration": "-18000000000", "msDS-PSOAppliesTo": dn,
+	} {
+		req.Attribute(name, []string{v})
+	}
+	conn := a.lab.AdminConn(t)
+	defer conn.Close()
+	if err := conn.Add(req); err != nil {
+		t.Fatalf("add PSO: %v", err)
+	}
+	return pso
+}
+
+func (a *app) deletePSO(t *testing.T, pso string) {
+	conn := a.lab.AdminConn(t)
+	defer conn.Close()
+	if err := conn.Del(ldap.NewDelRequest(pso, nil)); err != nil {
+		t.Errorf("delete PSO: %v", err)
+	}
 }

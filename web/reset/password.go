@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,12 @@ func (s *Site) postPassword(c echo.Context) error {
 		return err
 	}
 	if mode == "choose" {
+		if pol := s.policy(c, u); pol != nil && pol.MinLength > 0 && utf8.RuneCountInString(chosen) < pol.MinLength {
+			min := strconv.Itoa(pol.MinLength)
+			s.audit(c, enroll.Event{Username: u.Username, Phone: e.Phone, Outcome: "policy_rejected", Detail: "shorter than " + min})
+			return s.choosePage(c, http.StatusUnprocessableEntity, st, &templates.Msg{Key: "reset.err.policy.short_min",
+				Args: map[string]string{"min": min}})
+		}
 		if msg := banned(chosen, u, st.Login, s.d.Banned); msg != nil {
 			s.audit(c, enroll.Event{Username: u.Username, Phone: e.Phone, Outcome: "banned", Detail: msg.Key})
 			return s.choosePage(c, http.StatusUnprocessableEntity, st, msg)
@@ -215,8 +222,32 @@ func (s *Site) hold(ctx context.Context, name string) (func(), error) {
 }
 
 func (s *Site) choosePage(c echo.Context, status int, st state, msg *templates.Msg) error {
-	return s.render(c, status, templates.PageResetChoose, view{Username: st.Username, Error: msg,
-		ChoosePassword: s.d.ChoosePassword})
+	v := view{Username: st.Username, Error: msg, ChoosePassword: s.d.ChoosePassword}
+	if s.d.ChoosePassword {
+		if u, err := s.d.Directory.FindUser(c.Request().Context(), st.Username); err == nil {
+			v.Policy = s.policy(c, u)
+		}
+	}
+	return s.render(c, status, templates.PageResetChoose, v)
+}
+
+// policyView is the directory's password policy as the choice page
+// shows it, before the user types.
+type policyView struct {
+	MinLength, History int // 0 when there is none
+	Complex            bool
+	Own                bool // the account has rules of its own that cannot be read
+}
+
+// policy reads u's password policy; nil (logged) when the directory does
+// not say: the page then shows none, and the directory still decides.
+func (s *Site) policy(c echo.Context, u directory.User) *policyView {
+	p, err := s.d.Directory.PasswordPolicy(c.Request().Context(), u)
+	if err != nil {
+		s.d.Log.WarnContext(c.Request().Context(), "reset: the password policy cannot be read", "username", u.Username, "err", err)
+		return nil
+	}
+	return &policyView{MinLength: p.MinLength, History: p.History, Complex: p.Complex, Own: p.Unread}
 }
 
 // usedUp answers a post of a reset whose password is set already.

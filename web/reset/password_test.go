@@ -82,9 +82,10 @@ func templatesUnescape(s string) string {
 	return strings.NewReplacer("&amp;", "&", "&lt;", "<", "&gt;", ">", "&#34;", `"`, "&#39;", "'", "&#43;", "+").Replace(s)
 }
 
-// TestResetChosenPassword: a password of the user's own; the banned list
-// and the directory's refusals (too short, in the history on AD) are
-// explained in words and change nothing; a good one is set, not
+// TestResetChosenPassword: a password of the user's own; the banned list,
+// the policy's minimum length (checked before the directory is asked) and
+// the directory's own refusals (OpenLDAP's history: the current password)
+// are explained in words and change nothing; a good one is set, not
 // must-change, and unlocks the account; a double tap sets it once.
 func TestResetChosenPassword(t *testing.T) {
 	for _, tc := range []struct {
@@ -93,7 +94,7 @@ func TestResetChosenPassword(t *testing.T) {
 		refused map[string]string // password -> the page text key
 	}{
 		{"samba", ldaplab.Samba, map[string]string{"Ab1!": "reset.err.policy.short_min"}},
-		{"openldap", ldaplab.OpenLDAP, map[string]string{"Ab1!x": "reset.err.policy.quality"}},
+		{"openldap", ldaplab.OpenLDAP, map[string]string{"Ab1!x": "reset.err.policy.short_min", "Start#Pass1x": "reset.err.policy.history"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newApp(t, tc.lab(t))
@@ -125,7 +126,7 @@ func TestResetChosenPassword(t *testing.T) {
 				res := choose(pw, pw)
 				msg := a.text(key, nil)
 				if key == "reset.err.policy.short_min" {
-					msg = a.text(key, map[string]string{"min": "7"})
+					msg = a.text(key, map[string]string{"min": map[string]string{"samba": "7", "openldap": "8"}[tc.name]})
 				}
 				if res.code != http.StatusUnprocessableEntity || !strings.Contains(res.body, msg) {
 					t.Fatalf("%q: %d, want %s\n%s", pw, res.code, key, visible(res.body))
@@ -253,5 +254,61 @@ func TestResetGeneratedOnly(t *testing.T) {
 	}
 	if got := a.bindOutcome(u.dn, u.password); got != "ok" {
 		t.Fatalf("the old password: %s", got)
+	}
+}
+
+// TestResetPolicyShown: the choice page shows the directory's rules before
+// the user types, and a chosen password shorter than the minimum is
+// refused in words without asking the directory: on OpenLDAP the ppolicy
+// entry's pwdMinLength and pwdInHistory; on Samba the domain's policy,
+// then a fine-grained policy (PSO) that applies to the user.
+func TestResetPolicyShown(t *testing.T) {
+	t.Run("openldap", func(t *testing.T) {
+		a := newApp(t, ldaplab.OpenLDAP(t))
+		u := a.enrolled("rpo", "sms")
+		c := a.client()
+		c.verified(u)
+		page := c.get("/reset").body
+		for _, want := range []string{a.text("reset.policy.length", map[string]string{"min": "8"}),
+			a.text("reset.policy.history", map[string]string{"count": "5"})} {
+			if !strings.Contains(page, want) {
+				t.Fatalf("no %q on the choice page:\n%s", want, visible(page))
+			}
+		}
+		a.wantTooShort(c, u, "Zq7#kWp", "8")
+	})
+	t.Run("samba", func(t *testing.T) {
+		a := newApp(t, ldaplab.Samba(t))
+		u := a.enrolled("rps", "sms")
+		c := a.client()
+		c.verified(u)
+		page := c.get("/reset").body
+		if !strings.Contains(page, `id="policy-length"`) || !strings.Contains(page, a.text("reset.policy.complex", nil)) {
+			t.Fatalf("no domain policy on the choice page:\n%s", visible(page))
+		}
+		// A PSO of 14 characters: the service account sees that one
+		// applies (msDS-ResultantPSO) but, as on AD by default, may not read
+		// it: the page says the account has rules of its own instead of the
+		// domain's 7, and the directory's refusal is worded.
+		pso := a.addPSO(t, u.dn, 14)
+		t.Cleanup(func() { a.deletePSO(t, pso) })
+		page = c.get("/reset").body
+		if !strings.Contains(page, `id="policy-own"`) || strings.Contains(page, `id="policy-length"`) {
+			t.Fatalf("the PSO is not on the choice page:\n%s", visible(page))
+		}
+		a.wantTooShort(c, u, "Violet-Harb9", "14")
+	})
+}
+
+// wantTooShort chooses pw and wants it refused as shorter than min, with
+// the old password still in force.
+func (a *app) wantTooShort(c *client, u user, pw, min string) {
+	a.t.Helper()
+	res := c.post("/reset/password", url.Values{"mode": {"choose"}, "password": {pw}, "confirm": {pw}})
+	if res.code != http.StatusUnprocessableEntity || !strings.Contains(res.body, a.text("reset.err.policy.short_min", map[string]string{"min": min})) {
+		a.t.Fatalf("%q, under a minimum of %s: %d\n%s", pw, min, res.code, visible(res.body))
+	}
+	if got := a.bindOutcome(u.dn, u.password); got != "ok" {
+		a.t.Fatalf("old password after the refusal: %s", got)
 	}
 }

@@ -23,6 +23,7 @@ type Directory interface {
 	FindByMail(ctx context.Context, mail string) (directory.User, error)
 	Unlock(ctx context.Context, u directory.User) error
 	SetPassword(ctx context.Context, u directory.User, password string, opt directory.SetPasswordOptions) error
+	PasswordPolicy(ctx context.Context, u directory.User) (directory.PasswordPolicy, error)
 	directory.SelfServiceChecker
 }
 
@@ -153,7 +154,8 @@ type view struct {
 	AttemptsLeft *templates.Msg
 	Done         *templates.Msg
 
-	ChoosePassword bool   // the choice page offers a password of one's own
+	ChoosePassword bool // the choice page offers a password of one's own
+	Policy         *policyView
 	Password       string // the generated password, shown once
 	MustChange     bool   // it must be changed at next logon
 

@@ -17,7 +17,7 @@ type Summary struct {
 	// ResetsFailed counts reset requests with any other outcome (refused,
 	// rate limited, wrong authenticator code, directory error, ...).
 	ResetsFailed Counts `json:"resets_failed"`
-	// WebResets counts what the reset page did (action "reset.web",
+	// WebResets counts what the reset page did (action "reset_web",
 	// outcome "ok" or "partial": an unlock or a new password), apart from
 	// the SMS resets.
 	WebResets Counts `json:"web_resets"`
@@ -94,7 +94,7 @@ func (s *Service) Summary(ctx context.Context, now time.Time) (Summary, error) {
 			} else {
 				sum.ResetsFailed.add(ev.Time, day, week)
 			}
-		case "reset.web":
+		case "reset_web":
 			if ev.Outcome == "ok" || ev.Outcome == "partial" {
 				sum.WebResets.add(ev.Time, day, week)
 			}

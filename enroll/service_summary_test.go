@@ -30,11 +30,11 @@ func TestSummary(t *testing.T) {
 		{Time: ago(6 * 24 * time.Hour), Action: "reset", Outcome: "ok"},
 		{Time: ago(5 * 24 * time.Hour), Action: "reset", Outcome: "error"},
 		{Time: ago(3 * 24 * time.Hour), Action: "lockout", Outcome: "not_enrolled", Username: "bob", Detail: "locked at 2"},
-		{Time: ago(3 * 24 * time.Hour), Action: "reset.web", Outcome: "ok"},
+		{Time: ago(3 * 24 * time.Hour), Action: "reset_web", Outcome: "ok"},
 		{Time: ago(2 * time.Hour), Action: "reset", Outcome: "ok"},
 		{Time: ago(90 * time.Minute), Action: "reset", Outcome: "rate_limited"},
-		{Time: ago(80 * time.Minute), Action: "reset.web", Outcome: "partial"},
-		{Time: ago(70 * time.Minute), Action: "reset.web", Outcome: "bad_code"}, // a step, not a reset
+		{Time: ago(80 * time.Minute), Action: "reset_web", Outcome: "partial"},
+		{Time: ago(70 * time.Minute), Action: "reset_web", Outcome: "bad_code"}, // a step, not a reset
 		{Time: ago(time.Hour), Action: "lockout_alert", Outcome: "ok", Username: "jdoe", Detail: "locked at 3; message 7"},
 		// The same lockout audited twice counts once.
 		{Time: ago(59 * time.Minute), Action: "lockout_alert", Outcome: "error", Username: "JDoe", Detail: "locked at 3; queue failed"},

@@ -28,7 +28,7 @@ type auditView struct {
 }
 
 // auditActions are offered as suggestions in the action filter.
-var auditActions = []string{"reset", "reset.web", "unlock", "status", "enroll", "activate", "deactivate", "unfreeze", "change_phone",
+var auditActions = []string{"reset", "reset_web", "unlock", "status", "enroll", "activate", "deactivate", "unfreeze", "change_phone",
 	"lockout", "lockout_alert", "not_me", "stop", "start", "admin_login", "admin_logout", "audit_export", "api_token_create", "api_token_revoke", "backup", "mail"}
 
 const auditPageLimit = 500

@@ -35,7 +35,7 @@ func (c *client) verified(u user) {
 // TestResetUnlock: on both directories, a locked account's owner types
 // the name, gets a code by SMS, types a wrong one then the right one, and
 // unlocks the account without changing the password; the phone is told
-// with NOT ME; each step is audited as reset.web.
+// with NOT ME; each step is audited as reset_web.
 func TestResetUnlock(t *testing.T) {
 	eachLab(t, func(t *testing.T, a *app) {
 		u := a.enrolled("rwu", "sms")

@@ -188,7 +188,7 @@ func (a *app) totp(secret string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// audit is the outcomes of the reset.web events of username, in order.
+// audit is the outcomes of the reset_web events of username, in order.
 func (a *app) audit(username string) []string {
 	a.t.Helper()
 	evs, err := a.store.Audit(context.Background(), enroll.AuditFilter{Username: username, Action: actionWebReset})

@@ -262,4 +262,4 @@ func (s *Site) audit(c echo.Context, ev enroll.Event) {
 
 // actionWebReset is the audit action of every step of a reset from a
 // browser, apart from the SMS resets' "reset" and "unlock".
-const actionWebReset = "reset.web"
+const actionWebReset = "reset_web"

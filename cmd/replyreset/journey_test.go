@@ -272,6 +272,40 @@ func (j *journey) run() {
 	j.waitMail("the enrolled email to "+voiceMail, 5, voiceMail, "Your phone is registered for password reset")
 	t.Logf("enroll by voice call: %v", time.Since(step).Round(time.Millisecond))
 
+	// --- Reset from the browser (/reset): the code by SMS through Twilio,
+	// then a password of the user's own; the phone and the mail are told.
+	step = time.Now()
+	browsertest.ClearCookies(t, ctx)
+	j.wantStatus("open /reset", browsertest.Open(t, ctx, j.publicURL+"/reset"), 200)
+	browsertest.Do(t, ctx, "type the name", chromedp.SendKeys(chromedp.ID("login"), smsUser))
+	j.wantStatus("ask for a code", browsertest.Submit(t, ctx, "#start"), 200)
+	j.wantText("#sent", j.pages.Text("en", "reset.code.intro", map[string]string{"login": smsUser}))
+	webSMS := j.waitResource("the reset page's code to "+smsPhone, func(r twiliotest.Resource) bool {
+		return r.Kind == "sms" && r.To == smsPhone && strings.Contains(r.Body, "on the web page")
+	})
+	webCode := regexp.MustCompile(`\b(\d{6})\b`).FindStringSubmatch(webSMS.Body)
+	if webCode == nil {
+		t.Fatalf("no 6-digit code in the SMS %q", webSMS.Body)
+	}
+	j.secret("the reset page's code", webCode[1])
+	j.typeCode(webCode[1])
+	j.wantStatus("the reset page's code", browsertest.Submit(t, ctx, "#verify"), 200)
+	const chosen = "Violet-Harbour-Lantern-42"
+	j.secret("the chosen password", chosen)
+	browsertest.Do(t, ctx, "choose a password",
+		chromedp.SendKeys(chromedp.ID("password"), chosen), chromedp.SendKeys(chromedp.ID("confirm"), chosen))
+	j.wantStatus("set the chosen password", browsertest.Submit(t, ctx, "#choose"), 200)
+	j.wantText("#done-text", j.pages.Text("en", "reset.done.chosen", map[string]string{"username": smsUser}))
+	j.wantBind(smsDN, chosen, "ok")
+	j.waitResource("the reset page's notice to "+smsPhone, func(r twiliotest.Resource) bool {
+		return r.Kind == "sms" && r.To == smsPhone && strings.Contains(r.Body, "was changed on the web page") && strings.Contains(r.Body, "NOT ME")
+	})
+	webNotice := j.waitMail("the reset page's notice to "+smsMail, 6, smsMail, "Your password was changed from the reset page")
+	if strings.Contains(webNotice.Text+webNotice.HTML, chosen) {
+		t.Errorf("the reset page's notice mail holds the password")
+	}
+	t.Logf("reset from the browser (code by SMS, a chosen password): %v", time.Since(step).Round(time.Millisecond))
+
 	// --- What the helpdesk sees.
 	list := listEnrollments(t, j.f)
 	want := map[string][2]string{smsUser: {smsPhone, "sms"}, voiceUser: {voicePhone, "voice"}}
@@ -292,6 +326,7 @@ func (j *journey) run() {
 		{"activate", smsUser, "cli:"}, {"activate", voiceUser, "cli:"},
 		{"enroll", smsUser, "user:"}, {"enroll", voiceUser, "user:"},
 		{"reset", smsUser, "sms:" + smsPhone},
+		{"reset_web", smsUser, "web:"},
 	} {
 		if !slices.ContainsFunc(events, func(ev enroll.Event) bool {
 			return ev.Action == w.action && ev.Username == w.user && ev.Outcome == "ok" && strings.HasPrefix(ev.Actor, w.actor)
@@ -311,7 +346,7 @@ func (j *journey) run() {
 	resp.Body.Close()
 	metrics := string(raw)
 	for _, want := range []string{`replyreset_resets_total{outcome="ok"} 1`, `method="POST",route="/sms/twilio"}`,
-		`replyreset_directory_operation_duration_seconds_count{op="set_password",result="ok"} 1`,
+		`replyreset_directory_operation_duration_seconds_count{op="set_password",result="ok"} 2`,
 		`replyreset_outbox_messages_total{kind="sms",purpose="code",status="delivered"} 1`,
 		`replyreset_audit_events_total{action="activate",outcome="ok"} 2`} {
 		if !strings.Contains(metrics, want) {

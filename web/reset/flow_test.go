@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
 )
@@ -289,5 +291,41 @@ func TestResetLinkedFromHome(t *testing.T) {
 	a := newApp(t, ldaplab.OpenLDAP(t))
 	if p := a.client().get("/"); p.code != http.StatusOK || !strings.Contains(p.body, `<a id="reset-link" href="/reset">`) {
 		t.Fatalf("GET /: %d\n%s", p.code, visible(p.body))
+	}
+}
+
+// TestResetRefusesDisabledAndFrozen: an account disabled in the directory,
+// or whose enrollment was frozen (NOT ME) after the code was sent, gets
+// the service-desk page after the right code, and nothing is changed.
+func TestResetRefusesDisabledAndFrozen(t *testing.T) {
+	a := newApp(t, ldaplab.Samba(t))
+	disabled, frozen := a.enrolled("rwz", "sms"), a.enrolled("rwq", "sms")
+	for _, u := range []user{disabled, frozen} {
+		c := a.client()
+		c.start(u.name)
+		if u == disabled {
+			conn := a.lab.AdminConn(t)
+			mod := ldap.NewModifyRequest(u.dn, nil)
+			mod.Replace("userAccountControl", []string{"514"}) // ACCOUNTDISABLE
+			if err := conn.Modify(mod); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+		} else if err := a.store.UpdateEnrollment(context.Background(), u.name, func(e *enroll.Enrollment) error {
+			e.State = enroll.StateFrozen
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		p := c.post("/reset/verify", url.Values{"code": {a.code(u.phone)}})
+		if p.code != http.StatusForbidden || !strings.Contains(p.body, a.text("reset.no_self_service.text", nil)) {
+			t.Fatalf("%s: %d\n%s", u.name, p.code, visible(p.body))
+		}
+		if got := a.audit(u.name); got[len(got)-1] != "denied" {
+			t.Fatalf("%s: audit %q", u.name, got)
+		}
+		if p = c.post("/reset/password", url.Values{"mode": {"generate"}}); p.code != http.StatusConflict {
+			t.Fatalf("%s: a password after the refusal: %d", u.name, p.code)
+		}
 	}
 }

@@ -46,13 +46,13 @@ func (s *Site) postVerify(c echo.Context) error {
 		return s.failed(c, "check the code", err)
 	}
 	if !right {
-		if st.Username != "" {
-			ev := enroll.Event{Username: st.Username, Outcome: "bad_code"}
-			if !until.IsZero() {
-				ev.Outcome, ev.Detail = "locked", fmt.Sprintf("%d wrong codes", codeTries)
-			}
-			s.audit(c, ev)
+		// Audited for every name alike (an unknown one without a
+		// username), so that a wrong code costs the same whoever it is for.
+		ev := enroll.Event{Username: st.Username, Outcome: "bad_code"}
+		if !until.IsZero() {
+			ev.Outcome, ev.Detail = "locked", fmt.Sprintf("%d wrong codes", codeTries)
 		}
+		s.audit(c, ev)
 		if !until.IsZero() {
 			return s.locked(c, until)
 		}
@@ -76,10 +76,12 @@ func (s *Site) postVerify(c echo.Context) error {
 // authenticator app's now (each time step accepted once for the account).
 func (s *Site) checkCode(ctx context.Context, st state, code string, now time.Time) (bool, error) {
 	sent := enroll.Equal(s.codeHash(st.ID, code), st.CodeHash)
+	// The enrollment is read for every name, the app's or not, known or
+	// not: the same work before the answer.
+	e, err := s.d.Store.Enrollment(ctx, st.accountKey())
 	if st.Method != "app" {
 		return sent && st.Username != "", nil
 	}
-	e, err := s.d.Store.Enrollment(ctx, st.Username)
 	if err != nil {
 		return false, fmt.Errorf("read the enrollment: %w", err)
 	}

@@ -329,3 +329,19 @@ func TestResetRefusesDisabledAndFrozen(t *testing.T) {
 		}
 	}
 }
+
+// TestResetVoiceEnrollment: an account enrolled by voice gets its code by
+// a call, read digit by digit, and the code works.
+func TestResetVoiceEnrollment(t *testing.T) {
+	a := newApp(t, ldaplab.OpenLDAP(t))
+	u := a.enrolled("rwv", "voice")
+	c := a.client()
+	c.start(u.name)
+	ms := queued(t, a)
+	if len(ms) != 1 || ms[0].Kind != enroll.KindCall || ms[0].To != u.phone {
+		t.Fatalf("queued for a voice enrollment: %+v", ms)
+	}
+	if p := c.post("/reset/verify", url.Values{"code": {a.code(u.phone)}}); p.code != http.StatusSeeOther {
+		t.Fatalf("the spoken code: %d\n%s", p.code, visible(p.body))
+	}
+}

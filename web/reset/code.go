@@ -93,12 +93,7 @@ func (s *Site) postStart(c echo.Context) error {
 // gave up).
 func (s *Site) floor(ctx context.Context, began time.Time) {
 	if d := s.d.StartFloor - time.Since(began); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
+		_ = pause(ctx, d) // a browser that gave up gets its answer at once
 	}
 }
 

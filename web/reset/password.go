@@ -211,12 +211,8 @@ func (s *Site) hold(ctx context.Context, name string) (func(), error) {
 				}
 			}, nil
 		}
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return nil, err
 		}
 	}
 }

@@ -125,15 +125,23 @@ func (s *Site) usedHere(ctx context.Context, mark string, now time.Time) (bool, 
 		if err != nil || n > 0 {
 			return n > 0, err
 		}
-		t := time.NewTimer(50 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false, ctx.Err()
+		if err := pause(ctx, 50*time.Millisecond); err != nil {
+			return false, err
 		}
 	}
 	return false, nil
+}
+
+// pause waits d, or until ctx is done (its error).
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // allowed finds the account of a verified reset again and asks whether it

@@ -53,6 +53,7 @@ type Fake struct {
 	delay     time.Duration
 	downUntil time.Time
 	rejects   map[string]twilioError // To → permanent refusal
+	onMessage func(Resource)         // OnMessage's hook, or nil
 
 	accountStatus string        // "active" unless SetAccount
 	accountType   string        // "Full" unless SetAccount
@@ -136,6 +137,17 @@ func (f *Fake) Reject(number string, httpStatus, code int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.rejects[number] = twilioError{httpStatus, code, fmt.Sprintf("Refused for this number (%d)", code)}
+}
+
+// OnMessage makes the fake call fn with every SMS it accepts, after the
+// message is recorded and before the answer is written: fn may block, and
+// the sender then waits for its answer (a fault test can stop the sender
+// between the provider accepting a message and the sender recording it).
+// A nil fn removes the hook.
+func (f *Fake) OnMessage(fn func(Resource)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.onMessage = fn
 }
 
 // SetOwnedNumbers replaces the account's incoming phone numbers (none at
@@ -262,6 +274,14 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	status, body := f.route(r, authorized)
 	f.answered(idx, status)
+	f.mu.Lock()
+	hook := f.onMessage
+	f.mu.Unlock()
+	if m, ok := body.(map[string]any); ok && hook != nil && status == http.StatusCreated && strings.HasSuffix(r.URL.Path, "/Messages.json") {
+		if res, ok := f.Resource(fmt.Sprint(m["sid"])); ok {
+			hook(res)
+		}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(body)

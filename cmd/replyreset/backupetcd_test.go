@@ -18,23 +18,25 @@ import (
 func writeEtcdConfig(t *testing.T, c testConfig, cluster *etcdlab.Cluster, prefix, keyFile string) configFile {
 	t.Helper()
 	f := writeConfig(t, c)
-	data, err := os.ReadFile(f.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	appendEtcdStore(t, f, cluster, prefix, keyFile)
+	return f
+}
+
+// appendEtcdStore adds to f's file store.backend etcd on cluster, under
+// prefix, sealed with keyFile ("" for data_dir's).
+func appendEtcdStore(t *testing.T, f configFile, cluster *etcdlab.Cluster, prefix, keyFile string) {
+	t.Helper()
 	eps := make([]string, 0, len(cluster.Endpoints()))
 	for _, ep := range cluster.Endpoints() {
 		eps = append(eps, q(ep))
 	}
 	var b strings.Builder
-	b.Write(data)
 	fmt.Fprintf(&b, "store:\n  backend: etcd\n")
 	if keyFile != "" {
 		fmt.Fprintf(&b, "  key_file: %s\n", q(keyFile))
 	}
 	fmt.Fprintf(&b, "  etcd:\n    endpoints: [%s]\n    prefix: %s\n", strings.Join(eps, ", "), q(prefix))
-	writeFile(t, f.Path, b.String())
-	return f
+	appendFile(t, f.Path, b.String())
 }
 
 // withoutAction is events less those of action.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/replyreset/replyreset/directory/ldaplab"
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/enroll/enrolltest"
 	"github.com/replyreset/replyreset/enroll/store/bolt"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 )
@@ -70,19 +71,8 @@ func TestCrashSafetyKill9(t *testing.T) {
 	cfg := labConfig(lab)
 	cfg.Listen = l.addr
 	l.f = writeConfig(t, cfg)
-	// Resets are limited per phone and hour, and SMS per number and day;
-	// this test resets the same phones again and again.
-	appendFile(t, l.f.Path, "reset: {max_per_hour: 100000}\n")
-	raw, err := os.ReadFile(l.f.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const provider = "  provider: twilio\n"
-	if !strings.Contains(string(raw), provider) {
-		t.Fatalf("the configuration has no %q line:\n%s", provider, raw)
-	}
-	writeFile(t, l.f.Path, strings.Replace(string(raw), provider,
-		provider+"  budgets: {per_number_day: 1000000, per_day: 1000000}\n", 1))
+	// This test resets the same phones again and again.
+	liftLimits(t, l.f.Path)
 	for i := range 300 {
 		name := lab.UniqueName(fmt.Sprintf("crash%d", i))
 		dn := lab.AddUser(t, ldaplab.UserSpec{Username: name, DisplayName: "Crash " + name, Mail: name + "@example.test"})
@@ -135,31 +125,69 @@ func TestCrashSafetyKill9(t *testing.T) {
 
 // startServer runs `replyreset serve` as a process and waits for /healthz.
 func (l *crashLoad) startServer() (*exec.Cmd, time.Duration) {
-	t := l.t
+	l.t.Helper()
+	p, up := execServe(l.t, l.f.Path, l.addr)
+	l.t.Cleanup(p.kill)
+	return p.cmd, up
+}
+
+// liftLimits lifts, in the configuration file at path, the limits on
+// resets per phone and hour and on SMS per number and day, for tests that
+// reset the same phones again and again.
+func liftLimits(t *testing.T, path string) {
 	t.Helper()
-	start := time.Now()
-	cmd := exec.Command(os.Args[0], "serve", "-config", l.f.Path)
-	cmd.Env = append(os.Environ(), "REPLYRESET_TEST_RUN_MAIN=1")
-	var stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	if err := cmd.Start(); err != nil {
+	appendFile(t, path, "reset: {max_per_hour: 100000}\n")
+	raw, err := os.ReadFile(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	const provider = "  provider: twilio\n"
+	if !strings.Contains(string(raw), provider) {
+		t.Fatalf("the configuration has no %q line:\n%s", provider, raw)
+	}
+	writeFile(t, path, strings.Replace(string(raw), provider,
+		provider+"  budgets: {per_number_day: 1000000, per_day: 1000000}\n", 1))
+}
+
+// serveProc is `replyreset serve` running as a process of its own (the
+// test binary doubles as the binary), for tests that signal it.
+type serveProc struct {
+	cmd *exec.Cmd
+	log *enrolltest.LogBuffer // its stdout and stderr
+}
+
+// execServe starts `replyreset serve -config path` as a process and waits
+// until addr's /healthz answers 200 (20 s at most). The caller ends it
+// (kill).
+func execServe(t testing.TB, path, addr string) (*serveProc, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	p := &serveProc{cmd: exec.Command(os.Args[0], "serve", "-config", path), log: &enrolltest.LogBuffer{}}
+	p.cmd.Env = append(os.Environ(), "REPLYRESET_TEST_RUN_MAIN=1")
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	for {
-		resp, err := httpClient.Get("http://" + l.addr + "/healthz")
+		resp, err := httpClient.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return cmd, time.Since(start)
+				return p, time.Since(start)
 			}
 		}
 		if time.Since(start) > 20*time.Second {
-			_ = cmd.Process.Kill()
-			t.Fatalf("serve not healthy within 20 s: %v\n%s", err, stderr.String())
+			p.kill()
+			t.Fatalf("serve not healthy within 20 s: %v\n%s", err, p.log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// kill ends the process with SIGKILL (also a stopped one) and reaps it.
+func (p *serveProc) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 // work runs operations until ctx ends: worker 0 deactivates, 1 and 2 text

@@ -78,12 +78,13 @@ func (l *haLab) testPauseLeader(t *testing.T) {
 	t.Logf("old leader's log: %d lines mention a fence", strings.Count(strings.ToLower(l.log(lead)), "fence"))
 }
 
-// One etcd member killed (a follower of the raft group): RESET and STATUS
-// on both nodes answer as usual.
+// One etcd member killed, a follower of the raft group and then (after
+// its restart) the raft leader: RESET and STATUS on both nodes answer as
+// usual.
 func (l *haLab) testOneMemberDown(t *testing.T) {
 	u := l.newUser(t, "ham1")
 	resets := 0
-	for _, which := range []string{"follower"} {
+	for _, which := range []string{"follower", "raft leader"} {
 		m := l.raftLeader(t)
 		if which == "follower" {
 			m = (m + 1) % 3

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
 
@@ -27,6 +29,7 @@ func TestHA(t *testing.T) {
 	}{
 		{"KillLeader", l.testKillLeader},
 		{"PauseLeader", l.testPauseLeader},
+		{"PauseLeaderMidSend", l.testPauseLeaderMidSend},
 		{"OneMemberDown", l.testOneMemberDown},
 		{"QuorumLost", l.testQuorumLost},
 		{"SameSidBothNodes", l.testSameSidBothNodes},
@@ -76,6 +79,63 @@ func (l *haLab) testPauseLeader(t *testing.T) {
 	l.wantOneLockout(t, u2)
 	l.wantNoDuplicateAudit(t, seq)
 	t.Logf("old leader's log: %d lines mention a fence", strings.Count(strings.ToLower(l.log(lead)), "fence"))
+}
+
+// SIGSTOP the leader between Twilio accepting a lockout text and the
+// node recording it sent; SIGCONT it after the failover: the lockout
+// is still texted exactly once.
+func (l *haLab) testPauseLeaderMidSend(t *testing.T) {
+	u := l.newUser(t, "ham")
+	lead, _ := l.waitLeader(t, -1)
+	stopped := make(chan struct{})
+	var once sync.Once
+	l.twilio.OnMessage(func(r twiliotest.Resource) {
+		if r.To == u.phone && l.kind(r.Body) == "lockout" {
+			once.Do(func() {
+				l.pause(lead) // before the answer reaches it
+				close(stopped)
+			})
+		}
+	})
+	defer l.twilio.OnMessage(nil)
+	l.ad.LockOut(t, u.dn)
+	select {
+	case <-stopped:
+	case <-time.After(haWait):
+		t.Fatalf("no lockout text for %s within %v", u.name, haWait)
+	}
+	_, took := l.waitLeader(t, 1-lead)
+	t.Logf("node %s SIGSTOPped with the lockout text accepted but not recorded; node %s leads %v later",
+		l.nodes[lead].name, l.nodes[1-lead].name, took)
+	// The new leader's outbox takes up the message whose claim ran out
+	// (another attempt, or an end without resending), then the old
+	// leader is continued.
+	t0 := time.Now()
+	for {
+		var m enroll.OutboundMessage
+		for _, c := range l.messages(t, u.phone) {
+			if c.Purpose == "lockout" {
+				m = c
+			}
+		}
+		if m.Attempts > 1 || !m.Pending() {
+			t.Logf("the new leader took up lockout message %d %v after the takeover: %s, %d attempts",
+				m.ID, time.Since(t0).Round(time.Millisecond), m.Status, m.Attempts)
+			break
+		}
+		if time.Since(t0) > haWait {
+			t.Errorf("the new leader left lockout message %d as the old one claimed it for %v: %s, %d attempts", m.ID, haWait, m.Status, m.Attempts)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	l.resume(lead)
+	t.Logf("node %s SIGCONTed: says it follows %v later", l.nodes[lead].name, l.waitFollower(t, lead))
+	l.waitSettled(t, u.phone)
+	for _, m := range l.messages(t, u.phone) {
+		t.Logf("outbox: message %d %s %s, %d attempts, provider id %q", m.ID, m.Purpose, m.Status, m.Attempts, m.ProviderID)
+	}
+	l.wantOneLockout(t, u)
 }
 
 // One etcd member killed, a follower of the raft group and then (after

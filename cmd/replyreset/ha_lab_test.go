@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -70,6 +71,7 @@ type haLab struct {
 	reader  configFile   // the test's own configuration
 	store   enroll.Store // opened on reader
 	nodes   [2]*haNode
+	proxies [2]*ldapProxy // each node's way to the directory
 	kinds   []smsKind
 	catalog *templates.Catalog
 
@@ -96,15 +98,16 @@ func newHALab(t *testing.T) *haLab {
 	l.catalog = catalog
 	for _, k := range []struct{ name, key string }{
 		{"lockout", "sms.lockout.alert"}, {"password", "sms.reset.ok"}, {"password", "sms.reset.ok_must_change"},
-		{"enrolled", "sms.enrolled"}, {"store_down", "sms.store_down"},
+		{"enrolled", "sms.enrolled"}, {"store_down", "sms.store_down"}, {"incomplete", "sms.reset.incomplete"},
 	} {
 		text := catalog.Text("en", k.key, map[string]string{"username": "\x00", "time": "\x00", "password": "\x00"})
 		pattern := strings.ReplaceAll(regexp.QuoteMeta(text), "\x00", "(?s:.+)")
 		l.kinds = append(l.kinds, smsKind{k.name, regexp.MustCompile("^" + pattern + "$")})
 	}
 	keyFile := filepath.Join(t.TempDir(), "replyreset.key")
-	write := func() configFile {
+	write := func(dirURL string) configFile {
 		c := labConfig(l.ad)
+		c.URLs = []string{dirURL}
 		c.Listen = freePort(t)
 		f := writeMoreConfig(t, c, moreConfig{twilio: l.twilio, smtp: l.smtp, tls: "none", noAuth: true})
 		appendEtcdStore(t, f, l.cluster, haStorePrefix, keyFile)
@@ -116,12 +119,13 @@ func newHALab(t *testing.T) *haLab {
 	}
 	// The test's store first: it makes the key file and records its
 	// fingerprint, which both nodes then find.
-	l.reader = write()
+	l.reader = write(l.ad.LDAPSURL)
 	st, release := openTestStore(t, l.reader)
 	t.Cleanup(release)
 	l.store = st
 	for i, name := range []string{"a", "b"} {
-		f := write()
+		l.proxies[i] = newLDAPProxy(t, strings.TrimPrefix(l.ad.LDAPSURL, "ldaps://"))
+		f := write(l.proxies[i].url())
 		addr := listenOf(t, f)
 		n := &haNode{name: name, addr: addr, cfg: f}
 		l.nodes[i] = n
@@ -270,6 +274,9 @@ func (l *haLab) waitFollower(t *testing.T, i int) time.Duration {
 func (l *haLab) restore(t *testing.T) {
 	t.Helper()
 	l.twilio.OnMessage(nil)
+	for _, p := range l.proxies {
+		p.SetDelay(0, 0)
+	}
 	for _, m := range l.cluster.Members() {
 		if !l.memberHealthy(m) {
 			m.Restart(t)
@@ -488,4 +495,134 @@ func tail(s string, n int) string {
 		return s
 	}
 	return "…" + s[len(s)-n:]
+}
+
+// ldapProxy is a TCP relay between a node and the directory that can hold
+// bytes back (SetDelay) and drop what it holds (Drop): a test can then
+// stop the node before its request reaches the directory, or after the
+// directory acted on it but before the node has the answer.
+type ldapProxy struct {
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	up     time.Duration // node → directory
+	down   time.Duration // directory → node
+	conns  []net.Conn
+	epoch  int // Drop's count: chunks read before the current epoch are discarded
+	closed bool
+}
+
+func newLDAPProxy(t *testing.T, target string) *ldapProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ldapProxy{ln: ln, target: target}
+	t.Cleanup(p.close)
+	go p.accept()
+	return p
+}
+
+// url is the proxy's ldaps:// URL.
+func (p *ldapProxy) url() string { return "ldaps://" + p.ln.Addr().String() }
+
+// SetDelay holds every chunk back before forwarding it: up from the node
+// to the directory, down from the directory to the node.
+func (p *ldapProxy) SetDelay(up, down time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.up, p.down = up, down
+}
+
+// Drop discards every chunk not forwarded yet and closes every connection.
+func (p *ldapProxy) Drop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.epoch++
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+func (p *ldapProxy) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = p.ln.Close()
+	p.Drop()
+}
+
+func (p *ldapProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			_ = c.Close()
+			_ = s.Close()
+			return
+		}
+		p.conns = append(p.conns, c, s)
+		p.mu.Unlock()
+		go p.forward(c, s, true)
+		go p.forward(s, c, false)
+	}
+}
+
+// chunk is what the node sent in one read, when, in which epoch.
+type chunk struct {
+	b     []byte
+	at    time.Time
+	epoch int
+}
+
+// forward relays from to to, each chunk held back the delay of its
+// direction (up: node to directory); a chunk of an epoch Drop ended is
+// discarded.
+func (p *ldapProxy) forward(from, to net.Conn, up bool) {
+	ch := make(chan chunk, 1024)
+	go func() {
+		defer close(ch)
+		for {
+			b := make([]byte, 32<<10)
+			n, err := from.Read(b)
+			if n > 0 {
+				p.mu.Lock()
+				d := p.down
+				if up {
+					d = p.up
+				}
+				k := chunk{b[:n], time.Now().Add(d), p.epoch}
+				p.mu.Unlock()
+				ch <- k
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer to.Close()
+	for k := range ch {
+		time.Sleep(time.Until(k.at))
+		p.mu.Lock()
+		dropped := k.epoch != p.epoch
+		p.mu.Unlock()
+		if dropped {
+			return
+		}
+		if _, err := to.Write(k.b); err != nil {
+			return
+		}
+	}
 }

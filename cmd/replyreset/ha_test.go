@@ -1,14 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/replyreset/replyreset/enroll"
+	"github.com/replyreset/replyreset/gateway"
 	"github.com/replyreset/replyreset/gateway/twiliotest"
 	"github.com/replyreset/replyreset/templates"
 )
@@ -33,6 +40,7 @@ func TestHA(t *testing.T) {
 		{"OneMemberDown", l.testOneMemberDown},
 		{"QuorumLost", l.testQuorumLost},
 		{"SameSidBothNodes", l.testSameSidBothNodes},
+		{"KillMidReset", l.testKillMidReset},
 	} {
 		t.Run(st.name, func(t *testing.T) {
 			l.restore(t)
@@ -282,4 +290,197 @@ func (l *haLab) testSameSidBothNodes(t *testing.T) {
 	} else {
 		t.Logf("%d RESETs and %d STATUS, each posted to both nodes at once: %d password texts, %d reset/ok events", rounds, rounds, n, resets)
 	}
+}
+
+// SIGKILL a node in the middle of a RESET, after the held password
+// message is written and before it is released: the leader's
+// held-message recovery sends it or tells the user, and the audit says
+// which. The node reaches the directory through a relay (ldapProxy) that
+// holds bytes back 1 s, so that the node stops at a known point: once the
+// moment etcd holds the message, its requests held back and then dropped
+// (no password set: the user must be told), once the moment Samba has set
+// the password, its answer held back (the password set: it must be sent).
+func (l *haLab) testKillMidReset(t *testing.T) {
+	type killed struct {
+		name  string
+		reach bool // the modify reaches the directory
+		u     haUser
+		held  enroll.OutboundMessage
+		seq   uint64
+		at    time.Time
+	}
+	var ks []*killed
+	for i, k := range []*killed{{name: "modify dropped"}, {name: "modify done", reach: true}} {
+		if i > 0 {
+			l.restore(t)
+		}
+		lead, _ := l.waitLeader(t, -1)
+		x := 1 - lead // the follower: the leader survives to recover
+		k.u = l.newUser(t, "har")
+		// The recovery takes a password set up to gateway.HeldClockSkew
+		// (2 s) before the message for the RESET's: the account's own
+		// (AddUser) must be older.
+		time.Sleep(gateway.HeldClockSkew + time.Second)
+		k.seq = l.lastSeq(t)
+		var ok bool
+		if !k.reach {
+			l.proxies[x].SetDelay(time.Second, 0)
+			k.held, ok = l.stopAtHeld(t, x, k.u, l.proxies[x].Drop)
+		} else {
+			l.proxies[x].SetDelay(0, time.Second)
+			k.held, ok = l.stopAtPasswordSet(t, x, k.u)
+		}
+		if !ok {
+			l.kill(x)
+			t.Fatalf("%s: password message %d was no longer held when node %s stopped", k.name, k.held.ID, l.nodes[x].name)
+		}
+		l.kill(x)
+		l.proxies[x].SetDelay(0, 0)
+		k.at = time.Now()
+		t.Logf("%s: node %s SIGKILLed with password message %d held", k.name, l.nodes[x].name, k.held.ID)
+		ks = append(ks, k)
+	}
+	lead, _ := l.waitLeader(t, -1)
+	for _, k := range ks {
+		var final enroll.OutboundMessage
+		for {
+			for _, m := range l.messages(t, k.u.phone) {
+				if m.ID == k.held.ID {
+					final = m
+				}
+			}
+			if final.Status != enroll.StatusHeld {
+				break
+			}
+			// The recovery takes a held message once no RESET can still be
+			// working on it (gateway.HeldGrace, about 80 s here), at its
+			// next pass (every 30 s).
+			if time.Since(k.at) > 2*haWait {
+				t.Fatalf("%s: password message %d still held %v after the kill\nleader's log:\n%s",
+					k.name, k.held.ID, 2*haWait, tail(l.log(lead), 3000))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		// A reset's password must change at next logon (one modify with
+		// unicodePwd): AD's pwdLastSet is 0 once it is set.
+		v, err := pwdLastSet(l.ad.AdminConn(t), k.u.dn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := v == "0"
+		t.Logf("%s: held message %d is %s %v after the kill (the password was set: %v)",
+			k.name, k.held.ID, final.Status, time.Since(k.at).Round(time.Millisecond), set)
+		if set != k.reach {
+			t.Errorf("%s: the password was set: %v", k.name, set)
+		}
+		l.waitSettled(t, k.u.phone)
+		texts := l.texts(k.u.phone)
+		var recovered []string
+		for _, ev := range l.audit(t, k.u.name, "", k.seq) {
+			t.Logf("%s: audit: %s %s %s %q", k.name, ev.Actor, ev.Action, ev.Outcome, ev.Detail)
+			if strings.HasPrefix(ev.Action, "reset_held_") { // enroll.ActionHeldSent, ActionHeldIncomplete, ActionHeldSuperseded
+				recovered = append(recovered, ev.Action)
+			}
+		}
+		want, wantTexts := "reset_held_incomplete", map[string]int{"enrolled": 1, "incomplete": 1}
+		if set {
+			want, wantTexts = "reset_held_sent", map[string]int{"enrolled": 1, "password": 1}
+		}
+		if len(recovered) != 1 || recovered[0] != want || !maps.Equal(texts, wantTexts) {
+			t.Errorf("%s: the recovery audited %q and Twilio got %v; want [%s] and %v", k.name, recovered, texts, want, wantTexts)
+		}
+	}
+}
+
+// pwdLastSet reads the AD account's pwdLastSet on c.
+func pwdLastSet(c *ldap.Conn, dn string) (string, error) {
+	res, err := c.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 1, 10, false,
+		"(objectClass=*)", []string{"pwdLastSet"}, nil))
+	if err != nil {
+		return "", err
+	}
+	if len(res.Entries) != 1 {
+		return "", fmt.Errorf("%s: %d entries", dn, len(res.Entries))
+	}
+	return res.Entries[0].GetAttributeValue("pwdLastSet"), nil
+}
+
+// stopAtHeld texts RESET from u to node i and SIGSTOPs the node the moment
+// etcd holds u's password message as held, then calls stopped; it returns
+// the message as the outbox has it then, and false when it was already
+// released.
+func (l *haLab) stopAtHeld(t *testing.T, i int, u haUser, stopped func()) (enroll.OutboundMessage, bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cur, err := l.cli.Get(ctx, haStorePrefix+"outbox/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wch := l.cli.Watch(ctx, haStorePrefix+"outbox/", clientv3.WithPrefix(), clientv3.WithRev(cur.Header.Revision+1))
+	got := make(chan enroll.OutboundMessage, 1)
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				var m enroll.OutboundMessage
+				if ev.Type == clientv3.EventTypePut && json.Unmarshal(ev.Kv.Value, &m) == nil &&
+					m.To == u.phone && m.Status == enroll.StatusHeld {
+					l.pause(i)
+					stopped()
+					got <- m
+					return
+				}
+			}
+		}
+	}()
+	reply := make(chan error, 1)
+	go func() {
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer rcancel()
+		_, _, err := l.sms(rctx, i, "", u.phone, "RESET")
+		reply <- err
+	}()
+	select {
+	case m := <-got:
+		for _, now := range l.messages(t, u.phone) {
+			if now.ID == m.ID {
+				return now, now.Status == enroll.StatusHeld
+			}
+		}
+		t.Fatalf("held message %d is not in the outbox", m.ID)
+	case <-time.After(haWait):
+		t.Fatalf("no held password message for %s within %v (RESET: %v)\nlog:\n%s", u.name, haWait, <-reply, tail(l.log(i), 3000))
+	}
+	return enroll.OutboundMessage{}, false
+}
+
+// stopAtPasswordSet texts RESET from u to node i and SIGSTOPs the node the
+// moment Samba says u's password was set (pwdLastSet 0: must change), while
+// the relay still holds Samba's answer back; it returns u's password
+// message as the outbox has it then, and whether it is still held.
+func (l *haLab) stopAtPasswordSet(t *testing.T, i int, u haUser) (enroll.OutboundMessage, bool) {
+	t.Helper()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _, _ = l.sms(ctx, i, "", u.phone, "RESET") // cut by the kill
+	}()
+	c := l.ad.AdminConn(t)
+	for t0 := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		v, err := pwdLastSet(c, u.dn)
+		if v == "0" {
+			break
+		}
+		if time.Since(t0) > haWait {
+			t.Fatalf("the RESET of %s on node %s set no password within %v (last read: %v)\nlog:\n%s", u.name, l.nodes[i].name, haWait, err, tail(l.log(i), 3000))
+		}
+	}
+	l.pause(i)
+	for _, m := range l.messages(t, u.phone) {
+		if m.Purpose == "password" {
+			return m, m.Status == enroll.StatusHeld
+		}
+	}
+	t.Fatalf("no password message for %s in the outbox once its password was set", u.name)
+	return enroll.OutboundMessage{}, false
 }

@@ -118,8 +118,9 @@ func (t *tx) message(id uint64) (enroll.OutboundMessage, error) {
 }
 
 // DueMessages returns up to limit pending messages whose NextAttempt is not
-// after now, by priority, then ID: for each priority it pages through the
-// due index up to now and no further.
+// after now, by priority, then ID: it reads the due index of every
+// priority up to now and no further, the first page of each in one read
+// (scanRanges).
 func (s *Store) DueMessages(ctx context.Context, now time.Time, limit int) ([]enroll.OutboundMessage, error) {
 	if err := enroll.CheckNow(now); err != nil {
 		return nil, err
@@ -128,29 +129,42 @@ func (s *Store) DueMessages(ctx context.Context, now time.Time, limit int) ([]en
 		return nil, enroll.Invalidf("due messages: limit %d is not positive", limit)
 	}
 	cut := timeKey(now)
+	rs := make([]keyRange, 0, enroll.PriorityLow-enroll.PriorityHigh+1)
+	for p := enroll.PriorityHigh; p <= enroll.PriorityLow; p++ {
+		prefix := fmt.Sprintf("%s%d/", duePrefix, p)
+		// "0" sorts after "/": the range ends after every key at cut and
+		// before any later one (timeKey is fixed-width hex).
+		rs = append(rs, keyRange{lo: prefix, hi: prefix + cut + "0"})
+	}
 	var out []enroll.OutboundMessage
 	err := s.view(ctx, func(t *tx) error {
-		var ids []uint64
-		for p := enroll.PriorityHigh; p <= enroll.PriorityLow && len(ids) < limit; p++ {
-			prefix := fmt.Sprintf("%s%d/", duePrefix, p)
-			var due []uint64
-			err := t.scan(prefix, "", false, func(k string, _ *mvccpb.KeyValue) (bool, error) {
-				at, idPart, ok := strings.Cut(k[len(prefix):], "/")
-				if !ok {
-					return false, fmt.Errorf("outbox due index: corrupt key %q", k)
-				}
-				if at > cut {
-					return false, nil
-				}
-				id, err := parseID(idPart)
-				due = append(due, id)
-				return true, err
-			})
-			if err != nil {
-				return err
+		due := make([][]uint64, len(rs)) // per priority
+		found, counted := 0, 0           // IDs in the priorities before the one read
+		err := t.scanRanges(rs, func(i int, k string, _ *mvccpb.KeyValue) (bool, error) {
+			for ; counted < i; counted++ {
+				found += len(due[counted])
 			}
-			slices.Sort(due) // the index orders by time; the contract wants IDs
-			ids = append(ids, due[:min(len(due), limit-len(ids))]...)
+			if found >= limit {
+				return false, nil // the higher priorities fill the batch
+			}
+			at, idPart, ok := strings.Cut(k[len(rs[i].lo):], "/")
+			if !ok {
+				return false, fmt.Errorf("outbox due index: corrupt key %q", k)
+			}
+			if at > cut {
+				return false, nil
+			}
+			id, err := parseID(idPart)
+			due[i] = append(due[i], id)
+			return true, err
+		})
+		if err != nil {
+			return err
+		}
+		var ids []uint64
+		for _, d := range due {
+			slices.Sort(d) // the index orders by time; the contract wants IDs
+			ids = append(ids, d[:min(len(d), limit-len(ids))]...)
 		}
 		out = make([]enroll.OutboundMessage, 0, len(ids))
 		for _, id := range ids {

@@ -2,7 +2,9 @@ package etcd_test
 
 import (
 	"bytes"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/replyreset/replyreset/enroll"
 	"github.com/replyreset/replyreset/enroll/store/etcd"
@@ -51,5 +53,56 @@ func TestPagedListings(t *testing.T) {
 	}
 	if _, err := etcd.Restore(ctx, cli, copyPrefix, bytes.NewReader(nil)); err == nil {
 		t.Error("Restore into a prefix that holds keys succeeded")
+	}
+}
+
+// TestDueMessagesPaged: the due index of one priority holds more keys than
+// a page, in the reverse of ID order; DueMessages still gives the lowest
+// IDs of each priority, higher priorities first, and nothing due later
+// than now.
+func TestDueMessagesPaged(t *testing.T) {
+	s, _ := newStore(t)
+	msg := func(priority int, next time.Time) enroll.OutboundMessage {
+		return enroll.OutboundMessage{Kind: enroll.KindSMS, To: "+12015550123", Sealed: []byte("sealed body"), Language: "en",
+			Purpose: "code", Username: "jdoe", Priority: priority, Status: enroll.StatusQueued,
+			NextAttempt: next, CreatedAt: t0, UpdatedAt: t0}
+	}
+	enqueue := func(m enroll.OutboundMessage) uint64 {
+		id, err := s.EnqueueMessage(t.Context(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	const low = 520
+	var lowIDs, highIDs []uint64
+	for i := range low { // the first enqueued is the last due: ID order is not index order
+		lowIDs = append(lowIDs, enqueue(msg(5, t0.Add(-time.Duration(i)*time.Millisecond))))
+	}
+	enqueue(msg(0, t0.Add(time.Nanosecond))) // due after now: never given
+	enqueue(msg(5, t0.Add(time.Hour)))
+	for range 3 {
+		highIDs = append(highIDs, enqueue(msg(0, t0)))
+	}
+	for _, c := range []struct {
+		limit int
+		want  []uint64
+	}{
+		{2, highIDs[:2]},
+		{3, highIDs},
+		{10, append(slices.Clone(highIDs), lowIDs[:7]...)},
+		{1000, append(slices.Clone(highIDs), lowIDs...)},
+	} {
+		got, err := s.DueMessages(t.Context(), t0, c.limit)
+		if err != nil {
+			t.Fatalf("DueMessages(limit %d): %v", c.limit, err)
+		}
+		ids := make([]uint64, len(got))
+		for i, m := range got {
+			ids[i] = m.ID
+		}
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("DueMessages(limit %d) = %d messages %v..., want %d %v...", c.limit, len(ids), ids[:min(len(ids), 12)], len(c.want), c.want[:min(len(c.want), 12)])
+		}
 	}
 }

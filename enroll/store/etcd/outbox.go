@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -37,14 +38,17 @@ func (s *Store) EnqueueMessage(ctx context.Context, m enroll.OutboundMessage) (u
 		return 0, err
 	}
 	var id uint64
+	var done *tx
 	err := s.withCounter(ctx, "outbox", func(t *tx) error {
 		var err error
 		id, err = t.insertMessage(m)
+		done = t
 		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enroll: enqueue %s message: %w", m.Purpose, err)
 	}
+	s.msgs.keep(id, done)
 	m.ID = id
 	s.observeMessage(m)
 	return id, nil
@@ -180,6 +184,7 @@ func (s *Store) DueMessages(ctx context.Context, now time.Time, limit int) ([]en
 				return fmt.Errorf("outbox due index names message %d: %w", id, err)
 			}
 			out = append(out, m)
+			s.msgs.seen(id, t) // the outbox claims it next
 		}
 		return nil
 	})
@@ -197,29 +202,35 @@ func (s *Store) UpdateMessage(ctx context.Context, id uint64, fn func(*enroll.Ou
 		return enroll.Invalidf("update message: nil function")
 	}
 	var updated enroll.OutboundMessage
+	var done *tx
+	key := outboxPrefix + idKey(id)
 	err := s.update(ctx, func(t *tx) error {
+		if c, ok := s.msgs.take(id); ok && t.attempt == 0 {
+			t.assume(key, c.val, c.rev)
+		}
 		old, err := t.message(id)
 		if err != nil {
-			return err
+			return t.guessed(key, err)
 		}
 		m, err := record.UpdateMessage(old, fn)
 		if err != nil {
-			return err
+			return t.guessed(key, err) // fn decided on the guess: not before a real read
 		}
 		if err := t.reindexMessage(&old, m); err != nil {
-			return err
+			return t.guessed(key, err)
 		}
 		val, err := json.Marshal(m)
 		if err != nil {
 			return err
 		}
-		updated = m
-		t.put(outboxPrefix+idKey(id), val)
+		updated, done = m, t
+		t.put(key, val)
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("enroll: update message %d: %w", id, err)
 	}
+	s.msgs.keep(id, done)
 	s.observeMessage(updated)
 	return nil
 }
@@ -317,4 +328,51 @@ func (s *Store) EnqueueRedaction(ctx context.Context, sid, purpose, username str
 		return 0, false, fmt.Errorf("enroll: queue the redaction of %s: %w", sid, err)
 	}
 	return id, created, nil
+}
+
+// msgCache remembers the value and revision of the outbox messages this
+// store last wrote or read, so that the next UpdateMessage of one (the
+// release of a held message after its enqueue, the outbox's claim after
+// DueMessages) assumes it instead of reading it: the commit's compare on
+// the message's revision checks the guess, a wrong one is a conflict, and
+// an update whose fn refuses a guessed state runs again on a real read.
+// An entry is used once. Bounded: past msgCacheMax entries it starts afresh.
+type msgCache struct {
+	mu   sync.Mutex
+	vals map[uint64]cachedSeq
+}
+
+const msgCacheMax = 256
+
+// take returns and forgets the entry of message id.
+func (c *msgCache) take(id uint64) (cachedSeq, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.vals[id]
+	delete(c.vals, id)
+	return v, ok
+}
+
+func (c *msgCache) put(id uint64, v cachedSeq) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.vals == nil || len(c.vals) >= msgCacheMax {
+		c.vals = map[uint64]cachedSeq{}
+	}
+	c.vals[id] = v
+}
+
+// keep caches message id as t, committed, wrote it.
+func (c *msgCache) keep(id uint64, t *tx) {
+	if w, ok := t.puts[outboxPrefix+idKey(id)]; ok && w.val != nil && t.committed != 0 {
+		c.put(id, cachedSeq{val: w.val, rev: t.committed})
+	}
+}
+
+// seen caches message id as t read it.
+func (c *msgCache) seen(id uint64, t *tx) {
+	k := outboxPrefix + idKey(id)
+	if rev, ok := t.reads[k]; ok && rev != 0 && !t.assumed[k] {
+		c.put(id, cachedSeq{val: t.vals[k], rev: rev})
+	}
 }

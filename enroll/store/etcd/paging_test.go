@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -104,5 +105,53 @@ func TestDueMessagesPaged(t *testing.T) {
 		if !slices.Equal(ids, c.want) {
 			t.Errorf("DueMessages(limit %d) = %d messages %v..., want %d %v...", c.limit, len(ids), ids[:min(len(ids), 12)], len(c.want), c.want[:min(len(c.want), 12)])
 		}
+	}
+}
+
+// TestUpdateMessageGuess: a store guesses a message it just wrote is as it
+// wrote it (msgCache); another node's update since is seen all the same,
+// both when the guess would let fn write and when it would make fn refuse.
+func TestUpdateMessageGuess(t *testing.T) {
+	a, cli := newStore(t)
+	ctx := t.Context()
+	b, err := etcd.New(ctx, cli, etcd.Options{Prefix: a.Prefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m := enroll.OutboundMessage{Kind: enroll.KindSMS, To: "+12015550123", Sealed: []byte("sealed body"), Language: "en",
+		Purpose: "code", Username: "jdoe", Priority: enroll.PriorityHigh, Status: enroll.StatusHeld, CreatedAt: t0, UpdatedAt: t0}
+	status := func(s *etcd.Store, id uint64, from, to string) error {
+		return s.UpdateMessage(ctx, id, func(m *enroll.OutboundMessage) error {
+			if m.Status != from {
+				return fmt.Errorf("message %d is %s, not %s", id, m.Status, from)
+			}
+			m.Status, m.NextAttempt = to, t0
+			return nil
+		})
+	}
+	// a caches the held message; b queues it: a's fn, guessing held, would
+	// refuse, but runs again on the real state.
+	id, err := a.EnqueueMessage(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := status(b, id, enroll.StatusHeld, enroll.StatusQueued); err != nil {
+		t.Fatal(err)
+	}
+	if err := status(a, id, enroll.StatusQueued, enroll.StatusRetry); err != nil {
+		t.Errorf("update on a stale guess refused: %v", err)
+	}
+	// a caches what it wrote; b moves it on: a's fn, guessing retry,
+	// would write, but the compare sends it to the real state.
+	if err := status(b, id, enroll.StatusRetry, enroll.StatusQueued); err != nil {
+		t.Fatal(err)
+	}
+	if err := status(a, id, enroll.StatusRetry, enroll.StatusQueued); err == nil {
+		t.Error("update on a stale guess wrote over another node's update")
+	}
+	got, err := b.Messages(ctx, enroll.OutboxFilter{})
+	if err != nil || len(got) != 1 || got[0].Status != enroll.StatusQueued {
+		t.Errorf("messages = %+v, %v; want one, queued", got, err)
 	}
 }

@@ -34,6 +34,7 @@ type Store struct {
 	obs    atomic.Pointer[enroll.StoreObserver]
 	ttl    ttlLeases
 	seqs   seqCache
+	msgs   msgCache
 	sessMu sync.Mutex
 	sess   *concurrency.Session // the etcd lease the job leases hang on
 }

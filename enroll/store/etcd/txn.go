@@ -105,6 +105,19 @@ func (t *tx) assume(key string, val []byte, rev int64) {
 	t.reads[key], t.vals[key] = rev, val
 }
 
+// errGuessed: fn failed on a state it assumed (guessed) rather than read;
+// update runs it again on real reads.
+var errGuessed = errors.New("failed on a guessed state")
+
+// guessed returns err, or errGuessed when key was assumed: an update must
+// not fail on a guess that no compare has checked.
+func (t *tx) guessed(key string, err error) error {
+	if t.assumed[key] {
+		return errGuessed
+	}
+	return err
+}
+
 // put writes val under key at commit, on no etcd lease.
 func (t *tx) put(key string, val []byte) { t.putLease(key, val, clientv3.NoLease) }
 
@@ -325,6 +338,9 @@ func (s *Store) run(ctx context.Context, fn func(*tx) error) error {
 		t := s.newTx(ctx)
 		t.attempt = attempt
 		if err := fn(t); err != nil {
+			if errors.Is(err, errGuessed) && attempt < maxAttempts {
+				continue
+			}
 			return err
 		}
 		err := t.commit()

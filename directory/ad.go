@@ -87,9 +87,13 @@ func EncodeUnicodePwd(password string) string {
 
 func (d *adDialect) setPassword(conn *ldap.Conn, u User, password string, opt SetPasswordOptions) error {
 	var controls []ldap.Control
-	if oid := d.policyHints(conn); oid != "" {
-		// Value: SEQUENCE { INTEGER 1 } (flags: enforce policy).
-		controls = append(controls, ldap.NewControlString(oid, false, "\x30\x03\x02\x01\x01"))
+	// Only for a chosen password: AD's policy hints also apply the minimum
+	// password age, which would refuse a second generated RESET within it.
+	if opt.EnforcePolicy {
+		if oid := d.policyHints(conn); oid != "" {
+			// Value: SEQUENCE { INTEGER 1 } (flags: enforce policy).
+			controls = append(controls, ldap.NewControlString(oid, false, "\x30\x03\x02\x01\x01"))
+		}
 	}
 	m := ldap.NewModifyRequest(u.DN, controls)
 	m.Replace("unicodePwd", []string{EncodeUnicodePwd(password)})

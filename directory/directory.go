@@ -31,6 +31,12 @@ type User struct {
 type SetPasswordOptions struct {
 	MustChange bool // flag "change at next logon"
 	Unlock     bool // clear a lockout in the same operation where the dialect allows
+	// EnforcePolicy asks the directory to apply the policy a user's own
+	// change meets (AD: the policy hints control, so history is checked
+	// on a reset). Only for a password the user chose: AD then also
+	// applies the minimum password age, which would refuse a second
+	// generated RESET within it (a day by default).
+	EnforcePolicy bool
 }
 
 // Directory is what the rest of the product needs from AD or OpenLDAP.

@@ -186,6 +186,14 @@ func (s *Server) Bind(name, password string) error {
 	return be
 }
 
+// PolicyHinted reports whether the last modify of dn carried the policy
+// hints control (AD's "apply the password policy to this reset").
+func (s *Server) PolicyHinted(dn string) bool {
+	v, _ := s.hinted.Load(strings.ToLower(dn))
+	b, _ := v.(bool)
+	return b
+}
+
 // Now is the server's current time.
 func (s *Server) Now() time.Time { return s.clock.Now() }
 

@@ -261,6 +261,9 @@ func (s *Server) handleModify(l *listener) gldap.HandlerFunc {
 			return
 		}
 		permissive := slices.ContainsFunc(m.Controls, func(c gldap.Control) bool { return c.GetControlType() == oidPermissiveModify })
+		s.hinted.Store(strings.ToLower(m.DN), slices.ContainsFunc(m.Controls, func(c gldap.Control) bool {
+			return c.GetControlType() == oidPolicyHints || c.GetControlType() == oidPolicyHintsDeprecated
+		}))
 		var changes []change
 		names := make([]string, 0, len(m.Changes))
 		for _, c := range m.Changes {

@@ -92,6 +92,10 @@ type Server struct {
 	adminGroupDN             string
 	usersDN                  string
 
+	// hinted records the DNs whose last modify carried the policy hints
+	// control (PolicyHinted).
+	hinted sync.Map
+
 	closeOnce sync.Once
 }
 

@@ -318,3 +318,31 @@ func TestProductPasswordsMeetPolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyHintsOnlyForAChosenPassword: the product's AD dialect sends
+// the policy hints control (history checked, and on AD the minimum
+// password age too) on a reset to a password the user chose, never on a
+// generated one, which a second RESET within the minimum age would then
+// be refused.
+func TestPolicyHintsOnlyForAChosenPassword(t *testing.T) {
+	s := start(t, Options{})
+	c := openClient(t, s.DirectoryConfig())
+	name := uniqueName("hint")
+	dn := ldapAddUser(t, s, name, "Start#Pass1x", "Hint", "", "")
+	u, err := c.FindUser(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetPassword(t.Context(), u, "Gen#Reset7qx", directory.SetPasswordOptions{MustChange: true}); err != nil {
+		t.Fatal(err)
+	}
+	if s.PolicyHinted(dn) {
+		t.Error("a generated password's reset carried the policy hints control")
+	}
+	if err := c.SetPassword(t.Context(), u, "Chosen#Pass8kz", directory.SetPasswordOptions{EnforcePolicy: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.PolicyHinted(dn) {
+		t.Error("a chosen password's reset did not carry the policy hints control")
+	}
+}

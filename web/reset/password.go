@@ -117,7 +117,7 @@ func (s *Site) postPassword(c echo.Context) error {
 		password, setErr = s.generate(ctx, u)
 		detail = fmt.Sprintf("password generated, must_change=%t unlock=true", s.d.MustChange)
 	} else {
-		setErr = s.d.Directory.SetPassword(ctx, u, chosen, directory.SetPasswordOptions{Unlock: true})
+		setErr = s.d.Directory.SetPassword(ctx, u, chosen, directory.SetPasswordOptions{Unlock: true, EnforcePolicy: true})
 	}
 	var policy *directory.PolicyError
 	switch {

@@ -91,7 +91,7 @@ var _ notify.Mailer = (*MailQueue)(nil)
 // are required.
 func NewMailQueue(cfg MailQueueConfig) *MailQueue {
 	cfg.defaults()
-	return &MailQueue{cfg: cfg, loop: newLoop(mailQueueLease, cfg.Store, cfg.Node)}
+	return &MailQueue{cfg: cfg, loop: newLoop(mailQueueLease, "mail", cfg.Store, cfg.Node)}
 }
 
 // sealedMail is what is sealed: everything a person could read.

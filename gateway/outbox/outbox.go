@@ -117,7 +117,7 @@ func New(store Store, opener BodyOpener, sender Sender, log *slog.Logger, opt Op
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt, loop: newLoop(outboxLease, store, opt.Node)}
+	return &Outbox{store: store, opener: opener, sender: sender, log: log, opt: opt, loop: newLoop(outboxLease, "outbox", store, opt.Node)}
 }
 
 // Notify wakes Run at once, after a message was queued. It never blocks.

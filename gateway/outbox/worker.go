@@ -22,11 +22,24 @@ const (
 type loop struct {
 	wake  chan struct{}
 	name  string // the worker's lease
+	queue string // the queue's name for DueNotifier
 	lease jobs.Lease
 }
 
-func newLoop(name string, store jobs.LeaseStore, node string) loop {
-	return loop{wake: make(chan struct{}, 1), name: name, lease: jobs.Lease{Store: store, Node: node}}
+// DueNotifier is a store shared by several nodes (etcd) that tells the
+// runner when any node queues a due message, so that a message queued by
+// a node that does not run the worker is sent at once rather than at the
+// next poll. A store of one process (bbolt) needs none: notify wakes the
+// worker there.
+type DueNotifier interface {
+	// WatchDue calls wake, which never blocks, each time a message of
+	// queue ("outbox" or "mail") is queued, until ctx ends; it returns at
+	// once.
+	WatchDue(ctx context.Context, queue string, wake func())
+}
+
+func newLoop(name, queue string, store jobs.LeaseStore, node string) loop {
+	return loop{wake: make(chan struct{}, 1), name: name, queue: queue, lease: jobs.Lease{Store: store, Node: node}}
 }
 
 // notify wakes run at once. It never blocks.
@@ -43,6 +56,9 @@ func (l *loop) notify() {
 // context ends and it returns one wrapping jobs.ErrLeaseLost.
 func (l *loop) run(ctx context.Context, pass func(context.Context) time.Duration) error {
 	return l.lease.Hold(ctx, l.name, func(ctx context.Context) error {
+		if n, ok := l.lease.Store.(DueNotifier); ok {
+			n.WatchDue(ctx, l.queue, l.notify)
+		}
 		for {
 			wait := pass(ctx)
 			if ctx.Err() != nil {

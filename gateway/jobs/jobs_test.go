@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -426,5 +427,34 @@ func TestRunRetriesAJobWhoseLeaseStoreFails(t *testing.T) {
 	wait(t, done, "Run returned")
 	if n := tries.Load(); n != 2 {
 		t.Errorf("%d tries, want 2 (one refused by the store, then the run)", n)
+	}
+}
+
+// TestRunRetriesAJobWhoseStoreIsDown: a job whose Run fails because the
+// store does not answer (enroll.ErrUnavailable, after a quorum loss) is
+// tried again rather than stopped for the rest of the term.
+func TestRunRetriesAJobWhoseStoreIsDown(t *testing.T) {
+	store := openStore(t)
+	lease := jobs.Lease{Store: store, Node: "node-a"}
+	var tries atomic.Int32
+	started := make(chan struct{})
+	job := jobs.Job{Name: "outbox", Busy: time.Millisecond, Run: func(ctx context.Context) error {
+		if tries.Add(1) <= 2 {
+			return fmt.Errorf("outbox: read due messages: %w", enroll.ErrUnavailable)
+		}
+		return lease.Hold(ctx, "outbox", func(ctx context.Context) error {
+			close(started)
+			<-ctx.Done()
+			return nil
+		})
+	}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { jobs.Run(ctx, jobs.NewSingleNode("node-a"), nil, job); close(done) }()
+	wait(t, started, "the job ran once the store answered")
+	cancel()
+	wait(t, done, "Run returned")
+	if n := tries.Load(); n != 3 {
+		t.Errorf("%d tries, want 3", n)
 	}
 }

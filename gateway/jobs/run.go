@@ -20,12 +20,15 @@ type Job struct {
 	// one wrapping ErrNoLease when the store could not give it the lease:
 	// Run tries again after Busy. One wrapping enroll.ErrFenced (a store
 	// write refused because this node no longer leads) stops every job of
-	// the term, and Run campaigns again. Any other error stops the job for
+	// the term, and Run campaigns again. One wrapping enroll.ErrUnavailable
+	// (the store did not answer) is tried again after Busy: the job comes
+	// back with the store. Any other error stops the job for
 	// the rest of the term (it is logged); nil before ctx ends means the
 	// job has nothing to do (it is off).
 	Run func(ctx context.Context) error
 	// Busy is the wait before trying again a job held elsewhere (default
-	// 10s: about a lease's renewal interval).
+	// 2s: a new term's job takes the lease soon after the one its previous
+	// term could not release, while the store was down, runs out).
 	Busy time.Duration
 }
 
@@ -155,7 +158,7 @@ func runTerm(ctx context.Context, term Term, log *slog.Logger, jobs []Job, leadi
 func runJob(ctx context.Context, j Job, log *slog.Logger, fenced func()) {
 	busy := j.Busy
 	if busy <= 0 {
-		busy = 10 * time.Second
+		busy = 2 * time.Second
 	}
 	for {
 		err := j.Run(ctx)
@@ -171,7 +174,7 @@ func runJob(ctx context.Context, j Job, log *slog.Logger, fenced func()) {
 			if !Sleep(ctx, busy) {
 				return
 			}
-		case errors.Is(err, ErrNoLease):
+		case errors.Is(err, ErrNoLease) || errors.Is(err, enroll.ErrUnavailable):
 			// The store is down: the job must come back with it.
 			log.ErrorContext(ctx, j.Name+": cannot take its lease; trying again", "err", err, "retry_in", busy)
 			if !Sleep(ctx, busy) {
